@@ -1,0 +1,43 @@
+"""The eTelecom API client layer: HTTP, retries, error mapping and paging, with no Airflow import."""
+
+from airflow_provider_etelecom.client.client import (
+    DEFAULT_BASE_URLS,
+    ClientConfig,
+    ClientStats,
+    EtelecomClient,
+    RateLimitGate,
+    RetryPolicy,
+)
+from airflow_provider_etelecom.client.models import (
+    CallType,
+    Consent,
+    ConsentCheck,
+    ConsentPage,
+    ConsentState,
+    ReasonCode,
+    ReplyStatus,
+    SendStatus,
+    classify_consent,
+)
+from airflow_provider_etelecom.client.validation import ConsentQuery, mask_phone, normalize_phone
+
+__all__ = [
+    "DEFAULT_BASE_URLS",
+    "CallType",
+    "ClientConfig",
+    "ClientStats",
+    "Consent",
+    "ConsentCheck",
+    "ConsentPage",
+    "ConsentQuery",
+    "ConsentState",
+    "EtelecomClient",
+    "RateLimitGate",
+    "ReasonCode",
+    "ReplyStatus",
+    "RetryPolicy",
+    "SendStatus",
+    "classify_consent",
+    "mask_phone",
+    "normalize_phone",
+]

@@ -1,0 +1,187 @@
+"""The eTelecom data model: enums, the consent record, and the one status table.
+
+Every place that needs to know whether a consent is still waiting, answered or dead
+(the sensor's ``poke``, the trigger, ``execute_complete``, the batched waits) asks
+:func:`classify_consent`; nobody re-derives it from raw letters.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import TypedDict
+
+__all__ = [
+    "CALL_TYPES",
+    "FINAL_REPLY_STATUSES",
+    "REASON_CODES",
+    "REPLY_STATUSES",
+    "SEND_STATUSES",
+    "SORT_FIELDS",
+    "CallType",
+    "Consent",
+    "ConsentCheck",
+    "ConsentPage",
+    "ConsentState",
+    "Paging",
+    "ReasonCode",
+    "ReplyStatus",
+    "SendStatus",
+    "classify_consent",
+    "parse_api_time",
+]
+
+
+class CallType(str, enum.Enum):
+    """What kind of call the customer is asked to accept."""
+
+    AUDIO = "audio"
+    VIDEO = "video"
+    AUDIO_AND_VIDEO = "audio_and_video"
+
+
+class ReasonCode(str, enum.Enum):
+    """Why the business wants to call (shown to the customer in Zalo)."""
+
+    PRODUCT_SERVICE_CONSULTING = "product_service_consulting"
+    ORDER_APPOINTMENT_CONFIRMATION = "order_appointment_confirmation"
+    DELIVERY_NOTIFICATION = "delivery_notification"
+    FLIGHT_ANNOUNCEMENT = "flight_announcement"
+    UPDATE_ORDER = "update_order"
+
+
+class ReplyStatus(str, enum.Enum):
+    """The customer's answer: ``S`` waiting, ``P`` agreed, ``N`` refused, ``NS`` never answered."""
+
+    WAITING = "S"
+    AGREED = "P"
+    REFUSED = "N"
+    NO_REPLY = "NS"
+
+
+class SendStatus(str, enum.Enum):
+    """Whether the request reached Zalo: ``P`` sent, ``N`` failed (see ``error_code``)."""
+
+    SENT = "P"
+    FAILED = "N"
+
+
+CALL_TYPES: frozenset[str] = frozenset(c.value for c in CallType)
+REASON_CODES: frozenset[str] = frozenset(r.value for r in ReasonCode)
+REPLY_STATUSES: frozenset[str] = frozenset(r.value for r in ReplyStatus)
+SEND_STATUSES: frozenset[str] = frozenset(s.value for s in SendStatus)
+FINAL_REPLY_STATUSES: frozenset[str] = frozenset({"P", "N", "NS"})
+#: Fields the platform sorts by; ``id`` and multi-field sorts are refused by the platform (400).
+SORT_FIELDS: frozenset[str] = frozenset({"created_at", "updated_at"})
+
+
+class Consent(TypedDict, total=False):
+    """One consent request, exactly as ``ListRequestConsent`` returns it.
+
+    Ids are int64 carried as strings, times RFC 3339 UTC strings. Enum fields may hold values
+    this provider does not know (``"unknown"``, ``"Z"``, or a future letter): they are passed
+    through untouched.
+    """
+
+    id: str
+    shop_id: str
+    user_id: str
+    oa_id: str
+    phone: str
+    call_type: str
+    reason_code: str
+    reply_status: str
+    status: str
+    delivery_status: str
+    delivery_time: str
+    is_charged: bool
+    error_code: int
+    error_message: str
+    created_at: str
+    updated_at: str
+    expires_at: str
+
+
+class Paging(TypedDict, total=False):
+    """The paging block of a ``ListRequestConsent`` answer (``limit`` is the effective one)."""
+
+    after: str
+    before: str
+    limit: int
+    next: str
+    prev: str
+    sort: str
+
+
+class ConsentPage(TypedDict):
+    """One page of a listing: its consents and its paging block."""
+
+    consents: list[Consent]
+    paging: Paging
+
+
+class ConsentCheck(TypedDict, total=False):
+    """The answer of ``Zalo/CheckConsent``: ``error`` 0 means the customer agreed and it is valid."""
+
+    error: int
+    expired_time: str
+    message: str
+
+
+class ConsentState(str, enum.Enum):
+    """Where a consent stands, from the point of view of someone waiting for the reply."""
+
+    WAITING = "waiting"
+    """Still ``S``: ask again later."""
+    ANSWERED = "answered"
+    """A final reply: ``P``, ``N`` or ``NS``."""
+    NOT_SENT = "not_sent"
+    """The request failed to reach the customer (``status`` ``N``): no answer will ever come."""
+    EXPIRED = "expired"
+    """Still ``S`` but its ``expires_at`` has passed: no answer will come."""
+    UNKNOWN = "unknown"
+    """A ``reply_status`` this provider does not know: fail closed rather than guess."""
+
+
+def parse_api_time(value: str) -> datetime:
+    """Parse an RFC 3339 time as the API sends it (``2025-06-14T09:13:31.916Z``) into aware UTC.
+
+    :raises ValueError: when the text is not an RFC 3339 time.
+    """
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"time {value!r} has no offset")
+    return parsed.astimezone(timezone.utc)
+
+
+def classify_consent(consent: Consent, *, now: datetime | None = None) -> ConsentState:
+    """Classify a consent for someone waiting on the customer's reply.
+
+    The order matters: a final reply wins over everything (the customer answered), then a failed
+    send (``status`` ``N``: the platform says nobody was asked), then expiry of a pending request.
+    A missing or unparsable ``expires_at`` never expires anything: we invent no state.
+
+    :param consent: the consent as returned by the API.
+    :param now: the current time (aware); defaults to the system clock.
+    :return: the :class:`ConsentState`.
+    """
+    reply = consent.get("reply_status")
+    if reply in FINAL_REPLY_STATUSES:
+        return ConsentState.ANSWERED
+    if consent.get("status") == SendStatus.FAILED.value:
+        return ConsentState.NOT_SENT
+    if reply != ReplyStatus.WAITING.value:
+        return ConsentState.UNKNOWN
+    expires_at = consent.get("expires_at")
+    if expires_at:
+        try:
+            expiry = parse_api_time(expires_at)
+        except ValueError:
+            return ConsentState.WAITING
+        current = now or datetime.now(timezone.utc)
+        if expiry.year > 1 and expiry <= current:
+            return ConsentState.EXPIRED
+    return ConsentState.WAITING

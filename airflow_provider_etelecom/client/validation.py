@@ -1,0 +1,384 @@
+"""Validate and normalise what users pass in, before any request is sent.
+
+Every error names the parameter, shows the bad value (never a secret) and says what is allowed,
+so a DAG author can fix it from the message alone. The same functions run at DAG parse time
+(operator ``__init__``) and again on rendered values at the start of ``execute``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from airflow_provider_etelecom.client.models import (
+    CALL_TYPES,
+    REASON_CODES,
+    REPLY_STATUSES,
+    SEND_STATUSES,
+    SORT_FIELDS,
+    parse_api_time,
+)
+from airflow_provider_etelecom.exceptions import EtelecomValidationError
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "ConsentQuery",
+    "format_api_time",
+    "mask_phone",
+    "normalize_phone",
+    "validate_bool",
+    "validate_enum",
+    "validate_int64_id",
+    "validate_optional_positive_int",
+    "validate_page_size",
+    "validate_sort",
+    "validate_time",
+]
+
+#: The platform's page cap: a larger ``limit`` is silently cut to 100, so asking for more would
+#: only make the "short page means last page" check wrong.
+MAX_PAGE_SIZE = 100
+INT64_MAX = 2**63 - 1
+_PHONE_SEPARATORS = re.compile(r"[\s\-.()]")
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def validate_enum(parameter: str, value: object, allowed: Iterable[str]) -> str:
+    """Return ``value`` as the wire string if it is one of ``allowed`` (an Enum member is fine).
+
+    :raises EtelecomValidationError: when it is not.
+    """
+    allowed_sorted = sorted(allowed)
+    raw = getattr(value, "value", value)
+    if isinstance(raw, str) and raw in allowed_sorted:
+        return raw
+    raise EtelecomValidationError(
+        f"{parameter}={_show(value)} is not valid; allowed values: {', '.join(allowed_sorted)}.",
+        parameter=parameter,
+    )
+
+
+def validate_int64_id(parameter: str, value: object) -> str:
+    """Return an eTelecom id (int64) as the decimal string the API expects.
+
+    Accepts an ``int`` or a string of digits. Ids travel as strings because JSON numbers above
+    2**53 lose precision in many JSON parsers.
+
+    :raises EtelecomValidationError: for other types, non-digits, negatives or int64 overflow.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise EtelecomValidationError(
+            f"{parameter}={_show(value)} must be an int64 id: an int or a string of digits "
+            f"(got {type(value).__name__}).",
+            parameter=parameter,
+        )
+    text = str(value).strip()
+    if not text.isdigit() or not text.isascii():
+        raise EtelecomValidationError(
+            f"{parameter}={_show(value)} must be an int64 id: a non-negative whole number such as "
+            f"'1234567890123456789'.",
+            parameter=parameter,
+        )
+    if int(text) > INT64_MAX:
+        raise EtelecomValidationError(
+            f"{parameter}={_show(value)} is larger than the int64 maximum {INT64_MAX}.",
+            parameter=parameter,
+        )
+    return str(int(text))
+
+
+def validate_bool(parameter: str, value: object) -> bool:
+    """Return ``value`` if it is a real ``bool`` (``"false"`` as a string is a classic bug).
+
+    :raises EtelecomValidationError: otherwise.
+    """
+    if isinstance(value, bool):
+        return value
+    raise EtelecomValidationError(
+        f"{parameter}={_show(value)} must be True or False (a bool, not {type(value).__name__}).",
+        parameter=parameter,
+    )
+
+
+def validate_page_size(value: object, parameter: str = "page_size") -> int:
+    """Return a page size between 1 and the platform's cap of 100.
+
+    :raises EtelecomValidationError: otherwise, explaining the cap.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE_SIZE:
+        raise EtelecomValidationError(
+            f"{parameter}={_show(value)} must be an int from 1 to {MAX_PAGE_SIZE}: eTelecom caps pages "
+            f"at {MAX_PAGE_SIZE} consents and silently cuts larger limits.",
+            parameter=parameter,
+        )
+    return value
+
+
+def validate_optional_positive_int(parameter: str, value: object) -> int | None:
+    """Return ``None`` or a positive ``int``.
+
+    :raises EtelecomValidationError: otherwise.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise EtelecomValidationError(
+            f"{parameter}={_show(value)} must be None or a positive int.", parameter=parameter
+        )
+    return value
+
+
+def validate_sort(value: object) -> str | None:
+    """Return a sort the platform accepts: one field, optional ``-`` prefix for descending.
+
+    :raises EtelecomValidationError: for ``id``, multi-field sorts or unknown fields (the
+        platform answers those with 400).
+    """
+    if value is None:
+        return None
+    allowed = sorted({*SORT_FIELDS, *(f"-{f}" for f in SORT_FIELDS)})
+    if isinstance(value, str) and value.strip() in allowed:
+        return value.strip()
+    raise EtelecomValidationError(
+        f"sort={_show(value)} is not valid: eTelecom sorts by one field, with '-' for descending; "
+        f"allowed: {', '.join(allowed)} (None = newest first).",
+        parameter="sort",
+    )
+
+
+def _zone(timezone_name: str | None) -> ZoneInfo | None:
+    if timezone_name is None:
+        return None
+    try:
+        return ZoneInfo(timezone_name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise EtelecomValidationError(
+            f"timezone={_show(timezone_name)} is not an IANA time zone such as 'Asia/Ho_Chi_Minh'.",
+            parameter="timezone",
+        ) from error
+
+
+def validate_time(parameter: str, value: object, *, timezone_name: str | None = None) -> datetime:
+    """Return ``value`` as an aware UTC ``datetime``.
+
+    Accepts a ``datetime`` (pendulum's included) or an ISO-8601 string. A value without an offset
+    is ambiguous (whose midnight?), so it is refused unless ``timezone_name`` says where it is.
+
+    :raises EtelecomValidationError: for other types, malformed strings, or naive values without
+        a ``timezone``.
+    """
+    zone = _zone(timezone_name)
+    parsed: datetime
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        raise EtelecomValidationError(
+            f"{parameter}={_show(value)} is a date without a time; pass a datetime with an offset, "
+            f"e.g. '2026-01-31T00:00:00+07:00'.",
+            parameter=parameter,
+        )
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+        except ValueError as error:
+            raise EtelecomValidationError(
+                f"{parameter}={_show(value)} is not an ISO-8601 date-time; use e.g. "
+                f"'2026-01-31T00:00:00+07:00' or '2026-01-30T17:00:00Z'.",
+                parameter=parameter,
+            ) from error
+    else:
+        raise EtelecomValidationError(
+            f"{parameter}={_show(value)} must be a datetime or an ISO-8601 string (got {type(value).__name__}).",
+            parameter=parameter,
+        )
+    if parsed.tzinfo is None or parsed.tzinfo.utcoffset(parsed) is None:
+        if zone is None:
+            raise EtelecomValidationError(
+                f"{parameter}={_show(value)} has no UTC offset, so it is ambiguous; add an offset "
+                f"(e.g. '+07:00') or pass timezone='Asia/Ho_Chi_Minh' to say where it is.",
+                parameter=parameter,
+            )
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(timezone.utc)
+
+
+def format_api_time(moment: datetime) -> str:
+    """Format an aware datetime as RFC 3339 UTC with ``Z``, the way the API writes times."""
+    utc = moment.astimezone(timezone.utc)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if utc.microsecond:
+        text += f".{utc.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def normalize_phone(value: object, *, normalize: bool = True, parameter: str = "phone") -> str:
+    """Return a Vietnamese phone number in the ``84…`` form the platform's samples use.
+
+    ``0912 345 678``, ``+84-912-345-678`` and ``84912345678`` all become ``84912345678``, so
+    filters, lookups and the no-double-send check agree on one spelling.
+
+    :param normalize: ``False`` sends the value as given (spaces trimmed), for numbers that are
+        not Vietnamese.
+    :raises EtelecomValidationError: for non-strings, or (when normalising) anything that is
+        not a plausible Vietnamese number.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise EtelecomValidationError(
+            f"{parameter}={_show(value)} must be a non-empty phone number string such as '0912345678'.",
+            parameter=parameter,
+        )
+    if not normalize:
+        return value.strip()
+    digits = _PHONE_SEPARATORS.sub("", value)
+    if digits.startswith("+"):
+        digits = digits[1:]
+    if digits.startswith("0"):
+        digits = "84" + digits[1:]
+    if not (digits.isascii() and digits.isdigit() and digits.startswith("84") and 10 <= len(digits) <= 12):
+        raise EtelecomValidationError(
+            f"{parameter}={mask_phone(str(value))!r} is not a Vietnamese phone number; use '0912345678', "
+            f"'+84912345678' or '84912345678' (or turn phone normalisation off for other numbers).",
+            parameter=parameter,
+        )
+    return digits
+
+
+def mask_phone(phone: str | None) -> str:
+    """Mask a phone number for logs (phones are personal data): ``84912345678`` → ``849*****678``."""
+    if not phone:
+        return ""
+    text = str(phone)
+    if len(text) <= 6:
+        return "*" * len(text)
+    return text[:3] + "*" * (len(text) - 6) + text[-3:]
+
+
+@dataclass(frozen=True)
+class ConsentQuery:
+    """A validated ``ListRequestConsent`` query: the filter, page size, sort and page bound.
+
+    Build it with :meth:`build`; the fields hold wire-ready values. ``date_from``/``date_to`` are
+    kept as datetimes because the client also enforces the half-open window on what it yields.
+    """
+
+    call_type: str | None = None
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    is_charged: bool | None = None
+    oa_id: str | None = None
+    phone: str | None = None
+    reason_code: str | None = None
+    reply_status: str | None = None
+    status: str | None = None
+    user_id: str | None = None
+    page_size: int = MAX_PAGE_SIZE
+    sort: str | None = None
+    max_pages: int | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        call_type: object = None,
+        date_from: object = None,
+        date_to: object = None,
+        is_charged: object = None,
+        oa_id: object = None,
+        phone: object = None,
+        reason_code: object = None,
+        reply_status: object = None,
+        status: object = None,
+        user_id: object = None,
+        page_size: object = MAX_PAGE_SIZE,
+        sort: object = None,
+        max_pages: object = None,
+        timezone: str | None = None,
+        normalize_phones: bool = True,
+    ) -> ConsentQuery:
+        """Validate every argument and return the query.
+
+        :param timezone: IANA zone for naive ``date_from``/``date_to`` values (else they are refused).
+        :param normalize_phones: put ``phone`` in the ``84…`` form (see :func:`normalize_phone`).
+        :raises EtelecomValidationError: naming the first invalid parameter.
+        """
+        start = None if date_from is None else validate_time("date_from", date_from, timezone_name=timezone)
+        end = None if date_to is None else validate_time("date_to", date_to, timezone_name=timezone)
+        if start is not None and end is not None and start >= end:
+            cause = (
+                " An empty window (start == end) is what Airflow 3's default daily schedule gives a run; "
+                "use a timetable with real data intervals, e.g. CronDataIntervalTimetable."
+                if start == end
+                else ""
+            )
+            raise EtelecomValidationError(
+                f"date_from={format_api_time(start)} must be before date_to={format_api_time(end)}: the "
+                f"window [date_from, date_to) is half-open.{cause}",
+                parameter="date_from",
+            )
+        return cls(
+            call_type=None if call_type is None else validate_enum("call_type", call_type, CALL_TYPES),
+            date_from=start,
+            date_to=end,
+            is_charged=None if is_charged is None else validate_bool("is_charged", is_charged),
+            oa_id=None if oa_id is None else validate_int64_id("oa_id", oa_id),
+            phone=None if phone is None else normalize_phone(phone, normalize=normalize_phones),
+            reason_code=None if reason_code is None else validate_enum("reason_code", reason_code, REASON_CODES),
+            reply_status=(
+                None if reply_status is None else validate_enum("reply_status", reply_status, REPLY_STATUSES)
+            ),
+            status=None if status is None else validate_enum("status", status, SEND_STATUSES),
+            user_id=None if user_id is None else validate_int64_id("user_id", user_id),
+            page_size=validate_page_size(page_size),
+            sort=validate_sort(sort),
+            max_pages=validate_optional_positive_int("max_pages", max_pages),
+        )
+
+    def filter_body(self) -> dict[str, Any]:
+        """Return the ``filter`` object of the request, with only the fields that are set."""
+        body: dict[str, Any] = {}
+        for name in ("call_type", "is_charged", "oa_id", "phone", "reason_code", "reply_status", "status"):
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value
+        if self.user_id is not None:
+            body["user_id"] = self.user_id
+        if self.date_from is not None:
+            body["date_from"] = format_api_time(self.date_from)
+        if self.date_to is not None:
+            body["date_to"] = format_api_time(self.date_to)
+        return body
+
+    def in_window(self, created_at: str | None) -> bool:
+        """Tell whether a consent created at ``created_at`` lies in ``[date_from, date_to)``.
+
+        The client applies this to every consent it yields, so adjacent windows never overlap
+        whatever the platform does at the ``date_to`` edge. An unparsable time is kept (we never
+        drop data on a guess).
+        """
+        if (self.date_from is None and self.date_to is None) or not created_at:
+            return True
+        try:
+            moment = parse_api_time(created_at)
+        except ValueError:
+            return True
+        if self.date_from is not None and moment < self.date_from:
+            return False
+        return not (self.date_to is not None and moment >= self.date_to)
+
+    def describe(self) -> str:
+        """Describe the query for logs, with the phone masked."""
+        parts = []
+        for key, value in self.filter_body().items():
+            parts.append(f"{key}={mask_phone(value) if key == 'phone' else value}")
+        return ", ".join(parts) or "no filter"

@@ -1,0 +1,910 @@
+"""In-memory consent store of the eTelecom simulator: seeded data, filters, keyset paging, lifecycle.
+
+This module knows nothing about HTTP. It owns the simulated clock, the consents, the two sorted
+indexes that make a page request cost O(page) (``bisect`` over ``(sort value, id)`` keys, which is
+also what makes the cursors *keyset* cursors: a row inserted while someone pages can never shift an
+existing row out of, or into, a page already served), and the consent lifecycle
+(``S`` → ``P``/``N`` by reply, ``S`` → ``NS`` when the reply window ends).
+
+Times are whole seconds (``int`` epoch) internally and ``YYYY-MM-DDTHH:MM:SSZ`` on the wire: whole
+seconds make ties on ``created_at`` common, as they are on the real platform, and ties are what break
+naive ``created_at`` watermarks.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import heapq
+import json
+import random
+import re
+import threading
+import time
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+CALL_TYPES: tuple[str, ...] = ("audio", "video", "audio_and_video")
+REASON_CODES: tuple[str, ...] = (
+    "product_service_consulting",
+    "order_appointment_confirmation",
+    "delivery_notification",
+    "flight_announcement",
+    "update_order",
+)
+REPLY_STATUSES: tuple[str, ...] = ("S", "NS", "P", "N")
+STATUSES: tuple[str, ...] = ("P", "N")
+DELIVERY_STATUSES: tuple[str, ...] = ("unknown", "received", "seen")
+UNKNOWN = "unknown"
+ZERO_STATUS = "Z"
+SORTS: tuple[str, ...] = ("created_at", "-created_at", "updated_at", "-updated_at")
+DEFAULT_SORT = "-created_at"
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 100
+AGREEMENT_S = 30 * 86400
+INT64_MAX = 2**63 - 1
+
+#: Send failures the seeded data uses (Zalo error codes as eTelecom relays them).
+SEND_ERRORS: tuple[tuple[int, str], ...] = (
+    (-213, "Người dùng chưa quan tâm OA hoặc không tương tác với OA trong 7 ngày qua"),
+    (-201, "Số điện thoại không hợp lệ"),
+    (-124, "Access token không hợp lệ"),
+    (-224, "OA chưa được cấp quyền gọi"),
+)
+
+_TIME_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_PHONE_RE = re.compile(r"^\+?\d{9,15}$")
+
+
+class InvalidArgument(ValueError):
+    """A request field is wrong; the HTTP layer answers 400 ``invalid_argument`` naming ``field``."""
+
+    def __init__(self, field: str, msg: str) -> None:
+        super().__init__(msg)
+        self.field = field
+        self.msg = msg
+
+
+class NotFound(KeyError):
+    """The consent asked for does not exist."""
+
+
+def format_time(epoch_s: int) -> str:
+    """Render whole epoch seconds as RFC 3339 UTC with ``Z``, the platform's wire form.
+
+    :param epoch_s: seconds since the epoch.
+    :return: e.g. ``"2026-01-05T03:04:05Z"``.
+    """
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
+
+
+def parse_time(value: str, field: str) -> float:
+    """Parse an RFC 3339 date-time (offset required) into epoch seconds.
+
+    Written by hand rather than with ``datetime.fromisoformat`` because Python 3.10 accepts neither
+    ``Z`` nor fractions other than 3 or 6 digits, both of which clients send.
+
+    :param value: the wire string.
+    :param field: the request field, named in the error.
+    :return: epoch seconds, fractional part kept.
+    :raises InvalidArgument: the value is not RFC 3339.
+    """
+    match = _TIME_RE.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise InvalidArgument(field, f"{field}: giá trị thời gian không hợp lệ (cần RFC 3339): {value!r}")
+    year, month, day, hour, minute, second, frac, offset = match.groups()
+    try:
+        if offset in ("Z", "z"):
+            tz = timezone.utc
+        else:
+            sign = 1 if offset[0] == "+" else -1
+            tz = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])))
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=tz)
+    except ValueError as exc:
+        raise InvalidArgument(field, f"{field}: giá trị thời gian không hợp lệ: {value!r}") from exc
+    return moment.timestamp() + (float(frac) if frac else 0.0)
+
+
+def to_epoch(value: datetime | str | float | int, field: str = "time") -> int:
+    """Turn a datetime (aware), RFC 3339 string or epoch number into whole epoch seconds.
+
+    :raises ValueError: a naive datetime (its zone would be a guess).
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{field} must be timezone-aware")
+        return int(value.timestamp() // 1)
+    if isinstance(value, str):
+        return int(parse_time(value, field) // 1)
+    return int(value // 1)
+
+
+def parse_int64(value: Any, field: str) -> int:
+    """Parse an int64 id sent as a JSON string (or number), as the platform carries ids.
+
+    :raises InvalidArgument: not an integer or out of the int64 range.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidArgument(field, f"{field}: phải là số nguyên int64")
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidArgument(field, f"{field}: phải là số nguyên int64: {value!r}") from None
+    if not -(2**63) <= number <= INT64_MAX:
+        raise InvalidArgument(field, f"{field}: vượt quá phạm vi int64")
+    return number
+
+
+def normalize_phone(value: Any, field: str = "phone") -> str:
+    """Bring a Vietnamese phone number to the ``84xxxxxxxxx`` form the platform stores.
+
+    :raises InvalidArgument: not a phone number.
+    """
+    if not isinstance(value, str) or not _PHONE_RE.match(value.strip()):
+        raise InvalidArgument(field, f"{field}: số điện thoại không hợp lệ: {value!r}")
+    phone = value.strip().lstrip("+")
+    if phone.startswith("0"):
+        phone = "84" + phone[1:]
+    return phone
+
+
+class Consent:
+    """One consent request as the store keeps it (times as epoch seconds, ids as ints where sorted)."""
+
+    __slots__ = (
+        "_wire",
+        "call_type",
+        "created",
+        "delivery_status",
+        "delivery_time",
+        "error_code",
+        "error_message",
+        "expires",
+        "id",
+        "is_charged",
+        "oa_id",
+        "phone",
+        "reason_code",
+        "reply_status",
+        "shop_id",
+        "status",
+        "updated",
+        "user_id",
+        "version",
+        "visible_at",
+    )
+
+    def __init__(
+        self,
+        *,
+        id: int,
+        shop_id: str,
+        user_id: str,
+        oa_id: str,
+        phone: str,
+        call_type: str,
+        reason_code: str,
+        reply_status: str,
+        status: str,
+        delivery_status: str,
+        delivery_time: int,
+        is_charged: bool,
+        error_code: int,
+        error_message: str,
+        created: int,
+        updated: int,
+        expires: int,
+        visible_at: float = 0.0,
+    ) -> None:
+        self.id = id
+        self.shop_id = shop_id
+        self.user_id = user_id
+        self.oa_id = oa_id
+        self.phone = phone
+        self.call_type = call_type
+        self.reason_code = reason_code
+        self.reply_status = reply_status
+        self.status = status
+        self.delivery_status = delivery_status
+        self.delivery_time = delivery_time
+        self.is_charged = is_charged
+        self.error_code = error_code
+        self.error_message = error_message
+        self.created = created
+        self.updated = updated
+        self.expires = expires
+        self.visible_at = visible_at
+        self.version = 0
+        self._wire: dict[str, Any] | None = None
+
+    def wire(self) -> dict[str, Any]:
+        """Return the wire dict, cached until the next change (shared: callers must not mutate it)."""
+        if self._wire is None:
+            self._wire = {
+                "id": str(self.id),
+                "shop_id": self.shop_id,
+                "user_id": self.user_id,
+                "oa_id": self.oa_id,
+                "phone": self.phone,
+                "call_type": self.call_type,
+                "reason_code": self.reason_code,
+                "reply_status": self.reply_status,
+                "status": self.status,
+                "delivery_status": self.delivery_status,
+                "delivery_time": format_time(self.delivery_time),
+                "is_charged": self.is_charged,
+                "error_code": self.error_code,
+                "error_message": self.error_message,
+                "created_at": format_time(self.created),
+                "updated_at": format_time(self.updated),
+                "expires_at": format_time(self.expires),
+            }
+        return self._wire
+
+    def touch(self) -> None:
+        """Invalidate the cached wire form and any scheduled transition after a change."""
+        self._wire = None
+        self.version += 1
+
+
+@dataclass(frozen=True)
+class ConsentFilter:
+    """A validated ``ListRequestConsent`` filter. ``None`` means "not filtered"."""
+
+    call_type: str | None = None
+    date_from: float | None = None
+    date_to: float | None = None
+    is_charged: bool | None = None
+    oa_id: str | None = None
+    phone: str | None = None
+    reason_code: str | None = None
+    reply_status: str | None = None
+    status: str | None = None
+    user_id: str | None = None
+
+    def matches(self, consent: Consent, date_to_inclusive: bool) -> bool:
+        """Tell whether ``consent`` passes every set field."""
+        if self.date_from is not None and consent.created < self.date_from:
+            return False
+        if self.date_to is not None:
+            if date_to_inclusive and consent.created > self.date_to:
+                return False
+            if not date_to_inclusive and consent.created >= self.date_to:
+                return False
+        return (
+            (self.call_type is None or consent.call_type == self.call_type)
+            and (self.is_charged is None or consent.is_charged is self.is_charged)
+            and (self.oa_id is None or consent.oa_id == self.oa_id)
+            and (self.phone is None or consent.phone == self.phone)
+            and (self.reason_code is None or consent.reason_code == self.reason_code)
+            and (self.reply_status is None or consent.reply_status == self.reply_status)
+            and (self.status is None or consent.status == self.status)
+            and (self.user_id is None or consent.user_id == self.user_id)
+        )
+
+
+def _enum(raw: Mapping[str, Any], field: str, allowed: Sequence[str], zero: str) -> str | None:
+    value = raw.get(field)
+    # A protobuf enum's zero value ("unknown" / "Z") and "" mean "not set" [assumed].
+    if value is None or value == "" or value == zero:
+        return None
+    if not isinstance(value, str) or value not in allowed:
+        raise InvalidArgument(field, f"{field}: giá trị không hợp lệ: {value!r} (hợp lệ: {', '.join(allowed)})")
+    return value
+
+
+def parse_filter(raw: Any) -> ConsentFilter:
+    """Validate the ``filter`` object of a ``ListRequestConsent`` body.
+
+    :raises InvalidArgument: a field has a wrong type or value (the error names it).
+    """
+    if raw is None:
+        return ConsentFilter()
+    if not isinstance(raw, dict):
+        raise InvalidArgument("filter", "filter: phải là một object")
+    is_charged_raw = raw.get("is_charged")
+    is_charged: bool | None
+    if is_charged_raw is None or is_charged_raw == "":
+        is_charged = None
+    elif isinstance(is_charged_raw, bool):
+        is_charged = is_charged_raw
+    elif is_charged_raw in ("true", "false"):
+        is_charged = is_charged_raw == "true"
+    else:
+        raise InvalidArgument("is_charged", f"is_charged: phải là boolean: {is_charged_raw!r}")
+    ids: dict[str, str | None] = {}
+    for field in ("oa_id", "user_id"):
+        value = raw.get(field)
+        ids[field] = None if value in (None, "", "0", 0) else str(parse_int64(value, field))
+    dates: dict[str, float | None] = {}
+    for field in ("date_from", "date_to"):
+        value = raw.get(field)
+        dates[field] = None if value in (None, "") else parse_time(value, field)
+    phone_raw = raw.get("phone")
+    return ConsentFilter(
+        call_type=_enum(raw, "call_type", CALL_TYPES, UNKNOWN),
+        reason_code=_enum(raw, "reason_code", REASON_CODES, UNKNOWN),
+        reply_status=_enum(raw, "reply_status", REPLY_STATUSES, ZERO_STATUS),
+        status=_enum(raw, "status", STATUSES, ZERO_STATUS),
+        is_charged=is_charged,
+        oa_id=ids["oa_id"],
+        user_id=ids["user_id"],
+        date_from=dates["date_from"],
+        date_to=dates["date_to"],
+        phone=None if phone_raw in (None, "") else normalize_phone(phone_raw),
+    )
+
+
+@dataclass(frozen=True)
+class Paging:
+    """A validated ``paging`` object: effective sort and limit, decoded cursors, and the raw echo."""
+
+    sort: str
+    limit: int
+    after: tuple[int, int] | None
+    before: tuple[int, int] | None
+    raw_after: str
+    raw_before: str
+    raw_sort: str
+
+
+def encode_cursor(sort: str, key: int, consent_id: int) -> str:
+    """Build an opaque cursor: urlsafe base64 of JSON holding the sort and the keyset ``(value, id)``.
+
+    The sort is inside so a cursor used with another sort is refused instead of silently paging the
+    wrong order.
+    """
+    raw = json.dumps({"s": sort, "k": key, "i": str(consent_id)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str, field: str) -> tuple[int, int]:
+    """Decode a cursor made by :func:`encode_cursor` and check it belongs to ``sort``.
+
+    :raises InvalidArgument: garbage, or a cursor of another sort.
+    """
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        cursor_sort, key, consent_id = data["s"], int(data["k"]), int(data["i"])
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+        raise InvalidArgument(field, f"paging.{field}: cursor không hợp lệ") from None
+    if cursor_sort != sort:
+        raise InvalidArgument(
+            field, f"paging.{field}: cursor thuộc về sort {cursor_sort!r}, không dùng được với {sort!r}"
+        )
+    return key, consent_id
+
+
+def parse_paging(raw: Any) -> Paging:
+    """Validate ``paging``: one sort field of :data:`SORTS`, limit cut to :data:`MAX_LIMIT`, cursors.
+
+    :raises InvalidArgument: bad sort, limit type or cursor.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InvalidArgument("paging", "paging: phải là một object")
+    raw_sort = raw.get("sort") or ""
+    if not isinstance(raw_sort, str):
+        raise InvalidArgument("sort", "paging.sort: phải là chuỗi")
+    sort = raw_sort.strip() or DEFAULT_SORT
+    if sort not in SORTS:
+        raise InvalidArgument("sort", f"paging.sort: không hỗ trợ sắp xếp theo {raw_sort!r}")
+    raw_limit = raw.get("limit")
+    if raw_limit in (None, ""):
+        limit = DEFAULT_LIMIT
+    else:
+        if isinstance(raw_limit, bool):
+            raise InvalidArgument("limit", "paging.limit: phải là số nguyên")
+        try:
+            limit = int(raw_limit)
+        except (TypeError, ValueError):
+            raise InvalidArgument("limit", f"paging.limit: phải là số nguyên: {raw_limit!r}") from None
+        if isinstance(raw_limit, float) and raw_limit != limit:
+            raise InvalidArgument("limit", f"paging.limit: phải là số nguyên: {raw_limit!r}")
+    if limit <= 0:
+        limit = DEFAULT_LIMIT
+    limit = min(limit, MAX_LIMIT)
+    cursors: dict[str, tuple[int, int] | None] = {}
+    raws: dict[str, str] = {}
+    for field in ("after", "before"):
+        value = raw.get(field) or ""
+        if not isinstance(value, str):
+            raise InvalidArgument(field, f"paging.{field}: phải là chuỗi")
+        raws[field] = value
+        cursors[field] = decode_cursor(value, sort, field) if value else None
+    return Paging(
+        sort=sort,
+        limit=limit,
+        after=cursors["after"],
+        before=cursors["before"],
+        raw_after=raws["after"],
+        raw_before=raws["before"],
+        raw_sort=raw_sort,
+    )
+
+
+def _weighted(rng: random.Random, values: Sequence[str], cum: Sequence[float]) -> str:
+    return values[bisect_right(cum, rng.random() * cum[-1])]
+
+
+def _cum(weights: Iterable[float]) -> list[float]:
+    total = 0.0
+    out = []
+    for weight in weights:
+        total += weight
+        out.append(total)
+    return out
+
+
+_CALL_CUM = _cum((55, 25, 20))
+_REASON_CUM = _cum((30, 25, 20, 10, 15))
+_OLD_REPLY = ("P", "N", "NS")
+_OLD_REPLY_CUM = _cum((50, 15, 35))
+_RECENT_REPLY = ("S", "P", "N")
+_RECENT_REPLY_CUM = _cum((80, 15, 5))
+
+
+class Store:
+    """Thread-safe consents plus the simulated clock; every public method takes the lock.
+
+    :param consents: number of seeded consents.
+    :param seed: makes data (and later inserts) reproducible.
+    :param start: first second of seeded ``created_at`` (inclusive), epoch seconds.
+    :param end: end of seeded ``created_at`` (exclusive), epoch seconds.
+    :param reply_window_s: simulated seconds a pending ``S`` consent waits before turning ``NS``.
+    """
+
+    def __init__(
+        self,
+        *,
+        consents: int,
+        seed: int,
+        start: int | None = None,
+        end: int | None = None,
+        reply_window_s: float = 86400.0,
+        auto_reply_after_s: float | None = None,
+        auto_reply_status: str = "P",
+        listing_lag_s: float = 0.0,
+        date_to_inclusive: bool = False,
+        oa_ids: Sequence[str] | None = None,
+        phones: Sequence[str] | None = None,
+    ) -> None:
+        if consents < 0:
+            raise ValueError("consents must be >= 0")
+        if auto_reply_status not in ("P", "N"):
+            raise ValueError("auto_reply_status must be 'P' or 'N'")
+        self._lock = threading.RLock()
+        self._offset = 0.0
+        now = int(self.now_s())
+        self.end = end if end is not None else now
+        self.start = start if start is not None else self.end - 30 * 86400
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        self.reply_window_s = float(reply_window_s)
+        self.auto_reply_after_s = auto_reply_after_s
+        self.auto_reply_status = auto_reply_status
+        self.listing_lag_s = float(listing_lag_s)
+        self.date_to_inclusive = date_to_inclusive
+        self._rng = random.Random(seed)
+        rng = self._rng
+        self.shop_id = str(1_100_000_000_000_000_000 + rng.randrange(10**15))
+        self.oa_ids = [str(o) for o in oa_ids] if oa_ids else [
+            str(4_300_000_000_000_000_000 + rng.randrange(10**15)) for _ in range(3)
+        ]
+        for oa in self.oa_ids:
+            parse_int64(oa, "oa_id")
+        pool = max(5, consents // 10)
+        if phones:
+            self.phones = [normalize_phone(p) for p in phones]
+        else:
+            self.phones = sorted({"84" + str(rng.randrange(300_000_000, 999_999_999)) for _ in range(pool)})
+        self._user_of_phone = {
+            phone: str(1_500_000_000_000_000_000 + i * 7919 + rng.randrange(1000))
+            for i, phone in enumerate(self.phones)
+        }
+        self._by_id: dict[int, Consent] = {}
+        self._created_index: list[tuple[int, int]] = []
+        self._updated_index: list[tuple[int, int]] = []
+        self._by_oa_phone: dict[tuple[str, str], list[Consent]] = {}
+        self._timers: list[tuple[float, int, int, str]] = []
+        self._failing_phones: dict[str, tuple[int, str]] = {}
+        self._max_id = 1_200_000_000_000_000_000
+        self._seed(consents)
+
+    # ----------------------------------------------------------------- clock
+    def now_s(self) -> float:
+        """Simulated now in epoch seconds: real time plus the accumulated :meth:`advance`."""
+        return time.time() + self._offset
+
+    def advance(self, seconds: float) -> float:
+        """Move the simulated clock forward and apply the transitions now due.
+
+        :return: the new simulated now (epoch seconds).
+        """
+        if seconds < 0:
+            raise ValueError("the simulated clock only moves forward")
+        with self._lock:
+            self._offset += seconds
+            self._settle()
+            return self.now_s()
+
+    # ------------------------------------------------------------ generation
+    def _generate(self, created: int, now: int) -> Consent:
+        """Make one plausible consent created at ``created`` as seen at ``now`` (uses the store rng)."""
+        rng = self._rng
+        self._max_id += 1 + rng.randrange(1000)
+        phone = self.phones[rng.randrange(len(self.phones))]
+        r = rng.random()
+        call_type = UNKNOWN if r < 0.005 else _weighted(rng, CALL_TYPES, _CALL_CUM)
+        r = rng.random()
+        reason = UNKNOWN if r < 0.005 else _weighted(rng, REASON_CODES, _REASON_CUM)
+        window = self.reply_window_s
+        expires = int(created + window)
+        error_code, error_message = 0, ""
+        delivery_status, delivery_time = UNKNOWN, created
+        updated = created
+        is_charged = True
+        r = rng.random()
+        if r < 0.05:
+            status, reply = "N", "S"
+            error_code, error_message = SEND_ERRORS[rng.randrange(len(SEND_ERRORS))]
+            is_charged = False
+        elif r < 0.06:
+            status, reply = ZERO_STATUS, ZERO_STATUS
+            is_charged = False
+        else:
+            status = "P"
+            if created + window <= now:
+                reply = _weighted(rng, _OLD_REPLY, _OLD_REPLY_CUM)
+                if rng.random() < 0.01:
+                    reply = ZERO_STATUS
+            else:
+                reply = _weighted(rng, _RECENT_REPLY, _RECENT_REPLY_CUM)
+            delivery_time = created + rng.randrange(1, 30)
+            if reply == "NS":
+                delivery_status = "received" if rng.random() < 0.6 else UNKNOWN
+                updated = expires
+            elif reply in ("P", "N"):
+                delivery_status = "seen"
+                latest = max(created + 31, min(int(created + window), now))
+                updated = min(created + 30 + rng.randrange(latest - created - 30), now)
+                updated = max(updated, delivery_time)
+                if reply == "P":
+                    expires = updated + AGREEMENT_S
+            elif reply == "S":
+                delivery_status = "received" if rng.random() < 0.7 else UNKNOWN
+            if delivery_status == UNKNOWN:
+                delivery_time = created
+            is_charged = rng.random() < 0.97
+        return Consent(
+            id=self._max_id,
+            shop_id=self.shop_id,
+            user_id=self._user_of_phone.get(phone) or self._new_user(phone),
+            oa_id=self.oa_ids[rng.randrange(len(self.oa_ids))],
+            phone=phone,
+            call_type=call_type,
+            reason_code=reason,
+            reply_status=reply,
+            status=status,
+            delivery_status=delivery_status,
+            delivery_time=delivery_time,
+            is_charged=is_charged,
+            error_code=error_code,
+            error_message=error_message,
+            created=created,
+            updated=updated,
+            expires=expires,
+        )
+
+    def _new_user(self, phone: str) -> str:
+        user = str(1_600_000_000_000_000_000 + self._rng.randrange(10**15))
+        self._user_of_phone[phone] = user
+        return user
+
+    def _seed(self, n: int) -> None:
+        rng = self._rng
+        span = self.end - self.start
+        created = sorted(self.start + rng.randrange(span) for _ in range(n))
+        # A few deliberate same-second ties even in small data sets.
+        for i in range(1, n):
+            if rng.random() < 0.03:
+                created[i] = created[i - 1]
+        now = int(self.now_s())
+        records = [self._generate(c, now) for c in created]
+        self._by_id = {c.id: c for c in records}
+        self._created_index = [(c.created, c.id) for c in records]
+        self._created_index.sort()
+        self._updated_index = sorted((c.updated, c.id) for c in records)
+        for c in records:
+            self._by_oa_phone.setdefault((c.oa_id, c.phone), []).append(c)
+            self._schedule(c)
+        heapq.heapify(self._timers)
+
+    def _schedule(self, consent: Consent, auto_reply_at: float | None = None) -> None:
+        """Queue the pending consent's next transition (NS at window end, or an auto-reply)."""
+        if consent.status != "P" or consent.reply_status != "S":
+            return
+        expiry = consent.created + self.reply_window_s
+        heapq.heappush(self._timers, (expiry, consent.id, consent.version, "expire"))
+        if auto_reply_at is not None and auto_reply_at < expiry:
+            heapq.heappush(self._timers, (auto_reply_at, consent.id, consent.version, "auto"))
+
+    def _settle(self) -> None:
+        """Apply every transition whose simulated time has come (lazy lifecycle, O(due) per call)."""
+        now = self.now_s()
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            due, consent_id, version, kind = heapq.heappop(timers)
+            consent = self._by_id.get(consent_id)
+            if consent is None or consent.version != version or consent.reply_status != "S":
+                continue
+            if kind == "expire":
+                self._set_reply(consent, "NS", int(due))
+            else:
+                self._set_reply(consent, self.auto_reply_status, int(due))
+
+    def _set_reply(self, consent: Consent, reply: str, at: int) -> None:
+        self._updated_index.pop(bisect_left(self._updated_index, (consent.updated, consent.id)))
+        consent.reply_status = reply
+        consent.updated = at
+        if reply == "P":
+            consent.expires = at + AGREEMENT_S
+            consent.delivery_status = "seen"
+        elif reply == "N":
+            consent.delivery_status = "seen"
+        if consent.delivery_status != UNKNOWN and consent.delivery_time <= consent.created:
+            consent.delivery_time = min(at, consent.created + 2)
+        consent.touch()
+        insort(self._updated_index, (consent.updated, consent.id))
+
+    def _add(self, consent: Consent, auto_reply_at: float | None = None) -> None:
+        if consent.id in self._by_id:
+            raise ValueError(f"duplicate consent id {consent.id}")
+        self._max_id = max(self._max_id, consent.id)
+        self._by_id[consent.id] = consent
+        insort(self._created_index, (consent.created, consent.id))
+        insort(self._updated_index, (consent.updated, consent.id))
+        self._by_oa_phone.setdefault((consent.oa_id, consent.phone), []).append(consent)
+        self._schedule(consent, auto_reply_at)
+
+    # ---------------------------------------------------------------- reads
+    def get(self, consent_id: int | str) -> dict[str, Any] | None:
+        """Return a copy of one consent's wire dict, or ``None``."""
+        with self._lock:
+            self._settle()
+            consent = self._by_id.get(int(consent_id))
+            return dict(consent.wire()) if consent else None
+
+    def all(self) -> list[dict[str, Any]]:
+        """Return copies of every consent, newest first (the API's default order), lag ignored."""
+        with self._lock:
+            self._settle()
+            by_id = self._by_id
+            return [dict(by_id[i].wire()) for _, i in reversed(self._created_index)]
+
+    def count(self) -> int:
+        """Return the number of consents held."""
+        with self._lock:
+            return len(self._by_id)
+
+    def list_page(self, flt: ConsentFilter, paging: Paging) -> tuple[list[dict[str, Any]], str, str]:
+        """Serve one ``ListRequestConsent`` page by keyset.
+
+        Walks the sorted index from the cursor position, so a page costs O(limit) when nothing is
+        filtered out, and ``date_from``/``date_to`` with a ``created_at`` sort narrow the walk by
+        bisection. ``after`` returns items strictly after the cursor in the sort order; ``before``
+        returns the ``limit`` items just before it, still in the sort order.
+
+        :return: (wire dicts in sort order, next cursor, prev cursor); both cursors are ``""`` on an
+            empty page and filled on every non-empty page, the last one included.
+        """
+        with self._lock:
+            self._settle()
+            now = self.now_s()
+            by_created = paging.sort.endswith("created_at")
+            index = self._created_index if by_created else self._updated_index
+            descending = paging.sort.startswith("-")
+            lo, hi = 0, len(index)
+            if by_created and flt.date_from is not None:
+                lo = bisect_left(index, (flt.date_from, -1))
+            if by_created and flt.date_to is not None:
+                if self.date_to_inclusive:
+                    hi = bisect_right(index, (flt.date_to, INT64_MAX))
+                else:
+                    hi = bisect_left(index, (flt.date_to, -1))
+            # Map the cursors to ascending-index bounds [lo, hi).
+            for cursor, is_after in ((paging.after, True), (paging.before, False)):
+                if cursor is None:
+                    continue
+                # "after" in a descending order means "smaller keys" in the ascending index.
+                if is_after != descending:
+                    lo = max(lo, bisect_right(index, cursor))
+                else:
+                    hi = min(hi, bisect_left(index, cursor))
+            # Walk from the side nearest the "after" cursor, or from the "before" cursor backwards.
+            walk_up = (paging.before is None) != descending
+            positions: Iterator[int] = iter(range(lo, hi)) if walk_up else iter(range(hi - 1, lo - 1, -1))
+            by_id = self._by_id
+            inclusive = self.date_to_inclusive
+            picked: list[Consent] = []
+            for pos in positions:
+                consent = by_id[index[pos][1]]
+                if consent.visible_at > now or not flt.matches(consent, inclusive):
+                    continue
+                picked.append(consent)
+                if len(picked) >= paging.limit:
+                    break
+            if paging.before is not None:
+                picked.reverse()
+            if not picked:
+                return [], "", ""
+            first, last = picked[0], picked[-1]
+            key = (lambda c: c.created) if by_created else (lambda c: c.updated)
+            return (
+                [c.wire() for c in picked],
+                encode_cursor(paging.sort, key(last), last.id),
+                encode_cursor(paging.sort, key(first), first.id),
+            )
+
+    def check(self, oa_id: str, phone: str) -> tuple[int, str, str]:
+        """Answer ``CheckConsent`` from the consents of (OA, phone).
+
+        :return: (error, expired_time, message): ``0`` with the newest agreement's ``expires_at`` when
+            an agreed, unexpired consent exists; otherwise ``-1`` none, ``-2`` pending, ``-3`` refused,
+            ``-4`` not answered in time, ``-5`` agreement expired (with its time), ``-6`` not delivered.
+        """
+        with self._lock:
+            self._settle()
+            now = self.now_s()
+            consents = self._by_oa_phone.get((oa_id, phone), [])
+            agreed = [c for c in consents if c.status == "P" and c.reply_status == "P"]
+            valid = [c for c in agreed if c.expires > now]
+            if valid:
+                newest = max(valid, key=lambda c: (c.updated, c.id))
+                return 0, format_time(newest.expires), "Khách hàng đã đồng ý cho phép gọi"
+            if not consents:
+                return -1, "", "Chưa có yêu cầu cấp quyền gọi cho số điện thoại này"
+            latest = max(consents, key=lambda c: (c.created, c.id))
+            if latest.status != "P":
+                return -6, "", "Yêu cầu cấp quyền gọi gửi không thành công"
+            if latest.reply_status == "S":
+                return -2, format_time(latest.expires), "Đang chờ khách hàng phản hồi"
+            if latest.reply_status == "N":
+                return -3, "", "Khách hàng đã từ chối cấp quyền gọi"
+            if agreed:
+                newest = max(agreed, key=lambda c: (c.updated, c.id))
+                return -5, format_time(newest.expires), "Quyền gọi đã hết hạn"
+            return -4, "", "Khách hàng không phản hồi yêu cầu cấp quyền gọi"
+
+    # --------------------------------------------------------------- writes
+    def request_consent(self, oa_id: str, phone: str, call_type: str, reason_code: str) -> dict[str, Any]:
+        """Create a consent as ``RequestConsent`` does (arguments already validated).
+
+        :return: the new consent's wire dict (a copy).
+        """
+        with self._lock:
+            self._settle()
+            now = self.now_s()
+            created = int(now)
+            self._max_id += 1 + self._rng.randrange(1000)
+            failure = self._failing_phones.get(phone)
+            user = self._user_of_phone.get(phone) or self._new_user(phone)
+            consent = Consent(
+                id=self._max_id,
+                shop_id=self.shop_id,
+                user_id=user,
+                oa_id=oa_id,
+                phone=phone,
+                call_type=call_type,
+                reason_code=reason_code,
+                reply_status="S",
+                status="N" if failure else "P",
+                delivery_status=UNKNOWN,
+                delivery_time=created,
+                is_charged=failure is None,
+                error_code=failure[0] if failure else 0,
+                error_message=failure[1] if failure else "",
+                created=created,
+                updated=created,
+                expires=int(created + self.reply_window_s),
+                visible_at=now + self.listing_lag_s if self.listing_lag_s > 0 else 0.0,
+            )
+            auto = None if self.auto_reply_after_s is None else created + self.auto_reply_after_s
+            self._add(consent, auto)
+            if oa_id not in self.oa_ids:
+                self.oa_ids.append(oa_id)
+            return dict(consent.wire())
+
+    def reply(self, consent_id: int | str, reply_status: str) -> dict[str, Any]:
+        """Record the customer's answer now (``P`` agrees for 30 days, ``N`` refuses).
+
+        :raises NotFound: no such consent.
+        :raises ValueError: ``reply_status`` is not ``P`` or ``N``.
+        """
+        if reply_status not in ("P", "N"):
+            raise ValueError("reply_status must be 'P' or 'N'")
+        with self._lock:
+            self._settle()
+            consent = self._by_id.get(int(consent_id))
+            if consent is None:
+                raise NotFound(str(consent_id))
+            self._set_reply(consent, reply_status, int(self.now_s()))
+            return dict(consent.wire())
+
+    def insert(self, n: int, created_at: int | None = None) -> list[dict[str, Any]]:
+        """Insert ``n`` generated consents created at ``created_at`` (default: simulated now).
+
+        :return: their wire dicts (copies).
+        """
+        with self._lock:
+            self._settle()
+            now = int(self.now_s())
+            created = now if created_at is None else created_at
+            out = []
+            for _ in range(n):
+                consent = self._generate(created, now)
+                self._add(consent)
+                out.append(dict(consent.wire()))
+            return out
+
+    def add(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Insert one consent with ``fields`` (wire names) set and the rest generated.
+
+        Times may be aware datetimes, RFC 3339 strings or epoch numbers. When ``updated_at`` or
+        ``expires_at`` are not given they follow ``created_at``.
+
+        :raises ValueError: unknown field or bad value.
+        """
+        known = set(Consent.__slots__) | {"created_at", "updated_at", "expires_at"}
+        unknown = set(fields) - known
+        if unknown:
+            raise ValueError(f"unknown consent fields: {sorted(unknown)}")
+        with self._lock:
+            self._settle()
+            now = int(self.now_s())
+            created = to_epoch(fields["created_at"], "created_at") if "created_at" in fields else now
+            consent = self._generate(created, now)
+            for name, value in fields.items():
+                if name in ("created_at", "updated_at", "expires_at", "delivery_time"):
+                    attr = {"created_at": "created", "updated_at": "updated", "expires_at": "expires"}.get(
+                        name, name
+                    )
+                    setattr(consent, attr, to_epoch(value, name))
+                elif name == "id":
+                    consent.id = parse_int64(value, "id")
+                elif name == "phone":
+                    consent.phone = normalize_phone(value)
+                    if "user_id" not in fields:
+                        consent.user_id = self._user_of_phone.get(consent.phone) or self._new_user(consent.phone)
+                elif name in ("oa_id", "user_id", "shop_id"):
+                    consent.__setattr__(name, str(parse_int64(value, name)))
+                elif name not in ("_wire", "version"):
+                    setattr(consent, name, value)
+            if "updated_at" not in fields:
+                if consent.reply_status in ("S", ZERO_STATUS) or consent.status != "P":
+                    consent.updated = consent.created
+                elif consent.reply_status == "NS":
+                    consent.updated = int(consent.created + self.reply_window_s)
+                else:
+                    consent.updated = max(consent.created, consent.updated)
+            if "expires_at" not in fields:
+                consent.expires = (
+                    consent.updated + AGREEMENT_S
+                    if consent.reply_status == "P"
+                    else int(consent.created + self.reply_window_s)
+                )
+            consent.touch()
+            self._add(consent)
+            return dict(consent.wire())
+
+    def fail_send_to(self, phone: str, error_code: int, error_message: str) -> None:
+        """Make every later ``RequestConsent`` to ``phone`` fail to send with this Zalo error."""
+        with self._lock:
+            self._failing_phones[normalize_phone(phone)] = (error_code, error_message)
