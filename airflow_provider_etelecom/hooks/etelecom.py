@@ -1,0 +1,354 @@
+"""The eTelecom hook: turns an Airflow Connection into an :class:`EtelecomClient`.
+
+All HTTP, retry, error and paging behaviour lives in :mod:`airflow_provider_etelecom.client`;
+this module only reads the connection (base URL, API key, account type, timeout, retries) and
+offers the client's calls with Airflow's conventions.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_provider_etelecom import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_provider_etelecom.client import (
+    ClientConfig,
+    Consent,
+    ConsentCheck,
+    ConsentPage,
+    ConsentQuery,
+    EtelecomClient,
+    RateLimitGate,
+)
+from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomError
+
+__all__ = ["EtelecomHook"]
+
+_EXTRA_PREFIX = "extra__etelecom__"
+
+
+def _extra_value(extra: dict[str, Any], name: str) -> Any:
+    """Read an extra field stored plainly (``timeout``) or with the UI's old prefix."""
+    for key in (name, f"{_EXTRA_PREFIX}{name}"):
+        value = extra.get(key)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def _number(name: str, value: Any, kind: type[int] | type[float]) -> Any:
+    if value is None or isinstance(value, bool):
+        return None if value is None else value
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise EtelecomConfigError(
+            f"The connection's {name!r} is {value!r}; it must be a {'whole ' if kind is int else ''}number."
+        ) from None
+
+
+def _bool(name: str, value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no", ""):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise EtelecomConfigError(f"The connection's {name!r} is {value!r}; it must be true or false.")
+
+
+class EtelecomHook(BaseHook):
+    """Talk to eTelecom's Zalo Cloud API through an Airflow connection of type ``etelecom``.
+
+    Connection fields: **Base URL** (host; e.g. ``https://api.etelecom.vn/v1/shop``, empty for the
+    default of the account type), **API key** (password), and in the extra **Account type**
+    (``shop``/``partner``), **Timeout** (s), **Max retries**, **Max retry time** (s); optionally
+    ``allow_insecure_http`` for plain http to a non-loopback host.
+
+    :param etelecom_conn_id: the connection id.
+    :param timeout: override the connection's read timeout, in seconds.
+    :param max_retries: override the connection's retries per request.
+    :param max_retry_time: override the connection's retry budget per request, in seconds.
+    :param normalize_phones: normalise Vietnamese phone numbers to the ``84…`` form.
+    :param timezone: IANA zone for naive datetimes passed as filters (else they are refused).
+    """
+
+    conn_name_attr = "etelecom_conn_id"
+    default_conn_name = "etelecom_default"
+    conn_type = "etelecom"
+    hook_name = "eTelecom"
+
+    def __init__(
+        self,
+        etelecom_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_retry_time: float | None = None,
+        normalize_phones: bool = True,
+        timezone: str | None = None,
+        gate: RateLimitGate | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.etelecom_conn_id = etelecom_conn_id
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.max_retry_time = max_retry_time
+        self.normalize_phones = normalize_phones
+        self.timezone = timezone
+        self.gate = gate
+
+    # -- connection -> client ----------------------------------------------------------------
+
+    def config_from_connection(self, conn: Any) -> ClientConfig:
+        """Validate an Airflow ``Connection`` and return the client settings.
+
+        :raises EtelecomConfigError: naming the wrong field and how to fix it.
+        """
+        extra = conn.extra_dejson if conn.extra else {}
+        host = (conn.host or "").strip()
+        if host and "://" not in host and (conn.schema or "").lower() in ("http", "https"):
+            host = f"{conn.schema.lower()}://{host}" + (f":{conn.port}" if conn.port else "")
+        return ClientConfig.build(
+            base_url=host,
+            api_key=conn.password,
+            account_type=_extra_value(extra, "account_type"),
+            timeout=self.timeout
+            if self.timeout is not None
+            else _number("timeout", _extra_value(extra, "timeout"), float),
+            max_retries=self.max_retries
+            if self.max_retries is not None
+            else _number("max_retries", _extra_value(extra, "max_retries"), int),
+            max_retry_time=self.max_retry_time
+            if self.max_retry_time is not None
+            else _number("max_retry_time", _extra_value(extra, "max_retry_time"), float),
+            allow_insecure_http=_bool("allow_insecure_http", _extra_value(extra, "allow_insecure_http")),
+            normalize_phones=self.normalize_phones,
+            timezone=self.timezone,
+        )
+
+    def _make_client(self, conn: Any) -> EtelecomClient:
+        try:
+            config = self.config_from_connection(conn)
+        except EtelecomConfigError as error:
+            raise EtelecomConfigError(f"Connection {self.etelecom_conn_id!r}: {error.message}") from None
+        return EtelecomClient(config, gate=self.gate)
+
+    @cached_property
+    def client(self) -> EtelecomClient:
+        """The client for this hook's connection, built once (one HTTP session per hook)."""
+        return self._make_client(self.get_connection(self.etelecom_conn_id))
+
+    def get_conn(self) -> EtelecomClient:
+        """Return the :class:`EtelecomClient` for this hook's connection."""
+        return self.client
+
+    async def aget_client(self) -> EtelecomClient:
+        """Build a fresh client, reading the connection without blocking the event loop.
+
+        Airflow 3 forbids synchronous connection lookups in the triggerer, so this uses
+        ``aget_connection`` where it exists (3.x) and a worker thread otherwise (2.x). A fresh
+        client each time lets a trigger pick up a rotated key.
+        """
+        aget = getattr(type(self), "aget_connection", None)
+        if aget is not None and inspect.iscoroutinefunction(aget):
+            conn = await aget(self.etelecom_conn_id)
+        else:
+            from asgiref.sync import sync_to_async
+
+            conn = await sync_to_async(self.get_connection)(self.etelecom_conn_id)
+        return self._make_client(conn)
+
+    def close(self) -> None:
+        """Close the HTTP session if one was opened."""
+        if "client" in self.__dict__:
+            self.client.close()
+            del self.__dict__["client"]
+
+    # -- API -----------------------------------------------------------------------------------
+
+    def build_query(self, **kwargs: Any) -> ConsentQuery:
+        """Validate listing arguments (as :meth:`list_consents` takes them) without any request."""
+        kwargs.setdefault("normalize_phones", self.normalize_phones)
+        kwargs.setdefault("timezone", self.timezone)
+        return ConsentQuery.build(**kwargs)
+
+    def list_consent_pages(
+        self,
+        *,
+        call_type: Any = None,
+        date_from: Any = None,
+        date_to: Any = None,
+        is_charged: bool | None = None,
+        oa_id: int | str | None = None,
+        phone: str | None = None,
+        reason_code: Any = None,
+        reply_status: Any = None,
+        status: Any = None,
+        user_id: int | str | None = None,
+        page_size: int = 100,
+        sort: str | None = None,
+        max_pages: int | None = None,
+    ) -> Iterator[ConsentPage]:
+        """Yield every page of consents matching the filters, lazily.
+
+        Arguments as in :meth:`list_consents`. Validation happens before the first request.
+        """
+        query = self.build_query(
+            call_type=call_type,
+            date_from=date_from,
+            date_to=date_to,
+            is_charged=is_charged,
+            oa_id=oa_id,
+            phone=phone,
+            reason_code=reason_code,
+            reply_status=reply_status,
+            status=status,
+            user_id=user_id,
+            page_size=page_size,
+            sort=sort,
+            max_pages=max_pages,
+        )
+        return self.client.iter_consent_pages(query)
+
+    def list_consents(
+        self,
+        *,
+        call_type: Any = None,
+        date_from: Any = None,
+        date_to: Any = None,
+        is_charged: bool | None = None,
+        oa_id: int | str | None = None,
+        phone: str | None = None,
+        reason_code: Any = None,
+        reply_status: Any = None,
+        status: Any = None,
+        user_id: int | str | None = None,
+        page_size: int = 100,
+        sort: str | None = None,
+        max_pages: int | None = None,
+    ) -> Iterator[Consent]:
+        """Yield every consent matching the filters, across all pages, lazily (one page in memory).
+
+        Validation happens at the call, before any request (this is not a generator function).
+
+        :param call_type: ``audio``, ``video`` or ``audio_and_video``.
+        :param date_from: window start, inclusive (aware datetime or ISO-8601 with offset).
+        :param date_to: window end, exclusive: never a consent with ``created_at >= date_to``.
+        :param is_charged: only charged (``True``) or free (``False``) requests.
+        :param oa_id: the Zalo Official Account id (int64).
+        :param phone: the customer's phone (normalised to ``84…`` unless turned off).
+        :param reason_code: one of the five reason codes.
+        :param reply_status: ``S``, ``P``, ``N`` or ``NS``.
+        :param status: send status ``P`` or ``N``.
+        :param user_id: the eTelecom user id (int64).
+        :param page_size: 1 to 100 (the platform's cap).
+        :param sort: ``created_at``, ``-created_at``, ``updated_at`` or ``-updated_at``; default newest first.
+        :param max_pages: stop after this many pages.
+        :return: an iterator of consent dicts exactly as the API returned them.
+        :raises EtelecomValidationError: for invalid arguments, before any request.
+        :raises EtelecomError: for failures that outlast the retry budget.
+        """
+        pages = self.list_consent_pages(
+            call_type=call_type,
+            date_from=date_from,
+            date_to=date_to,
+            is_charged=is_charged,
+            oa_id=oa_id,
+            phone=phone,
+            reason_code=reason_code,
+            reply_status=reply_status,
+            status=status,
+            user_id=user_id,
+            page_size=page_size,
+            sort=sort,
+            max_pages=max_pages,
+        )
+        return (consent for page in pages for consent in page["consents"])
+
+    def request_consent(self, *, oa_id: int | str, phone: str, call_type: Any, reason_code: Any) -> Consent:
+        """Send ``Zalo/RequestConsent``: a real, charged request to the customer's Zalo app.
+
+        Never retried once it may have reached the server.
+
+        :return: the created consent; check its ``status`` (``N`` means it failed to send).
+        """
+        return self.client.request_consent(oa_id=oa_id, phone=phone, call_type=call_type, reason_code=reason_code)
+
+    def check_consent(self, *, oa_id: int | str, phone: str) -> ConsentCheck:
+        """Send ``Zalo/CheckConsent``: may the OA call this phone now? (``error`` 0 = yes)."""
+        return self.client.check_consent(oa_id=oa_id, phone=phone)
+
+    def find_consent(
+        self, consent_id: int | str, *, oa_id: int | str, phone: str, max_pages: int = 1
+    ) -> Consent | None:
+        """Find a consent by id among the newest for ``oa_id`` + ``phone`` (see the client)."""
+        return self.client.find_consent(consent_id, oa_id=oa_id, phone=phone, max_pages=max_pages)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the connection with ``Misc/CurrentAccount``, a cheap authenticated call.
+
+        :return: ``(True, message)`` when the key works, ``(False, reason)`` otherwise.
+        """
+        try:
+            account = self.client.current_account()
+        except EtelecomError as error:
+            return False, error.message
+        name = account.get("name") or account.get("id") or "unknown account"
+        return True, f"Connected to eTelecom at {self.client.config.base_url} as {name}."
+
+    # -- connection form (Airflow 2.x; 3.2+ reads the form from provider info) -------------------
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Return the connection form's hidden fields, labels and placeholders (Airflow 2.x UI)."""
+        return {
+            "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
+            "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
+            "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Return the extra fields of the connection form (Airflow 2.x UI)."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import IntegerField, StringField
+        from wtforms.validators import AnyOf, NumberRange, Optional
+
+        account = CONN_FIELDS["account_type"]
+        return {
+            "account_type": StringField(
+                lazy_gettext(account["label"]),
+                widget=BS3TextFieldWidget(),
+                validators=[Optional(), AnyOf(["shop", "partner"])],
+                description=account["description"],
+                default="shop",
+            ),
+            "timeout": IntegerField(
+                lazy_gettext(CONN_FIELDS["timeout"]["label"]),
+                widget=BS3TextFieldWidget(),
+                validators=[Optional(), NumberRange(min=1)],
+                description=CONN_FIELDS["timeout"]["description"],
+                default=60,
+            ),
+            "max_retries": IntegerField(
+                lazy_gettext(CONN_FIELDS["max_retries"]["label"]),
+                widget=BS3TextFieldWidget(),
+                validators=[Optional(), NumberRange(min=0)],
+                description=CONN_FIELDS["max_retries"]["description"],
+                default=5,
+            ),
+            "max_retry_time": IntegerField(
+                lazy_gettext(CONN_FIELDS["max_retry_time"]["label"]),
+                widget=BS3TextFieldWidget(),
+                validators=[Optional(), NumberRange(min=0)],
+                description=CONN_FIELDS["max_retry_time"]["description"],
+                default=300,
+            ),
+        }
