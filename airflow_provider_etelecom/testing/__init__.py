@@ -1,0 +1,48 @@
+"""A local eTelecom Zalo Cloud API simulator for tests, demos and benchmarks (standard library only).
+
+Use it like moto or fakeredis: start it, point the provider's connection at :attr:`EtelecomSimulator.base_url`
+with :attr:`EtelecomSimulator.api_key`, and drive consents, time and faults from the test::
+
+    from airflow_provider_etelecom.testing import EtelecomSimulator, FaultConfig
+
+    with EtelecomSimulator(consents=1000, seed=7, api_key="test-key") as sim:
+        ...
+
+Importing this package imports no Airflow and creates no files. See ``docs/simulator.md``.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_etelecom.testing.server import (
+    FAULT_KINDS,
+    EtelecomSimulator,
+    FaultConfig,
+    ScriptedFault,
+    Stats,
+)
+from airflow_provider_etelecom.testing.store import (
+    CALL_TYPES,
+    DEFAULT_LIMIT,
+    DELIVERY_STATUSES,
+    MAX_LIMIT,
+    REASON_CODES,
+    REPLY_STATUSES,
+    SORTS,
+    STATUSES,
+)
+
+__all__ = [
+    "CALL_TYPES",
+    "DEFAULT_LIMIT",
+    "DELIVERY_STATUSES",
+    "FAULT_KINDS",
+    "MAX_LIMIT",
+    "REASON_CODES",
+    "REPLY_STATUSES",
+    "SORTS",
+    "STATUSES",
+    "EtelecomSimulator",
+    "FaultConfig",
+    "ScriptedFault",
+    "Stats",
+]

@@ -1,0 +1,831 @@
+"""HTTP surface of the eTelecom simulator: routing, auth, errors, faults, counters, control endpoints.
+
+The real platform is Twirp-style: every call is ``POST {base}.{Service}/{Method}`` with a JSON body, and
+errors come back as ``{"code", "msg", "meta"}``. This module reproduces that surface on loopback with
+the standard library only (no Airflow, no third-party packages), so the simulator runs anywhere the
+provider's tests run. Data and lifecycle live in :mod:`.store`.
+
+Control endpoints live under ``/_simulator/`` (a path the real API never uses). They are test-only,
+take no authentication and are never subject to faults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from airflow_provider_etelecom.testing.store import (
+    CALL_TYPES,
+    REASON_CODES,
+    InvalidArgument,
+    NotFound,
+    Store,
+    normalize_phone,
+    parse_filter,
+    parse_int64,
+    parse_paging,
+    to_epoch,
+)
+
+API_PATH = re.compile(r"^/v1/(shop|partner)\.([A-Za-z]+/[A-Za-z]+)$")
+API_METHODS = ("Zalo/ListRequestConsent", "Zalo/RequestConsent", "Zalo/CheckConsent", "Misc/CurrentAccount")
+CONTROL_PREFIX = "/_simulator/"
+FAULT_KINDS = ("500", "502", "503", "429", "403_exhausted", "drop", "truncate", "timeout")
+DEFAULT_TIMEOUT_FAULT_S = 5.0
+LOG_LIMIT = 10_000
+
+BAD_GATEWAY_HTML = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Random faults applied to API requests (never to control endpoints), reproducible from ``seed``.
+
+    :param error_rate: share of requests answered 500/502/503 before they reach the application
+        (so a ``RequestConsent`` hit by one was certainly not created).
+    :param drop_rate: share of requests processed, then answered with headers and part of the body
+        before the TCP connection is closed (the ambiguous case: the server did the work).
+    :param truncate_rate: share of 200 answers whose body is cut; ``Content-Length`` matches the cut
+        body, so the client sees a well-formed 200 with invalid JSON.
+    :param rate_limit_rate: chance per request that a burst of ``rate_limit_burst`` 429 answers starts.
+    :param rate_limit_burst: consecutive 429 answers per burst.
+    :param retry_after_s: value of the ``Retry-After`` header of 429 answers.
+    :param exhausted_rate: share of 403 ``resource_exhausted`` answers (the platform's quota signal).
+    :param seed: seed of the ``random.Random`` that decides every fault.
+    """
+
+    error_rate: float = 0.0
+    drop_rate: float = 0.0
+    truncate_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    rate_limit_burst: int = 3
+    retry_after_s: float = 1.0
+    exhausted_rate: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "drop_rate", "truncate_rate", "rate_limit_rate", "exhausted_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {value}")
+        if self.rate_limit_burst < 1:
+            raise ValueError("rate_limit_burst must be >= 1")
+        if self.retry_after_s < 0:
+            raise ValueError("retry_after_s must be >= 0")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FaultConfig:
+        """Build from a JSON object (the control endpoint's body); unknown keys are refused."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown FaultConfig fields: {sorted(unknown)}")
+        return replace(cls(), **dict(data))
+
+
+class Stats:
+    """Thread-safe request counters a test reads to prove what went over the wire.
+
+    ``requests`` is keyed by ``(method, status)`` e.g. ``("Zalo/ListRequestConsent", 200)``, where
+    method is ``Service/Method`` for API routes and the raw path otherwise; control endpoints are not
+    counted there. ``connections`` counts accepted TCP connections (control calls included), so a
+    test can prove a whole export used one keep-alive connection.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: Counter[tuple[str, int]] = Counter()
+        self.requests_by_method: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.connections = 0
+
+    def record(self, method: str, status: int, fault: str | None) -> None:
+        """Count one answered API request."""
+        with self._lock:
+            self.requests[(method, status)] += 1
+            self.requests_by_method[method] += 1
+            if fault:
+                self.faults[fault] += 1
+
+    def connection(self) -> None:
+        """Count one accepted TCP connection."""
+        with self._lock:
+            self.connections += 1
+
+    def reset(self) -> None:
+        """Zero every counter."""
+        with self._lock:
+            self.requests.clear()
+            self.requests_by_method.clear()
+            self.faults.clear()
+            self.connections = 0
+
+    def count(self, method: str | None = None, status: int | None = None) -> int:
+        """Return how many API requests matched ``method`` and/or ``status`` (``None`` = any)."""
+        with self._lock:
+            return sum(
+                n
+                for (m, s), n in self.requests.items()
+                if (method is None or m == method) and (status is None or s == status)
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe snapshot (``requests`` keys rendered as ``"method status"``)."""
+        with self._lock:
+            return {
+                "requests": {f"{m} {s}": n for (m, s), n in sorted(self.requests.items())},
+                "requests_by_method": dict(self.requests_by_method),
+                "faults": dict(self.faults),
+                "connections": self.connections,
+            }
+
+
+class _ApiError(Exception):
+    """An error answer in the platform's shape."""
+
+    def __init__(self, status: int, code: str, msg: str, meta: Mapping[str, str] | None = None) -> None:
+        super().__init__(msg)
+        self.status = status
+        self.code = code
+        self.msg = msg
+        self.meta = dict(meta or {})
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code, "msg": self.msg, "meta": self.meta}
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+    fault: str | None = None
+
+
+def _json_bytes(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _error_answer(err: _ApiError, headers: tuple[tuple[str, str], ...] = ()) -> _Answer:
+    return _Answer(err.status, _json_bytes(err.body()), headers=headers)
+
+
+def _invalid(exc: InvalidArgument) -> _ApiError:
+    return _ApiError(400, "invalid_argument", exc.msg, {"field": exc.field})
+
+
+ScriptedFault = str | tuple[str, float]
+
+
+class _FaultEngine:
+    """Decides the fault of each API request: scripted ones first, then the seeded random ones.
+
+    Every request draws the same number of random numbers whatever happens, so a sequential run with
+    the same seed meets the same faults at the same requests.
+    """
+
+    def __init__(self, config: FaultConfig) -> None:
+        self._lock = threading.Lock()
+        self._script: deque[tuple[str, float]] = deque()
+        self.configure(config)
+
+    def configure(self, config: FaultConfig) -> None:
+        with self._lock:
+            self.config = config
+            self._rng = random.Random(config.seed)
+            self._burst_left = 0
+
+    def script(self, faults: Iterable[ScriptedFault]) -> None:
+        parsed = []
+        for fault in faults:
+            kind, arg = (fault, DEFAULT_TIMEOUT_FAULT_S) if isinstance(fault, str) else (fault[0], fault[1])
+            if kind not in FAULT_KINDS and kind != "none":
+                raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}, none")
+            parsed.append((kind, float(arg)))
+        with self._lock:
+            self._script.extend(parsed)
+
+    def clear_script(self) -> None:
+        with self._lock:
+            self._script.clear()
+
+    def next(self) -> tuple[str | None, float]:
+        """Return the fault for the next API request (``None`` = none) and its argument."""
+        with self._lock:
+            if self._script:
+                kind, arg = self._script.popleft()
+                return (None if kind == "none" else kind), arg
+            cfg, rng = self.config, self._rng
+            draws = [rng.random() for _ in range(6)]
+            if self._burst_left > 0:
+                self._burst_left -= 1
+                return "429", cfg.retry_after_s
+            if draws[0] < cfg.rate_limit_rate:
+                self._burst_left = cfg.rate_limit_burst - 1
+                return "429", cfg.retry_after_s
+            if draws[1] < cfg.error_rate:
+                return ("500", "502", "503")[int(draws[5] * 3) % 3], 0.0
+            if draws[2] < cfg.exhausted_rate:
+                return "403_exhausted", 0.0
+            if draws[3] < cfg.drop_rate:
+                return "drop", 0.0
+            if draws[4] < cfg.truncate_rate:
+                return "truncate", 0.0
+            return None, 0.0
+
+
+def _retry_after(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+
+
+class _Server(ThreadingHTTPServer):
+    """Threading server that counts connections and can cut every open one on stop."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], sim: EtelecomSimulator) -> None:
+        self.sim = sim
+        self.open_sockets: set[socket.socket] = set()
+        self.sockets_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def close_open_connections(self) -> None:
+        with self.sockets_lock:
+            sockets = list(self.open_sockets)
+            self.open_sockets.clear()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One keep-alive connection; ``protocol_version`` HTTP/1.1 so clients reuse it across pages."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "eTelecomSimulator/1.0"
+    sys_version = ""
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.sim.stats.connection()
+        with self.server.sockets_lock:
+            self.server.open_sockets.add(self.connection)
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            super().finish()
+        with self.server.sockets_lock:
+            self.server.open_sockets.discard(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay silent: the default logger writes to stderr and a log must never hold the key."""
+
+    # ------------------------------------------------------------------ verbs
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
+    # --------------------------------------------------------------- plumbing
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send(self, answer: _Answer, method: str) -> None:
+        body = answer.body
+        if answer.fault == "truncate":
+            body = body[: max(1, len(body) // 2)]
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        self.send_header("Content-Length", str(len(answer.body) if answer.fault == "drop" else len(body)))
+        for name, value in answer.headers:
+            self.send_header(name, value)
+        if answer.fault == "drop":
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if method == "HEAD":
+            return
+        if answer.fault == "drop":
+            self.close_connection = True
+            self.wfile.write(body[: max(1, len(body) // 3)])
+            self.wfile.flush()
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(body)
+
+    def _dispatch(self, verb: str) -> None:
+        sim = self.server.sim
+        path = self.path.split("?", 1)[0]
+        try:
+            raw_body = self._read_body()
+        except (ValueError, OSError):
+            self.close_connection = True
+            return
+        if path.startswith(CONTROL_PREFIX):
+            self._send(sim._control(verb, path[len(CONTROL_PREFIX) :], raw_body), verb)
+            return
+        match = API_PATH.match(path)
+        method = match.group(2) if match and match.group(2) in API_METHODS else path
+        answer = sim._api(verb, match, method, raw_body, self.headers)
+        try:
+            self._send(answer, verb)
+        except OSError:
+            self.close_connection = True
+        finally:
+            sim._log(method, raw_body, self.headers, answer)
+
+
+class EtelecomSimulator:
+    """A local, faithful eTelecom Zalo Cloud API on loopback, for tests, demos and benchmarks.
+
+    Use it as a context manager (``with EtelecomSimulator(...) as sim:``) or with :meth:`start` /
+    :meth:`stop`. Seeded data is generated in the constructor, so :meth:`consents` works before the
+    server starts; :meth:`start` after :meth:`stop` serves again on the same port, which lets a test
+    cut the server mid-export and bring it back.
+
+    :param consents: number of seeded consents.
+    :param seed: seed of the data; the same seed gives the same consents.
+    :param api_key: the Bearer key accepted on ``/v1/shop`` and ``/v1/partner``.
+    :param start: first ``created_at`` of seeded data (inclusive, aware datetime).
+    :param end: end of seeded ``created_at`` (exclusive); default: the 30 days ending now.
+    :param host: bind address; loopback only, the simulator is not meant to be exposed.
+    :param port: bind port; ``0`` picks a free one.
+    :param latency_ms: added to every API request (real sleep).
+    :param faults: random faults, see :class:`FaultConfig`.
+    :param date_to_inclusive: reading of ``filter.date_to``: exclusive (default) or inclusive, both
+        plausible from the docs, so the provider can be tested against each.
+    :param listing_lag_s: a consent made by ``RequestConsent`` shows in ``ListRequestConsent`` only
+        after this many simulated seconds (eventual consistency some platforms have).
+    :param reply_window_s: simulated seconds before a pending ``S`` consent turns ``NS``.
+    :param auto_reply_after_s: if set, consents made by ``RequestConsent`` get ``auto_reply_status``
+        after this many simulated seconds (if that is inside the reply window).
+    :param auto_reply_status: ``"P"`` or ``"N"``.
+    :param oa_ids: OA ids to generate data for (default: three generated ids).
+    :param phones: phone pool to generate data for (default: ``max(5, consents // 10)`` numbers).
+    """
+
+    def __init__(
+        self,
+        consents: int = 1000,
+        seed: int = 7,
+        api_key: str = "test-key-0123456789",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency_ms: float = 0.0,
+        faults: FaultConfig | None = None,
+        date_to_inclusive: bool = False,
+        listing_lag_s: float = 0.0,
+        reply_window_s: float = 86400.0,
+        auto_reply_after_s: float | None = None,
+        auto_reply_status: str = "P",
+        oa_ids: Sequence[str] | None = None,
+        phones: Sequence[str] | None = None,
+    ) -> None:
+        if not api_key:
+            raise ValueError("api_key must not be empty")
+        self._store = Store(
+            consents=consents,
+            seed=seed,
+            start=None if start is None else to_epoch(start, "start"),
+            end=None if end is None else to_epoch(end, "end"),
+            reply_window_s=reply_window_s,
+            auto_reply_after_s=auto_reply_after_s,
+            auto_reply_status=auto_reply_status,
+            listing_lag_s=listing_lag_s,
+            date_to_inclusive=date_to_inclusive,
+            oa_ids=oa_ids,
+            phones=phones,
+        )
+        self.api_key = api_key
+        self.host = host
+        self._port = port
+        self.latency_ms = latency_ms
+        self.stats = Stats()
+        self._faults = faults or FaultConfig()
+        self._fault_engine = _FaultEngine(self._faults)
+        self._log_entries: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
+        self._log_lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.account_id = str(int(self._store.shop_id) + 1)
+
+    # ------------------------------------------------------------- lifecycle
+    def start(self) -> EtelecomSimulator:
+        """Bind and serve in a background thread (idempotent); reuses the port of an earlier start.
+
+        :return: ``self``, so ``sim = EtelecomSimulator(...).start()`` reads well.
+        """
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        server = _Server((self.host, self._port), self)
+        self._port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="etelecom-simulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and cut open keep-alive connections, as a real outage would (idempotent)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        server.close_open_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> EtelecomSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is serving."""
+        return self._server is not None
+
+    @property
+    def port(self) -> int:
+        """The bound port (the requested one before the first start)."""
+        return self._port
+
+    @property
+    def root_url(self) -> str:
+        """``http://HOST:PORT``: where the control endpoints live."""
+        return f"http://{self.host}:{self._port}"
+
+    @property
+    def base_url(self) -> str:
+        """The shop base URL, ``{root_url}/v1/shop``; calls are ``base_url + ".Zalo/ListRequestConsent"``."""
+        return f"{self.root_url}/v1/shop"
+
+    @property
+    def partner_base_url(self) -> str:
+        """The partner base URL, ``{root_url}/v1/partner``."""
+        return f"{self.root_url}/v1/partner"
+
+    # ---------------------------------------------------------------- config
+    @property
+    def faults(self) -> FaultConfig:
+        """The random fault configuration; setting it restarts the fault random sequence."""
+        return self._faults
+
+    @faults.setter
+    def faults(self, config: FaultConfig | None) -> None:
+        self._faults = config or FaultConfig()
+        self._fault_engine.configure(self._faults)
+
+    @property
+    def date_to_inclusive(self) -> bool:
+        """The ``date_to`` switch (settable at run time)."""
+        return self._store.date_to_inclusive
+
+    @date_to_inclusive.setter
+    def date_to_inclusive(self, value: bool) -> None:
+        self._store.date_to_inclusive = value
+
+    @property
+    def listing_lag_s(self) -> float:
+        """The listing lag applied to later ``RequestConsent`` consents (settable)."""
+        return self._store.listing_lag_s
+
+    @listing_lag_s.setter
+    def listing_lag_s(self, value: float) -> None:
+        self._store.listing_lag_s = value
+
+    @property
+    def auto_reply_after_s(self) -> float | None:
+        """Auto-reply delay for later ``RequestConsent`` consents (settable)."""
+        return self._store.auto_reply_after_s
+
+    @auto_reply_after_s.setter
+    def auto_reply_after_s(self, value: float | None) -> None:
+        self._store.auto_reply_after_s = value
+
+    @property
+    def oa_ids(self) -> list[str]:
+        """The OA ids data is generated for."""
+        return list(self._store.oa_ids)
+
+    @property
+    def phones(self) -> list[str]:
+        """The phone pool data is generated for."""
+        return list(self._store.phones)
+
+    @property
+    def shop_id(self) -> str:
+        """The shop id every consent carries."""
+        return self._store.shop_id
+
+    # ---------------------------------------------------------- test control
+    def script_faults(self, faults: Iterable[ScriptedFault]) -> None:
+        """Give the next API requests these faults, in order, before random faults apply again.
+
+        Kinds: ``"500"``, ``"502"``, ``"503"``, ``"429"``, ``"403_exhausted"``, ``"drop"``,
+        ``"truncate"``, ``"timeout"`` and ``"none"`` (a normal answer). A tuple ``("timeout", 2.0)``
+        sets the sleep of a timeout, ``("429", 0.5)`` the ``Retry-After`` of a 429.
+        """
+        self._fault_engine.script(faults)
+
+    def clear_scripted_faults(self) -> None:
+        """Drop scripted faults not yet used."""
+        self._fault_engine.clear_script()
+
+    def now(self) -> datetime:
+        """Return the simulated now: real time plus everything :meth:`advance` added."""
+        return datetime.fromtimestamp(self._store.now_s(), tz=timezone.utc)
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the simulated clock forward (drives auto-replies and ``NS`` expiry) without sleeping.
+
+        :return: the new simulated now.
+        """
+        return datetime.fromtimestamp(self._store.advance(seconds), tz=timezone.utc)
+
+    def consents(self) -> list[dict[str, Any]]:
+        """Return every consent as the API would serve it (copies, newest first, listing lag ignored)."""
+        return self._store.all()
+
+    def consent(self, consent_id: str | int) -> dict[str, Any] | None:
+        """Return one consent's wire dict, or ``None``."""
+        return self._store.get(consent_id)
+
+    def reply(self, consent_id: str | int, reply_status: str) -> dict[str, Any]:
+        """Answer as the customer, now: ``"P"`` agrees (valid 30 days), ``"N"`` refuses.
+
+        :raises KeyError: unknown consent.
+        :raises ValueError: other status.
+        """
+        return self._store.reply(consent_id, reply_status)
+
+    def insert_consents(self, n: int, created_at: datetime | None = None) -> list[dict[str, Any]]:
+        """Insert ``n`` generated consents (default ``created_at``: simulated now), e.g. while a client pages."""
+        return self._store.insert(n, None if created_at is None else to_epoch(created_at, "created_at"))
+
+    def add_consent(self, **fields: Any) -> dict[str, Any]:
+        """Insert one consent with the given wire fields set and the others generated.
+
+        For boundary tests, e.g. ``sim.add_consent(created_at=window_start)``.
+        """
+        return self._store.add(fields)
+
+    def fail_send_to(
+        self,
+        phone: str,
+        error_code: int = -213,
+        error_message: str = "Người dùng chưa quan tâm OA hoặc không tương tác với OA trong 7 ngày qua",
+    ) -> None:
+        """Make ``RequestConsent`` to ``phone`` return a consent with ``status`` ``N`` and this error."""
+        self._store.fail_send_to(phone, error_code, error_message)
+
+    def reset_stats(self) -> None:
+        """Zero the counters and clear the request log."""
+        self.stats.reset()
+        with self._log_lock:
+            self._log_entries.clear()
+
+    @property
+    def requests_log(self) -> list[dict[str, Any]]:
+        """Recorded API requests, oldest first (last 10,000): method, path, body, headers, status, fault.
+
+        ``Authorization`` is redacted to ``"Bearer ***"``: a test log must never hold the key.
+        """
+        with self._log_lock:
+            return list(self._log_entries)
+
+    # -------------------------------------------------------------- internals
+    def _log(self, method: str, raw_body: bytes, headers: Any, answer: _Answer) -> None:
+        self.stats.record(method, answer.status, answer.fault)
+        try:
+            body: Any = json.loads(raw_body) if raw_body else None
+        except ValueError:
+            body = raw_body.decode("utf-8", "replace")
+        redacted = {k: ("Bearer ***" if k.lower() == "authorization" else v) for k, v in headers.items()}
+        entry = {
+            "method": method,
+            "body": body,
+            "headers": redacted,
+            "status": answer.status,
+            "fault": answer.fault,
+            "time": time.time(),
+        }
+        with self._log_lock:
+            self._log_entries.append(entry)
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+    def _api(self, verb: str, match: re.Match[str] | None, method: str, raw: bytes, headers: Any) -> _Answer:
+        """Answer one API request: faults first (as a gateway would), then route, auth and method."""
+        self._sleep(self.latency_ms / 1000.0)
+        fault, arg = self._fault_engine.next()
+        if fault == "timeout":
+            self._sleep(arg)
+        elif fault in ("500", "503"):
+            code = "internal" if fault == "500" else "unavailable"
+            msg = "Lỗi hệ thống" if fault == "500" else "Hệ thống đang bận, vui lòng thử lại sau"
+            return _Answer(int(fault), _json_bytes({"code": code, "msg": msg, "meta": {}}), fault=fault)
+        elif fault == "502":
+            return _Answer(502, BAD_GATEWAY_HTML, content_type="text/html", fault=fault)
+        elif fault == "429":
+            body = {"code": "resource_exhausted", "msg": "Too Many Requests", "meta": {}}
+            return _Answer(429, _json_bytes(body), headers=(("Retry-After", _retry_after(arg)),), fault=fault)
+        elif fault == "403_exhausted":
+            body = {"code": "resource_exhausted", "msg": "Vượt quá giới hạn số lượng yêu cầu", "meta": {}}
+            return _Answer(403, _json_bytes(body), fault=fault)
+        try:
+            answer = self._route(verb, match, method, raw, headers)
+        except _ApiError as err:
+            answer = _error_answer(err)
+        except Exception:  # the simulator must answer like a server, not hang the client
+            answer = _error_answer(_ApiError(500, "internal", "Lỗi hệ thống (simulator)"))
+        if fault in ("drop", "timeout") or (fault == "truncate" and answer.status == 200):
+            answer.fault = fault
+        return answer
+
+    def _route(self, verb: str, match: re.Match[str] | None, method: str, raw: bytes, headers: Any) -> _Answer:
+        if verb != "POST":
+            raise _ApiError(405, "bad_route", f"unsupported method {verb} (only POST is allowed)")
+        if match is None or method not in API_METHODS:
+            raise _ApiError(404, "bad_route", f"no handler for path {method!r}")
+        content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise _ApiError(404, "bad_route", f"unexpected Content-Type: {content_type!r}")
+        auth = headers.get("Authorization") or ""
+        scheme, _, key = auth.partition(" ")
+        if scheme.lower() != "bearer" or not key or not hmac.compare_digest(
+            key.strip().encode(), self.api_key.encode()
+        ):
+            raise _ApiError(401, "unauthenticated", "Yêu cầu xác thực: api key không hợp lệ")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise _ApiError(400, "malformed", "the json request could not be decoded") from None
+        if not isinstance(body, dict):
+            raise _ApiError(400, "malformed", "the json request must be an object")
+        try:
+            return _Answer(200, _json_bytes(self._handle(method, match.group(1), body)))
+        except InvalidArgument as exc:
+            raise _invalid(exc) from None
+
+    def _handle(self, method: str, account: str, body: dict[str, Any]) -> dict[str, Any]:
+        store = self._store
+        if method == "Zalo/ListRequestConsent":
+            flt = parse_filter(body.get("filter"))
+            paging = parse_paging(body.get("paging"))
+            items, next_cursor, prev_cursor = store.list_page(flt, paging)
+            return {
+                "consents": items,
+                "paging": {
+                    "after": paging.raw_after,
+                    "before": paging.raw_before,
+                    "limit": paging.limit,
+                    "next": next_cursor,
+                    "prev": prev_cursor,
+                    "sort": paging.raw_sort,
+                },
+            }
+        if method == "Zalo/RequestConsent":
+            oa_id = _required(body, "oa_id")
+            oa = str(parse_int64(oa_id, "oa_id"))
+            phone = normalize_phone(_required(body, "phone"))
+            call_type = _required(body, "call_type")
+            if call_type not in CALL_TYPES:
+                raise InvalidArgument("call_type", f"call_type: giá trị không hợp lệ: {call_type!r}")
+            reason = _required(body, "reason_code")
+            if reason not in REASON_CODES:
+                raise InvalidArgument("reason_code", f"reason_code: giá trị không hợp lệ: {reason!r}")
+            return store.request_consent(oa, phone, call_type, reason)
+        if method == "Zalo/CheckConsent":
+            oa = str(parse_int64(_required(body, "oa_id"), "oa_id"))
+            phone = normalize_phone(_required(body, "phone"))
+            error, expired_time, message = store.check(oa, phone)
+            return {"error": error, "expired_time": expired_time, "message": message}
+        return {"id": self.account_id, "name": "Simulated Shop", "type": account}
+
+    def _control(self, verb: str, name: str, raw: bytes) -> _Answer:
+        """Serve a test-only ``/_simulator/<name>`` endpoint (no auth, no faults, not counted)."""
+        try:
+            body: Any = json.loads(raw) if raw.strip() else {}
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+            routes: dict[tuple[str, str], Any] = {
+                ("GET", "stats"): lambda: self.stats.as_dict(),
+                ("POST", "reset_stats"): self._control_reset_stats,
+                ("GET", "now"): lambda: {"now": _iso(self.now())},
+                ("POST", "advance"): lambda: {"now": _iso(self.advance(float(body["seconds"])))},
+                ("POST", "reply"): lambda: self.reply(str(body["consent_id"]), str(body["reply_status"])),
+                ("POST", "faults"): lambda: self._set_faults(body),
+                ("POST", "script_faults"): lambda: self._control_script(body),
+                ("POST", "insert"): lambda: {
+                    "consents": self.insert_consents(
+                        int(body.get("count", 1)),
+                        None if not body.get("created_at") else _aware(str(body["created_at"])),
+                    )
+                },
+                ("GET", "consents"): lambda: {"consents": self.consents()},
+            }
+            handler = routes.get((verb, name))
+            if handler is None:
+                known = any(route_name == name for _, route_name in routes)
+                status = 405 if known else 404
+                raise _ApiError(status, "bad_route", f"no control endpoint {verb} /_simulator/{name}")
+            return _Answer(200, _json_bytes(handler()))
+        except _ApiError as err:
+            return _error_answer(err)
+        except KeyError as exc:
+            if isinstance(exc, NotFound):
+                return _error_answer(_ApiError(404, "not_found", f"no consent {exc.args[0]}"))
+            return _error_answer(_ApiError(400, "invalid_argument", f"missing field {exc.args[0]}"))
+        except (ValueError, TypeError, InvalidArgument) as exc:
+            return _error_answer(_ApiError(400, "invalid_argument", str(exc)))
+
+    def _control_reset_stats(self) -> dict[str, Any]:
+        self.reset_stats()
+        return {}
+
+    def _control_script(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        self.script_faults(_scripted(body["faults"]))
+        return {}
+
+    def _set_faults(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        self.faults = FaultConfig.from_dict(body)
+        return asdict(self.faults)
+
+
+def _required(body: Mapping[str, Any], field: str) -> Any:
+    value = body.get(field)
+    if value in (None, ""):
+        raise InvalidArgument(field, f"{field}: bắt buộc")
+    return value
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _aware(value: str) -> datetime:
+    return datetime.fromtimestamp(to_epoch(value, "created_at"), tz=timezone.utc)
+
+
+def _scripted(raw: Any) -> list[ScriptedFault]:
+    if not isinstance(raw, list):
+        raise ValueError("faults must be a list")
+    return [item if isinstance(item, str) else (str(item[0]), float(item[1])) for item in raw]
