@@ -280,6 +280,9 @@ class _Handler(BaseHTTPRequestHandler):
     """One keep-alive connection; ``protocol_version`` HTTP/1.1 so clients reuse it across pages."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm on, the body waits for
+    # the client's delayed ACK (~40 ms per answer), which would make every page look slow.
+    disable_nagle_algorithm = True
     server_version = "eTelecomSimulator/1.0"
     sys_version = ""
     server: _Server
