@@ -114,13 +114,16 @@ class Stats:
         self.faults: Counter[str] = Counter()
         self.connections = 0
 
-    def record(self, method: str, status: int, fault: str | None) -> None:
+    def record(self, method: str, status: int) -> None:
         """Count one answered API request."""
         with self._lock:
             self.requests[(method, status)] += 1
             self.requests_by_method[method] += 1
-            if fault:
-                self.faults[fault] += 1
+
+    def fault(self, kind: str) -> None:
+        """Count one injected fault (when it is applied, before any sleep)."""
+        with self._lock:
+            self.faults[kind] += 1
 
     def connection(self) -> None:
         """Count one accepted TCP connection."""
@@ -202,7 +205,7 @@ class _FaultEngine:
 
     def __init__(self, config: FaultConfig) -> None:
         self._lock = threading.Lock()
-        self._script: deque[tuple[str, float]] = deque()
+        self._script: deque[tuple[str, float | None]] = deque()
         self.configure(config)
 
     def configure(self, config: FaultConfig) -> None:
@@ -214,10 +217,10 @@ class _FaultEngine:
     def script(self, faults: Iterable[ScriptedFault]) -> None:
         parsed = []
         for fault in faults:
-            kind, arg = (fault, DEFAULT_TIMEOUT_FAULT_S) if isinstance(fault, str) else (fault[0], fault[1])
+            kind, arg = (fault, None) if isinstance(fault, str) else (fault[0], float(fault[1]))
             if kind not in FAULT_KINDS and kind != "none":
                 raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}, none")
-            parsed.append((kind, float(arg)))
+            parsed.append((kind, arg))
         with self._lock:
             self._script.extend(parsed)
 
@@ -230,6 +233,8 @@ class _FaultEngine:
         with self._lock:
             if self._script:
                 kind, arg = self._script.popleft()
+                if arg is None:
+                    arg = self.config.retry_after_s if kind == "429" else DEFAULT_TIMEOUT_FAULT_S
                 return (None if kind == "none" else kind), arg
             cfg, rng = self.config, self._rng
             draws = [rng.random() for _ in range(6)]
@@ -654,7 +659,7 @@ class EtelecomSimulator:
 
     # -------------------------------------------------------------- internals
     def _log(self, method: str, raw_body: bytes, headers: Any, answer: _Answer) -> None:
-        self.stats.record(method, answer.status, answer.fault)
+        self.stats.record(method, answer.status)
         try:
             body: Any = json.loads(raw_body) if raw_body else None
         except ValueError:
@@ -679,6 +684,8 @@ class EtelecomSimulator:
         """Answer one API request: faults first (as a gateway would), then route, auth and method."""
         self._sleep(self.latency_ms / 1000.0)
         fault, arg = self._fault_engine.next()
+        if fault is not None and fault != "truncate":
+            self.stats.fault(fault)
         if fault == "timeout":
             self._sleep(arg)
         elif fault in ("500", "503"):
@@ -699,7 +706,10 @@ class EtelecomSimulator:
             answer = _error_answer(err)
         except Exception:  # the simulator must answer like a server, not hang the client
             answer = _error_answer(_ApiError(500, "internal", "Lỗi hệ thống (simulator)"))
-        if fault in ("drop", "timeout") or (fault == "truncate" and answer.status == 200):
+        if fault in ("drop", "timeout"):
+            answer.fault = fault
+        elif fault == "truncate" and answer.status == 200:
+            self.stats.fault(fault)
             answer.fault = fault
         return answer
 
