@@ -381,12 +381,13 @@ class _Handler(BaseHTTPRequestHandler):
         match = API_PATH.match(path)
         method = match.group(2) if match and match.group(2) in API_METHODS else path
         answer = sim._api(verb, match, method, raw_body, self.headers)
+        # Count before answering: a client that reads its answer and then checks the counters must
+        # already find its request there.
+        sim._log(method, raw_body, self.headers, answer)
         try:
             self._send(answer, verb)
         except OSError:
             self.close_connection = True
-        finally:
-            sim._log(method, raw_body, self.headers, answer)
 
 
 class EtelecomSimulator:
