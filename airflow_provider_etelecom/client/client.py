@@ -124,15 +124,19 @@ class RateLimitGate:
         self._resume_at = 0.0
         self._clock = clock
 
-    def pause(self, seconds: float) -> None:
-        """Hold every client sharing this gate for ``seconds`` from now."""
+    def pause(self, seconds: float) -> float:
+        """Hold every client sharing this gate for ``seconds`` from now.
+
+        :return: the clock time at which the gate opens again.
+        """
         with self._lock:
             self._resume_at = max(self._resume_at, self._clock() + seconds)
+            return self._resume_at
 
-    def remaining(self) -> float:
-        """Return how many seconds are left on the pause (0 when open)."""
+    def pending(self) -> tuple[float, float]:
+        """Return ``(resume_at, seconds_left)``; ``seconds_left`` is 0 when the gate is open."""
         with self._lock:
-            return max(0.0, self._resume_at - self._clock())
+            return self._resume_at, max(0.0, self._resume_at - self._clock())
 
 
 def _is_loopback(host: str) -> bool:
@@ -274,6 +278,7 @@ class EtelecomClient:
         self._sleep = sleep
         self._gate = gate
         self._rng = rng or random.Random()
+        self._paused_until = 0.0
         self._session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
         self._session.mount("http://", adapter)
@@ -306,9 +311,13 @@ class EtelecomClient:
         return text.replace(self.config.api_key, "***") if self.config.api_key else text
 
     def _send_once(self, endpoint: str, payload: bytes) -> Any:
-        if self._gate is not None and (pause := self._gate.remaining()) > 0:
-            self.stats.rate_limit_waited_s += pause
-            self._sleep(pause)
+        if self._gate is not None:
+            resume_at, pause = self._gate.pending()
+            # A client that set the pause has already slept it as its retry wait.
+            if pause > 0 and resume_at > self._paused_until:
+                self._paused_until = resume_at
+                self.stats.rate_limit_waited_s += pause
+                self._sleep(pause)
         self.stats.requests += 1
         url = f"{self.config.base_url}.{endpoint}"
         try:
@@ -353,7 +362,7 @@ class EtelecomClient:
             self.stats.rate_limited += 1
             self.stats.rate_limit_waited_s += wait
             if self._gate is not None:
-                self._gate.pause(wait)
+                self._paused_until = self._gate.pause(wait)
         log.warning(
             "eTelecom request failed (%s); retry %d of %d in %.2f s.",
             error,

@@ -1,0 +1,147 @@
+"""Validation of everything a user passes in, before any request is sent."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pendulum
+import pytest
+
+from airflow_provider_etelecom.client import CallType, ConsentQuery, mask_phone, normalize_phone
+from airflow_provider_etelecom.client.validation import format_api_time, validate_time
+from airflow_provider_etelecom.exceptions import EtelecomValidationError
+
+UTC = timezone.utc
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter", "fragment"),
+    [
+        ({"call_type": "phone"}, "call_type", "audio, audio_and_video, video"),
+        ({"reason_code": "marketing"}, "reason_code", "delivery_notification"),
+        ({"reply_status": "Y"}, "reply_status", "N, NS, P, S"),
+        ({"status": "S"}, "status", "N, P"),
+        ({"oa_id": "12a"}, "oa_id", "non-negative whole number"),
+        ({"oa_id": -5}, "oa_id", "non-negative whole number"),
+        ({"oa_id": 2**63}, "oa_id", "int64 maximum"),
+        ({"user_id": 1.5}, "user_id", "got float"),
+        ({"oa_id": True}, "oa_id", "got bool"),
+        ({"is_charged": "false"}, "is_charged", "must be True or False"),
+        ({"page_size": 0}, "page_size", "1 to 100"),
+        ({"page_size": 101}, "page_size", "caps pages at 100"),
+        ({"page_size": "50"}, "page_size", "1 to 100"),
+        ({"sort": "id"}, "sort", "one field"),
+        ({"sort": "created_at,-updated_at"}, "sort", "one field"),
+        ({"max_pages": 0}, "max_pages", "positive int"),
+        ({"date_from": "yesterday"}, "date_from", "not an ISO-8601"),
+        ({"date_from": "2026-01-01T00:00:00"}, "date_from", "timezone='Asia/Ho_Chi_Minh'"),
+        ({"date_to": datetime(2026, 1, 1)}, "date_to", "no UTC offset"),
+        ({"date_to": 1767225600}, "date_to", "got int"),
+        ({"phone": "12345"}, "phone", "not a Vietnamese phone number"),
+        ({"phone": ""}, "phone", "non-empty"),
+        (
+            {"date_from": "2026-01-02T00:00:00Z", "date_to": "2026-01-01T00:00:00Z"},
+            "date_from",
+            "must be before date_to",
+        ),
+        (
+            {"date_from": "2026-01-01T00:00:00Z", "date_to": "2026-01-01T07:00:00+07:00"},
+            "date_from",
+            "CronDataIntervalTimetable",
+        ),
+    ],
+)
+def test_invalid_arguments_name_the_parameter_and_what_is_allowed(
+    kwargs: dict[str, object], parameter: str, fragment: str
+) -> None:
+    with pytest.raises(EtelecomValidationError) as caught:
+        ConsentQuery.build(**kwargs)
+    assert caught.value.parameter == parameter
+    assert parameter in str(caught.value)
+    assert fragment in str(caught.value)
+
+
+def test_valid_query_becomes_the_wire_filter() -> None:
+    query = ConsentQuery.build(
+        call_type=CallType.AUDIO,
+        date_from=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
+        date_to="2026-01-02T00:00:00+07:00",
+        is_charged=False,
+        oa_id=4300132762829599804,
+        phone="+84 912-345-678",
+        reason_code="update_order",
+        reply_status="S",
+        status="P",
+        user_id="0015",
+        page_size=50,
+        sort="-updated_at",
+        max_pages=3,
+    )
+    assert query.filter_body() == {
+        "call_type": "audio",
+        "date_from": "2025-12-31T17:00:00Z",
+        "date_to": "2026-01-01T17:00:00Z",
+        "is_charged": False,
+        "oa_id": "4300132762829599804",
+        "phone": "84912345678",
+        "reason_code": "update_order",
+        "reply_status": "S",
+        "status": "P",
+        "user_id": "15",
+    }
+    assert (query.page_size, query.sort, query.max_pages) == (50, "-updated_at", 3)
+    assert "849*****678" in query.describe()
+
+
+def test_naive_dates_are_accepted_with_a_timezone() -> None:
+    query = ConsentQuery.build(
+        date_from="2026-01-01T00:00:00", date_to=datetime(2026, 1, 2), timezone="Asia/Ho_Chi_Minh"
+    )
+    assert query.filter_body()["date_from"] == "2025-12-31T17:00:00Z"
+    assert query.filter_body()["date_to"] == "2026-01-01T17:00:00Z"
+    with pytest.raises(EtelecomValidationError, match="IANA"):
+        ConsentQuery.build(date_from="2026-01-01T00:00:00", timezone="Mars/Olympus")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("0912345678", "84912345678"),
+        ("+84912345678", "84912345678"),
+        ("84912345678", "84912345678"),
+        ("0912 345 678", "84912345678"),
+        ("091-234-5678", "84912345678"),
+        ("(028) 3822 1234", "842838221234"),
+        (84912345678, "84912345678"),
+    ],
+)
+def test_phones_are_normalised_to_the_84_form(raw: object, expected: str) -> None:
+    assert normalize_phone(raw) == expected
+
+
+def test_phone_normalisation_can_be_turned_off() -> None:
+    assert normalize_phone(" +1 415 555 0100 ", normalize=False) == "+1 415 555 0100"
+    assert ConsentQuery.build(phone="+1 415", normalize_phones=False).phone == "+1 415"
+
+
+def test_phones_are_masked_in_messages() -> None:
+    assert mask_phone("84912345678") == "849*****678"
+    with pytest.raises(EtelecomValidationError) as caught:
+        normalize_phone("99912345678")
+    assert "99912345678" not in str(caught.value)
+
+
+def test_window_is_half_open() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    query = ConsentQuery.build(date_from=start, date_to=start + timedelta(days=1))
+    assert query.in_window("2026-01-01T00:00:00Z")
+    assert query.in_window("2026-01-01T23:59:59.999Z")
+    assert not query.in_window("2026-01-02T00:00:00Z")
+    assert not query.in_window("2025-12-31T23:59:59Z")
+    assert query.in_window("not a time")  # never drop data on a guess
+
+
+def test_times_are_sent_as_rfc3339_utc() -> None:
+    moment = validate_time("date_from", "2026-03-04T05:06:07.250+07:00")
+    assert format_api_time(moment) == "2026-03-03T22:06:07.25Z"
+    assert format_api_time(datetime(2026, 1, 1, tzinfo=UTC)) == "2026-01-01T00:00:00Z"
