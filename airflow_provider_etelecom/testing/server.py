@@ -480,7 +480,10 @@ class EtelecomSimulator:
         self._port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="etelecom-simulator", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="etelecom-simulator",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -624,7 +627,7 @@ class EtelecomSimulator:
         return self._store.reply(consent_id, reply_status)
 
     def insert_consents(self, n: int, created_at: datetime | None = None) -> list[dict[str, Any]]:
-        """Insert ``n`` generated consents (default ``created_at``: simulated now), e.g. while a client pages."""
+        """Insert ``n`` generated consents (default ``created_at``: simulated now), e.g. mid-export."""
         return self._store.insert(n, None if created_at is None else to_epoch(created_at, "created_at"))
 
     def add_consent(self, **fields: Any) -> dict[str, Any]:
@@ -714,7 +717,9 @@ class EtelecomSimulator:
             answer.fault = fault
         return answer
 
-    def _route(self, verb: str, match: re.Match[str] | None, method: str, raw: bytes, headers: Any) -> _Answer:
+    def _route(
+        self, verb: str, match: re.Match[str] | None, method: str, raw: bytes, headers: Any
+    ) -> _Answer:
         if verb != "POST":
             raise _ApiError(405, "bad_route", f"unsupported method {verb} (only POST is allowed)")
         if match is None or method not in API_METHODS:
@@ -724,8 +729,10 @@ class EtelecomSimulator:
             raise _ApiError(404, "bad_route", f"unexpected Content-Type: {content_type!r}")
         auth = headers.get("Authorization") or ""
         scheme, _, key = auth.partition(" ")
-        if scheme.lower() != "bearer" or not key or not hmac.compare_digest(
-            key.strip().encode(), self.api_key.encode()
+        if (
+            scheme.lower() != "bearer"
+            or not key
+            or not hmac.compare_digest(key.strip().encode(), self.api_key.encode())
         ):
             raise _ApiError(401, "unauthenticated", "Yêu cầu xác thực: api key không hợp lệ")
         try:

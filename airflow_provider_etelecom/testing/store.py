@@ -55,6 +55,7 @@ def _key(seconds: int, consent_id: int) -> int:
     """Pack ``(sort value, id)`` into one int: sorted indexes of ints bisect faster than of tuples."""
     return (seconds << _ID_BITS) | consent_id
 
+
 #: Send failures the seeded data uses (Zalo error codes as eTelecom relays them).
 SEND_ERRORS: tuple[tuple[int, str], ...] = (
     (-213, "Người dùng chưa quan tâm OA hoặc không tương tác với OA trong 7 ngày qua"),
@@ -63,9 +64,7 @@ SEND_ERRORS: tuple[tuple[int, str], ...] = (
     (-224, "OA chưa được cấp quyền gọi"),
 )
 
-_TIME_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_TIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _PHONE_RE = re.compile(r"^\+?\d{9,15}$")
 
 
@@ -301,7 +300,9 @@ def _enum(raw: Mapping[str, Any], field: str, allowed: Sequence[str], zero: str)
     if value is None or value == "" or value == zero:
         return None
     if not isinstance(value, str) or value not in allowed:
-        raise InvalidArgument(field, f"{field}: giá trị không hợp lệ: {value!r} (hợp lệ: {', '.join(allowed)})")
+        raise InvalidArgument(
+            field, f"{field}: giá trị không hợp lệ: {value!r} (hợp lệ: {', '.join(allowed)})"
+        )
     return value
 
 
@@ -504,9 +505,11 @@ class Store:
         self._rng = random.Random(seed)
         rng = self._rng
         self.shop_id = str(1_100_000_000_000_000_000 + rng.randrange(10**15))
-        self.oa_ids = [str(o) for o in oa_ids] if oa_ids else [
-            str(4_300_000_000_000_000_000 + rng.randrange(10**15)) for _ in range(3)
-        ]
+        self.oa_ids = (
+            [str(o) for o in oa_ids]
+            if oa_ids
+            else [str(4_300_000_000_000_000_000 + rng.randrange(10**15)) for _ in range(3)]
+        )
         for oa in self.oa_ids:
             parse_int64(oa, "oa_id")
         pool = max(5, consents // 10)
@@ -591,8 +594,23 @@ class Store:
         user = self._user_of_phone.get(phone) or self._new_user(phone)
         oa_id = self.oa_ids[int(rand() * len(self.oa_ids))]
         return Consent(
-            self._max_id, self.shop_id, user, oa_id, phone, call_type, reason, reply, status,
-            delivery_status, delivery_time, is_charged, error_code, error_message, created, updated, expires,
+            self._max_id,
+            self.shop_id,
+            user,
+            oa_id,
+            phone,
+            call_type,
+            reason,
+            reply,
+            status,
+            delivery_status,
+            delivery_time,
+            is_charged,
+            error_code,
+            error_message,
+            created,
+            updated,
+            expires,
         )
 
     def _new_user(self, phone: str) -> str:
@@ -876,7 +894,9 @@ class Store:
                 elif name == "phone":
                     consent.phone = normalize_phone(value)
                     if "user_id" not in fields:
-                        consent.user_id = self._user_of_phone.get(consent.phone) or self._new_user(consent.phone)
+                        consent.user_id = self._user_of_phone.get(consent.phone) or self._new_user(
+                            consent.phone
+                        )
                 elif name in ("oa_id", "user_id", "shop_id"):
                     consent.__setattr__(name, str(parse_int64(value, name)))
                 elif name not in ("_wire", "version"):

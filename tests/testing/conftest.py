@@ -32,7 +32,10 @@ def call(
         headers["Authorization"] = f"Bearer {key}"
     http = session or requests
     return http.post(
-        f"{base or sim.base_url}.{method}", json={} if body is None else body, headers=headers, timeout=timeout
+        f"{base or sim.base_url}.{method}",
+        json={} if body is None else body,
+        headers=headers,
+        timeout=timeout,
     )
 
 

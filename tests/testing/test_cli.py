@@ -52,8 +52,12 @@ def test_cli_reads_the_key_from_the_environment() -> None:
     try:
         assert proc.stdout is not None
         base_url = proc.stdout.readline().strip()
-        ok = requests.post(base_url + ".Misc/CurrentAccount", json={},
-                           headers={"Authorization": "Bearer env-key-123456"}, timeout=5)
+        ok = requests.post(
+            base_url + ".Misc/CurrentAccount",
+            json={},
+            headers={"Authorization": "Bearer env-key-123456"},
+            timeout=5,
+        )
         assert ok.status_code == 200
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
@@ -65,10 +69,35 @@ def test_cli_reads_the_key_from_the_environment() -> None:
 
 def test_cli_parser_maps_every_flag() -> None:
     args = build_parser().parse_args(
-        ["--port", "0", "--consents", "10", "--error-rate", "0.1", "--drop-rate", "0.2", "--truncate-rate", "0.3",
-         "--rate-limit-rate", "0.4", "--exhausted-rate", "0.5", "--auto-reply-after", "60",
-         "--auto-reply-status", "N", "--listing-lag", "5", "--date-to-inclusive",
-         "--start", "2026-01-01T00:00:00Z", "--end", "2026-01-31", "--host", "127.0.0.1"]
+        [
+            "--port",
+            "0",
+            "--consents",
+            "10",
+            "--error-rate",
+            "0.1",
+            "--drop-rate",
+            "0.2",
+            "--truncate-rate",
+            "0.3",
+            "--rate-limit-rate",
+            "0.4",
+            "--exhausted-rate",
+            "0.5",
+            "--auto-reply-after",
+            "60",
+            "--auto-reply-status",
+            "N",
+            "--listing-lag",
+            "5",
+            "--date-to-inclusive",
+            "--start",
+            "2026-01-01T00:00:00Z",
+            "--end",
+            "2026-01-31",
+            "--host",
+            "127.0.0.1",
+        ]
     )
     assert (args.error_rate, args.drop_rate, args.truncate_rate) == (0.1, 0.2, 0.3)
     assert (args.rate_limit_rate, args.exhausted_rate) == (0.4, 0.5)

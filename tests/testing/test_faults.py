@@ -135,7 +135,12 @@ def test_faults_never_hit_control_endpoints(sim: EtelecomSimulator) -> None:
 def test_faults_hit_before_auth_and_the_consent_is_not_created(sim: EtelecomSimulator) -> None:
     before = len(sim.consents())
     sim.script_faults(["503"])
-    body = {"oa_id": sim.oa_ids[0], "phone": "84901234567", "call_type": "audio", "reason_code": "update_order"}
+    body = {
+        "oa_id": sim.oa_ids[0],
+        "phone": "84901234567",
+        "call_type": "audio",
+        "reason_code": "update_order",
+    }
     assert call(sim, "Zalo/RequestConsent", body).status_code == 503
     assert len(sim.consents()) == before
 
@@ -143,7 +148,12 @@ def test_faults_hit_before_auth_and_the_consent_is_not_created(sim: EtelecomSimu
 def test_drop_happens_after_the_work_so_the_consent_exists(sim: EtelecomSimulator) -> None:
     before = len(sim.consents())
     sim.script_faults(["drop"])
-    body = {"oa_id": sim.oa_ids[0], "phone": "84901234567", "call_type": "audio", "reason_code": "update_order"}
+    body = {
+        "oa_id": sim.oa_ids[0],
+        "phone": "84901234567",
+        "call_type": "audio",
+        "reason_code": "update_order",
+    }
     with pytest.raises(requests.exceptions.RequestException):
         call(sim, "Zalo/RequestConsent", body)
     assert len(sim.consents()) == before + 1

@@ -1,4 +1,4 @@
-"""Every ``ListRequestConsent`` filter, compared with the same filter applied in Python to ``sim.consents()``."""
+"""Every ``ListRequestConsent`` filter, compared with the same filter applied to ``sim.consents()``."""
 
 from __future__ import annotations
 
@@ -128,8 +128,9 @@ def test_date_edges_default_from_inclusive_to_exclusive(sim: EtelecomSimulator) 
 
 
 def test_date_edges_with_date_to_inclusive_switch() -> None:
-    with EtelecomSimulator(consents=200, seed=5, start=START, end=END, date_to_inclusive=True,
-                           api_key="test-key-0123456789") as sim:
+    with EtelecomSimulator(
+        consents=200, seed=5, start=START, end=END, date_to_inclusive=True, api_key="test-key-0123456789"
+    ) as sim:
         lo, hi = _edge_rows(sim)
         got = _check(sim, {"date_from": lo, "date_to": hi}, lambda c: lo <= c["created_at"] <= hi)
         assert any(c["created_at"] == hi for c in got)
@@ -140,8 +141,10 @@ def test_date_edges_with_date_to_inclusive_switch() -> None:
 def test_date_filters_accept_offsets_and_fractions(sim: EtelecomSimulator) -> None:
     lo, hi = _edge_rows(sim)
     lo_dt, hi_dt = parse(lo), parse(hi)
-    flt = {"date_from": (lo_dt + timedelta(hours=7)).strftime("%Y-%m-%dT%H:%M:%S+07:00"),
-           "date_to": hi.replace("Z", ".000Z")}
+    flt = {
+        "date_from": (lo_dt + timedelta(hours=7)).strftime("%Y-%m-%dT%H:%M:%S+07:00"),
+        "date_to": hi.replace("Z", ".000Z"),
+    }
     assert list_all(sim, flt) == [c for c in sim.consents() if lo <= c["created_at"] < hi]
     # A fractional date_from after the edge second excludes the row created on that second.
     late = {"date_from": lo.replace("Z", ".5Z"), "date_to": hi}

@@ -1,4 +1,4 @@
-"""Consent lifecycle: RequestConsent, replies, auto-reply, NS expiry, failed sends, listing lag, CheckConsent."""
+"""Consent lifecycle: RequestConsent, replies, auto-reply, NS expiry, failed sends, lag, CheckConsent."""
 
 from __future__ import annotations
 
@@ -51,8 +51,16 @@ def test_request_consent_accepts_the_local_phone_form(sim: EtelecomSimulator) ->
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("oa_id", "x1"), ("oa_id", ""), ("phone", "abc"), ("phone", None), ("call_type", "fax"),
-     ("call_type", "unknown"), ("reason_code", "spam"), ("reason_code", None)],
+    [
+        ("oa_id", "x1"),
+        ("oa_id", ""),
+        ("phone", "abc"),
+        ("phone", None),
+        ("call_type", "fax"),
+        ("call_type", "unknown"),
+        ("reason_code", "spam"),
+        ("reason_code", None),
+    ],
 )
 def test_request_consent_is_validated(sim: EtelecomSimulator, field: str, value: object) -> None:
     body = {"oa_id": sim.oa_ids[0], "phone": PHONE, "call_type": "audio", "reason_code": "update_order"}
@@ -192,9 +200,13 @@ def test_check_consent_agrees_with_seeded_data(sim: EtelecomSimulator) -> None:
     for consent in sim.consents()[:80]:
         answer = _check(sim, phone=consent["phone"], oa_id=consent["oa_id"])
         agreed = [
-            c for c in sim.consents()
-            if c["oa_id"] == consent["oa_id"] and c["phone"] == consent["phone"]
-            and c["status"] == "P" and c["reply_status"] == "P" and parse(c["expires_at"]) > now
+            c
+            for c in sim.consents()
+            if c["oa_id"] == consent["oa_id"]
+            and c["phone"] == consent["phone"]
+            and c["status"] == "P"
+            and c["reply_status"] == "P"
+            and parse(c["expires_at"]) > now
         ]
         assert (answer["error"] == 0) == bool(agreed)
         if agreed:

@@ -119,13 +119,22 @@ def test_before_returns_the_closest_items_when_fewer_than_limit(sim: EtelecomSim
 def test_after_and_before_together_bound_a_range(sim: EtelecomSimulator) -> None:
     page = list_page(sim, paging={"limit": 20})
     items = page["consents"]
-    cursor_of = list_page(sim, paging={"limit": 1, "after": list_page(sim, paging={"limit": 4})["paging"]["next"]})
-    between = list_page(sim, paging={"after": list_page(sim, paging={"limit": 3})["paging"]["next"],
-                                     "before": cursor_of["paging"]["next"]})
+    cursor_of = list_page(
+        sim, paging={"limit": 1, "after": list_page(sim, paging={"limit": 4})["paging"]["next"]}
+    )
+    between = list_page(
+        sim,
+        paging={
+            "after": list_page(sim, paging={"limit": 3})["paging"]["next"],
+            "before": cursor_of["paging"]["next"],
+        },
+    )
     assert between["consents"] == items[3:4]
 
 
-@pytest.mark.parametrize("sort", ["id", "-id", "created_at,id", "phone", "-created_at,-updated_at", "+created_at"])
+@pytest.mark.parametrize(
+    "sort", ["id", "-id", "created_at,id", "phone", "-created_at,-updated_at", "+created_at"]
+)
 def test_unsupported_sorts_are_rejected(sim: EtelecomSimulator, sort: str) -> None:
     response = call(sim, "Zalo/ListRequestConsent", {"paging": {"sort": sort}})
     assert response.status_code == 400

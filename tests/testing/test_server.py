@@ -22,9 +22,23 @@ from airflow_provider_etelecom.testing import (
 from .conftest import END, KEY, START, call, list_all, list_page, parse
 
 WIRE_FIELDS = {
-    "id", "shop_id", "user_id", "oa_id", "phone", "call_type", "reason_code", "reply_status", "status",
-    "delivery_status", "delivery_time", "is_charged", "error_code", "error_message", "created_at",
-    "updated_at", "expires_at",
+    "id",
+    "shop_id",
+    "user_id",
+    "oa_id",
+    "phone",
+    "call_type",
+    "reason_code",
+    "reply_status",
+    "status",
+    "delivery_status",
+    "delivery_time",
+    "is_charged",
+    "error_code",
+    "error_message",
+    "created_at",
+    "updated_at",
+    "expires_at",
 }
 
 
@@ -151,8 +165,14 @@ def test_control_endpoints(sim: EtelecomSimulator) -> None:
 
 def test_control_endpoint_errors(sim: EtelecomSimulator) -> None:
     root = sim.root_url + "/_simulator"
-    assert requests.post(root + "/reply", json={"consent_id": "1", "reply_status": "P"}, timeout=5).status_code == 404
-    assert requests.post(root + "/reply", json={"consent_id": sim.consents()[0]["id"]}, timeout=5).status_code == 400
+    assert (
+        requests.post(root + "/reply", json={"consent_id": "1", "reply_status": "P"}, timeout=5).status_code
+        == 404
+    )
+    assert (
+        requests.post(root + "/reply", json={"consent_id": sim.consents()[0]["id"]}, timeout=5).status_code
+        == 400
+    )
     assert requests.post(root + "/faults", json={"nope": 1}, timeout=5).status_code == 400
     assert requests.post(root + "/faults", json={"error_rate": 3}, timeout=5).status_code == 400
     assert requests.post(root + "/advance", data=b"{x", timeout=5).status_code == 400
@@ -199,7 +219,9 @@ def test_seeded_data_shape() -> None:
 def test_recent_consents_are_mostly_pending() -> None:
     sim = EtelecomSimulator(consents=3000, seed=2, api_key=KEY)
     now = sim.now()
-    recent = [c for c in sim.consents() if c["status"] == "P" and now - parse(c["created_at"]) < timedelta(days=1)]
+    recent = [
+        c for c in sim.consents() if c["status"] == "P" and now - parse(c["created_at"]) < timedelta(days=1)
+    ]
     assert recent and sum(c["reply_status"] == "S" for c in recent) / len(recent) > 0.6
     old = [c for c in sim.consents() if now - parse(c["created_at"]) > timedelta(days=2)]
     assert not [c for c in old if c["status"] == "P" and c["reply_status"] == "S"]
@@ -214,7 +236,9 @@ def test_default_date_range_is_the_thirty_days_before_now() -> None:
 
 
 def test_pools_can_be_overridden() -> None:
-    sim = EtelecomSimulator(consents=50, api_key=KEY, oa_ids=["111", "222"], phones=["0901111111", "84902222222"])
+    sim = EtelecomSimulator(
+        consents=50, api_key=KEY, oa_ids=["111", "222"], phones=["0901111111", "84902222222"]
+    )
     items = sim.consents()
     assert {c["oa_id"] for c in items} <= {"111", "222"}
     assert {c["phone"] for c in items} <= {"84901111111", "84902222222"}
@@ -222,7 +246,9 @@ def test_pools_can_be_overridden() -> None:
 
 
 def test_add_consent_sets_fields_and_generates_the_rest(sim: EtelecomSimulator) -> None:
-    consent = sim.add_consent(created_at="2026-01-15T00:00:00Z", call_type="video", reply_status="P", phone="0909999999")
+    consent = sim.add_consent(
+        created_at="2026-01-15T00:00:00Z", call_type="video", reply_status="P", phone="0909999999"
+    )
     assert consent["created_at"] == "2026-01-15T00:00:00Z"
     assert consent["call_type"] == "video" and consent["phone"] == "84909999999"
     assert parse(consent["expires_at"]) - parse(consent["updated_at"]) == timedelta(days=30)
@@ -258,11 +284,18 @@ def test_import_creates_no_files_and_imports_no_airflow(tmp_path: Path) -> None:
         "import airflow_provider_etelecom.testing, airflow_provider_etelecom.testing.pytest_plugin\n"
         "from airflow_provider_etelecom.testing import EtelecomSimulator\n"
         "EtelecomSimulator(consents=10).start().stop()\n"
-        "assert not [m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')], 'airflow imported'\n"
+        "leaked = [m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')]\n"
+        "assert not leaked, leaked\n"
         "assert set(os.listdir('.')) == before\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PYTHONDONTWRITEBYTECODE": "1"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=env, capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=str(tmp_path), env=env, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert os.listdir(str(tmp_path)) == []
 
