@@ -1,0 +1,273 @@
+"""Export eTelecom consents to XCom (small results) or, streamed, to object storage."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException, Asset, BaseOperator, Context
+
+from airflow_provider_etelecom.client import ClientStats, Consent, ConsentQuery
+from airflow_provider_etelecom.client.validation import format_api_time
+from airflow_provider_etelecom.exceptions import EtelecomValidationError
+from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
+from airflow_provider_etelecom.utils.jsonl import atomic_jsonl_writer, resolve_output_path
+
+__all__ = ["ListConsentsOperator"]
+
+#: Filter keywords, in the order of :meth:`EtelecomHook.list_consents`.
+FILTER_FIELDS = (
+    "call_type",
+    "date_from",
+    "date_to",
+    "is_charged",
+    "oa_id",
+    "phone",
+    "reason_code",
+    "reply_status",
+    "status",
+    "user_id",
+)
+PROGRESS_EVERY_S = 10.0
+PROGRESS_EVERY_PAGES = 100
+
+
+def _is_template(value: object) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
+def _validate_max_xcom(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise EtelecomValidationError(
+            f"max_xcom_consents={value!r} must be an int >= 0 (0 forbids returning consents to XCom).",
+            parameter="max_xcom_consents",
+        )
+    return value
+
+
+class _Progress:
+    """Log a progress line every ``PROGRESS_EVERY_S`` seconds or ``PROGRESS_EVERY_PAGES`` pages."""
+
+    def __init__(self, operator: BaseOperator) -> None:
+        self._log = operator.log
+        self.started = time.monotonic()
+        self._last_at = self.started
+        self._last_pages = 0
+        self.pages = 0
+        self.consents = 0
+
+    def page(self, consents: int) -> None:
+        self.pages += 1
+        self.consents += consents
+        now = time.monotonic()
+        if now - self._last_at >= PROGRESS_EVERY_S or self.pages - self._last_pages >= PROGRESS_EVERY_PAGES:
+            self._last_at, self._last_pages = now, self.pages
+            self._log.info(
+                "Progress: %d pages, %d consents, %.0f consents/s.", self.pages, self.consents, self.rate(now)
+            )
+
+    def rate(self, now: float | None = None) -> float:
+        elapsed = (now or time.monotonic()) - self.started
+        return self.consents / elapsed if elapsed > 0 else 0.0
+
+
+class ListConsentsOperator(BaseOperator):
+    """Export every consent matching the filters, to XCom or streamed as JSON Lines to object storage.
+
+    With ``output_path=None`` the consents are returned (pushed to XCom): fine for a few thousand,
+    guarded by ``max_xcom_consents`` because XCom lives in Airflow's metadata database. With
+    ``output_path`` (``file://``, ``s3://``, ``gs://``, ... any scheme Airflow's
+    ``ObjectStoragePath`` knows) they are streamed one page at a time, one consent per line exactly
+    as the API returned it, gzip-compressed when the path ends in ``.gz``; the file appears only
+    when the export is complete (temporary sibling, then move), so a failed try leaves an earlier
+    file untouched and a retry or re-run replaces it with a complete one. Only
+    ``{path, count, pages, window}`` goes to XCom.
+
+    Paging, retries and ``Retry-After`` are the client's: a fault on page 400 is retried on page
+    400, over the same keep-alive connection.
+
+    Filters and ``output_path`` are templated: ``date_from="{{ data_interval_start }}"`` and
+    ``date_to="{{ data_interval_end }}"`` give an incremental load; the window is half-open, so
+    consecutive runs never export a consent twice. Values without Jinja are validated when the DAG
+    is parsed; rendered values are validated at the start of ``execute``, before any request.
+
+    When the task has ``outlets``, each asset event's ``extra`` is ``{path, count, window}``.
+
+    :param etelecom_conn_id: the eTelecom connection.
+    :param call_type: ``audio``, ``video`` or ``audio_and_video``.
+    :param date_from: window start, inclusive, on ``created_at`` (aware datetime or ISO-8601).
+    :param date_to: window end, exclusive.
+    :param is_charged: only charged (``True``) or free (``False``) requests.
+    :param oa_id: the Zalo Official Account id.
+    :param phone: the customer's phone (normalised to ``84…``).
+    :param reason_code: one of the five reason codes.
+    :param reply_status: ``S``, ``P``, ``N`` or ``NS``.
+    :param status: send status ``P`` or ``N``.
+    :param user_id: the eTelecom user id.
+    :param page_size: consents per request, 1 to 100 (the platform's cap).
+    :param sort: ``created_at``, ``-created_at``, ``updated_at`` or ``-updated_at``; default newest first.
+    :param max_pages: stop after this many pages.
+    :param timezone: IANA zone for naive ``date_from``/``date_to`` (else they are refused).
+    :param output_path: where to write JSON Lines; ``None`` returns the consents to XCom.
+    :param output_conn_id: Airflow connection with the credentials of ``output_path``'s storage.
+    :param max_xcom_consents: in XCom mode, fail (without paging further) once more consents than
+        this are found. 10,000 consents are about 5 MB of JSON in one XCom row.
+    """
+
+    template_fields: Sequence[str] = (*FILTER_FIELDS, "output_path")
+    ui_color = "#d9f0ff"
+
+    def __init__(
+        self,
+        *,
+        etelecom_conn_id: str = EtelecomHook.default_conn_name,
+        call_type: Any = None,
+        date_from: Any = None,
+        date_to: Any = None,
+        is_charged: Any = None,
+        oa_id: Any = None,
+        phone: Any = None,
+        reason_code: Any = None,
+        reply_status: Any = None,
+        status: Any = None,
+        user_id: Any = None,
+        page_size: int = 100,
+        sort: str | None = None,
+        max_pages: int | None = None,
+        timezone: str | None = None,
+        output_path: str | None = None,
+        output_conn_id: str | None = None,
+        max_xcom_consents: int = 10_000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.etelecom_conn_id = etelecom_conn_id
+        self.call_type = call_type
+        self.date_from = date_from
+        self.date_to = date_to
+        self.is_charged = is_charged
+        self.oa_id = oa_id
+        self.phone = phone
+        self.reason_code = reason_code
+        self.reply_status = reply_status
+        self.status = status
+        self.user_id = user_id
+        self.page_size = page_size
+        self.sort = sort
+        self.max_pages = max_pages
+        self.timezone = timezone
+        self.output_path = output_path
+        self.output_conn_id = output_conn_id
+        self.max_xcom_consents = _validate_max_xcom(max_xcom_consents)
+        # Parse-time check of what is already known; templated values wait for execute().
+        ConsentQuery.build(**self._query_arguments(skip_templates=True), timezone=timezone)
+
+    @cached_property
+    def hook(self) -> EtelecomHook:
+        """The hook for ``etelecom_conn_id`` (built on first use, never in ``__init__``)."""
+        return EtelecomHook(etelecom_conn_id=self.etelecom_conn_id, timezone=self.timezone)
+
+    def _query_arguments(self, *, skip_templates: bool = False) -> dict[str, Any]:
+        arguments: dict[str, Any] = {}
+        for name in FILTER_FIELDS:
+            value = getattr(self, name)
+            arguments[name] = None if skip_templates and _is_template(value) else value
+        if not skip_templates and isinstance(self.is_charged, str):
+            # A literal string was refused at parse time, so a string here was rendered from Jinja.
+            arguments["is_charged"] = {"true": True, "false": False}.get(
+                self.is_charged.strip().lower(), self.is_charged
+            )
+        return {**arguments, "page_size": self.page_size, "sort": self.sort, "max_pages": self.max_pages}
+
+    def _rendered_query(self) -> ConsentQuery:
+        try:
+            return self.hook.build_query(**self._query_arguments())
+        except EtelecomValidationError as error:
+            raise AirflowFailException(f"{type(self).__name__} {self.task_id}: {error.message}") from error
+
+    def execute(self, context: Context) -> Any:
+        """Validate the rendered arguments, then export; return the consents or the file's metadata.
+
+        :raises AirflowFailException: for invalid rendered arguments, an unusable ``output_path``, or
+            more consents than ``max_xcom_consents`` in XCom mode (a retry would not help).
+        :raises EtelecomError: for API failures that outlast the connection's retry budget.
+        """
+        query = self._rendered_query()
+        if self.output_path is not None:
+            try:
+                resolve_output_path(self.output_path, conn_id=self.output_conn_id)
+            except ValueError as error:
+                raise AirflowFailException(f"{type(self).__name__} {self.task_id}: {error}") from error
+        window = {
+            "date_from": None if query.date_from is None else format_api_time(query.date_from),
+            "date_to": None if query.date_to is None else format_api_time(query.date_to),
+        }
+        self.log.info("Listing eTelecom consents (%s) to %s.", query.describe(), self.output_path or "XCom")
+        client = self.hook.client
+        progress = _Progress(self)
+        try:
+            if self.output_path is None:
+                result: Any = self._export_to_xcom(query, progress)
+                count = len(result)
+            else:
+                result = self._export_to_storage(query, progress, self.output_path, window)
+                count = result["count"]
+            self._log_summary(progress, count, client.stats)
+        finally:
+            self.hook.close()
+        self._set_asset_extra(context, {"path": self.output_path, "count": count, "window": window})
+        return result
+
+    def _export_to_xcom(self, query: ConsentQuery, progress: _Progress) -> list[Consent]:
+        consents: list[Consent] = []
+        for page in self.hook.client.iter_consent_pages(query):
+            consents.extend(page["consents"])
+            progress.page(len(page["consents"]))
+            if len(consents) > self.max_xcom_consents:
+                raise AirflowFailException(
+                    f"{type(self).__name__} {self.task_id}: more than max_xcom_consents={self.max_xcom_consents} "
+                    f"consents match ({len(consents)} after {progress.pages} pages, still paging), too many for "
+                    f"XCom, which is stored in Airflow's metadata database. Set output_path (e.g. "
+                    f"'file:///data/etelecom/{{{{ ds }}}}.jsonl' or 's3://bucket/consents/{{{{ ds }}}}.jsonl') to "
+                    f"stream them to storage, or narrow the filters / date window."
+                )
+        return consents
+
+    def _export_to_storage(
+        self, query: ConsentQuery, progress: _Progress, output_path: str, window: dict[str, str | None]
+    ) -> dict[str, Any]:
+        with atomic_jsonl_writer(output_path, conn_id=self.output_conn_id) as writer:
+            for page in self.hook.client.iter_consent_pages(query):
+                writer.write_many(page["consents"])
+                progress.page(len(page["consents"]))
+        return {"path": output_path, "count": writer.count, "pages": progress.pages, "window": window}
+
+    def _log_summary(self, progress: _Progress, count: int, stats: ClientStats) -> None:
+        elapsed = time.monotonic() - progress.started
+        self.log.info(
+            "Exported %d consents in %d pages to %s in %.1f s (%.0f consents/s); %d requests, %d retries, "
+            "%d rate-limit waits (%.1f s waited in total, %.1f s for rate limits).",
+            count,
+            progress.pages,
+            self.output_path or "XCom",
+            elapsed,
+            progress.rate(),
+            stats.requests,
+            stats.retries,
+            stats.rate_limited,
+            stats.waited_s,
+            stats.rate_limit_waited_s,
+        )
+
+    def _set_asset_extra(self, context: Context, extra: dict[str, Any]) -> None:
+        """Put ``{path, count, window}`` on the asset event of each ``Asset`` outlet."""
+        outlets = [outlet for outlet in (self.outlets or []) if isinstance(outlet, Asset)]
+        if not outlets:
+            return
+        events = context.get("outlet_events")
+        if events is None:
+            return
+        for outlet in outlets:
+            events[outlet].extra = dict(extra)

@@ -1,0 +1,153 @@
+"""Split a half-open time range into windows for dynamic task mapping.
+
+Backfilling a year is tens of thousands of pages; the Airflow way to spread that over workers is
+one mapped task per window::
+
+    windows = split_windows("2026-01-01T00:00:00+07:00", "2027-01-01T00:00:00+07:00", "1d",
+                            output_path="s3://bucket/consents/{date}.jsonl")
+    ListConsentsOperator.partial(task_id="export").expand_kwargs(windows)
+
+Windows are half-open ``[date_from, date_to)``, adjacent windows share their edge, and together
+they cover ``[start, end)`` exactly: no overlap, no gap. The client enforces the same half-open
+window on what it yields, so a consent created exactly on an edge lands in one window only.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from airflow_provider_etelecom.client.validation import validate_time
+from airflow_provider_etelecom.exceptions import EtelecomValidationError
+
+__all__ = ["DEFAULT_MAX_WINDOWS", "parse_every", "split_windows"]
+
+#: Airflow's ``[core] max_map_length`` default: a mapped task cannot expand to more than this.
+DEFAULT_MAX_WINDOWS = 1024
+
+_EVERY = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_every(every: timedelta | str) -> timedelta:
+    """Return the window length as a ``timedelta``.
+
+    :param every: a positive ``timedelta``, or a string such as ``"1d"``, ``"6h"``, ``"30m"``,
+        ``"1w"``, ``"90s"``.
+    :raises EtelecomValidationError: for anything else, naming ``every``.
+    """
+    if isinstance(every, timedelta):
+        step = every
+    elif isinstance(every, str) and (match := _EVERY.match(every)):
+        step = timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+    else:
+        raise EtelecomValidationError(
+            f"every={every!r} must be a positive timedelta or a string such as '1d', '6h', '30m', '1w'.",
+            parameter="every",
+        )
+    if step <= timedelta(0):
+        raise EtelecomValidationError(f"every={every!r} must be longer than zero.", parameter="every")
+    return step
+
+
+def _zone(timezone: str | None) -> tzinfo | None:
+    if timezone is None:
+        return None
+    try:
+        return ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise EtelecomValidationError(
+            f"timezone={timezone!r} is not an IANA time zone such as 'Asia/Ho_Chi_Minh'.", parameter="timezone"
+        ) from error
+
+
+def split_windows(
+    start: datetime | str,
+    end: datetime | str,
+    every: timedelta | str = "1d",
+    *,
+    timezone: str | None = None,
+    output_path: str | None = None,
+    max_windows: int = DEFAULT_MAX_WINDOWS,
+) -> list[dict[str, str]]:
+    """Split ``[start, end)`` into consecutive half-open windows of length ``every``.
+
+    Steps are taken on the wall clock of ``timezone`` (or of ``start``'s own offset), so ``"1d"``
+    windows start at local midnight even across a daylight-saving change. The last window ends at
+    ``end`` and may be shorter.
+
+    :param start: first instant, inclusive: an aware ``datetime`` or ISO-8601 string with offset
+        (a naive one needs ``timezone``).
+    :param end: last instant, exclusive.
+    :param every: window length, e.g. ``"1d"`` or ``timedelta(hours=6)``.
+    :param timezone: IANA zone the windows are laid out in and written with, e.g.
+        ``"Asia/Ho_Chi_Minh"``; also how naive ``start``/``end`` are read.
+    :param output_path: if given, each window also gets ``output_path`` formatted with
+        ``{date}`` (local date of the window start, ``YYYY-MM-DD``), ``{date_from}``,
+        ``{date_to}`` (ISO strings), ``{start}`` (``YYYYMMDDTHHMMSS``, local) and ``{index}``.
+        Use it when windows are shorter than a day, so each window writes its own file.
+    :param max_windows: refuse to make more windows than this (Airflow's default
+        ``max_map_length`` is 1024; raise both together).
+    :return: ``[{"date_from": iso, "date_to": iso[, "output_path": str]}, ...]`` ready for
+        ``ListConsentsOperator.partial(...).expand_kwargs(...)``; plain strings, so the list is
+        serialisable into the DAG.
+    :raises EtelecomValidationError: for an unreadable or empty range, a bad ``every``, or too
+        many windows.
+    """
+    step = parse_every(every)
+    zone = _zone(timezone)
+    first = validate_time("start", start, timezone_name=timezone)
+    last = validate_time("end", end, timezone_name=timezone)
+    if first >= last:
+        raise EtelecomValidationError(
+            f"start={first.isoformat()} must be before end={last.isoformat()}: the range [start, end) is half-open.",
+            parameter="start",
+        )
+    if isinstance(max_windows, bool) or not isinstance(max_windows, int) or max_windows < 1:
+        raise EtelecomValidationError(f"max_windows={max_windows!r} must be a positive int.", parameter="max_windows")
+    if zone is None:
+        zone = _original_zone(start)
+    local_first = first.astimezone(zone)
+    local_last = last.astimezone(zone)
+    windows: list[dict[str, str]] = []
+    cursor = local_first
+    while cursor < local_last:
+        # Wall-clock arithmetic: with a ZoneInfo, ``+ timedelta(days=1)`` keeps local midnight.
+        following = min(_add(cursor, step), local_last)
+        if len(windows) >= max_windows:
+            raise EtelecomValidationError(
+                f"[{first.isoformat()}, {last.isoformat()}) in steps of {step} makes more than "
+                f"max_windows={max_windows} windows; use a longer 'every', a shorter range, or raise "
+                f"max_windows together with Airflow's [core] max_map_length.",
+                parameter="max_windows",
+            )
+        window = {"date_from": cursor.isoformat(), "date_to": following.isoformat()}
+        if output_path is not None:
+            window["output_path"] = output_path.format(
+                date=cursor.strftime("%Y-%m-%d"),
+                date_from=window["date_from"],
+                date_to=window["date_to"],
+                start=cursor.strftime("%Y%m%dT%H%M%S"),
+                index=len(windows),
+            )
+        windows.append(window)
+        cursor = following
+    return windows
+
+
+def _original_zone(value: datetime | str) -> tzinfo:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.tzinfo
+    if isinstance(value, str):
+        text = value.strip()
+        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+        if parsed.tzinfo is not None:
+            return parsed.tzinfo
+    raise EtelecomValidationError("start has no time zone; pass timezone=...", parameter="timezone")
+
+
+def _add(moment: datetime, step: timedelta) -> datetime:
+    """Add ``step`` on the wall clock, then normalise (a non-existent local time moves forward)."""
+    moved = moment + step
+    return datetime.fromtimestamp(moved.timestamp(), tz=moved.tzinfo)
