@@ -481,7 +481,7 @@ class EtelecomSimulator:
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.02},
             name="etelecom-simulator",
             daemon=True,
         )
