@@ -206,7 +206,7 @@ class ClientConfig:
             raise EtelecomConfigError(
                 f"Base URL {url!r} must be a full URL with scheme and host, such as 'https://api.etelecom.vn/v1/shop'."
             )
-        if "." in parts.path.rsplit("/", 1)[-1] or parts.query or parts.fragment:
+        if "." in parts.path or parts.query or parts.fragment:
             raise EtelecomConfigError(
                 f"Base URL {url!r} must end at the account path (/v1/shop or /v1/partner), without a "
                 f"method such as '.Zalo/ListRequestConsent': the provider appends '.Service/Method' itself."

@@ -1,0 +1,217 @@
+"""EtelecomHook: connection parsing, the client it builds, test_connection and the form metadata."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import warnings
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_provider_etelecom import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomValidationError
+from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
+from airflow_provider_etelecom.testing import EtelecomSimulator
+from tests.conftest import SECRET_KEY
+
+
+def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str = "etelecom_default", **fields: object) -> None:
+    body = {"conn_type": "etelecom", **fields}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(body))
+
+
+@pytest.fixture
+def sim() -> Iterator[EtelecomSimulator]:
+    with EtelecomSimulator(consents=230, seed=9, api_key=SECRET_KEY) as simulator:
+        yield simulator
+
+
+def test_lists_every_consent_through_an_env_var_connection(
+    sim: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_connection(monkeypatch, host=sim.base_url, password=SECRET_KEY)
+    hook = EtelecomHook()
+    ids = [c["id"] for c in hook.list_consents()]
+    assert sorted(ids) == sorted(c["id"] for c in sim.consents())
+    assert hook.get_conn() is hook.client
+    assert sim.stats.connections == 1
+    pages = list(hook.list_consent_pages(page_size=100, max_pages=2))
+    assert len(pages) == 2
+
+
+def test_filters_are_validated_before_any_request(sim: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, host=sim.base_url, password=SECRET_KEY)
+    with pytest.raises(EtelecomValidationError, match="reply_status"):
+        EtelecomHook().list_consents(reply_status="maybe")
+    assert sim.stats.count() == 0
+
+
+def test_partner_connection_uses_the_partner_path(sim: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, host=sim.partner_base_url, password=SECRET_KEY, extra={"account_type": "partner"})
+    hook = EtelecomHook()
+    assert hook.client.config.account_type == "partner"
+    assert len(list(hook.list_consents(max_pages=1))) == 100
+    assert hook.client.current_account()["type"] == "partner"
+
+
+def test_settings_come_from_the_extra_plain_or_prefixed(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(
+        monkeypatch,
+        host="https://api.etelecom.vn/v1/shop",
+        password="k" * 20,
+        extra={"account_type": "shop", "extra__etelecom__timeout": "12", "max_retries": "3", "max_retry_time": 40},
+    )
+    config = EtelecomHook().client.config
+    assert (config.timeout, config.connect_timeout) == (12.0, 10.0)
+    assert (config.retry.max_retries, config.retry.max_retry_time) == (3, 40.0)
+    hook = EtelecomHook(timeout=5, max_retries=0)
+    assert (hook.client.config.timeout, hook.client.config.retry.max_retries) == (5.0, 0)
+
+
+def test_empty_base_url_means_the_default_for_the_account_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, password="k" * 20, extra={"account_type": "partner"})
+    assert EtelecomHook().client.config.base_url == "https://api.etelecom.vn/v1/partner"
+    set_connection(monkeypatch, password="k" * 20)
+    assert EtelecomHook().client.config.base_url == "https://api.etelecom.vn/v1/shop"
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"host": "https://api.etelecom.vn/v1/partner", "extra": {"account_type": "shop"}}, "is a partner URL"),
+        ({"host": "api.etelecom.vn/v1/shop"}, "must be a full URL with scheme"),
+        ({"host": "https://api.etelecom.vn/v1/shop.Zalo"}, "without a method"),
+        ({"host": "https://api.etelecom.vn/v1/shop.Zalo/ListRequestConsent"}, "without a method"),
+        ({"host": "http://api.etelecom.vn/v1/shop"}, "plain http://"),
+        ({"extra": {"account_type": "reseller"}}, "'shop' or 'partner'"),
+        ({"extra": {"timeout": "soon"}}, "must be a number"),
+        ({"extra": {"max_retries": -1}}, "max_retries"),
+        ({"extra": {"allow_insecure_http": "perhaps"}}, "true or false"),
+    ],
+)
+def test_connection_errors_say_what_to_fix(
+    monkeypatch: pytest.MonkeyPatch, fields: dict[str, object], fragment: str
+) -> None:
+    set_connection(monkeypatch, conn_id="bad", password=SECRET_KEY, **fields)
+    with pytest.raises(EtelecomConfigError) as caught:
+        EtelecomHook("bad").get_conn()
+    assert fragment in str(caught.value)
+    assert "'bad'" in str(caught.value)
+    assert SECRET_KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize("password", [None, "", "   "])
+def test_missing_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, password: str | None) -> None:
+    fields = {} if password is None else {"password": password}
+    set_connection(monkeypatch, host="https://api.etelecom.vn/v1/shop", **fields)
+    with pytest.raises(EtelecomConfigError, match="no API key"):
+        EtelecomHook().get_conn()
+
+
+def test_plain_http_can_be_allowed_explicitly(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    set_connection(
+        monkeypatch, host="http://etelecom.internal/v1/shop", password=SECRET_KEY, extra={"allow_insecure_http": True}
+    )
+    with caplog.at_level(logging.WARNING):
+        assert EtelecomHook().client.config.base_url == "http://etelecom.internal/v1/shop"
+    assert "unencrypted" in caplog.text
+
+
+def test_unknown_connection_id_is_a_clear_error() -> None:
+    with pytest.raises(Exception, match="nope_not_here"):
+        EtelecomHook("nope_not_here").get_conn()
+
+
+def test_test_connection_both_ways(sim: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, host=sim.base_url, password=SECRET_KEY)
+    ok, message = EtelecomHook().test_connection()
+    assert ok and "Connected" in message
+    assert sim.stats.count(method="Misc/CurrentAccount") == 1
+
+    set_connection(monkeypatch, conn_id="wrong_key", host=sim.base_url, password="not-the-key-123456")
+    ok, message = EtelecomHook("wrong_key").test_connection()
+    assert not ok and "401" in message and "API key" in message
+
+    port = sim.port
+    sim.stop()
+    set_connection(
+        monkeypatch,
+        conn_id="gone",
+        host=f"http://127.0.0.1:{port}/v1/shop",
+        password=SECRET_KEY,
+        extra={"max_retries": 0},
+    )
+    ok, message = EtelecomHook("gone").test_connection()
+    assert not ok and "reachable" in message
+    assert SECRET_KEY not in message
+
+
+def test_request_and_check_consent(sim: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, host=sim.base_url, password=SECRET_KEY)
+    hook = EtelecomHook()
+    oa_id = sim.oa_ids[0]
+    consent = hook.request_consent(oa_id=oa_id, phone="0912 000 111", call_type="audio", reason_code="update_order")
+    assert consent["phone"] == "84912000111"
+    assert (consent["status"], consent["reply_status"]) == ("P", "S")
+    assert hook.find_consent(consent["id"], oa_id=oa_id, phone="+84912000111") == consent
+    assert sim.stats.count(method="Zalo/ListRequestConsent") == 1
+    assert hook.check_consent(oa_id=oa_id, phone="0912000111")["error"] != 0
+    sim.reply(consent["id"], "P")
+    assert hook.check_consent(oa_id=oa_id, phone="0912000111")["error"] == 0
+
+
+def test_close_releases_the_session(sim: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, host=sim.base_url, password=SECRET_KEY)
+    hook = EtelecomHook()
+    first = hook.client
+    hook.close()
+    assert hook.client is not first
+
+
+def test_async_client_reads_the_connection_each_time(sim: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = EtelecomHook()
+    set_connection(monkeypatch, host=sim.base_url, password="old-key-0123456789")
+    assert asyncio.run(hook.aget_client()).config.api_key == "old-key-0123456789"
+    set_connection(monkeypatch, host=sim.base_url, password=SECRET_KEY)
+    client = asyncio.run(hook.aget_client())
+    assert client.current_account()["id"]
+
+
+def test_form_fields_match_provider_info() -> None:
+    behaviour = EtelecomHook.get_ui_field_behaviour()
+    assert behaviour["relabeling"] == {"host": "Base URL", "password": "API key"}
+    assert set(behaviour["hidden_fields"]) == {"schema", "login", "port", "extra"}
+    assert behaviour == {
+        "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
+        "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
+        "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
+    }
+    assert [f["label"] for f in CONN_FIELDS.values()] == ["Account type", "Timeout", "Max retries", "Max retry time"]
+
+
+def test_form_widgets_show_the_documented_fields() -> None:
+    from airflow import __version__ as airflow_version
+
+    labels = [f["label"] for f in CONN_FIELDS.values()]
+    if airflow_version.startswith("2."):
+        # Airflow 2.x builds the form from the hook's methods.
+        widgets = EtelecomHook.get_connection_form_widgets()
+        assert list(widgets) == list(CONN_FIELDS)
+        assert [str(w.args[0]) for w in widgets.values()] == labels
+    else:
+        # Airflow 3.2+ builds it from provider info, without calling the hook's methods.
+        from airflow.providers_manager import ProvidersManager
+
+        widgets = ProvidersManager().connection_form_widgets
+        ours = {k.rsplit("__", 1)[-1]: w for k, w in widgets.items() if k.startswith("extra__etelecom__")}
+        assert [ours[name].field["schema"]["title"] for name in CONN_FIELDS] == labels
+
+
+def test_hook_raises_no_deprecation_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        EtelecomHook()

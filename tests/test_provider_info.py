@@ -1,0 +1,59 @@
+"""Provider metadata: valid against Airflow's own schema, found by the providers manager."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import airflow
+import jsonschema
+
+from airflow_provider_etelecom import get_provider_info
+
+
+def test_provider_info_is_valid_against_airflows_schema() -> None:
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_entry_point_is_registered() -> None:
+    points = [
+        p for p in entry_points(group="apache_airflow_provider") if p.value.startswith("airflow_provider_etelecom")
+    ]
+    assert len(points) == 1
+    assert points[0].load()() == get_provider_info()
+
+
+def test_provider_info_import_is_light() -> None:
+    code = (
+        "import sys, airflow_provider_etelecom as p; p.get_provider_info(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'requests', 'tenacity')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_providers_manager_knows_the_connection_type() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        manager = ProvidersManager()
+        assert "airflow-provider-etelecom" in manager.providers
+        hook = manager.hooks["etelecom"]
+        assert hook is not None
+        assert hook.hook_class_name == "airflow_provider_etelecom.hooks.etelecom.EtelecomHook"
+        assert hook.connection_type == "etelecom"
+        assert hook.hook_name == "eTelecom"
+        behaviours = manager.field_behaviours
+        widgets = manager.connection_form_widgets
+    ours = [w for w in caught if "etelecom" in str(w.message).lower()]
+    assert ours == []
+    assert behaviours["etelecom"]["relabeling"] == {"host": "Base URL", "password": "API key"}
+    assert set(behaviours["etelecom"]["hidden_fields"]) == {"schema", "login", "port", "extra"}
+    ours_fields = {k.rsplit("__", 1)[-1] for k in widgets if k.startswith("extra__etelecom__")}
+    assert ours_fields == {"account_type", "timeout", "max_retries", "max_retry_time"}
