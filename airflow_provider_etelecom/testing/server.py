@@ -383,7 +383,7 @@ class _Handler(BaseHTTPRequestHandler):
         answer = sim._api(verb, match, method, raw_body, self.headers)
         # Count before answering: a client that reads its answer and then checks the counters must
         # already find its request there.
-        sim._log(method, raw_body, self.headers, answer)
+        sim._log(method, path, raw_body, self.headers, answer)
         try:
             self._send(answer, verb)
         except OSError:
@@ -654,7 +654,9 @@ class EtelecomSimulator:
 
     @property
     def requests_log(self) -> list[dict[str, Any]]:
-        """Recorded API requests, oldest first (last 10,000): method, path, body, headers, status, fault.
+        """Recorded API requests, oldest first (the last 10,000).
+
+        Each entry has ``method``, ``path``, ``body``, ``headers``, ``status``, ``fault`` and ``time``.
 
         ``Authorization`` is redacted to ``"Bearer ***"``: a test log must never hold the key.
         """
@@ -662,7 +664,7 @@ class EtelecomSimulator:
             return list(self._log_entries)
 
     # -------------------------------------------------------------- internals
-    def _log(self, method: str, raw_body: bytes, headers: Any, answer: _Answer) -> None:
+    def _log(self, method: str, path: str, raw_body: bytes, headers: Any, answer: _Answer) -> None:
         self.stats.record(method, answer.status)
         try:
             body: Any = json.loads(raw_body) if raw_body else None
@@ -671,6 +673,7 @@ class EtelecomSimulator:
         redacted = {k: ("Bearer ***" if k.lower() == "authorization" else v) for k, v in headers.items()}
         entry = {
             "method": method,
+            "path": path,
             "body": body,
             "headers": redacted,
             "status": answer.status,

@@ -52,7 +52,11 @@ def _small_window(target: Target) -> dict[str, str]:
 
 
 def test_page_cap_limit_500_is_cut_to_100_and_echoed(target: Target) -> None:
-    _newest(target, 101)
+    first = _newest(target, 100)
+    assert first, "needs data"
+    more = target.list(paging={"limit": 100})["paging"]["next"]
+    if not target.list(paging={"limit": 1, "after": more})["consents"]:
+        pytest.skip(f"{target.name} holds fewer than 101 consents")
     page = target.list(paging={"limit": 500})
     assert len(page["consents"]) == 100
     assert int(page["paging"]["limit"]) == 100

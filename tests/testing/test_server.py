@@ -90,6 +90,7 @@ def test_requests_log_records_body_and_redacts_the_key(sim: EtelecomSimulator) -
     call(sim, "Zalo/ListRequestConsent", body)
     entry = sim.requests_log[-1]
     assert entry["method"] == "Zalo/ListRequestConsent"
+    assert entry["path"] == "/v1/shop.Zalo/ListRequestConsent"
     assert entry["body"] == body
     assert entry["status"] == 200
     assert entry["headers"]["Authorization"] == "Bearer ***"
