@@ -217,7 +217,7 @@ def test_page_costs_little_server_time_on_a_large_store() -> None:
 
     from airflow_provider_etelecom.testing.store import ConsentFilter, Store, parse_paging
 
-    store = Store(consents=50_000, seed=3)
+    store = Store(consents=20_000, seed=3)
     paging = parse_paging({"limit": 100})
     items, next_cursor, _ = store.list_page(ConsentFilter(), paging)
     started = time.process_time()
