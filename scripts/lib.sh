@@ -6,6 +6,7 @@
 # An environment is rebuilt when pyproject.toml or its constraints file changes.
 
 set -euo pipefail
+shopt -s inherit_errexit
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
@@ -38,8 +39,8 @@ ensure_venv() {
         ensure_uv
         log "Preparing $dir (Airflow $version, extras: $extras)"
         rm -rf "$dir"
-        uv venv --quiet --python "$PYTHON" "$dir" >&2
-        VIRTUAL_ENV="$dir" uv pip install --quiet -c "$constraints" -e "$ROOT[$extras]" >&2
+        uv venv --quiet --python "$PYTHON" "$dir" >&2 || return 1
+        VIRTUAL_ENV="$dir" uv pip install --quiet -c "$constraints" -e "$ROOT[$extras]" >&2 || return 1
         echo "$stamp" >"$dir/.stamp"
     fi
     echo "$dir"

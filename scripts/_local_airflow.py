@@ -1,0 +1,323 @@
+"""A local Airflow wired to the bundled eTelecom simulator: the machinery of ``scripts/demo``,
+``scripts/airflow-ui`` and ``scripts/e2e``.
+
+Only the standard library here: it runs in the project's Airflow virtual environment but never
+imports Airflow itself, so the Airflow processes get exactly the environment we hand them.
+
+Every process is started in its own session (``start_new_session``) with SIGINT restored, so a
+Ctrl-C in the terminal reaches only the driver, which then stops each process in order and checks
+that nothing still listens on the ports it used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The DAGs folder: the repository's examples (``ETELECOM_DAGS_FOLDER`` overrides, for trying other DAGs).
+DAGS_FOLDER = Path(os.environ.get("ETELECOM_DAGS_FOLDER") or ROOT / "example_dags")
+DEMO_API_KEY = "demo-key-etelecom"
+CONN_ID = "etelecom_default"
+STANDALONE_LOG_PORTS = (8793, 8794)
+
+
+def say(message: str) -> None:
+    """Print a progress line on stderr (stdout stays for the result)."""
+    print(f"\033[1m==> {message}\033[0m", file=sys.stderr, flush=True)
+
+
+def _restore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Return whether something accepts connections on ``host:port``."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    """Return a TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[Any], name: str, sig: int = signal.SIGTERM, grace: float = 30.0) -> None:
+    """Send ``sig`` to ``proc``; after ``grace`` seconds terminate, then kill, its whole session."""
+    if proc.poll() is not None:
+        _kill_group(proc.pid, signal.SIGKILL)  # children it may have left behind
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        say(f"{name} did not stop within {grace:.0f} s: terminating its process group")
+        _kill_group(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    _kill_group(proc.pid, signal.SIGKILL)
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class Simulator:
+    """The eTelecom simulator CLI in a child process (``python -m airflow_provider_etelecom.testing``)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = DEMO_API_KEY,
+        consents: int = 5000,
+        seed: int = 1,
+        auto_reply_after: float | None = 5.0,
+        port: int = 0,
+        log: IO[str] | None = None,
+    ) -> None:
+        args = [
+            sys.executable,
+            "-m",
+            "airflow_provider_etelecom.testing",
+            "--port",
+            str(port),
+            "--consents",
+            str(consents),
+            "--seed",
+            str(seed),
+            "--api-key",
+            api_key,
+        ]
+        if auto_reply_after is not None:
+            args += ["--auto-reply-after", str(auto_reply_after)]
+        self.api_key = api_key
+        self.proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=log or subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+            preexec_fn=_restore_sigint,
+            cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("http"):
+            self.stop()
+            raise RuntimeError(f"The simulator did not start (first line: {line!r}).")
+        self.base_url = line
+        self.root_url = line.split("/v1/", 1)[0]
+
+    def control(self, name: str, body: Mapping[str, Any] | None = None) -> Any:
+        """Call a ``/_simulator/<name>`` control endpoint (GET without a body, POST with one)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.root_url}/_simulator/{name}", data=data, method="GET" if data is None else "POST")
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read() or b"null")
+
+    def connection_json(self) -> str:
+        """The ``etelecom_default`` connection as Airflow's JSON connection format."""
+        return json.dumps(
+            {"conn_type": "etelecom", "host": self.base_url, "password": self.api_key, "extra": {"account_type": "shop"}}
+        )
+
+    def stop(self) -> None:
+        stop_process(self.proc, "the simulator", signal.SIGTERM, grace=10)
+
+
+def airflow_env(home: Path, *, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return the environment of a lean, local Airflow living in ``home`` with the example DAGs."""
+    env = dict(os.environ)
+    for name in list(env):
+        if name.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")):
+            del env[name]
+    venv_bin = str(Path(sys.executable).parent)
+    env.update(
+        {
+            "PATH": venv_bin + os.pathsep + env.get("PATH", ""),
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "PYTHONWARNINGS": "ignore",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def run_airflow(
+    env: Mapping[str, str], *args: str, log: IO[str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``airflow ARGS`` to completion; its output goes to ``log`` (or is captured)."""
+    proc = subprocess.run(
+        ["airflow", *args],
+        env=dict(env),
+        cwd=ROOT,
+        stdout=log if log is not None else subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_restore_sigint,
+    )
+    if check and proc.returncode != 0:
+        tail = "" if log is not None else "\n" + (proc.stdout or "")[-4000:]
+        raise RuntimeError(f"`airflow {' '.join(args)}` failed with exit code {proc.returncode}.{tail}")
+    return proc
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen[Any] | None = None, what: str = "") -> None:
+    """Wait until ``url`` answers 200 (or fail if ``proc`` exits first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what or url} exited (code {proc.returncode}) before it answered.")
+        with contextlib.suppress(OSError, urllib.error.URLError):
+            with urllib.request.urlopen(url, timeout=3) as answer:
+                if answer.status == 200:
+                    return
+        time.sleep(1)
+    raise RuntimeError(f"{what or url} did not answer 200 within {timeout:.0f} s.")
+
+
+class Standalone:
+    """``airflow standalone`` (API server, scheduler, dag-processor, triggerer) in its own session."""
+
+    def __init__(self, env: Mapping[str, str], *, port: int, log: IO[str]) -> None:
+        self.port = port
+        self.url = f"http://localhost:{port}"
+        self.env = dict(env)
+        self.env["AIRFLOW__API__PORT"] = str(port)
+        self.env["AIRFLOW__API__BASE_URL"] = self.url
+        busy = [p for p in (port, *STANDALONE_LOG_PORTS) if port_in_use(p)]
+        if busy:
+            raise RuntimeError(
+                f"Port(s) {', '.join(map(str, busy))} already in use: is another Airflow running? "
+                "Stop it, or choose another API port with --port."
+            )
+        self.proc = subprocess.Popen(
+            ["airflow", "standalone"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_restore_sigint,
+        )
+
+    def wait_healthy(self, timeout: float = 180) -> None:
+        """Wait for ``/api/v2/monitor/health`` (the "ready" line does not check the port)."""
+        wait_http(f"{self.url}/api/v2/monitor/health", timeout, self.proc, "airflow standalone")
+
+    def stop(self) -> list[int]:
+        """Stop every component (SIGINT to standalone), and return the ports still listening."""
+        stop_process(self.proc, "airflow standalone", signal.SIGINT, grace=45)
+        ports = (self.port, *STANDALONE_LOG_PORTS)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(port_in_use(p) for p in ports):
+            time.sleep(0.5)
+        return [p for p in ports if port_in_use(p)]
+
+
+def admin_password(home: Path, timeout: float = 60) -> str:
+    """Return the ``admin`` password the simple auth manager generated in ``home``."""
+    path = home / "simple_auth_manager_passwords.json.generated"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            return str(json.loads(path.read_text())["admin"])
+        time.sleep(0.5)
+    raise RuntimeError(f"No admin password in {path} after {timeout:.0f} s.")
+
+
+class Api:
+    """A few calls of Airflow's REST API v2 with a JWT from ``/auth/token``."""
+
+    def __init__(self, url: str, username: str, password: str) -> None:
+        self.url = url
+        answer = self._call("POST", "/auth/token", {"username": username, "password": password}, token=None)
+        self.token = str(answer["access_token"])
+
+    def _call(self, method: str, path: str, body: Any = None, *, token: str | None) -> Any:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                raw = answer.read()
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode(errors="replace")[:500]
+            raise RuntimeError(f"{method} {path}: HTTP {err.code}: {detail}") from None
+        return json.loads(raw) if raw else None
+
+    def get(self, path: str) -> Any:
+        return self._call("GET", path, token=self.token)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self._call("POST", path, body, token=self.token)
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self._call("PATCH", path, body, token=self.token)
+
+
+@contextlib.contextmanager
+def airflow_home(keep: Path | None = None) -> Iterator[Path]:
+    """Yield a fresh ``AIRFLOW_HOME``: a temp folder removed afterwards, or ``keep`` emptied first."""
+    if keep is not None:
+        shutil.rmtree(keep, ignore_errors=True)
+        keep.mkdir(parents=True)
+        yield keep
+        return
+    home = Path(tempfile.mkdtemp(prefix="etelecom-airflow-"))
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def add_connection(env: Mapping[str, str], sim: Simulator, log: IO[str] | None = None) -> None:
+    """Create ``etelecom_default`` in the metadata database, so the UI lists it."""
+    run_airflow(env, "connections", "add", CONN_ID, "--conn-json", sim.connection_json(), log=log)
+
+
+def wired_airflow_env(home: Path, sim: Simulator, export_base: Path, *, in_env: bool) -> dict[str, str]:
+    """Airflow's environment for the examples: export folder, and the connection if ``in_env``."""
+    extra = {"ETELECOM_EXPORT_BASE": str(export_base)}
+    if in_env:
+        extra["AIRFLOW_CONN_ETELECOM_DEFAULT"] = sim.connection_json()
+    return airflow_env(home, extra=extra)
+
+
+def last_lines(path: Path, count: int = 40) -> str:
+    """The last ``count`` lines of a log file (for error messages)."""
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-count:])
+    return ""
+
