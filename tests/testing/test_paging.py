@@ -117,19 +117,11 @@ def test_before_returns_the_closest_items_when_fewer_than_limit(sim: EtelecomSim
 
 
 def test_after_and_before_together_bound_a_range(sim: EtelecomSimulator) -> None:
-    page = list_page(sim, paging={"limit": 20})
-    items = page["consents"]
-    cursor_of = list_page(
-        sim, paging={"limit": 1, "after": list_page(sim, paging={"limit": 4})["paging"]["next"]}
-    )
-    between = list_page(
-        sim,
-        paging={
-            "after": list_page(sim, paging={"limit": 3})["paging"]["next"],
-            "before": cursor_of["paging"]["next"],
-        },
-    )
-    assert between["consents"] == items[3:4]
+    items = sim.consents()
+    cursor_of_item_2 = list_page(sim, paging={"limit": 3})["paging"]["next"]
+    cursor_of_item_6 = list_page(sim, paging={"limit": 7})["paging"]["next"]
+    between = list_page(sim, paging={"after": cursor_of_item_2, "before": cursor_of_item_6})
+    assert between["consents"] == items[3:6]
 
 
 @pytest.mark.parametrize(
