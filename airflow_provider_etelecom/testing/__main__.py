@@ -57,9 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--auto-reply-after", type=float, default=None, help="auto-reply after S seconds")
     parser.add_argument("--auto-reply-status", choices=("P", "N"), default="P")
     parser.add_argument("--reply-window", type=float, default=86400.0, help="seconds before S turns NS")
-    parser.add_argument(
-        "--listing-lag", type=float, default=0.0, help="seconds before a new consent is listed"
-    )
+    parser.add_argument("--listing-lag", type=float, default=0.0, help="seconds before a new consent is listed")
     parser.add_argument("--date-to-inclusive", action="store_true", help="treat filter.date_to as inclusive")
     return parser
 

@@ -720,9 +720,7 @@ class EtelecomSimulator:
             answer.fault = fault
         return answer
 
-    def _route(
-        self, verb: str, match: re.Match[str] | None, method: str, raw: bytes, headers: Any
-    ) -> _Answer:
+    def _route(self, verb: str, match: re.Match[str] | None, method: str, raw: bytes, headers: Any) -> _Answer:
         if verb != "POST":
             raise _ApiError(405, "bad_route", f"unsupported method {verb} (only POST is allowed)")
         if match is None or method not in API_METHODS:

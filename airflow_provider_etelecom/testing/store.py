@@ -313,9 +313,7 @@ def _enum(raw: Mapping[str, Any], field: str, allowed: Sequence[str], zero: str)
     if value is None or value == "" or value == zero:
         return None
     if not isinstance(value, str) or value not in allowed:
-        raise InvalidArgument(
-            field, f"{field}: giá trị không hợp lệ: {value!r} (hợp lệ: {', '.join(allowed)})"
-        )
+        raise InvalidArgument(field, f"{field}: giá trị không hợp lệ: {value!r} (hợp lệ: {', '.join(allowed)})")
     return value
 
 
@@ -896,9 +894,7 @@ class Store:
             consent = self._generate(created, now)
             for name, value in fields.items():
                 if name in ("created_at", "updated_at", "expires_at", "delivery_time"):
-                    attr = {"created_at": "created", "updated_at": "updated", "expires_at": "expires"}.get(
-                        name, name
-                    )
+                    attr = {"created_at": "created", "updated_at": "updated", "expires_at": "expires"}.get(name, name)
                     setattr(consent, attr, to_epoch(value, name))
                 elif name == "id":
                     consent.id = parse_int64(value, "id")
@@ -907,9 +903,7 @@ class Store:
                 elif name == "phone":
                     consent.phone = normalize_phone(value)
                     if "user_id" not in fields:
-                        consent.user_id = self._user_of_phone.get(consent.phone) or self._new_user(
-                            consent.phone
-                        )
+                        consent.user_id = self._user_of_phone.get(consent.phone) or self._new_user(consent.phone)
                 elif name in ("oa_id", "user_id", "shop_id"):
                     consent.__setattr__(name, str(parse_int64(value, name)))
                 elif name not in ("_wire", "version"):

@@ -144,9 +144,7 @@ def _edge(target: Target) -> dict[str, Any]:
 
 def test_date_from_is_inclusive(target: Target) -> None:
     consent = _edge(target)
-    page = target.list(
-        filter={"date_from": consent["created_at"]}, paging={"sort": "created_at", "limit": 100}
-    )
+    page = target.list(filter={"date_from": consent["created_at"]}, paging={"sort": "created_at", "limit": 100})
     assert consent["id"] in {c["id"] for c in page["consents"]}
     assert all(_time(c["created_at"]) >= _time(consent["created_at"]) for c in page["consents"])
 
@@ -173,9 +171,7 @@ def test_date_to_is_exclusive(target: Target) -> None:
 
 def test_sort_by_id_is_rejected(target: Target) -> None:
     for sort in ("id", "-id"):
-        _assert_error(
-            target.post("Zalo/ListRequestConsent", {"paging": {"sort": sort}}), 400, "invalid_argument"
-        )
+        _assert_error(target.post("Zalo/ListRequestConsent", {"paging": {"sort": sort}}), 400, "invalid_argument")
 
 
 def test_multi_field_sort_is_rejected(target: Target) -> None:

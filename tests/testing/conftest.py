@@ -55,9 +55,7 @@ def list_all(
     after = ""
     with requests.Session() as session:
         for _ in range(10_000):
-            page = list_page(
-                sim, session, filter=flt or {}, paging={"after": after, "sort": sort, "limit": limit}
-            )
+            page = list_page(sim, session, filter=flt or {}, paging={"after": after, "sort": sort, "limit": limit})
             if not page["consents"]:
                 assert page["paging"]["next"] == ""
                 return out

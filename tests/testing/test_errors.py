@@ -48,17 +48,13 @@ def test_partner_base_url_accepts_the_key(sim: EtelecomSimulator) -> None:
 
 
 def test_bad_argument_is_400_invalid_argument_with_meta(sim: EtelecomSimulator) -> None:
-    body = _assert_error(
-        call(sim, "Zalo/ListRequestConsent", {"filter": {"status": "X"}}), 400, "invalid_argument"
-    )
+    body = _assert_error(call(sim, "Zalo/ListRequestConsent", {"filter": {"status": "X"}}), 400, "invalid_argument")
     assert body["meta"] == {"field": "status"}
 
 
 @pytest.mark.parametrize("path", [".Zalo/ListConsents", ".Nope/Nothing", "/Zalo/ListRequestConsent", ""])
 def test_unknown_path_is_404_bad_route(sim: EtelecomSimulator, path: str) -> None:
-    response = requests.post(
-        sim.base_url + path, json={}, headers={"Authorization": f"Bearer {KEY}"}, timeout=5
-    )
+    response = requests.post(sim.base_url + path, json={}, headers={"Authorization": f"Bearer {KEY}"}, timeout=5)
     _assert_error(response, 404, "bad_route")
 
 

@@ -124,9 +124,7 @@ def test_after_and_before_together_bound_a_range(sim: EtelecomSimulator) -> None
     assert between["consents"] == items[3:6]
 
 
-@pytest.mark.parametrize(
-    "sort", ["id", "-id", "created_at,id", "phone", "-created_at,-updated_at", "+created_at"]
-)
+@pytest.mark.parametrize("sort", ["id", "-id", "created_at,id", "phone", "-created_at,-updated_at", "+created_at"])
 def test_unsupported_sorts_are_rejected(sim: EtelecomSimulator, sort: str) -> None:
     response = call(sim, "Zalo/ListRequestConsent", {"paging": {"sort": sort}})
     assert response.status_code == 400

@@ -18,9 +18,7 @@ pytest_plugins = ["pytester"]
 def test_etelecom_simulator_fixture_is_running(etelecom_simulator: EtelecomSimulator) -> None:
     assert etelecom_simulator.running
     headers = {"Authorization": f"Bearer {etelecom_simulator.api_key}"}
-    response = requests.post(
-        etelecom_simulator.base_url + ".Misc/CurrentAccount", json={}, headers=headers, timeout=5
-    )
+    response = requests.post(etelecom_simulator.base_url + ".Misc/CurrentAccount", json={}, headers=headers, timeout=5)
     assert response.status_code == 200
     assert len(etelecom_simulator.consents()) == 500
 

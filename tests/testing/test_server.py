@@ -166,14 +166,8 @@ def test_control_endpoints(sim: EtelecomSimulator) -> None:
 
 def test_control_endpoint_errors(sim: EtelecomSimulator) -> None:
     root = sim.root_url + "/_simulator"
-    assert (
-        requests.post(root + "/reply", json={"consent_id": "1", "reply_status": "P"}, timeout=5).status_code
-        == 404
-    )
-    assert (
-        requests.post(root + "/reply", json={"consent_id": sim.consents()[0]["id"]}, timeout=5).status_code
-        == 400
-    )
+    assert requests.post(root + "/reply", json={"consent_id": "1", "reply_status": "P"}, timeout=5).status_code == 404
+    assert requests.post(root + "/reply", json={"consent_id": sim.consents()[0]["id"]}, timeout=5).status_code == 400
     assert requests.post(root + "/faults", json={"nope": 1}, timeout=5).status_code == 400
     assert requests.post(root + "/faults", json={"error_rate": 3}, timeout=5).status_code == 400
     assert requests.post(root + "/advance", data=b"{x", timeout=5).status_code == 400
@@ -220,9 +214,7 @@ def test_seeded_data_shape() -> None:
 def test_recent_consents_are_mostly_pending() -> None:
     sim = EtelecomSimulator(consents=3000, seed=2, api_key=KEY)
     now = sim.now()
-    recent = [
-        c for c in sim.consents() if c["status"] == "P" and now - parse(c["created_at"]) < timedelta(days=1)
-    ]
+    recent = [c for c in sim.consents() if c["status"] == "P" and now - parse(c["created_at"]) < timedelta(days=1)]
     assert recent and sum(c["reply_status"] == "S" for c in recent) / len(recent) > 0.6
     old = [c for c in sim.consents() if now - parse(c["created_at"]) > timedelta(days=2)]
     assert not [c for c in old if c["status"] == "P" and c["reply_status"] == "S"]
@@ -237,9 +229,7 @@ def test_default_date_range_is_the_thirty_days_before_now() -> None:
 
 
 def test_pools_can_be_overridden() -> None:
-    sim = EtelecomSimulator(
-        consents=50, api_key=KEY, oa_ids=["111", "222"], phones=["0901111111", "84902222222"]
-    )
+    sim = EtelecomSimulator(consents=50, api_key=KEY, oa_ids=["111", "222"], phones=["0901111111", "84902222222"])
     items = sim.consents()
     assert {c["oa_id"] for c in items} <= {"111", "222"}
     assert {c["phone"] for c in items} <= {"84901111111", "84902222222"}
@@ -294,9 +284,7 @@ def test_import_creates_no_files_and_imports_no_airflow(tmp_path: Path) -> None:
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=str(tmp_path), env=env, capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert os.listdir(str(tmp_path)) == []
 
