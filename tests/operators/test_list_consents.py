@@ -1,0 +1,488 @@
+"""ListConsentsOperator against the simulator over loopback HTTP (and S3 through moto's server)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomValidationError
+from airflow_provider_etelecom.operators import list_consents as module
+from airflow_provider_etelecom.operators.consents import ListConsentsOperator
+from airflow_provider_etelecom.testing import EtelecomSimulator
+from tests.conftest import SECRET_KEY
+
+LIST = "Zalo/ListRequestConsent"
+
+
+def set_connection(monkeypatch: pytest.MonkeyPatch, sim: EtelecomSimulator, **extra: Any) -> None:
+    conn = {"conn_type": "etelecom", "host": sim.base_url, "password": sim.api_key, "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_ETELECOM_DEFAULT", json.dumps(conn))
+
+
+def run(op: ListConsentsOperator, context: dict[str, Any] | None = None) -> Any:
+    return op.execute(context or {})  # type: ignore[arg-type]
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".tmp-" in p.name)
+
+
+@pytest.fixture
+def log_text(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
+    """Everything logged (stdlib via caplog; Airflow 3's structlog lines reach stdout/stderr)."""
+    caplog.set_level(logging.INFO)
+
+    def text() -> str:
+        captured = capsys.readouterr()
+        return caplog.text + captured.out + captured.err
+
+    yield text
+
+
+# -- parse time ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"page_size": 500}, "page_size"),
+        ({"date_from": "yesterday"}, "date_from"),
+        ({"date_from": "2026-01-01T00:00:00"}, "date_from"),
+        ({"call_type": "fax"}, "call_type"),
+        ({"is_charged": "false"}, "is_charged"),
+        ({"oa_id": "12ab"}, "oa_id"),
+        ({"sort": "id"}, "sort"),
+        ({"max_pages": 0}, "max_pages"),
+        ({"max_xcom_consents": -1}, "max_xcom_consents"),
+    ],
+)
+def test_invalid_literal_values_fail_at_parse_time(kwargs: dict[str, Any], parameter: str) -> None:
+    with pytest.raises(EtelecomValidationError) as raised:
+        ListConsentsOperator(task_id="export", **kwargs)
+    assert raised.value.parameter == parameter
+    assert parameter in str(raised.value)
+
+
+def test_empty_literal_window_names_the_cause() -> None:
+    with pytest.raises(EtelecomValidationError, match="CronDataIntervalTimetable"):
+        ListConsentsOperator(task_id="export", date_from="2026-01-01T00:00:00Z", date_to="2026-01-01T00:00:00Z")
+
+
+def test_templated_values_wait_for_rendering() -> None:
+    op = ListConsentsOperator(
+        task_id="export",
+        date_from="{{ data_interval_start }}",
+        date_to="{{ data_interval_end }}",
+        phone="{{ params.phone }}",
+        output_path="file:///tmp/{{ ds }}.jsonl",
+    )
+    assert {"date_from", "date_to", "phone", "output_path", "call_type", "is_charged"} <= set(op.template_fields)
+    assert op.date_from == "{{ data_interval_start }}"
+
+
+def test_naive_dates_are_read_in_the_given_timezone() -> None:
+    ListConsentsOperator(
+        task_id="export", date_from="2026-01-01T00:00:00", date_to="2026-01-02T00:00:00", timezone="Asia/Ho_Chi_Minh"
+    )
+
+
+# -- execute-time validation -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rendered", "expected"),
+    [
+        ({"date_from": "not a date"}, "date_from"),
+        (
+            {"date_from": "2026-01-01T00:00:00+00:00", "date_to": "2026-01-01T00:00:00+00:00"},
+            "CronDataIntervalTimetable",
+        ),
+        ({"phone": "12"}, "phone"),
+        ({"is_charged": "maybe"}, "is_charged"),
+        ({"output_path": "nosuchscheme://bucket/x.jsonl"}, "output_path"),
+        ({"output_path": "/no/scheme.jsonl"}, "output_path"),
+        ({"output_path": "file:///tmp/folder/"}, "output_path"),
+    ],
+)
+def test_rendered_values_fail_before_any_request(
+    etelecom_connection: EtelecomSimulator, rendered: dict[str, Any], expected: str
+) -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    op = ListConsentsOperator(task_id="export")
+    for name, value in rendered.items():  # what rendering a template would put there
+        setattr(op, name, value)
+    with pytest.raises(AirflowFailException, match=expected):
+        run(op)
+    assert etelecom_connection.stats.count(method=LIST) == 0
+
+
+def test_rendered_is_charged_string_is_read_as_bool(etelecom_connection: EtelecomSimulator) -> None:
+    op = ListConsentsOperator(task_id="export", is_charged="{{ params.charged }}")
+    op.is_charged = "False"
+    consents = run(op)
+    assert consents and all(c["is_charged"] is False for c in consents)
+    assert etelecom_connection.requests_log[0]["body"]["filter"]["is_charged"] is False
+
+
+# -- XCom mode ---------------------------------------------------------------------------------
+
+
+def test_xcom_mode_returns_every_consent_over_one_connection(etelecom_connection: EtelecomSimulator) -> None:
+    sim = etelecom_connection
+    consents = run(ListConsentsOperator(task_id="export"))
+    assert consents == sim.consents()
+    assert len({c["id"] for c in consents}) == 500
+    assert sim.stats.connections == 1
+    assert sim.requests_log[0]["body"]["paging"] == {"limit": 100}
+    assert sim.requests_log[1]["body"]["paging"]["after"]
+
+
+def test_xcom_mode_filters_and_window(etelecom_connection: EtelecomSimulator) -> None:
+    sim = etelecom_connection
+    everything = sim.consents()
+    times = sorted(c["created_at"] for c in everything)
+    start, end = times[100], times[300]
+    op = ListConsentsOperator(task_id="export", date_from=start, date_to=end, call_type="audio", page_size=20)
+    consents = run(op)
+    expected = [c for c in everything if start <= c["created_at"] < end and c["call_type"] == "audio"]
+    assert consents == expected
+    sent = sim.requests_log[0]["body"]
+    assert sent["filter"]["call_type"] == "audio"
+    assert sent["paging"]["limit"] == 20
+
+
+def test_xcom_guard_fails_without_paging_further(etelecom_connection: EtelecomSimulator) -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="output_path") as raised:
+        run(ListConsentsOperator(task_id="export", max_xcom_consents=150))
+    assert "max_xcom_consents=150" in str(raised.value)
+    assert etelecom_connection.stats.count(method=LIST, status=200) == 2
+
+
+def test_xcom_guard_allows_exactly_the_limit(etelecom_connection: EtelecomSimulator) -> None:
+    assert len(run(ListConsentsOperator(task_id="export", max_xcom_consents=500))) == 500
+
+
+# -- storage mode ------------------------------------------------------------------------------
+
+
+def test_file_mode_streams_jsonl_exactly_as_returned(etelecom_connection: EtelecomSimulator, tmp_path: Path) -> None:
+    target = tmp_path / "new" / "folder" / "consents.jsonl"
+    result = run(ListConsentsOperator(task_id="export", output_path=f"file://{target}"))
+    assert result == {
+        "path": f"file://{target}",
+        "count": 500,
+        "pages": 5,
+        "window": {"date_from": None, "date_to": None},
+    }
+    assert read_lines(target) == etelecom_connection.consents()
+    first = target.read_text(encoding="utf-8").splitlines()[0]
+    assert first == json.dumps(etelecom_connection.consents()[0], ensure_ascii=False, separators=(",", ":"))
+    assert leftovers(target.parent) == []
+
+
+def test_gzip_when_the_path_ends_with_gz(etelecom_connection: EtelecomSimulator, tmp_path: Path) -> None:
+    target = tmp_path / "consents.jsonl.gz"
+    result = run(ListConsentsOperator(task_id="export", output_path=f"file://{target}"))
+    assert result["count"] == 500
+    assert target.read_bytes()[:2] == b"\x1f\x8b"
+    assert read_lines(target) == etelecom_connection.consents()
+
+
+def test_non_ascii_is_written_as_utf8(etelecom_connection: EtelecomSimulator, tmp_path: Path) -> None:
+    sim = etelecom_connection
+    sim.add_consent(error_message="Người dùng chưa quan tâm OA")
+    target = tmp_path / "c.jsonl"
+    run(ListConsentsOperator(task_id="export", output_path=f"file://{target}"))
+    assert "Người dùng chưa quan tâm OA" in target.read_text(encoding="utf-8")
+
+
+def test_rerun_replaces_the_file_with_a_complete_one(etelecom_connection: EtelecomSimulator, tmp_path: Path) -> None:
+    sim = etelecom_connection
+    target = tmp_path / "c.jsonl.gz"
+    op = ListConsentsOperator(task_id="export", output_path=f"file://{target}")
+    first = run(op)
+    first_bytes = target.read_bytes()
+    again = run(ListConsentsOperator(task_id="export", output_path=f"file://{target}"))
+    assert again == first
+    assert target.read_bytes() == first_bytes
+    sim.insert_consents(7)
+    third = run(ListConsentsOperator(task_id="export", output_path=f"file://{target}"))
+    ids = [c["id"] for c in read_lines(target)]
+    assert third["count"] == 507 == len(ids) == len(set(ids))
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+def test_failure_mid_export_leaves_earlier_file_intact(
+    etelecom_simulator: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, suffix: str
+) -> None:
+    sim = etelecom_simulator
+    set_connection(monkeypatch, sim, max_retries=0)
+    target = tmp_path / f"c{suffix}"
+    target.write_bytes(b"earlier successful export\n")
+    sim.script_faults(["none", "none", "none", "503"])
+    with pytest.raises(EtelecomError):
+        run(ListConsentsOperator(task_id="export", output_path=f"file://{target}"))
+    assert sim.stats.count(method=LIST, status=200) == 3
+    assert target.read_bytes() == b"earlier successful export\n"
+    assert leftovers(tmp_path) == []
+
+
+def test_failure_mid_export_leaves_nothing_at_a_new_path(
+    etelecom_simulator: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    sim = etelecom_simulator
+    set_connection(monkeypatch, sim, max_retries=0)
+    sim.script_faults(["none", "none", "drop"])
+    with pytest.raises(EtelecomError):
+        run(ListConsentsOperator(task_id="export", output_path=f"file://{tmp_path}/c.jsonl"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_simulator_outage_mid_export_leaves_nothing(
+    etelecom_simulator: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    sim = etelecom_simulator
+    set_connection(monkeypatch, sim, max_retries=1, max_retry_time=2)
+    target = tmp_path / "c.jsonl"
+    target.write_text("old\n")
+    op = ListConsentsOperator(task_id="export", output_path=f"file://{target}")
+    real_page = module._Progress.page
+
+    def stop_after_two_pages(self: Any, consents: int) -> None:
+        real_page(self, consents)
+        if self.pages == 2:
+            sim.stop()
+
+    monkeypatch.setattr(module._Progress, "page", stop_after_two_pages)
+    with pytest.raises(EtelecomError):
+        run(op)
+    assert target.read_text() == "old\n"
+    assert leftovers(tmp_path) == []
+
+
+def test_exact_count_and_unique_ids_despite_faults(
+    etelecom_connection: EtelecomSimulator, tmp_path: Path, log_text: Any
+) -> None:
+    sim = etelecom_connection
+    sim.script_faults(["none", "503", "none", "drop", "truncate", ("429", 0.05), "none", "502", "403_exhausted"])
+    target = tmp_path / "c.jsonl"
+    result = run(ListConsentsOperator(task_id="export", output_path=f"file://{target}"))
+    ids = [c["id"] for c in read_lines(target)]
+    assert result["count"] == len(ids) == len(set(ids)) == 500
+    assert set(ids) == {c["id"] for c in sim.consents()}
+    assert sum(sim.stats.faults.values()) == 6
+    text = log_text()
+    assert "Exported 500 consents in 5 pages" in text
+    assert "6 retries" in text
+    assert "2 rate-limit waits" in text
+
+
+def test_progress_and_summary_lines(
+    etelecom_connection: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, log_text: Any
+) -> None:
+    monkeypatch.setattr(module, "PROGRESS_EVERY_PAGES", 2)
+    result = run(ListConsentsOperator(task_id="export", page_size=50, output_path=f"file://{tmp_path}/c.jsonl"))
+    text = log_text()
+    assert "Progress: 2 pages, 100 consents" in text
+    assert "Progress: 10 pages, 500 consents" in text
+    assert "consents/s" in text
+    assert "Exported 500 consents in 10 pages" in text
+    assert "0 retries" in text
+    assert SECRET_KEY not in text
+    assert SECRET_KEY not in json.dumps(result)
+
+
+def test_phone_is_masked_and_key_never_logged(
+    etelecom_connection: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch, log_text: Any
+) -> None:
+    sim = etelecom_connection
+    phone = sim.consents()[0]["phone"]
+    set_connection(monkeypatch, sim, max_retries=0)
+    sim.script_faults(["503"])
+    with pytest.raises(EtelecomError) as raised:
+        run(ListConsentsOperator(task_id="export", phone=phone))
+    consents = run(ListConsentsOperator(task_id="export", phone=phone))
+    assert consents and all(c["phone"] == phone for c in consents)
+    text = log_text()
+    assert phone not in text
+    assert phone[:3] in text
+    assert SECRET_KEY not in text
+    assert SECRET_KEY not in str(raised.value)
+
+
+# -- S3 through moto's server ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[str]:
+    # The Amazon provider's s3 filesystem needs s3fs >= 2023 (async, on aiobotocore); an environment
+    # resolved to the old synchronous s3fs 0.4 cannot write s3:// through ObjectStoragePath at all.
+    pytest.importorskip("aiobotocore", reason="s3:// through ObjectStoragePath needs s3fs>=2023 with aiobotocore")
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    import boto3
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_TEST",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing-key-id",
+                "password": "testing-secret",
+                "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"},
+            }
+        ),
+    )
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing-key-id",
+        aws_secret_access_key="testing-secret",
+    )
+    name = f"exports-{datetime.now(timezone.utc).strftime('%H%M%S%f')}"
+    s3.create_bucket(Bucket=name)
+    return s3, name
+
+
+def test_s3_mode_through_the_amazon_provider(etelecom_connection: EtelecomSimulator, s3_bucket: Any) -> None:
+    s3, bucket = s3_bucket
+    for key in ("consents/day.jsonl", "consents/day.jsonl.gz"):
+        result = run(
+            ListConsentsOperator(task_id="export", output_path=f"s3://{bucket}/{key}", output_conn_id="aws_test")
+        )
+        assert result["path"] == f"s3://{bucket}/{key}" and result["count"] == 500
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        text = gzip.decompress(body).decode() if key.endswith(".gz") else body.decode()
+        assert [json.loads(line) for line in text.splitlines()] == etelecom_connection.consents()
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == ["consents/day.jsonl", "consents/day.jsonl.gz"]
+
+
+def test_s3_failure_keeps_the_earlier_object(
+    etelecom_simulator: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch, s3_bucket: Any
+) -> None:
+    s3, bucket = s3_bucket
+    sim = etelecom_simulator
+    set_connection(monkeypatch, sim, max_retries=0)
+    s3.put_object(Bucket=bucket, Key="c.jsonl", Body=b"earlier\n")
+    sim.script_faults(["none", "none", "500"])
+    with pytest.raises(EtelecomError):
+        run(ListConsentsOperator(task_id="export", output_path=f"s3://{bucket}/c.jsonl", output_conn_id="aws_test"))
+    assert s3.get_object(Bucket=bucket, Key="c.jsonl")["Body"].read() == b"earlier\n"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["c.jsonl"]
+
+
+# -- a real DAG run ----------------------------------------------------------------------------
+
+
+def load_dag_file(dag_id: str, source: str) -> Any:
+    """Write a DAG file into the dags folder (Airflow 3's dag.test() re-parses it) and load it."""
+    import os
+    import runpy
+
+    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{dag_id}.py"
+    path.write_text(source)
+    return runpy.run_path(str(path))["dag"]
+
+
+def run_dag(dag: Any, logical_date: datetime) -> Any:
+    from airflow.providers.common.compat.sdk import AIRFLOW_V_3_0_PLUS
+
+    if AIRFLOW_V_3_0_PLUS:
+        return dag.test(logical_date=logical_date)
+    dag.sync_to_db()  # Airflow 2 records dataset events only for datasets known to the database
+    return dag.test(execution_date=logical_date)
+
+
+def asset_extras(uri: str) -> list[dict[str, Any]]:
+    from airflow.providers.common.compat.sdk import AIRFLOW_V_3_0_PLUS
+    from airflow.utils.session import create_session
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.models.asset import AssetEvent, AssetModel
+
+        with create_session() as session:
+            rows = session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            return [dict(e.extra) for e in rows.filter(AssetModel.uri == uri).all()]
+    from airflow.models.dataset import DatasetEvent, DatasetModel
+
+    with create_session() as session:
+        rows = session.query(DatasetEvent).join(DatasetModel, DatasetEvent.dataset_id == DatasetModel.id)
+        return [dict(e.extra) for e in rows.filter(DatasetModel.uri == uri).all()]
+
+
+TEMPLATED_DAG = """
+from datetime import datetime, timezone
+
+from airflow.providers.common.compat.sdk import DAG, Asset
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from airflow_provider_etelecom.operators.consents import ListConsentsOperator
+
+with DAG(
+    "test_list_consents_templated",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=datetime(2020, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    params={"call_type": "video"},
+) as dag:
+    ListConsentsOperator(
+        task_id="export",
+        date_from="{{ data_interval_start }}",
+        date_to="{{ data_interval_end }}",
+        call_type="{{ params.call_type }}",
+        output_path="file://%(folder)s/{{ ds }}.jsonl",
+        outlets=[Asset("%(asset)s")],
+    )
+"""
+
+
+def test_templated_filters_and_path_from_a_dag_run(
+    airflow_db: str, etelecom_connection: EtelecomSimulator, tmp_path: Path
+) -> None:
+    sim = etelecom_connection
+    day = (sim.now() - timedelta(days=5)).replace(hour=0, minute=0, second=0, microsecond=0)
+    asset_uri = f"file://{tmp_path}/asset"
+    dag = load_dag_file("test_list_consents_templated", TEMPLATED_DAG % {"folder": tmp_path, "asset": asset_uri})
+    run = run_dag(dag, day)
+    assert run.state == "success"
+    target = tmp_path / f"{day:%Y-%m-%d}.jsonl"  # {{ ds }} is the logical date on both versions
+    sent = sim.requests_log[0]["body"]["filter"]
+    # Airflow 2 runs the interval starting at the logical date, Airflow 3 the one ending there.
+    first = day - timedelta(days=1) if sent["date_to"] == f"{day:%Y-%m-%dT%H:%M:%S}Z" else day
+    start, end = first.strftime("%Y-%m-%dT%H:%M:%S"), (first + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    assert sent == {"call_type": "video", "date_from": f"{start}Z", "date_to": f"{end}Z"}
+    expected = [c for c in sim.consents() if start <= c["created_at"][:19] < end and c["call_type"] == "video"]
+    assert expected, "the simulator should have video consents on that day"
+    assert read_lines(target) == expected
+    window = {"date_from": f"{start}Z", "date_to": f"{end}Z"}
+    assert {"path": f"file://{target}", "count": len(expected), "window": window} in asset_extras(asset_uri)
