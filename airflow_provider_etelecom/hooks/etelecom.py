@@ -24,6 +24,7 @@ from airflow_provider_etelecom.client import (
     EtelecomClient,
     RateLimitGate,
 )
+from airflow_provider_etelecom.client.parallel import iter_consent_pages_parallel
 from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomError
 
 __all__ = ["EtelecomHook"]
@@ -194,10 +195,14 @@ class EtelecomHook(BaseHook):
         page_size: int = 100,
         sort: str | None = None,
         max_pages: int | None = None,
+        max_parallel_windows: int | None = None,
     ) -> Iterator[ConsentPage]:
         """Yield every page of consents matching the filters, lazily.
 
         Arguments as in :meth:`list_consents`. Validation happens before the first request.
+        With ``max_parallel_windows`` > 1, ``[date_from, date_to)`` is split into windows paged
+        concurrently (see :mod:`airflow_provider_etelecom.client.parallel`): pages then arrive in
+        completion order, and the counters of every worker add up in ``self.client.stats``.
         """
         query = self.build_query(
             call_type=call_type,
@@ -214,7 +219,15 @@ class EtelecomHook(BaseHook):
             sort=sort,
             max_pages=max_pages,
         )
-        return self.client.iter_consent_pages(query)
+        if max_parallel_windows is None or max_parallel_windows == 1:
+            return self.client.iter_consent_pages(query)
+        config = self.client.config
+        return iter_consent_pages_parallel(
+            lambda gate: EtelecomClient(config, gate=gate),
+            query,
+            parallel_windows=max_parallel_windows,
+            stats=self.client.stats,
+        )
 
     def list_consents(
         self,
@@ -232,6 +245,7 @@ class EtelecomHook(BaseHook):
         page_size: int = 100,
         sort: str | None = None,
         max_pages: int | None = None,
+        max_parallel_windows: int | None = None,
     ) -> Iterator[Consent]:
         """Yield every consent matching the filters, across all pages, lazily (one page in memory).
 
@@ -250,6 +264,8 @@ class EtelecomHook(BaseHook):
         :param page_size: 1 to 100 (the platform's cap).
         :param sort: ``created_at``, ``-created_at``, ``updated_at`` or ``-updated_at``; default newest first.
         :param max_pages: stop after this many pages.
+        :param max_parallel_windows: page this many sub-windows of ``[date_from, date_to)`` at once
+            (both dates required; off by default). Consents then arrive in no particular order.
         :return: an iterator of consent dicts exactly as the API returned them.
         :raises EtelecomValidationError: for invalid arguments, before any request.
         :raises EtelecomError: for failures that outlast the retry budget.
@@ -268,6 +284,7 @@ class EtelecomHook(BaseHook):
             page_size=page_size,
             sort=sort,
             max_pages=max_pages,
+            max_parallel_windows=max_parallel_windows,
         )
         return (consent for page in pages for consent in page["consents"])
 
