@@ -13,6 +13,7 @@ whatever the platform does at the ``date_to`` edge. Memory stays bounded: at mos
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -44,7 +45,7 @@ def split_range(start: datetime, end: datetime, parts: int) -> list[tuple[dateti
         raise ValueError("split_range needs parts >= 1 and start < end")
     step = (end - start) / parts
     edges = [start + step * i for i in range(parts)] + [end]
-    return [(a, b) for a, b in zip(edges, edges[1:]) if a < b]
+    return [(a, b) for a, b in itertools.pairwise(edges) if a < b]
 
 
 def iter_consent_pages_parallel(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
@@ -41,7 +42,7 @@ def ids_of(pages: Iterator[dict]) -> list[str]:
 def test_split_range_covers_the_range_exactly() -> None:
     windows = split_range(START, END, 7)
     assert windows[0][0] == START and windows[-1][1] == END
-    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
     assert len(windows) == 7
     with pytest.raises(ValueError):
         split_range(END, START, 2)
