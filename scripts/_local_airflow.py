@@ -132,14 +132,21 @@ class Simulator:
     def control(self, name: str, body: Mapping[str, Any] | None = None) -> Any:
         """Call a ``/_simulator/<name>`` control endpoint (GET without a body, POST with one)."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.root_url}/_simulator/{name}", data=data, method="GET" if data is None else "POST")
+        request = urllib.request.Request(
+            f"{self.root_url}/_simulator/{name}", data=data, method="GET" if data is None else "POST"
+        )
         with urllib.request.urlopen(request, timeout=10) as answer:
             return json.loads(answer.read() or b"null")
 
     def connection_json(self) -> str:
         """The ``etelecom_default`` connection as Airflow's JSON connection format."""
         return json.dumps(
-            {"conn_type": "etelecom", "host": self.base_url, "password": self.api_key, "extra": {"account_type": "shop"}}
+            {
+                "conn_type": "etelecom",
+                "host": self.base_url,
+                "password": self.api_key,
+                "extra": {"account_type": "shop"},
+            }
         )
 
     def stop(self) -> None:
@@ -320,4 +327,3 @@ def last_lines(path: Path, count: int = 40) -> str:
     with contextlib.suppress(OSError):
         return "\n".join(path.read_text(errors="replace").splitlines()[-count:])
     return ""
-
