@@ -159,7 +159,7 @@ def test_drop_happens_after_the_work_so_the_consent_exists(sim: EtelecomSimulato
     assert len(sim.consents()) == before + 1
 
 
-def _fault_sequence(config: FaultConfig, n: int = 60) -> list[int]:
+def _fault_sequence(config: FaultConfig, n: int = 40) -> list[int]:
     with EtelecomSimulator(consents=20, seed=1, api_key=KEY, faults=config) as sim:
         statuses = []
         for _ in range(n):

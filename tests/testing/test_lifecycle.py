@@ -195,22 +195,29 @@ def test_check_consent_states(sim: EtelecomSimulator) -> None:
     assert expired["error"] == -5 and expired["expired_time"] == replied["expires_at"]
 
 
-def test_check_consent_agrees_with_seeded_data(sim: EtelecomSimulator) -> None:
-    now = sim.now()
-    for consent in sim.consents()[:80]:
-        answer = _check(sim, phone=consent["phone"], oa_id=consent["oa_id"])
-        agreed = [
-            c
-            for c in sim.consents()
-            if c["oa_id"] == consent["oa_id"]
-            and c["phone"] == consent["phone"]
-            and c["status"] == "P"
-            and c["reply_status"] == "P"
-            and parse(c["expires_at"]) > now
-        ]
-        assert (answer["error"] == 0) == bool(agreed)
-        if agreed:
-            assert answer["expired_time"] in {c["expires_at"] for c in agreed}
+def test_check_consent_agrees_with_seeded_data() -> None:
+    with EtelecomSimulator(consents=300, seed=4, api_key=KEY) as sim:  # recent data: live agreements
+        now = sim.now()
+        items = sim.consents()
+        pairs = sorted({(c["oa_id"], c["phone"]) for c in items})[:60]
+        errors = set()
+        for oa_id, phone in pairs:
+            answer = _check(sim, phone=phone, oa_id=oa_id)
+            errors.add(answer["error"])
+            agreed = [
+                c
+                for c in items
+                if (c["oa_id"], c["phone"]) == (oa_id, phone)
+                and c["status"] == "P"
+                and c["reply_status"] == "P"
+                and parse(c["expires_at"]) > now
+            ]
+            assert (answer["error"] == 0) == bool(agreed)
+            if agreed:
+                assert (
+                    answer["expired_time"] == max(agreed, key=lambda c: (c["updated_at"], int(c["id"])))["expires_at"]
+                )
+        assert 0 in errors and len(errors) > 1
 
 
 def test_check_consent_validates(sim: EtelecomSimulator) -> None:

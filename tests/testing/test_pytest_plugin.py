@@ -66,5 +66,5 @@ def test_plugin_in_a_fresh_project(pytester: pytest.Pytester, monkeypatch: pytes
             assert "AIRFLOW_CONN_ETELECOM_DEFAULT" not in os.environ
         """
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
