@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import json
 import os
 import sys
@@ -123,13 +124,8 @@ def _summary(
 
 
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    if path.suffix == ".gz":
-        import gzip
-
-        opened: Any = gzip.open(path, "rt", encoding="utf-8")
-    else:
-        opened = open(path, encoding="utf-8")
-    with opened as lines:
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as lines:
         for line in lines:
             if line.strip():
                 yield json.loads(line)

@@ -23,7 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -204,10 +204,9 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen[Any] | None = Non
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{what or url} exited (code {proc.returncode}) before it answered.")
-        with contextlib.suppress(OSError, urllib.error.URLError):
-            with urllib.request.urlopen(url, timeout=3) as answer:
-                if answer.status == 200:
-                    return
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=3) as answer:
+            if answer.status == 200:
+                return
         time.sleep(1)
     raise RuntimeError(f"{what or url} did not answer 200 within {timeout:.0f} s.")
 
