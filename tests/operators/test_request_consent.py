@@ -152,3 +152,57 @@ def test_anchor_is_the_earliest_thing_the_run_knows() -> None:
     }
     assert first_try_anchor(ctx) == began  # type: ignore[arg-type]
     assert first_try_anchor({}) is None  # type: ignore[arg-type]
+
+
+RETRY_DAG = """
+import json
+from datetime import datetime, timedelta, timezone
+
+from airflow.providers.common.compat.sdk import DAG
+
+from airflow_provider_etelecom.operators.consents import RequestConsentOperator
+
+
+class LostAfterSending(RequestConsentOperator):
+    # The first try sends, then its worker is lost before Airflow records the result.
+    def execute(self, context):
+        consent = super().execute(context)
+        if context["ti"].try_number == 1:
+            raise RuntimeError("worker lost after the send")
+        with open({out!r}, "w") as handle:
+            json.dump(consent, handle)
+        return consent
+
+
+with DAG(dag_id="request_consent_retry", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc)) as dag:
+    LostAfterSending(
+        task_id="ask", oa_id={oa!r}, phone={phone!r}, call_type="audio",
+        reason_code="order_appointment_confirmation", retries=1, retry_delay=timedelta(0),
+    )
+"""
+
+
+@pytest.mark.slow
+def test_an_airflow_retry_sends_exactly_once(
+    airflow_db: str, etelecom_connection: EtelecomSimulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import os
+    import runpy
+    from pathlib import Path
+
+    from airflow.providers.common.compat.sdk import AIRFLOW_V_3_0_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS:
+        monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "SequentialExecutor")
+    sim = etelecom_connection
+    out = Path(tmp_path) / "consent.json"
+    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "request_consent_retry.py"
+    path.write_text(RETRY_DAG.format(out=str(out), oa=OA, phone=PHONE))
+    dag_run = runpy.run_path(str(path))["dag"].test()
+    assert str(dag_run.state) == "success"
+    consent = json.loads(out.read_text())
+    assert sim.stats.count(method=SEND) == 1
+    assert sim.consent(consent["id"]) is not None
