@@ -571,6 +571,17 @@ class EtelecomSimulator:
         self._store.auto_reply_after_s = value
 
     @property
+    def auto_reply_status(self) -> str:
+        """The answer auto-replies give, ``"P"`` or ``"N"`` (settable)."""
+        return self._store.auto_reply_status
+
+    @auto_reply_status.setter
+    def auto_reply_status(self, value: str) -> None:
+        if value not in ("P", "N"):
+            raise ValueError("auto_reply_status must be 'P' or 'N'")
+        self._store.auto_reply_status = value
+
+    @property
     def oa_ids(self) -> list[str]:
         """The OA ids data is generated for."""
         return list(self._store.oa_ids)

@@ -242,3 +242,13 @@ def test_clock_moves_by_itself_and_by_advance(sim: EtelecomSimulator) -> None:
     assert sim.now() >= after
     with pytest.raises(ValueError):
         sim.advance(-1)
+
+
+def test_auto_reply_settings_can_change_while_running(sim: EtelecomSimulator) -> None:
+    sim.auto_reply_after_s = 10
+    sim.auto_reply_status = "N"
+    consent = _request(sim)
+    sim.advance(11)
+    assert sim.consent(consent["id"])["reply_status"] == "N"  # type: ignore[index]
+    with pytest.raises(ValueError):
+        sim.auto_reply_status = "S"
