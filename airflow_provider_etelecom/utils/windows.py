@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, tzinfo
+from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airflow_provider_etelecom.client.validation import validate_time
@@ -73,8 +74,9 @@ def split_windows(
 ) -> list[dict[str, str]]:
     """Split ``[start, end)`` into consecutive half-open windows of length ``every``.
 
-    Steps are taken on the wall clock of ``timezone`` (or of ``start``'s own offset), so ``"1d"``
-    windows start at local midnight even across a daylight-saving change. The last window ends at
+    Windows are laid out in ``timezone`` (or ``start``'s own offset). Whole-day steps follow the
+    local wall clock, so ``"1d"`` windows start at local midnight even across a daylight-saving
+    change; other steps are elapsed time. The last window ends at
     ``end`` and may be shorter.
 
     :param start: first instant, inclusive: an aware ``datetime`` or ISO-8601 string with offset
@@ -148,6 +150,11 @@ def _original_zone(value: datetime | str) -> tzinfo:
 
 
 def _add(moment: datetime, step: timedelta) -> datetime:
-    """Add ``step`` on the wall clock, then normalise (a non-existent local time moves forward)."""
-    moved = moment + step
-    return datetime.fromtimestamp(moved.timestamp(), tz=moved.tzinfo)
+    """Add ``step``: whole days on the local wall clock (local midnight stays local midnight across a
+    daylight-saving change), anything else as elapsed time (so ``"1h"`` is always one hour)."""
+    zone = moment.tzinfo
+    if step % timedelta(days=1) == timedelta(0):
+        moved = datetime.fromtimestamp((moment + step).timestamp(), tz=zone)
+        if moved > moment:
+            return moved
+    return (moment.astimezone(dt_timezone.utc) + step).astimezone(zone)
