@@ -167,6 +167,8 @@ def airflow_env(home: Path, *, extra: Mapping[str, str] | None = None) -> dict[s
             "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
@@ -236,7 +238,7 @@ class Standalone:
             preexec_fn=_restore_sigint,
         )
 
-    def wait_healthy(self, timeout: float = 180) -> None:
+    def wait_healthy(self, timeout: float = 420) -> None:
         """Wait for ``/api/v2/monitor/health`` (the "ready" line does not check the port)."""
         wait_http(f"{self.url}/api/v2/monitor/health", timeout, self.proc, "airflow standalone")
 
@@ -326,3 +328,88 @@ def last_lines(path: Path, count: int = 40) -> str:
     with contextlib.suppress(OSError):
         return "\n".join(path.read_text(errors="replace").splitlines()[-count:])
     return ""
+
+
+class WiredAirflow:
+    """A running ``airflow standalone`` with the simulator, ``etelecom_default`` and the example DAGs."""
+
+    def __init__(self, home: Path, sim: Simulator, standalone: Standalone, username: str, password: str) -> None:
+        self.home = home
+        self.sim = sim
+        self.standalone = standalone
+        self.url = standalone.url
+        self.username = username
+        self.password = password
+
+    def api(self) -> Api:
+        """A REST API v2 client logged in as the admin."""
+        return Api(self.url, self.username, self.password)
+
+
+@contextlib.contextmanager
+def wired_airflow(
+    workdir: Path,
+    *,
+    port: int = 8080,
+    password: str = "admin",
+    reply_after: float = 20.0,
+    consents: int = 5000,
+) -> Iterator[WiredAirflow]:
+    """Start the simulator and ``airflow standalone`` wired to it; stop both, whatever happens.
+
+    ``workdir`` is emptied first and keeps the Airflow home, the exports and the logs afterwards.
+    The simple auth manager's user ``admin`` gets ``password`` (written to its password file before
+    the first start, so it is known up front). New DAGs are not paused, so the scheduler runs the daily
+    export's latest interval by itself and a trigger from the UI starts at once.
+    """
+    username = "admin"
+    shutil.rmtree(workdir, ignore_errors=True)
+    home, logs, exports = workdir / "airflow-home", workdir / "logs", workdir / "exports"
+    for folder in (home, logs, exports):
+        folder.mkdir(parents=True)
+    (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({username: password}))
+    with contextlib.ExitStack() as stack:
+        sim_log = stack.enter_context(open(logs / "simulator.log", "w"))
+        say(f"Starting the eTelecom simulator ({consents} consents, customers reply after {reply_after:g} s)")
+        sim = Simulator(consents=consents, auto_reply_after=reply_after, log=sim_log)
+        stack.callback(sim.stop)
+        env = wired_airflow_env(home, sim, exports, in_env=False)
+        env.update(
+            {
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{username}:admin",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+                "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
+            }
+        )
+        af_log = stack.enter_context(open(logs / "standalone.log", "w"))
+        say(f"Starting airflow standalone on port {port} (log: {logs / 'standalone.log'})")
+        standalone = Standalone(env, port=port, log=af_log)
+
+        def _stop() -> None:
+            say("Stopping airflow standalone")
+            left = standalone.stop()
+            if left:
+                say(f"WARNING: something still listens on port(s) {', '.join(map(str, left))}")
+
+        stack.callback(_stop)
+        try:
+            standalone.wait_healthy()
+        except RuntimeError:
+            print(last_lines(logs / "standalone.log"), file=sys.stderr)
+            raise
+        wired = WiredAirflow(home, sim, standalone, username, password)
+        api = wired.api()
+        conn = json.loads(sim.connection_json())
+        api.post(
+            "/api/v2/connections",
+            {
+                "connection_id": CONN_ID,
+                "conn_type": conn["conn_type"],
+                "host": conn["host"],
+                "password": conn["password"],
+                "extra": json.dumps(conn["extra"]),
+                "description": "The local eTelecom simulator started by this command",
+            },
+        )
+        yield wired

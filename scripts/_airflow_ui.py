@@ -1,0 +1,71 @@
+"""The Airflow UI, wired (run by ``scripts/airflow-ui`` inside the Airflow 3.3 environment).
+
+Starts the eTelecom simulator and ``airflow standalone`` with the ``etelecom_default`` connection
+and the example DAGs, prints the URL and the login, and runs until Ctrl-C, then stops everything
+and checks that no Airflow port is still in use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from types import FrameType
+
+from _local_airflow import ROOT, say, wired_airflow
+
+WORKDIR = ROOT / ".demo" / "airflow-ui"
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="scripts/airflow-ui", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8080, help="API server / UI port (default 8080)")
+    parser.add_argument("--password", default="admin", help="password of the user 'admin' (default admin)")
+    parser.add_argument("--reply-after", type=float, default=30.0, help="seconds before a customer replies (30)")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        with wired_airflow(WORKDIR, port=args.port, password=args.password, reply_after=args.reply_after) as af:
+            print(
+                f"""
+Airflow {_airflow_version()} is running, wired to the local eTelecom simulator.
+
+  UI:          {af.url}
+  Login:       user admin, password {af.password}
+  Connection:  etelecom_default -> {af.sim.base_url} (Admin > Connections)
+  DAGs:        etelecom_consents_daily, etelecom_consents_backfill, etelecom_request_and_wait
+  Exports:     {WORKDIR / "exports"}
+  Logs:        {WORKDIR / "logs"}
+
+A consent request is answered "P" by the simulator {args.reply_after:g} s after it is sent, so the
+sensor of etelecom_request_and_wait sits in the "deferred" state on the triggerer until then.
+Press Ctrl-C to stop Airflow and the simulator.
+""",
+                flush=True,
+            )
+            while af.standalone.proc.poll() is None:
+                time.sleep(1)
+            say(f"airflow standalone exited by itself (code {af.standalone.proc.returncode})")
+            return 1
+    except (KeyboardInterrupt, _Stop):
+        say("Stopped.")
+        return 0
+
+
+def _airflow_version() -> str:
+    from importlib.metadata import version
+
+    return version("apache-airflow")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
