@@ -1,0 +1,154 @@
+"""Faults: nothing lost, nothing doubled (scaled-down runs of ``benchmarks/reliability.py``).
+
+The full-size runs (100,000 consents at 20 ms latency) are in ``python -m benchmarks.reliability``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+import time_machine
+from airflow.providers.common.compat.sdk import TaskDeferred
+
+from airflow_provider_etelecom.exceptions import EtelecomAuthError, EtelecomTransientError
+from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
+from airflow_provider_etelecom.sensors.consents import ConsentReplySensor
+from airflow_provider_etelecom.testing import EtelecomSimulator
+from airflow_provider_etelecom.triggers.consents import ConsentReplyTrigger
+from benchmarks.reliability import export_under_faults, export_while_inserting, export_with_outage
+from tests.conftest import SECRET_KEY
+
+LIST = "Zalo/ListRequestConsent"
+OA = "4239023413265392134"
+PHONE = "0912000777"
+
+
+def test_export_survives_every_fault_kind_at_once() -> None:
+    result = export_under_faults(5_000, latency_ms=1, seed=11)
+    print(
+        f"\nexport of {result.consents} consents under faults: {result.requests} requests, "
+        f"{result.retries} retries, {result.seconds:.1f} s, faults {result.faults}"
+    )
+    assert (result.lost, result.duplicated, result.extra) == (0, 0, 0)
+    assert result.lines == result.consents == 5_000
+    # Every kind really happened, so no seed can quietly inject nothing.
+    minimum = result.minimum_faults()
+    assert {kind: result.faults[kind] >= minimum[kind] for kind in minimum} == {kind: True for kind in minimum}
+    assert result.retries >= sum(result.faults.values())
+
+
+def test_server_gone_mid_export_fails_within_budget_and_a_retry_completes() -> None:
+    result = export_with_outage(3_000, stop_after_pages=10, max_retries=3, max_retry_time=2.0)
+    error = result.error
+    assert isinstance(error, EtelecomTransientError), repr(error)
+    message = str(error)
+    assert "Zalo/ListRequestConsent" in message and "failed before an answer arrived" in message
+    assert "reachable" in message and SECRET_KEY not in message
+    # Connection refused is immediate, so the whole budget is waits; 1 s covers scheduling on a busy box.
+    assert result.seconds_to_fail <= result.budget_s + 1.0
+    assert result.pages_before_outage >= 10
+    assert result.earlier_file_kept
+    assert result.leftovers == []
+    assert (result.lost_after_retry, result.duplicated_after_retry) == (0, 0)
+
+
+def test_inserts_during_the_export_cause_no_gap_or_duplicate() -> None:
+    result = export_while_inserting(3_000, per_page=5)
+    assert result.inserted >= 2 * 5 * 10  # inserts happened on many pages, before and behind the cursor
+    assert (result.lost, result.duplicated) == (0, 0)
+
+
+# -- the deferrable sensor's trigger ---------------------------------------------------------------------
+
+
+def _defer(consent_id: str) -> tuple[ConsentReplySensor, ConsentReplyTrigger]:
+    sensor = ConsentReplySensor(
+        task_id="wait", consent_id=consent_id, phone=PHONE, oa_id=OA, deferrable=True, poke_interval=0.01, timeout=3600
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})  # type: ignore[arg-type]
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, ConsentReplyTrigger)
+    return sensor, trigger
+
+
+def _drive(trigger: ConsentReplyTrigger, on_check: Any) -> tuple[dict[str, Any], int]:
+    checks = 0
+    lookup = trigger._lookup
+
+    async def counting(client: Any) -> Any:
+        nonlocal checks
+        try:
+            return await lookup(client)
+        finally:
+            checks += 1
+            on_check(checks)
+
+    trigger._lookup = counting  # type: ignore[method-assign]
+
+    async def first() -> Any:
+        return [event async for event in trigger.run()]
+
+    events = asyncio.run(asyncio.wait_for(first(), timeout=60))
+    assert len(events) == 1
+    return events[0].payload, checks
+
+
+FLAPS = ["503", "500", "502", "drop", ("429", 0.02), "403_exhausted", "503", "drop", "502", "500"] * 3
+
+
+def test_deferrable_sensor_rides_out_a_minute_of_flapping_then_gets_the_answer(
+    etelecom_connection: EtelecomSimulator,
+) -> None:
+    sim = etelecom_connection
+    consent = EtelecomHook().request_consent(oa_id=OA, phone=PHONE, call_type="audio", reason_code="update_order")
+    sensor, trigger = _defer(consent["id"])
+    sim.reset_stats()
+    sim.script_faults(FLAPS)
+    started = datetime.now(timezone.utc)
+    with time_machine.travel(started, tick=True) as traveller:
+
+        def on_check(n: int) -> None:
+            traveller.shift(2)  # each failed check is two simulated seconds: a minute of errors in all
+            if n == len(FLAPS):
+                sim.reply(consent["id"], "P")
+
+        event, checks = _drive(trigger, on_check)
+        flapped_for = (datetime.now(timezone.utc) - started).total_seconds()
+    assert flapped_for >= 60
+    assert checks == len(FLAPS) + 1
+    assert sum(sim.stats.faults.values()) == len(FLAPS)
+    assert {"500", "502", "503", "drop", "429", "403_exhausted"} <= set(sim.stats.faults)
+    assert event["status"] == "answered"
+    result = sensor.execute_complete({}, event)  # type: ignore[arg-type]
+    assert (result["id"], result["reply_status"]) == (consent["id"], "P")
+
+
+def test_expired_key_during_the_wait_ends_it_at_once_with_an_auth_error(
+    etelecom_connection: EtelecomSimulator,
+) -> None:
+    sim = etelecom_connection
+    consent = EtelecomHook().request_consent(oa_id=OA, phone=PHONE, call_type="audio", reason_code="update_order")
+    sensor, trigger = _defer(consent["id"])
+    sim.reset_stats()
+    rotated_at: list[float] = []
+
+    def on_check(n: int) -> None:
+        if n == 3:
+            sim.api_key = "rotated-key-0123456789"  # the connection still holds the old one
+            rotated_at.append(time.perf_counter())
+
+    event, checks = _drive(trigger, on_check)
+    ended_in = time.perf_counter() - rotated_at[0]
+    # Two more requests: the refused one and one after re-reading the connection; no waiting between.
+    assert checks == 5
+    assert sim.stats.count(LIST, 401) == 2
+    assert ended_in < 2.0
+    assert event["status"] == "error" and event["error_class"] == "EtelecomAuthError"
+    with pytest.raises(EtelecomAuthError) as raised:
+        sensor.execute_complete({}, event)  # type: ignore[arg-type]
+    assert SECRET_KEY not in str(raised.value) and "rotated-key" not in str(raised.value)
