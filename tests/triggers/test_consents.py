@@ -245,3 +245,32 @@ def test_builder_refuses_inconsistent_events() -> None:
         build_reply_event("answered")
     with pytest.raises(ValueError):
         build_reply_event("later")
+
+
+def test_http_runs_off_the_event_loop(etelecom_connection: EtelecomSimulator) -> None:
+    sim = etelecom_connection
+    consent = request(sim)
+    sim.reply(consent["id"], "P")
+    sim.latency_ms = 400
+    trigger = make_trigger(consent["id"])
+
+    async def scenario() -> tuple[dict[str, Any], int]:
+        ticks = 0
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.create_task(ticker())
+        events = [event async for event in trigger.run()]
+        done.set()
+        await ticking
+        return events[0].payload, ticks
+
+    event, ticks = asyncio.run(scenario())
+    assert event["status"] == "answered"
+    # A blocked loop would have ticked once; a free one ticks through the 400 ms request.
+    assert ticks >= 10
