@@ -354,13 +354,16 @@ def wired_airflow(
     password: str = "admin",
     reply_after: float = 20.0,
     consents: int = 5000,
+    unpause: tuple[str, ...] = ("etelecom_consents_daily", "etelecom_request_and_wait"),
+    dags_timeout: float = 240,
 ) -> Iterator[WiredAirflow]:
     """Start the simulator and ``airflow standalone`` wired to it; stop both, whatever happens.
 
     ``workdir`` is emptied first and keeps the Airflow home, the exports and the logs afterwards.
     The simple auth manager's user ``admin`` gets ``password`` (written to its password file before
-    the first start, so it is known up front). New DAGs are not paused, so the scheduler runs the daily
-    export's latest interval by itself and a trigger from the UI starts at once.
+    the first start, so it is known up front). Once the API answers, the DAGs in ``unpause`` are
+    unpaused (not before: a task started before the API server is up fails), so the scheduler runs
+    the daily export's latest interval by itself and a trigger from the UI starts at once.
     """
     username = "admin"
     shutil.rmtree(workdir, ignore_errors=True)
@@ -377,7 +380,6 @@ def wired_airflow(
         env.update(
             {
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{username}:admin",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
                 "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
             }
@@ -412,4 +414,27 @@ def wired_airflow(
                 "description": "The local eTelecom simulator started by this command",
             },
         )
+        say(f"Waiting for the DAG processor to load {', '.join(unpause)}")
+        deadline = time.monotonic() + dags_timeout
+        missing = list(unpause)
+        while missing:
+            missing = [dag_id for dag_id in missing if not _dag_loaded(api, dag_id)]
+            if missing and time.monotonic() > deadline:
+                errors = api.get("/api/v2/importErrors").get("import_errors", [])
+                detail = "; ".join(f"{e.get('filename')}: {str(e.get('stack_trace'))[-300:]}" for e in errors)
+                raise RuntimeError(f"DAG(s) {', '.join(missing)} not loaded after {dags_timeout:.0f} s. {detail}")
+            if missing:
+                time.sleep(2)
+        for dag_id in unpause:
+            api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
         yield wired
+
+
+def _dag_loaded(api: Api, dag_id: str) -> bool:
+    try:
+        api.get(f"/api/v2/dags/{dag_id}")
+    except RuntimeError as err:
+        if "HTTP 404" in str(err):
+            return False
+        raise
+    return True
