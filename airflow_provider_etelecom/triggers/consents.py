@@ -239,7 +239,7 @@ class ConsentReplyTrigger(BaseTrigger):
         not_found_deadline: datetime | str | float,
         lookup_pages: int = 1,
     ) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+        super().__init__()  # type: ignore[no-untyped-call,unused-ignore]
         self.consent_id = validate_int64_id("consent_id", consent_id)
         self.phone = str(phone)
         self.oa_id = validate_int64_id("oa_id", oa_id)
@@ -277,7 +277,7 @@ class ConsentReplyTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Check every ``poke_interval`` seconds and yield exactly one event."""
         event = await self._wait()
-        yield TriggerEvent(event)  # type: ignore[no-untyped-call]
+        yield TriggerEvent(event)  # type: ignore[no-untyped-call,unused-ignore]
 
     async def _wait(self) -> dict[str, Any]:
         hook = self._hook()
