@@ -24,7 +24,10 @@ OUR_CODE = (str(EXAMPLES), str(Path(__file__).resolve().parents[2] / "airflow_pr
 
 def make_bag(path: Path) -> Any:
     """Parse one file with Airflow's DagBag (``include_examples`` is gone in Airflow 3.3)."""
-    from airflow.models.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 2
+        from airflow.models.dagbag import DagBag
 
     try:
         return DagBag(dag_folder=str(path), include_examples=False)
