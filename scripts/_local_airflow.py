@@ -315,9 +315,20 @@ def add_connection(env: Mapping[str, str], sim: Simulator, log: IO[str] | None =
     run_airflow(env, "connections", "add", CONN_ID, "--conn-json", sim.connection_json(), log=log)
 
 
-def wired_airflow_env(home: Path, sim: Simulator, export_base: Path, *, in_env: bool) -> dict[str, str]:
-    """Airflow's environment for the examples: export folder, and the connection if ``in_env``."""
-    extra = {"ETELECOM_EXPORT_BASE": str(export_base)}
+def wired_airflow_env(
+    home: Path, sim: Simulator, export_base: Path, *, in_env: bool, poke_interval: float = 2.0
+) -> dict[str, str]:
+    """Airflow's environment for the examples.
+
+    ``ETELECOM_EXPORT_BASE`` (a ``file://`` URL) is where the daily export writes,
+    ``ETELECOM_EXAMPLE_POKE_INTERVAL`` how often the request-and-wait sensor checks (the example's
+    30 s default would make a demo wait long after the simulated customer answered), and with
+    ``in_env`` the connection is ``AIRFLOW_CONN_ETELECOM_DEFAULT``.
+    """
+    extra = {
+        "ETELECOM_EXPORT_BASE": export_base.resolve().as_uri(),
+        "ETELECOM_EXAMPLE_POKE_INTERVAL": f"{poke_interval:g}",
+    }
     if in_env:
         extra["AIRFLOW_CONN_ETELECOM_DEFAULT"] = sim.connection_json()
     return airflow_env(home, extra=extra)
@@ -376,7 +387,7 @@ def wired_airflow(
         say(f"Starting the eTelecom simulator ({consents} consents, customers reply after {reply_after:g} s)")
         sim = Simulator(consents=consents, auto_reply_after=reply_after, log=sim_log)
         stack.callback(sim.stop)
-        env = wired_airflow_env(home, sim, exports, in_env=False)
+        env = wired_airflow_env(home, sim, exports, in_env=False, poke_interval=5.0)
         env.update(
             {
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{username}:admin",
