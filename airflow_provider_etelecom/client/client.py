@@ -445,7 +445,15 @@ class EtelecomClient:
             if not raw_consents:
                 return
             pages += 1
-            consents = [c for c in raw_consents if query.in_window(c.get("created_at"))]
+            try:
+                consents = [c for c in raw_consents if query.in_window(c.get("created_at"))]
+            except ValueError as error:
+                raise EtelecomMalformedResponseError(
+                    f"eTelecom ListRequestConsent answered with a consent whose {error}; the window "
+                    f"[date_from, date_to) cannot be enforced on it.",
+                    endpoint="Zalo/ListRequestConsent",
+                    status=200,
+                ) from None
             self.stats.pages += 1
             self.stats.consents += len(consents)
             yield ConsentPage(consents=consents, paging=page_paging)

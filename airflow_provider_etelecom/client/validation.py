@@ -359,19 +359,20 @@ class ConsentQuery:
             body["date_to"] = format_api_time(self.date_to)
         return body
 
-    def in_window(self, created_at: str | None) -> bool:
+    def in_window(self, created_at: object) -> bool:
         """Tell whether a consent created at ``created_at`` lies in ``[date_from, date_to)``.
 
         The client applies this to every consent it yields, so adjacent windows never overlap
-        whatever the platform does at the ``date_to`` edge. An unparsable time is kept (we never
-        drop data on a guess).
+        whatever the platform does at the ``date_to`` edge.
+
+        :raises ValueError: when the query has a window and ``created_at`` is not an RFC 3339 time:
+            keeping such a consent could put it in two adjacent windows, dropping it would lose it.
         """
-        if (self.date_from is None and self.date_to is None) or not created_at:
+        if self.date_from is None and self.date_to is None:
             return True
-        try:
-            moment = parse_api_time(created_at)
-        except ValueError:
-            return True
+        if not isinstance(created_at, str):
+            raise ValueError(f"created_at {created_at!r} is not an RFC 3339 time string")
+        moment = parse_api_time(created_at)
         if self.date_from is not None and moment < self.date_from:
             return False
         return not (self.date_to is not None and moment >= self.date_to)

@@ -138,7 +138,10 @@ def test_window_is_half_open() -> None:
     assert query.in_window("2026-01-01T23:59:59.999Z")
     assert not query.in_window("2026-01-02T00:00:00Z")
     assert not query.in_window("2025-12-31T23:59:59Z")
-    assert query.in_window("not a time")  # never drop data on a guess
+    for unreadable in ("not a time", 1767225600, None):
+        with pytest.raises(ValueError):
+            query.in_window(unreadable)
+    assert ConsentQuery.build().in_window(None)  # no window, nothing to enforce
 
 
 def test_times_are_sent_as_rfc3339_utc() -> None:
