@@ -1,0 +1,243 @@
+"""Benchmark: ``ListConsentsOperator`` export to a local JSONL file, against the stock alternatives.
+
+Side by side, each in its own subprocess (so peak RSS is that export's alone), exporting the same
+consents from the simulator to a local JSON Lines file:
+
+* ``operator``  - ``ListConsentsOperator(output_path="file://...")``
+* ``http``      - ``HttpOperator`` + ``pagination_function`` (apache-airflow-providers-http), a
+  ``response_filter`` that flattens the pages, then the returned list written as JSONL (what a
+  DAG author does with it)
+* ``bare``      - a bare ``requests.Session`` loop writing JSONL as it goes
+
+Printed per run: seconds, consents/s, peak RSS (``ru_maxrss`` of the child) and its growth over
+the child's RSS after imports, and TCP connections the simulator accepted. Then the operator's
+peak RSS for a small and a large export (memory must stay flat). Targets (issue 4): operator at
+least as fast as ``HttpOperator``, within 20% of the bare loop, and peak(200k) - peak(10k)
+<= 30 MB.
+
+    python -m benchmarks.bench_operator            # 100k compared, 10k vs 200k memory
+    python -m benchmarks.bench_operator --quick    # a small smoke run for CI
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+KEY = "bench-key-0123456789"
+PAGE = 100
+KINDS = ("operator", "http", "bare")
+
+
+def _rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux (bytes on macOS).
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / (1024 * 1024)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+# -- children: one export each -------------------------------------------------------------------
+
+
+def _child_operator(base_url: str, out: str, pages: int) -> int:
+    os.environ["AIRFLOW_CONN_ETELECOM_BENCH"] = json.dumps({"conn_type": "etelecom", "host": base_url, "password": KEY})
+    from airflow_provider_etelecom.operators.consents import ListConsentsOperator
+
+    op = ListConsentsOperator(
+        task_id="bench", etelecom_conn_id="etelecom_bench", output_path=f"file://{out}", max_pages=pages
+    )
+    _warm_up_filesystem(out)
+    start = time.perf_counter()
+    result = op.execute({})  # type: ignore[arg-type]
+    _RESULT["seconds"] = time.perf_counter() - start
+    return int(result["count"])
+
+
+def _warm_up_filesystem(out: str) -> None:
+    """Pay Airflow's one-off costs before timing: the filesystem registry and, on the first write, the
+    hook-lineage collector (which loads plugins). A task runner has paid them before ``execute``."""
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    warm = ObjectStoragePath(f"file://{out}.warm-up")
+    with warm.open("wb") as handle:
+        handle.write(b"\n")
+    warm.unlink()
+
+
+def _child_http(base_url: str, out: str, pages: int) -> int:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    os.environ["AIRFLOW_CONN_HTTP_BENCH"] = json.dumps(
+        {"conn_type": "http", "host": parts.hostname, "port": parts.port, "schema": "http"}
+    )
+    from airflow.providers.http.operators.http import HttpOperator
+
+    seen = {"pages": 1}
+
+    def next_page(response: Any) -> dict[str, Any] | None:
+        body = response.json()
+        cursor = (body.get("paging") or {}).get("next")
+        if not body.get("consents") or not cursor or len(body["consents"]) < PAGE or seen["pages"] >= pages:
+            return None
+        seen["pages"] += 1
+        return {"data": json.dumps({"paging": {"limit": PAGE, "after": cursor}})}
+
+    op = HttpOperator(
+        task_id="bench",
+        http_conn_id="http_bench",
+        endpoint=parts.path.lstrip("/") + ".Zalo/ListRequestConsent",
+        method="POST",
+        data=json.dumps({"paging": {"limit": PAGE}}),
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+        pagination_function=next_page,
+        response_filter=lambda responses: [c for r in responses for c in r.json().get("consents") or []],
+    )
+    start = time.perf_counter()
+    consents = op.execute({})  # type: ignore[arg-type]
+    with open(out, "w", encoding="utf-8") as handle:
+        for consent in consents:
+            handle.write(json.dumps(consent, ensure_ascii=False, separators=(",", ":")) + "\n")
+    _RESULT["seconds"] = time.perf_counter() - start
+    return len(consents)
+
+
+def _child_bare(base_url: str, out: str, pages: int) -> int:
+    import requests
+
+    start = time.perf_counter()
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    count, after, done = 0, None, 0
+    with open(out, "w", encoding="utf-8") as handle:
+        while done < pages:
+            paging: dict[str, Any] = {"limit": PAGE}
+            if after:
+                paging["after"] = after
+            body = session.post(f"{base_url}.Zalo/ListRequestConsent", data=json.dumps({"paging": paging})).json()
+            consents = body.get("consents") or []
+            if not consents:
+                break
+            handle.write("".join(json.dumps(c, ensure_ascii=False, separators=(",", ":")) + "\n" for c in consents))
+            count += len(consents)
+            done += 1
+            after = (body.get("paging") or {}).get("next")
+            if not after or len(consents) < PAGE:
+                break
+    session.close()
+    _RESULT["seconds"] = time.perf_counter() - start
+    return count
+
+
+_RESULT: dict[str, Any] = {}
+_CHILDREN = {"operator": _child_operator, "http": _child_http, "bare": _child_bare}
+
+
+def _child(kind: str, base_url: str, out: str, pages: int) -> None:
+    import logging
+
+    logging.disable(logging.WARNING)  # keep the child's stdout for the result line
+    if kind == "operator":
+        import airflow_provider_etelecom.operators.list_consents  # noqa: F401 - imports before the baseline
+    elif kind == "http":
+        import airflow.providers.http.operators.http  # noqa: F401
+    else:
+        import requests  # noqa: F401
+    _RESULT["baseline_mb"] = _rss_mb()
+    _RESULT["count"] = _CHILDREN[kind](base_url, out, pages)
+    _RESULT["peak_mb"] = _rss_mb()
+    print("RESULT " + json.dumps(_RESULT), flush=True)
+
+
+# -- parent ----------------------------------------------------------------------------------------
+
+
+def _run_child(sim: Any, kind: str, pages: int, folder: str) -> dict[str, Any]:
+    out = os.path.join(folder, f"{kind}-{pages}.jsonl")
+    home = os.path.join(folder, "airflow-home")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": home,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "PYTHONWARNINGS": "ignore",
+    }
+    before = sim.stats.connections
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_operator", "--child", kind, sim.base_url, out, str(pages)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(Path(__file__).resolve().parents[1]),
+        check=False,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{kind} child failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
+    result["connections"] = sim.stats.connections - before
+    with open(out, "rb") as handle:
+        result["lines"] = sum(1 for _ in handle)
+    os.remove(out)
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark and print the table; return the figures (for tests and CI)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small counts (CI smoke run)")
+    parser.add_argument("--count", type=int, help="consents in the side-by-side export (default 100,000)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="simulated latency per request")
+    parser.add_argument("--child", nargs=4, metavar=("KIND", "BASE_URL", "OUT", "PAGES"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        kind, base_url, out, pages = args.child
+        _child(kind, base_url, out, int(pages))
+        return {}
+
+    from airflow_provider_etelecom.testing import EtelecomSimulator
+
+    compare = args.count or (2_000 if args.quick else 100_000)
+    small, large = (1_000, 5_000) if args.quick else (10_000, 200_000)
+    total = max(compare, large)
+    figures: dict[str, Any] = {"compare": {}, "memory": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-operator-") as folder:
+        print(f"Seeding the simulator with {total:,} consents...", flush=True)
+        with EtelecomSimulator(consents=total, seed=11, api_key=KEY, latency_ms=args.latency_ms) as sim:
+            print(f"\nExport of {compare:,} consents to a local JSONL file (page size {PAGE}):")
+            print(f"{'':10} {'seconds':>8} {'consents/s':>11} {'peak MB':>8} {'+MB':>7} {'TCP conns':>9} {'lines':>8}")
+            for kind in KINDS:
+                result = _run_child(sim, kind, compare // PAGE, folder)
+                figures["compare"][kind] = result
+                print(
+                    f"{kind:10} {result['seconds']:8.2f} {result['count'] / result['seconds']:11,.0f} "
+                    f"{result['peak_mb']:8.1f} {result['peak_mb'] - result['baseline_mb']:7.1f} "
+                    f"{result['connections']:9d} {result['lines']:8,d}"
+                )
+            ours = figures["compare"]["operator"]["seconds"]
+            vs_http = ours / figures["compare"]["http"]["seconds"]
+            vs_bare = ours / figures["compare"]["bare"]["seconds"]
+            figures["ratios"] = {"operator/http": vs_http, "operator/bare": vs_bare}
+            print(f"\ntime operator/HttpOperator = {vs_http:.2f} (target <= 1.00)")
+            print(f"time operator/bare loop    = {vs_bare:.2f} (target <= 1.20)")
+
+            print(f"\nOperator peak memory, {small:,} vs {large:,} consents:")
+            for count in (small, large):
+                result = _run_child(sim, "operator", count // PAGE, folder)
+                figures["memory"][count] = result
+                print(f"  {count:>9,}: peak {result['peak_mb']:.1f} MB ({result['count']:,} exported)")
+            growth = figures["memory"][large]["peak_mb"] - figures["memory"][small]["peak_mb"]
+            figures["memory_growth_mb"] = growth
+            print(f"  growth = {growth:.1f} MB (target <= 30 MB)")
+    return figures
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
