@@ -135,7 +135,7 @@ def _only_provider_errors(call: Callable[[], object]) -> None:
 
 
 @pytest.mark.parametrize("call", list(CALLS))
-@FUZZ
+@settings(FUZZ, max_examples=40)  # six calls: 240 answers in all
 @given(status=statuses, body=bodies, header=retry_after)
 def test_random_answers_raise_only_provider_errors(
     canned: CannedServer, hook: EtelecomHook, call: str, status: int, body: bytes, header: str | None

@@ -6,12 +6,17 @@ triggers' own. The full run (``python -m benchmarks.reliability``) uses 200 trig
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
+from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from benchmarks.reliability import trigger_load
 
 #: The issue's bound for the worst event-loop lag.
 MAX_LAG_MS = 100.0
+#: Airflow 3 has ``BaseHook.aget_connection``, which the hook awaits on the event loop itself.
+CONNECTION_READ_ON_LOOP = inspect.iscoroutinefunction(getattr(EtelecomHook, "aget_connection", None))
 
 
 def test_triggers_share_one_loop_poll_once_per_interval_and_all_get_their_answer() -> None:
@@ -32,6 +37,11 @@ def test_triggers_share_one_loop_poll_once_per_interval_and_all_get_their_answer
     assert result.ticks >= 100
 
 
+@pytest.mark.skipif(
+    not CONNECTION_READ_ON_LOOP,
+    reason="Airflow 2 reads the connection in a worker thread; the remaining start-up cost (~0.4 ms a trigger) "
+    "sits near the bound and varies with machine load, so it is measured by the script, not asserted here",
+)
 @pytest.mark.xfail(
     strict=True,
     reason="BUG: 200 triggers starting together block the loop for several hundred ms: each one reads its "
