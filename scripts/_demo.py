@@ -13,6 +13,7 @@ import contextlib
 import gzip
 import json
 import os
+import shutil
 import sys
 import time
 from collections import Counter
@@ -53,9 +54,7 @@ def main() -> int:
         home = stack.enter_context(airflow_home())
         env = wired_airflow_env(home, sim, output, in_env=True)
 
-        say("Creating a throwaway Airflow metadata database (SQLite)")
-        with open(logs / "db-migrate.log", "w") as log:
-            run_airflow(env, "db", "migrate", log=log)
+        _metadata_db(env, home, logs)
 
         results: dict[str, bool] = {}
         export_started = time.time()
@@ -67,6 +66,37 @@ def main() -> int:
         os.environ.update(env)  # the summary reads the run's task states from this Airflow's database
         print(_summary(output, export_started, requested, results, logs, time.monotonic() - started))
         return 0 if all(results.values()) else 1
+
+
+def _metadata_db(env: dict[str, str], home: Path, logs: Path) -> None:
+    """Give the throwaway home a freshly migrated SQLite database (copied from a cache after the first run)."""
+    stamp = _venv_stamp()
+    template = DEMO_DIR / "cache" / f"airflow-{_airflow_version()}-{stamp}.db"
+    if not template.exists():
+        say("Creating an empty Airflow metadata database (SQLite; cached for the next runs)")
+        with open(logs / "db-migrate.log", "w") as log:
+            run_airflow(env, "db", "migrate", log=log)
+        template.parent.mkdir(parents=True, exist_ok=True)
+        for old in template.parent.glob("airflow-*.db"):
+            old.unlink()
+        shutil.copyfile(home / "airflow.db", template.with_suffix(".tmp"))
+        template.with_suffix(".tmp").replace(template)
+    else:
+        say("Copying an empty, migrated Airflow metadata database into the throwaway AIRFLOW_HOME")
+        shutil.copyfile(template, home / "airflow.db")
+
+
+def _venv_stamp() -> str:
+    try:
+        return (Path(sys.prefix) / ".stamp").read_text().strip().replace(",", "-")
+    except OSError:
+        return "nostamp"
+
+
+def _airflow_version() -> str:
+    from importlib.metadata import version
+
+    return version("apache-airflow")
 
 
 def _dags_test(env: dict[str, str], logs: Path, dag_id: str, logical_date: str | None = None) -> bool:
@@ -95,6 +125,13 @@ def _summary(
         (p for p in output.rglob("*.jsonl*") if p.is_file() and p.stat().st_mtime >= since - 1),
         key=lambda p: p.stat().st_mtime,
     )
+    for task_id, value in _return_values(DAILY_DAG):
+        if isinstance(value, dict) and isinstance(value.get("window"), dict):
+            window = value["window"]
+            lines.append(
+                f"  {task_id}: consents created in [{window.get('date_from')}, {window.get('date_to')}), "
+                f"{value.get('pages')} page(s)"
+            )
     for path in files:
         consents = list(_read_jsonl(path))
         lines.append(f"  {len(consents)} consents exported to {path}")
@@ -119,6 +156,7 @@ def _summary(
         lines.append(f"  tasks skipped: {', '.join(skipped) or '-'} (the branch not taken)")
         if other:
             lines.append(f"  other states:  {', '.join(other)}")
+    lines.append("reply_status: P agreed, N refused, NS never answered, S waiting; other values (Z) pass through as-is")
     lines.append(f"Logs: {logs}    ({elapsed:.0f} s)")
     return "\n".join(lines)
 
@@ -134,6 +172,30 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 def _counts(values: Iterator[Any]) -> str:
     counts = Counter(str(v) for v in values)
     return ", ".join(f"{key} {count}" for key, count in counts.most_common()) or "-"
+
+
+def _return_values(dag_id: str) -> list[tuple[str, Any]]:
+    """Return ``(task_id, return value)`` of the tasks of the latest run of ``dag_id`` (XCom)."""
+    try:
+        from airflow.models.dagrun import DagRun
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            run = session.scalars(
+                select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)
+            ).first()
+            if run is None:
+                return []
+            rows = session.scalars(
+                select(XComModel).where(
+                    XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"
+                )
+            ).all()
+            return [(row.task_id, XComModel.deserialize_value(row)) for row in rows]
+    except Exception:  # an optional detail: never fail the summary over it
+        return []
 
 
 def _task_states(dag_id: str) -> list[tuple[str, str]]:
