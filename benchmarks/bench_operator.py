@@ -9,7 +9,7 @@ consents from the simulator to a local JSON Lines file:
   DAG author does with it)
 * ``bare``      - a bare ``requests.Session`` loop writing JSONL as it goes
 
-Printed per run: seconds, consents/s, peak RSS (``ru_maxrss`` of the child) and its growth over
+Printed per run: seconds, consents/s, peak RSS of the child (``VmHWM``) and its growth over
 the child's RSS after imports, and TCP connections the simulator accepted. Then the operator's
 peak RSS for a small and a large export (memory must stay flat). Targets (issue 4): operator at
 least as fast as ``HttpOperator``, within 20% of the bare loop, and peak(200k) - peak(10k)
@@ -38,6 +38,19 @@ KINDS = ("operator", "http", "bare")
 
 
 def _rss_mb() -> float:
+    """Peak resident memory of this process, in MB.
+
+    Linux's ``VmHWM`` belongs to the process image, so it starts afresh at ``exec``; ``ru_maxrss``
+    does not (a child spawned by a big parent inherits the parent's high-water mark), so it is only
+    the fallback where ``/proc`` is missing.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     # ru_maxrss is in KiB on Linux (bytes on macOS).
     scale = 1 / 1024 if sys.platform != "darwin" else 1 / (1024 * 1024)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale

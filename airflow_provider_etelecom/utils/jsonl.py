@@ -103,7 +103,7 @@ def atomic_jsonl_writer(path: str, *, conn_id: str | None = None, compresslevel:
         final.fs.makedirs(posixpath.dirname(final.path), exist_ok=True)
     committed = False
     try:
-        with temp.open("wb") as raw:
+        with temp.open("wb") as raw:  # type: ignore[no-untyped-call]
             if final.name.endswith(".gz"):
                 with gzip.GzipFile(
                     filename=final.name[:-3], mode="wb", fileobj=raw, mtime=0, compresslevel=compresslevel
