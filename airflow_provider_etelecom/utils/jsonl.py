@@ -103,7 +103,8 @@ def atomic_jsonl_writer(path: str, *, conn_id: str | None = None, compresslevel:
         final.fs.makedirs(posixpath.dirname(final.path), exist_ok=True)
     committed = False
     try:
-        with temp.open("wb") as raw:  # type: ignore[no-untyped-call]
+        open_temp: Any = temp.open  # typed on one Airflow version, untyped on the other
+        with open_temp("wb") as raw:
             if final.name.endswith(".gz"):
                 with gzip.GzipFile(
                     filename=final.name[:-3], mode="wb", fileobj=raw, mtime=0, compresslevel=compresslevel
