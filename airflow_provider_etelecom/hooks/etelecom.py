@@ -7,6 +7,7 @@ offers the client's calls with Airflow's conventions.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Iterator
 from functools import cached_property
@@ -159,11 +160,9 @@ class EtelecomHook(BaseHook):
         aget = getattr(type(self), "aget_connection", None)
         if aget is not None and inspect.iscoroutinefunction(aget):
             conn = await aget(self.etelecom_conn_id)
-        else:
-            from asgiref.sync import sync_to_async
-
-            conn = await sync_to_async(self.get_connection)(self.etelecom_conn_id)
-        return self._make_client(conn)
+            # Building the client (a requests.Session) costs CPU; keep it off the event loop too.
+            return await asyncio.to_thread(self._make_client, conn)
+        return await asyncio.to_thread(lambda: self._make_client(self.get_connection(self.etelecom_conn_id)))
 
     def close(self) -> None:
         """Close the HTTP session if one was opened."""
