@@ -22,7 +22,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from _local_airflow import ROOT, Simulator, airflow_home, last_lines, run_airflow, say, wired_airflow_env
+from _local_airflow import (
+    ROOT,
+    Simulator,
+    airflow_home,
+    last_lines,
+    run_airflow,
+    say,
+    stop_on_sigterm,
+    wired_airflow_env,
+)
 
 DEMO_DIR = ROOT / ".demo"
 DAILY_DAG = "etelecom_consents_daily"
@@ -37,6 +46,7 @@ def main() -> int:
     parser.add_argument("--consents", type=int, default=5000, help="consents seeded in the simulator (default 5000)")
     parser.add_argument("--reply-after", type=float, default=5.0, help="seconds before the customer replies (5)")
     args = parser.parse_args()
+    stop_on_sigterm()
 
     started = time.monotonic()
     output = DEMO_DIR / "output"
@@ -222,4 +232,8 @@ def _task_states(dag_id: str) -> list[tuple[str, str]]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        say("Interrupted; everything the demo started is stopped")
+        sys.exit(130)

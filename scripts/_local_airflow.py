@@ -44,6 +44,15 @@ def _restore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so ``finally`` blocks stop what was started."""
+
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     """Return whether something accepts connections on ``host:port``."""
     with socket.socket() as sock:
@@ -184,7 +193,7 @@ def run_airflow(
     env: Mapping[str, str], *args: str, log: IO[str] | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """Run ``airflow ARGS`` to completion; its output goes to ``log`` (or is captured)."""
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         ["airflow", *args],
         env=dict(env),
         cwd=ROOT,
@@ -194,10 +203,18 @@ def run_airflow(
         start_new_session=True,
         preexec_fn=_restore_sigint,
     )
-    if check and proc.returncode != 0:
-        tail = "" if log is not None else "\n" + (proc.stdout or "")[-4000:]
-        raise RuntimeError(f"`airflow {' '.join(args)}` failed with exit code {proc.returncode}.{tail}")
-    return proc
+    try:
+        output, _ = proc.communicate()
+    except BaseException:  # Ctrl-C or SIGTERM: stop the command and whatever it started (task runners)
+        stop_process(proc, f"airflow {args[0]}", signal.SIGTERM, grace=10)
+        raise
+    proc.wait()
+    _kill_group(proc.pid, signal.SIGKILL)
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, output or "")
+    if check and result.returncode != 0:
+        tail = "" if log is not None else "\n" + result.stdout[-4000:]
+        raise RuntimeError(f"`airflow {' '.join(args)}` failed with exit code {result.returncode}.{tail}")
+    return result
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen[Any] | None = None, what: str = "") -> None:
