@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import subprocess
@@ -349,6 +350,7 @@ class LoadResult:
     startup_s: float
     steady_worst_lag_ms: float
     p99_lag_ms: float
+    worst_gc_pause_ms: float
     ticks: int
     checks: list[int]
     max_checks_allowed: list[int]
@@ -414,11 +416,31 @@ async def _run_triggers(
     return list(events), lags, checks, first_check_at, finished_at
 
 
+class _GcPauses:
+    """Record how long each garbage collection took (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.worst_ms = 0.0
+        self._started = 0.0
+
+    def record(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.worst_ms = max(self.worst_ms, 1000 * (time.perf_counter() - self._started))
+
+
 async def _warm_up(conn_id: str) -> None:
     from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 
-    client = await EtelecomHook(conn_id).aget_client()
-    client.close()
+    async def check() -> None:
+        client = await EtelecomHook(conn_id, max_retries=0).aget_client()
+        try:
+            await asyncio.to_thread(client.find_consent, "1", oa_id=OA, phone="0912000000")
+        finally:
+            client.close()
+
+    await asyncio.gather(*(check() for _ in range(10)))
 
 
 def trigger_load(
@@ -436,6 +458,7 @@ def trigger_load(
     from airflow_provider_etelecom.triggers.consents import ConsentReplyTrigger
 
     sim = RemoteSimulator()
+    pauses = _GcPauses()
     try:
         with (
             connection(CONN_ID, sim.base_url) as conn_id,
@@ -462,9 +485,15 @@ def trigger_load(
                 )
                 for consent_id, phone in created
             ]
-            # Warm up once: the first connection read imports parts of Airflow on the loop, which a
-            # running triggerer has long done. Everything after this is measured.
+            # Warm up with ten concurrent checks (connection read, client, request): the first ones in a
+            # fresh process import and initialise parts of Airflow and requests, which a running
+            # triggerer has long done; on Airflow 2.11 a cold first burst of 50 showed up to 280 ms of
+            # lag, a warm one 10 to 50 ms. Everything after this is measured.
             asyncio.run(_warm_up(conn_id))
+            # Start from a collected heap: with Airflow loaded, one full (generation 2) collection takes
+            # 100-300 ms, pausing every thread whoever triggers it; it is reported, not hidden.
+            gc.collect()
+            gc.callbacks.append(pauses.record)
             lists_before = sim.count(LIST)
 
             def answer() -> None:
@@ -481,7 +510,10 @@ def trigger_load(
                 events, lags, checks, first_checks, finished = await _run_triggers(built, answer, answer_after)
                 return events, lags, checks, first_checks, finished, started, loop.time()
 
-            events, lags, checks, first_checks, finished, started, ended = asyncio.run(main())
+            try:
+                events, lags, checks, first_checks, finished, started, ended = asyncio.run(main())
+            finally:
+                gc.callbacks.remove(pauses.record)
             list_requests = sim.count(LIST) - lists_before
     finally:
         sim.close()
@@ -503,6 +535,7 @@ def trigger_load(
         startup_s=everyone_started - started,
         steady_worst_lag_ms=1000 * max(steady, default=0.0),
         p99_lag_ms=1000 * ordered[int(len(ordered) * 0.99)],
+        worst_gc_pause_ms=pauses.worst_ms,
         ticks=len(lags),
         checks=checks,
         max_checks_allowed=[int((end - started) / poke_interval) + 2 for end in finished],
@@ -896,7 +929,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{load.triggers} triggers in one loop for {load.seconds:.1f} s: worst loop lag {load.worst_lag_ms:.0f} ms "
             f"(at {load.worst_lag_at_s:.2f} s{when}; all had made their first check by {load.startup_s:.2f} s), "
             f"{load.steady_worst_lag_ms:.0f} ms once all were running, p99 "
-            f"{load.p99_lag_ms:.0f} ms over {load.ticks} ticks of 10 ms; {load.right_outcomes}/{load.triggers} "
+            f"{load.p99_lag_ms:.0f} ms over {load.ticks} ticks of 10 ms, longest GC pause "
+            f"{load.worst_gc_pause_ms:.0f} ms; {load.right_outcomes}/{load.triggers} "
             f"right outcomes; {load.list_requests} requests for {sum(load.checks)} checks, "
             f"{over} triggers over one check per {load.poke_interval:g} s",
         ),
