@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small counts (CI smoke run)")
     parser.add_argument("--count", type=int, help="consents in the side-by-side export (default 100,000)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds, best time kept (default 3, quick 1)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="simulated latency per request")
     parser.add_argument("--child", nargs=4, metavar=("KIND", "BASE_URL", "OUT", "PAGES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -224,11 +225,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-operator-") as folder:
         print(f"Seeding the simulator with {total:,} consents...", flush=True)
         with EtelecomSimulator(consents=total, seed=11, api_key=KEY, latency_ms=args.latency_ms) as sim:
-            print(f"\nExport of {compare:,} consents to a local JSONL file (page size {PAGE}):")
+            print(f"\nExport of {compare:,} consents to a local JSONL file (page size {PAGE}), best of rounds:")
             print(f"{'':10} {'seconds':>8} {'consents/s':>11} {'peak MB':>8} {'+MB':>7} {'TCP conns':>9} {'lines':>8}")
+            rounds = args.rounds or (1 if args.quick else 3)
+            for _ in range(rounds):  # interleaved, so a noisy machine hurts every side alike
+                for kind in KINDS:
+                    result = _run_child(sim, kind, compare // PAGE, folder)
+                    best = figures["compare"].get(kind)
+                    if best is None or result["seconds"] < best["seconds"]:
+                        figures["compare"][kind] = result
             for kind in KINDS:
-                result = _run_child(sim, kind, compare // PAGE, folder)
-                figures["compare"][kind] = result
+                result = figures["compare"][kind]
                 print(
                     f"{kind:10} {result['seconds']:8.2f} {result['count'] / result['seconds']:11,.0f} "
                     f"{result['peak_mb']:8.1f} {result['peak_mb'] - result['baseline_mb']:7.1f} "

@@ -47,6 +47,16 @@ def _validate_max_xcom(value: object) -> int:
     return value
 
 
+def _check_output_path_shape(value: object) -> None:
+    """Refuse at parse time what can never be a storage URL (the filesystem is resolved in execute)."""
+    if not isinstance(value, str) or "://" not in value or value.rstrip().endswith("/"):
+        raise EtelecomValidationError(
+            f"output_path={value!r} must be a file URL with a scheme, such as "
+            f"'file:///data/etelecom/consents.jsonl' or 's3://bucket/consents/{{{{ ds }}}}.jsonl.gz'.",
+            parameter="output_path",
+        )
+
+
 class _Progress:
     """Log a progress line every ``PROGRESS_EVERY_S`` seconds or ``PROGRESS_EVERY_PAGES`` pages."""
 
@@ -163,6 +173,8 @@ class ListConsentsOperator(BaseOperator):
         self.max_xcom_consents = _validate_max_xcom(max_xcom_consents)
         # Parse-time check of what is already known; templated values wait for execute().
         ConsentQuery.build(**self._query_arguments(skip_templates=True), timezone=timezone)
+        if output_path is not None and not _is_template(output_path):
+            _check_output_path_shape(output_path)
 
     @cached_property
     def hook(self) -> EtelecomHook:

@@ -67,6 +67,8 @@ def log_text(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str
         ({"sort": "id"}, "sort"),
         ({"max_pages": 0}, "max_pages"),
         ({"max_xcom_consents": -1}, "max_xcom_consents"),
+        ({"output_path": "/data/no-scheme.jsonl"}, "output_path"),
+        ({"output_path": "s3://bucket/folder/"}, "output_path"),
     ],
 )
 def test_invalid_literal_values_fail_at_parse_time(kwargs: dict[str, Any], parameter: str) -> None:
