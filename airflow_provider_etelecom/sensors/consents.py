@@ -497,7 +497,9 @@ class ConsentRepliesSensor(_ConsentWaitSensor):
             )
         self.max_pages_per_check = max_pages_per_check
         self.deferrable = deferrable
-        if isinstance(consent_ids, (list, tuple)) and not any(_is_unrendered(item) for item in consent_ids):
+        if isinstance(consent_ids, (list, tuple)) and all(
+            isinstance(item, (int, Mapping)) or (isinstance(item, str) and "{{" not in item) for item in consent_ids
+        ):
             _wanted_consents(consent_ids)
         if oa_id is not None and not _is_unrendered(oa_id):
             validate_int64_id("oa_id", oa_id)
