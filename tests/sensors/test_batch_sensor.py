@@ -141,7 +141,7 @@ def test_paging_stops_once_every_id_was_seen(etelecom_connection: EtelecomSimula
     sim.reset_stats()
     assert s.poke(context()) is False
     assert sim.stats.count(method=LIST) == 1  # the window holds 4 pages; the 40 are on the first
-    bound = sensor(wanted + ["999999999"], created_from=consents[0]["created_at"], max_pages_per_check=2)
+    bound = sensor([*wanted, "999999999"], created_from=consents[0]["created_at"], max_pages_per_check=2)
     sim.reset_stats()
     assert bound.poke(context()) is False
     assert sim.stats.count(method=LIST) == 2  # an id never listed: paging goes on, up to the bound
@@ -187,7 +187,7 @@ def test_failed_send_and_unknown_status(etelecom_connection: EtelecomSimulator) 
 
 def test_not_found_after_the_grace_period(etelecom_connection: EtelecomSimulator) -> None:
     consents = request_many(3)
-    ids = [c["id"] for c in consents] + ["999999998", "999999999"]
+    ids = [*(c["id"] for c in consents), "999999998", "999999999"]
     s = sensor(ids, created_from=consents[0]["created_at"])
     assert s.poke(context()) is False
     with pytest.raises(EtelecomConsentNotFoundError, match="999999998, 999999999") as caught:
