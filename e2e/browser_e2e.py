@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-from _local_airflow import ROOT, Api, WiredAirflow, say, wired_airflow
+from _local_airflow import ROOT, Api, WiredAirflow, say, stop_on_sigterm, wired_airflow
 
 WORKDIR = ROOT / ".e2e"
 SHOTS = WORKDIR / "screenshots"
@@ -65,6 +65,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8080, help="API server / UI port (default 8080)")
     parser.add_argument("--run-timeout", type=float, default=300, help="seconds each DAG run may take (300)")
     args = parser.parse_args()
+    stop_on_sigterm()
     started = time.monotonic()
     SHOTS.mkdir(parents=True, exist_ok=True)
     try:
@@ -72,6 +73,9 @@ def main() -> int:
         with wired_airflow(WORKDIR / "run", port=args.port, reply_after=15.0) as airflow:
             _clear_screenshots()
             _browser_checks(airflow, args.run_timeout)
+    except KeyboardInterrupt:
+        say("E2E interrupted; everything it started is stopped")
+        return 130
     except CheckFailed as failed:
         say(f"E2E FAILED: {failed}")
         return 1
@@ -124,6 +128,7 @@ def _check_connection_form(page: Any, airflow: WiredAirflow) -> None:
     page.get_by_text("etelecom_default").first.wait_for()
     check(page.get_by_text("etelecom_default").count() > 0, "etelecom_default is listed in Admin > Connections")
     page.screenshot(path=SHOTS / "03-connections.png")
+    _check_test_connection(page, airflow)
 
     page.get_by_role("button", name="Add Connection").click()
     page.locator("input[name=connection_id]").fill("my_etelecom")
@@ -153,6 +158,19 @@ def _check_connection_form(page: Any, airflow: WiredAirflow) -> None:
     page.screenshot(path=DOC_SHOTS / "connection-form-extra.png")
     page.screenshot(path=SHOTS / "05-connection-form-extra.png")
     page.keyboard.press("Escape")
+
+
+def _check_test_connection(page: Any, airflow: WiredAirflow) -> None:
+    """Press the row's Test Connection button and read the answer of the request it makes."""
+    with page.expect_response(lambda r: r.url.endswith("/connections/test")) as answer:
+        page.get_by_role("button", name="Test Connection").first.click()
+    status, body = answer.value.status, answer.value.text()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=SHOTS / "03b-test-connection.png")
+    check(
+        status == 200 and '"status":true' in body.replace(" ", ""),
+        f"Test Connection of etelecom_default succeeds in the UI (HTTP {status}: {body[:300]})",
+    )
 
 
 def _check_runs(page: Any, airflow: WiredAirflow, api: Api, run_timeout: float) -> None:

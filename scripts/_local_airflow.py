@@ -439,6 +439,10 @@ def wired_airflow(
                 "host": conn["host"],
                 "password": conn["password"],
                 "extra": json.dumps(conn["extra"]),
+                # Airflow 3.3.2's UI sends port 0 for the hidden port field when testing a listed
+                # connection; against a stored NULL port the API answers 400 "The host or port to
+                # test differs from the stored connection". Storing 0 (ignored by the hook) avoids it.
+                "port": 0,
                 "description": "The local eTelecom simulator started by this command",
             },
         )
