@@ -50,13 +50,14 @@ def run(consents: int, polls: int, seed: int = 7) -> dict[str, Any]:
     """Run the scenario and return the per-poll and total request counts of both ways."""
     from airflow_provider_etelecom.testing import EtelecomSimulator
 
-    _quiet_logs()  # 2,000 sensors each logging every poke would time the logger
     with EtelecomSimulator(consents=2_000, seed=seed, api_key=KEY) as sim:
         os.environ["AIRFLOW_CONN_ETELECOM_DEFAULT"] = json.dumps(
             {"conn_type": "etelecom", "host": sim.base_url, "password": KEY}
         )
         from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
         from airflow_provider_etelecom.sensors.consents import ConsentRepliesSensor, ConsentReplySensor
+
+        _quiet_logs()  # after Airflow set its logging up: 2,000 sensors logging every poke time the logger
 
         sent_at = sim.now() - timedelta(minutes=1)
         campaign = [
