@@ -632,13 +632,6 @@ EARLIER = "2026-01-01T00:00:00+00:00"
 
 
 #: Open product bugs (each has a strict xfail test in ``tests/reliability/test_bad_input.py``).
-BUG_NAN_TIMEOUT = (
-    "BUG: ClientConfig.build accepts timeout/max_retry_time NaN ('nan' in the connection extra): NaN < minimum is "
-    "False; requests then fails with a bare ValueError 'Invalid value NaN' that names no connection field"
-)
-BUG_FRACTIONAL_RETRIES = (
-    "BUG: EtelecomHook._number truncates a fractional max_retries (2.5 in the extra becomes 2) instead of refusing it"
-)
 
 
 def bad_inputs() -> list[BadInput]:
@@ -793,7 +786,6 @@ def bad_inputs() -> list[BadInput]:
             "number",
             _list(),
             {"extra": {"timeout": "nan"}},
-            bug=BUG_NAN_TIMEOUT,
         ),
         BadInput("conn.max_retries.negative", "max_retries", "-1", ">= 0", _list(), {"extra": {"max_retries": -1}}),
         BadInput(
@@ -803,7 +795,6 @@ def bad_inputs() -> list[BadInput]:
             "whole number",
             _list(),
             {"extra": {"max_retries": 2.5}},
-            bug=BUG_FRACTIONAL_RETRIES,
         ),
         BadInput(
             "conn.max_retry_time.type",

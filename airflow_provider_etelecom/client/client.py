@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -42,6 +43,7 @@ from airflow_provider_etelecom.client.validation import (
 )
 from airflow_provider_etelecom.exceptions import (
     EtelecomConfigError,
+    EtelecomError,
     EtelecomMalformedResponseError,
     EtelecomPagingError,
     EtelecomRateLimitError,
@@ -234,7 +236,8 @@ class ClientConfig:
             ("max_retries", retries, 0),
             ("max_retry_time", retry_time, 0),
         ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not is_number or not math.isfinite(value) or value < minimum:
                 raise EtelecomConfigError(
                     f"{name}={value!r} must be a number >= {minimum} (seconds for timeouts, a count for retries)."
                 )
@@ -324,8 +327,8 @@ class EtelecomClient:
             response = self._session.post(url, data=payload, timeout=(self.config.connect_timeout, self.config.timeout))
         except requests.RequestException as error:
             transient = EtelecomTransientError(
-                f"eTelecom {endpoint} failed before an answer arrived: {type(error).__name__}: "
-                f"{self._scrub(str(error))[:300]}. The provider retries network errors within its budget; "
+                f"eTelecom {endpoint} failed before an answer arrived: {self._scrub(_network_cause(error))[:300]}. "
+                f"The provider retries network errors within its budget; "
                 f"if this persists, check that {self.config.base_url} is reachable from this worker.",
                 endpoint=endpoint,
             )
@@ -400,7 +403,15 @@ class EtelecomClient:
             before_sleep=self._before_sleep,
             reraise=True,
         )
-        return retrying(self._send_once, endpoint, payload)
+        try:
+            return retrying(self._send_once, endpoint, payload)
+        except EtelecomError as error:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            if attempts > 1:
+                spent = retrying.statistics.get("delay_since_first_attempt", 0.0)
+                error.message = f"{error.message} Gave up after {attempts} attempts in {spent:.1f} s."
+                error.args = (error.message,)
+            raise
 
     def _call_object(self, endpoint: str, body: dict[str, Any], *, idempotent: bool = True) -> dict[str, Any]:
         data = self.call(endpoint, body, idempotent=idempotent)
@@ -536,6 +547,13 @@ class EtelecomClient:
         kwargs.setdefault("normalize_phones", self.config.normalize_phones)
         kwargs.setdefault("timezone", self.config.timezone)
         return ConsentQuery.build(**kwargs)
+
+
+def _network_cause(error: requests.RequestException) -> str:
+    """Describe a network failure by its root cause, without urllib3's own "Max retries" wording."""
+    cause: object = error.args[0] if error.args else error
+    cause = getattr(cause, "reason", cause)
+    return f"{type(error).__name__}: {cause}"
 
 
 def _certainly_not_sent(error: requests.RequestException) -> bool:

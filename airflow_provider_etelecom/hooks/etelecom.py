@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
@@ -43,14 +44,19 @@ def _extra_value(extra: dict[str, Any], name: str) -> Any:
 
 
 def _number(name: str, value: Any, kind: type[int] | type[float]) -> Any:
+    """Read a number from the connection form or extra (the UI may store it as a string)."""
     if value is None or isinstance(value, bool):
-        return None if value is None else value
+        return value
     try:
-        return kind(value)
+        number = float(value)
     except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or (kind is int and not number.is_integer()):
         raise EtelecomConfigError(
-            f"The connection's {name!r} is {value!r}; it must be a {'whole ' if kind is int else ''}number."
-        ) from None
+            f"The connection's {name!r} is {value!r}; it must be a "
+            f"{'whole number' if kind is int else 'finite number of seconds'}."
+        )
+    return kind(number)
 
 
 def _bool(name: str, value: Any) -> bool:

@@ -6,18 +6,7 @@ Each operator lives in its own module; this module is the public import path.
 
 from __future__ import annotations
 
-from typing import Any
+from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
+from airflow_provider_etelecom.operators.request_consent import RequestConsentOperator
 
 __all__ = ["ListConsentsOperator", "RequestConsentOperator"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "ListConsentsOperator":
-        from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
-
-        return ListConsentsOperator
-    if name == "RequestConsentOperator":
-        from airflow_provider_etelecom.operators.request_consent import RequestConsentOperator
-
-        return RequestConsentOperator
-    raise AttributeError(name)
