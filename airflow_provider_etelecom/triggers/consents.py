@@ -1,4 +1,8 @@
-"""The trigger that waits for a customer's reply on the triggerer, and its event format.
+"""The triggers that wait for customers' replies on the triggerer, and their event formats.
+
+:class:`ConsentReplyTrigger` waits for one consent; :class:`ConsentRepliesTrigger` for many, with
+one listing per check (its own event format: :func:`build_replies_event`,
+:func:`parse_replies_event`). Both run the same polling loop. What follows is the single trigger's.
 
 Events are built by :func:`build_reply_event` and checked by :func:`parse_reply_event`, and
 nothing else makes or reads them: the sensor's ``execute_complete`` trusts only what
