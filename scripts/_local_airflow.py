@@ -60,13 +60,6 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def free_port() -> int:
-    """Return a TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def stop_process(proc: subprocess.Popen[Any], name: str, sig: int = signal.SIGTERM, grace: float = 30.0) -> None:
     """Send ``sig`` to ``proc``; after ``grace`` seconds terminate, then kill, its whole session."""
     if proc.poll() is not None:
@@ -313,23 +306,13 @@ class Api:
 
 
 @contextlib.contextmanager
-def airflow_home(keep: Path | None = None) -> Iterator[Path]:
-    """Yield a fresh ``AIRFLOW_HOME``: a temp folder removed afterwards, or ``keep`` emptied first."""
-    if keep is not None:
-        shutil.rmtree(keep, ignore_errors=True)
-        keep.mkdir(parents=True)
-        yield keep
-        return
+def airflow_home() -> Iterator[Path]:
+    """Yield a fresh, empty ``AIRFLOW_HOME`` in a temp folder, removed afterwards."""
     home = Path(tempfile.mkdtemp(prefix="etelecom-airflow-"))
     try:
         yield home
     finally:
         shutil.rmtree(home, ignore_errors=True)
-
-
-def add_connection(env: Mapping[str, str], sim: Simulator, log: IO[str] | None = None) -> None:
-    """Create ``etelecom_default`` in the metadata database, so the UI lists it."""
-    run_airflow(env, "connections", "add", CONN_ID, "--conn-json", sim.connection_json(), log=log)
 
 
 def wired_airflow_env(
