@@ -526,6 +526,13 @@ class ConsentRepliesSensor(_ConsentWaitSensor):
             created_from=created_from,
             max_pages=self.max_pages_per_check,
         )
+        if query.date_from is None and self.max_pages_per_check is None:
+            self.log.warning(
+                "No created_from (pass consent dicts, or created_from) and no max_pages_per_check: a check "
+                "pages newest first through every consent of %s until all %d ids are seen.",
+                query.describe(),
+                len(ids),
+            )
         found, pages = find_consents(client, query, ids)
         self.log.info(
             "Listed %d page(s) (%s) and found %d of %d consents.", pages, query.describe(), len(found), len(ids)

@@ -147,6 +147,15 @@ def test_paging_stops_once_every_id_was_seen(etelecom_connection: EtelecomSimula
     assert sim.stats.count(method=LIST) == 2  # an id never listed: paging goes on, up to the bound
 
 
+def test_bare_ids_list_newest_first_without_a_lower_bound(etelecom_connection: EtelecomSimulator) -> None:
+    sim = etelecom_connection
+    consents = request_many(3)
+    sim.reset_stats()
+    assert sensor([c["id"] for c in consents], phone="0913000001").poke(context()) is False
+    (body,) = list_bodies(sim)
+    assert body["filter"] == {"oa_id": OA, "phone": "84913000001"} and body["paging"] == {"limit": 100}
+
+
 def test_min_share(etelecom_connection: EtelecomSimulator) -> None:
     sim = etelecom_connection
     consents = request_many(10)
