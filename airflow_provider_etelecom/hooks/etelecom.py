@@ -224,6 +224,17 @@ class EtelecomHook(BaseHook):
             sort=sort,
             max_pages=max_pages,
         )
+        return self.iter_query_pages(query, max_parallel_windows=max_parallel_windows)
+
+    def iter_query_pages(
+        self, query: ConsentQuery, *, max_parallel_windows: int | None = None
+    ) -> Iterator[ConsentPage]:
+        """Yield the pages of an already validated query (see :meth:`build_query`).
+
+        :param max_parallel_windows: ``None`` or 1 pages sequentially; more splits
+            ``[date_from, date_to)`` into windows paged concurrently, each on its own connection,
+            all sharing one rate-limit pause. Validated before any request.
+        """
         if max_parallel_windows is None or max_parallel_windows == 1:
             return self.client.iter_consent_pages(query)
         config = self.client.config

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, Asset, BaseOperator, Context
 
-from airflow_provider_etelecom.client import ClientStats, Consent, ConsentQuery
+from airflow_provider_etelecom.client import ClientStats, Consent, ConsentPage, ConsentQuery
+from airflow_provider_etelecom.client.parallel import MAX_PARALLEL_WINDOWS
 from airflow_provider_etelecom.client.validation import format_api_time
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
@@ -43,6 +44,18 @@ def _validate_max_xcom(value: object) -> int:
         raise EtelecomValidationError(
             f"max_xcom_consents={value!r} must be an int >= 0 (0 forbids returning consents to XCom).",
             parameter="max_xcom_consents",
+        )
+    return value
+
+
+def _validate_parallel_windows(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PARALLEL_WINDOWS:
+        raise EtelecomValidationError(
+            f"max_parallel_windows={value!r} must be None (sequential) or an int from 1 to "
+            f"{MAX_PARALLEL_WINDOWS}: more threads than that only draw rate limits from one API key.",
+            parameter="max_parallel_windows",
         )
     return value
 
@@ -124,6 +137,11 @@ class ListConsentsOperator(BaseOperator):
     :param output_conn_id: Airflow connection with the credentials of ``output_path``'s storage.
     :param max_xcom_consents: in XCom mode, fail (without paging further) once more consents than
         this are found. 10,000 consents are about 5 MB of JSON in one XCom row.
+    :param max_parallel_windows: split ``[date_from, date_to)`` (both required) into windows and
+        page this many at once within the task, each on its own connection, into the same output;
+        off by default. Lifts the sequential floor (pages x round trip) of one big range; to spread
+        a backfill over workers, map the operator over ``split_windows`` instead. Consents then
+        arrive in no particular order; memory stays bounded (a few pages per window in flight).
     """
 
     template_fields: Sequence[str] = (*FILTER_FIELDS, "output_path")
@@ -150,6 +168,7 @@ class ListConsentsOperator(BaseOperator):
         output_path: str | None = None,
         output_conn_id: str | None = None,
         max_xcom_consents: int = 10_000,
+        max_parallel_windows: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -171,6 +190,7 @@ class ListConsentsOperator(BaseOperator):
         self.output_path = output_path
         self.output_conn_id = output_conn_id
         self.max_xcom_consents = _validate_max_xcom(max_xcom_consents)
+        self.max_parallel_windows = _validate_parallel_windows(max_parallel_windows)
         # Parse-time check of what is already known; templated values wait for execute().
         ConsentQuery.build(**self._query_arguments(skip_templates=True), timezone=timezone)
         if output_path is not None and not _is_template(output_path):
@@ -207,6 +227,15 @@ class ListConsentsOperator(BaseOperator):
         :raises EtelecomError: for API failures that outlast the connection's retry budget.
         """
         query = self._rendered_query()
+        if (
+            self.max_parallel_windows
+            and self.max_parallel_windows > 1
+            and (query.date_from is None or query.date_to is None)
+        ):
+            raise AirflowFailException(
+                f"{type(self).__name__} {self.task_id}: max_parallel_windows={self.max_parallel_windows} needs "
+                f"both date_from and date_to, because the range is split into windows."
+            )
         if self.output_path is not None:
             try:
                 resolve_output_path(self.output_path, conn_id=self.output_conn_id)
@@ -232,9 +261,12 @@ class ListConsentsOperator(BaseOperator):
         self._set_asset_extra(context, {"path": self.output_path, "count": count, "window": window})
         return result
 
+    def _pages(self, query: ConsentQuery) -> Iterator[ConsentPage]:
+        return self.hook.iter_query_pages(query, max_parallel_windows=self.max_parallel_windows)
+
     def _export_to_xcom(self, query: ConsentQuery, progress: _Progress) -> list[Consent]:
         consents: list[Consent] = []
-        for page in self.hook.client.iter_consent_pages(query):
+        for page in self._pages(query):
             consents.extend(page["consents"])
             progress.page(len(page["consents"]))
             if len(consents) > self.max_xcom_consents:
@@ -251,7 +283,7 @@ class ListConsentsOperator(BaseOperator):
         self, query: ConsentQuery, progress: _Progress, output_path: str, window: dict[str, str | None]
     ) -> dict[str, Any]:
         with atomic_jsonl_writer(output_path, conn_id=self.output_conn_id) as writer:
-            for page in self.hook.client.iter_consent_pages(query):
+            for page in self._pages(query):
                 writer.write_many(page["consents"])
                 progress.page(len(page["consents"]))
         return {"path": output_path, "count": writer.count, "pages": progress.pages, "window": window}

@@ -488,3 +488,64 @@ def test_templated_filters_and_path_from_a_dag_run(
     assert read_lines(target) == expected
     window = {"date_from": f"{start}Z", "date_to": f"{end}Z"}
     assert {"path": f"file://{target}", "count": len(expected), "window": window} in asset_extras(asset_uri)
+
+
+# -- parallel windows within one task ------------------------------------------------------------
+
+
+def test_parallel_windows_write_the_same_set_as_the_sequential_export(
+    etelecom_connection: EtelecomSimulator, tmp_path: Path, log_text: Any
+) -> None:
+    sim = etelecom_connection
+    sim.date_to_inclusive = True  # the client's half-open guarantee must hold at every inner edge
+    start, end = datetime(2020, 1, 1, tzinfo=timezone.utc), datetime(2040, 1, 1, tzinfo=timezone.utc)
+    sim.script_faults(["503", "drop", ("429", 0.05), "truncate"])
+    sequential, parallel = tmp_path / "seq.jsonl", tmp_path / "par.jsonl.gz"
+    run(ListConsentsOperator(task_id="seq", date_from=start, date_to=end, output_path=f"file://{sequential}"))
+    result = run(
+        ListConsentsOperator(
+            task_id="par", date_from=start, date_to=end, output_path=f"file://{parallel}", max_parallel_windows=4
+        )
+    )
+    seq_ids = [c["id"] for c in read_lines(sequential)]
+    par_ids = [c["id"] for c in read_lines(parallel)]
+    assert len(par_ids) == len(set(par_ids)) == result["count"] == 500
+    assert sorted(par_ids) == sorted(seq_ids) == sorted(c["id"] for c in sim.consents())
+    assert sim.stats.connections >= 4
+    assert "4 retries" in log_text()
+    assert leftovers(tmp_path) == []
+
+
+def test_parallel_windows_fail_atomically(
+    etelecom_connection: EtelecomSimulator, tmp_path: Path, monkeypatch: Any
+) -> None:
+    sim = etelecom_connection
+    set_connection(monkeypatch, sim, max_retries=0)
+    target = tmp_path / "c.jsonl"
+    target.write_text("earlier\n")
+    sim.script_faults(["none", "none", "503"])
+    op = ListConsentsOperator(
+        task_id="par",
+        date_from="2020-01-01T00:00:00Z",
+        date_to="2040-01-01T00:00:00Z",
+        output_path=f"file://{target}",
+        max_parallel_windows=3,
+    )
+    with pytest.raises(EtelecomError, match="503"):
+        run(op)
+    assert target.read_text() == "earlier\n"
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("value", [0, 33, "8", True])
+def test_parallel_windows_are_validated_at_parse_time(value: Any) -> None:
+    with pytest.raises(EtelecomValidationError, match="max_parallel_windows"):
+        ListConsentsOperator(task_id="par", max_parallel_windows=value)
+
+
+def test_parallel_windows_need_a_window(etelecom_connection: EtelecomSimulator) -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="needs both date_from and date_to"):
+        run(ListConsentsOperator(task_id="par", max_parallel_windows=2))
+    assert etelecom_connection.stats.count() == 0
