@@ -3,6 +3,8 @@
 Both list the same simulator (page size 100) at 0 ms and 20 ms simulated latency; the script
 prints consents/s for each, the ratio hook/bare (target >= 0.9) and the TCP connections each
 listing opened (target: 1). Runs interleaved, best of N, so a noisy machine hurts both sides alike.
+The simulator runs in its own process: in-process, its threads would compete with the client for
+the GIL and the figures would measure both.
 
     python -m benchmarks.bench_hook            # 20,000 consents, 3 rounds
     python -m benchmarks.bench_hook --quick    # a smoke run for CI
@@ -19,7 +21,7 @@ from collections.abc import Callable
 import requests
 
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-from airflow_provider_etelecom.testing import EtelecomSimulator
+from benchmarks._server import simulator_process
 
 KEY = "bench-key-0123456789"
 
@@ -50,11 +52,18 @@ def hook_loop(base_url: str) -> int:
     return count
 
 
-def measure(sim: EtelecomSimulator, run: Callable[[str], int]) -> tuple[float, int, int]:
-    before = sim.stats.connections
+def connections(base_url: str) -> int:
+    root = base_url.rsplit("/v1/", 1)[0]
+    return int(requests.get(f"{root}/_simulator/stats", timeout=10).json()["connections"])
+
+
+def measure(base_url: str, run: Callable[[str], int]) -> tuple[float, int, int]:
+    before = connections(base_url)
     start = time.perf_counter()
-    count = run(sim.base_url)
-    return time.perf_counter() - start, count, sim.stats.connections - before
+    count = run(base_url)
+    elapsed = time.perf_counter() - start
+    # the stats call itself opens one connection
+    return elapsed, count, connections(base_url) - before - 1
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
@@ -70,15 +79,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     print(f"list_consents vs bare requests loop: {args.consents:,} consents, page size 100, best of {args.rounds}")
     print(f"{'latency':>8} {'bare c/s':>10} {'hook c/s':>10} {'ratio':>7} {'bare conns':>11} {'hook conns':>11}")
     for latency in (float(x) for x in args.latencies.split(",")):
-        with EtelecomSimulator(consents=args.consents, seed=1, api_key=KEY, latency_ms=latency) as sim:
+        sim_args = ("--consents", str(args.consents), "--seed", "1", "--latency-ms", str(latency))
+        with simulator_process(*sim_args, api_key=KEY) as base_url:
             best = {"bare": float("inf"), "hook": float("inf")}
             conns = {"bare": 0, "hook": 0}
             for _ in range(args.rounds):
                 for name, run in (("bare", bare_loop), ("hook", hook_loop)):
-                    seconds, count, connections = measure(sim, run)
+                    seconds, count, opened = measure(base_url, run)
                     assert count == args.consents, f"{name} listed {count} of {args.consents}"
                     best[name] = min(best[name], seconds)
-                    conns[name] = connections
+                    conns[name] = opened
         bare_rate, hook_rate = args.consents / best["bare"], args.consents / best["hook"]
         ratio = hook_rate / bare_rate
         results[f"{latency:g}ms"] = {

@@ -147,6 +147,26 @@ def _reject(event: object, why: str) -> EtelecomError:
     )
 
 
+def _event_common(
+    event: Mapping[str, Any], status: str, reject: Callable[[object, str], EtelecomError]
+) -> tuple[str, datetime, str | None]:
+    """Validate the fields both trigger events share: ``message``, ``checked_at``, ``error_class``."""
+    message = event.get("message", "")
+    if not isinstance(message, str):
+        raise reject(event, "message is not a string")
+    raw_checked = event.get("checked_at")
+    try:
+        checked_at = datetime.fromisoformat(raw_checked) if isinstance(raw_checked, str) else None
+    except ValueError:
+        checked_at = None
+    if checked_at is None or checked_at.tzinfo is None:
+        raise reject(event, "checked_at is not an aware ISO-8601 time")
+    error_class = event.get("error_class")
+    if status == "error" and not isinstance(error_class, str):
+        raise reject(event, "an error event needs error_class")
+    return message, checked_at, error_class
+
+
 def parse_reply_event(event: object) -> ConsentReplyEvent:
     """Validate a trigger event (version 2, or the previous version 1) and return it.
 
@@ -168,19 +188,7 @@ def parse_reply_event(event: object) -> ConsentReplyEvent:
             raise _reject(event, f"status {status!r} needs a consent with an id")
     elif consent is not None:
         raise _reject(event, f"status {status!r} carries no consent")
-    message = event.get("message", "")
-    if not isinstance(message, str):
-        raise _reject(event, "message is not a string")
-    raw_checked = event.get("checked_at")
-    try:
-        checked_at = datetime.fromisoformat(raw_checked) if isinstance(raw_checked, str) else None
-    except ValueError:
-        checked_at = None
-    if checked_at is None or checked_at.tzinfo is None:
-        raise _reject(event, "checked_at is not an aware ISO-8601 time")
-    error_class = event.get("error_class")
-    if status == "error" and not isinstance(error_class, str):
-        raise _reject(event, "an error event needs error_class")
+    message, checked_at, error_class = _event_common(event, status, _reject)
     return ConsentReplyEvent(
         status=status,
         consent=Consent(**consent) if consent is not None else None,  # type: ignore[typeddict-item]
@@ -603,19 +611,7 @@ def parse_replies_event(event: object) -> ConsentRepliesEvent:
     missing = event.get("missing")
     if not isinstance(missing, list) or not all(isinstance(item, str) for item in missing):
         raise _reject_replies(event, "missing is not a list of ids")
-    message = event.get("message", "")
-    if not isinstance(message, str):
-        raise _reject_replies(event, "message is not a string")
-    raw_checked = event.get("checked_at")
-    try:
-        checked_at = datetime.fromisoformat(raw_checked) if isinstance(raw_checked, str) else None
-    except ValueError:
-        checked_at = None
-    if checked_at is None or checked_at.tzinfo is None:
-        raise _reject_replies(event, "checked_at is not an aware ISO-8601 time")
-    error_class = event.get("error_class")
-    if status == "error" and not isinstance(error_class, str):
-        raise _reject_replies(event, "an error event needs error_class")
+    message, checked_at, error_class = _event_common(event, status, _reject_replies)
     return ConsentRepliesEvent(
         status=status,
         consents={key: Consent(**value) for key, value in consents.items()},  # type: ignore[typeddict-item]
