@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import math
+import os
 import random
 import threading
 import time
@@ -283,6 +284,14 @@ class EtelecomClient:
         self._rng = rng or random.Random()
         self._paused_until = 0.0
         self._session = requests.Session()
+        # Read the proxy and CA-bundle environment once, not on every request (requests re-reads
+        # the whole environment per call when trust_env is on: ~10% of a listing's CPU), and never
+        # let a ~/.netrc entry replace the Bearer header.
+        self._session.trust_env = False
+        self._session.proxies.update(requests.utils.get_environ_proxies(config.base_url))
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle:
+            self._session.verify = ca_bundle
         adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)

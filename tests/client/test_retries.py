@@ -247,3 +247,22 @@ def test_random_faults_with_a_seed_still_give_the_exact_listing() -> None:
         assert len(ids) == len(set(ids)) == 2000
         assert sum(sim.stats.faults.values()) >= 5
         assert client.stats.retries == sum(sim.stats.faults.values())
+
+
+def test_proxy_environment_is_read_once_and_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/company.pem")
+    proxied = EtelecomClient(ClientConfig.build(base_url="https://api.etelecom.vn/v1/shop", api_key=KEY))
+    assert proxied._session.proxies.get("https") == "http://proxy.example:3128"
+    assert proxied._session.verify == "/etc/ssl/certs/company.pem"
+    direct = EtelecomClient(ClientConfig.build(base_url="https://internal.example/v1/shop", api_key=KEY))
+    assert "https" not in direct._session.proxies
+    assert direct._session.trust_env is False  # a ~/.netrc entry can never replace the Bearer header
+
+
+def test_tls_verification_is_on_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    client = EtelecomClient(ClientConfig.build(base_url="https://api.etelecom.vn/v1/shop", api_key=KEY))
+    assert client._session.verify is True
