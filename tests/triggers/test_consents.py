@@ -21,6 +21,7 @@ from airflow_provider_etelecom.triggers.consents import (
     parse_reply_event,
 )
 from tests.conftest import SECRET_KEY
+from tests.triggers.conftest import drive
 
 LIST = "Zalo/ListRequestConsent"
 OA = "4239023413265392134"
@@ -47,30 +48,6 @@ def make_trigger(consent_id: str, **overrides: Any) -> ConsentReplyTrigger:
     }
     kwargs.update(overrides)
     return ConsentReplyTrigger(**kwargs)
-
-
-def drive(trigger: ConsentReplyTrigger, on_check: Any = None) -> tuple[dict[str, Any], int]:
-    """Drain ``run()``; call ``on_check(n)`` after the n-th lookup. Return the only event and the checks."""
-    checks = 0
-    lookup = trigger._lookup
-
-    async def counting(client: Any) -> Any:
-        nonlocal checks
-        try:
-            return await lookup(client)
-        finally:
-            checks += 1
-            if on_check is not None:
-                on_check(checks)
-
-    trigger._lookup = counting  # type: ignore[method-assign]
-
-    async def collect() -> list[Any]:
-        return [event async for event in trigger.run()]
-
-    events = asyncio.run(asyncio.wait_for(collect(), timeout=30))
-    assert len(events) == 1
-    return events[0].payload, checks
 
 
 def test_serialize_round_trip_is_json_and_has_no_key(etelecom_connection: EtelecomSimulator) -> None:
