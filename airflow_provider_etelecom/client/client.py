@@ -191,6 +191,8 @@ class ClientConfig:
         :param max_retries: retries after the first attempt.
         :param max_retry_time: seconds one request may spend retrying.
         :param allow_insecure_http: allow ``http://`` to a non-loopback host (a warning is logged).
+        :param normalize_phones: put phone numbers in the ``84…`` form before sending them.
+        :param timezone: IANA zone for naive datetimes in filters (else they are refused).
         :raises EtelecomConfigError: saying what is wrong and how to fix it.
         """
         if api_key is None or not str(api_key).strip():
@@ -322,6 +324,9 @@ class EtelecomClient:
     def _scrub(self, text: str) -> str:
         return text.replace(self.config.api_key, "***") if self.config.api_key else text
 
+    def _scrub_bytes(self, body: bytes) -> bytes:
+        return body.replace(self.config.api_key.encode(), b"***") if self.config.api_key else body
+
     def _send_once(self, endpoint: str, payload: bytes) -> Any:
         if self._gate is not None:
             resume_at, pause = self._gate.pending()
@@ -345,13 +350,14 @@ class EtelecomClient:
             raise transient from None
         body = response.content
         if response.status_code != 200:
-            failure = error_from_response(endpoint, response.status_code, body, response.headers)
-            failure.message = self._scrub(failure.message)
-            failure.args = (failure.message,)
+            # Scrub before anything reads the body: a proxy that echoes headers must not put the key
+            # into a message, an attribute (msg/meta) or a log line, even partly after truncation.
+            failure = error_from_response(endpoint, response.status_code, self._scrub_bytes(body), response.headers)
             raise failure
         try:
             return json.loads(body)
         except (ValueError, UnicodeDecodeError):
+            body = self._scrub_bytes(body)
             raise EtelecomMalformedResponseError(
                 f"eTelecom {endpoint} answered HTTP 200 with a body that is not JSON ({len(body)} bytes, "
                 f"starting {body[:60]!r}); usually a truncated answer, retried.",

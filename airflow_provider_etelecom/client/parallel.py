@@ -79,6 +79,13 @@ def iter_consent_pages_parallel(
             f"max_parallel_windows={parallel_windows!r} must be an int from 1 to {MAX_PARALLEL_WINDOWS}.",
             parameter="max_parallel_windows",
         )
+    if max_pages_in_flight is not None and (
+        isinstance(max_pages_in_flight, bool) or not isinstance(max_pages_in_flight, int) or max_pages_in_flight < 1
+    ):
+        raise EtelecomValidationError(
+            f"max_pages_in_flight={max_pages_in_flight!r} must be None or an int >= 1 (it bounds memory).",
+            parameter="max_pages_in_flight",
+        )
     if query.date_from is None or query.date_to is None:
         raise EtelecomValidationError(
             "max_parallel_windows needs both date_from and date_to: the range is split into windows.",
@@ -115,8 +122,9 @@ def _run_workers(
         return False
 
     def work() -> None:
-        client = make_client(gate)
+        client: EtelecomClient | None = None
         try:
+            client = make_client(gate)
             while not stop.is_set():
                 try:
                     start, end = todo.get_nowait()
@@ -129,10 +137,11 @@ def _run_workers(
         except BaseException as error:  # handed to the consumer, which re-raises it
             offer(error)
         finally:
-            client.close()
-            with lock:
-                for name, value in client.stats.as_dict().items():
-                    setattr(totals, name, getattr(totals, name) + value)
+            if client is not None:
+                client.close()
+                with lock:
+                    for name, value in client.stats.as_dict().items():
+                        setattr(totals, name, getattr(totals, name) + value)
             offer(_DONE)
 
     threads = [threading.Thread(target=work, name=f"etelecom-window-{i}", daemon=True) for i in range(parallel_windows)]

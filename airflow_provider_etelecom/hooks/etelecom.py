@@ -8,12 +8,12 @@ offers the client's calls with Airflow's conventions.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import math
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
 
+from airflow.providers.common.compat.connection import get_async_connection
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_etelecom import CONN_FIELDS, UI_FIELD_BEHAVIOUR
@@ -83,6 +83,8 @@ class EtelecomHook(BaseHook):
     :param max_retry_time: override the connection's retry budget per request, in seconds.
     :param normalize_phones: normalise Vietnamese phone numbers to the ``84…`` form.
     :param timezone: IANA zone for naive datetimes passed as filters (else they are refused).
+    :param gate: a rate-limit pause shared with other hooks' clients (parallel exports share one,
+        so a 429 seen by one slows all of them).
     """
 
     conn_name_attr = "etelecom_conn_id"
@@ -159,16 +161,14 @@ class EtelecomHook(BaseHook):
     async def aget_client(self) -> EtelecomClient:
         """Build a fresh client, reading the connection without blocking the event loop.
 
-        Airflow 3 forbids synchronous connection lookups in the triggerer, so this uses
-        ``aget_connection`` where it exists (3.x) and a worker thread otherwise (2.x). A fresh
-        client each time lets a trigger pick up a rotated key.
+        Airflow 3 forbids synchronous connection lookups in the triggerer; the compat provider's
+        ``get_async_connection`` uses ``aget_connection`` where it is safe (3.3.2+) and a worker
+        thread otherwise (2.x, and 3.x releases whose ``aget_connection`` could deadlock the
+        loop). A fresh client each time lets a trigger pick up a rotated key.
         """
-        aget = getattr(type(self), "aget_connection", None)
-        if aget is not None and inspect.iscoroutinefunction(aget):
-            conn = await aget(self.etelecom_conn_id)
-            # Building the client (a requests.Session) costs CPU; keep it off the event loop too.
-            return await asyncio.to_thread(self._make_client, conn)
-        return await asyncio.to_thread(lambda: self._make_client(self.get_connection(self.etelecom_conn_id)))
+        conn = await get_async_connection(self.etelecom_conn_id, hook=self)
+        # Building the client (a requests.Session) costs CPU; keep it off the event loop too.
+        return await asyncio.to_thread(self._make_client, conn)
 
     def close(self) -> None:
         """Close the HTTP session if one was opened."""

@@ -6,11 +6,11 @@ from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
 
-from airflow.providers.common.compat.sdk import BaseOperator, Context
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, Context
 
 from airflow_provider_etelecom.client import Consent, ConsentQuery, mask_phone
 from airflow_provider_etelecom.client.models import SendStatus
-from airflow_provider_etelecom.exceptions import EtelecomConsentOutcomeError
+from airflow_provider_etelecom.exceptions import EtelecomConsentOutcomeError, EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 
 __all__ = ["RequestConsentOperator"]
@@ -117,9 +117,13 @@ class RequestConsentOperator(BaseOperator):
 
     def execute(self, context: Context) -> Consent:
         """Validate, reuse an earlier try's consent or send a new request, and return the consent."""
-        query = self.hook.build_query(
-            oa_id=self.oa_id, phone=self.phone, call_type=self.call_type, reason_code=self.reason_code
-        )
+        try:
+            query = self.hook.build_query(
+                oa_id=self.oa_id, phone=self.phone, call_type=self.call_type, reason_code=self.reason_code
+            )
+        except EtelecomValidationError as error:
+            # A rendered value is wrong: an Airflow retry would render it the same way.
+            raise AirflowFailException(f"{type(self).__name__} {self.task_id}: {error.message}") from error
         ti: Any = context.get("ti")
         consent = self._earlier_send(query, context) if getattr(ti, "try_number", 1) > 1 else None
         if consent is None:

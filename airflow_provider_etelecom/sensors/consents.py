@@ -63,8 +63,13 @@ def _seconds(parameter: str, value: object) -> float:
     return float(seconds)
 
 
-def _failure_statuses(value: Iterable[str]) -> frozenset[str]:
-    statuses = frozenset([value] if isinstance(value, str) else value)
+def _failure_statuses(value: Iterable[str] | None) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    try:
+        statuses = frozenset([value] if isinstance(value, str) else value)
+    except TypeError:
+        statuses = frozenset({repr(value)})
     if not statuses <= FINAL_REPLY_STATUSES:
         raise EtelecomValidationError(
             f"failure_statuses={sorted(statuses)!r} may only hold final replies: 'P' (agreed), "

@@ -126,16 +126,40 @@ def split_windows(
             )
         window = {"date_from": cursor.isoformat(), "date_to": following.isoformat()}
         if output_path is not None:
-            window["output_path"] = output_path.format(
-                date=cursor.strftime("%Y-%m-%d"),
-                date_from=window["date_from"],
-                date_to=window["date_to"],
-                start=cursor.strftime("%Y%m%dT%H%M%S"),
-                index=len(windows),
-            )
+            window["output_path"] = _window_path(output_path, cursor, window, len(windows))
         windows.append(window)
         cursor = following
+    if output_path is not None and len({w["output_path"] for w in windows}) < len(windows):
+        raise EtelecomValidationError(
+            f"output_path={output_path!r} gives several windows the same file, so mapped tasks would "
+            f"overwrite each other; with steps shorter than a day use {{start}} or {{index}} instead of {{date}}.",
+            parameter="output_path",
+        )
     return windows
+
+
+def _window_path(template: str, cursor: datetime, window: dict[str, str], index: int) -> str:
+    """Fill a window's placeholders into ``template``, refusing Jinja and unknown names."""
+    if "{{" in template:
+        raise EtelecomValidationError(
+            f"output_path={template!r} holds Jinja ('{{{{ ... }}}}'); split_windows fills its own "
+            f"placeholders {{date}}, {{date_from}}, {{date_to}}, {{start}}, {{index}} when the DAG is parsed.",
+            parameter="output_path",
+        )
+    try:
+        return template.format(
+            date=cursor.strftime("%Y-%m-%d"),
+            date_from=window["date_from"],
+            date_to=window["date_to"],
+            start=cursor.strftime("%Y%m%dT%H%M%S"),
+            index=index,
+        )
+    except (KeyError, IndexError, ValueError) as error:
+        raise EtelecomValidationError(
+            f"output_path={template!r} has a placeholder split_windows does not know ({error}); use "
+            f"{{date}}, {{date_from}}, {{date_to}}, {{start}} or {{index}}.",
+            parameter="output_path",
+        ) from None
 
 
 def _original_zone(value: datetime | str) -> tzinfo:

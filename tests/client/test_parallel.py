@@ -133,3 +133,19 @@ def test_hook_passes_parallel_windows_through(sim: EtelecomSimulator, monkeypatc
     with pytest.raises(EtelecomValidationError):
         hook.list_consents(max_parallel_windows=4)
     assert isinstance(RateLimitGate(), RateLimitGate)
+
+
+def test_a_worker_whose_client_cannot_be_built_fails_the_listing(sim: EtelecomSimulator) -> None:
+    def broken(gate: RateLimitGate) -> EtelecomClient:
+        raise RuntimeError("no client today")
+
+    query = ConsentQuery.build(date_from=START, date_to=END)
+    with pytest.raises(RuntimeError, match="no client today"):
+        list(iter_consent_pages_parallel(broken, query, parallel_windows=3))
+    assert workers_alive() == 0
+
+
+def test_pages_in_flight_must_be_positive(sim: EtelecomSimulator) -> None:
+    query = ConsentQuery.build(date_from=START, date_to=END)
+    with pytest.raises(EtelecomValidationError, match="max_pages_in_flight"):
+        iter_consent_pages_parallel(factory(sim.base_url), query, parallel_windows=2, max_pages_in_flight=-1)

@@ -266,3 +266,16 @@ def test_tls_verification_is_on_by_default(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     client = EtelecomClient(ClientConfig.build(base_url="https://api.etelecom.vn/v1/shop", api_key=KEY))
     assert client._session.verify is True
+
+
+def test_a_proxy_echoing_the_key_never_puts_it_into_errors(canned_server: CannedServer) -> None:
+    echoed = f"echo Authorization: Bearer {KEY}".encode()
+    canned_server.add(b"x" * 480 + echoed, status=401)  # the key straddles any 500-char cut
+    canned_server.add({"code": "permission_denied", "msg": "m" * 490 + KEY, "meta": {"auth": KEY}}, status=403)
+    canned_server.add(echoed + b" <html>", status=200)
+    client = make_client(canned_server.base_url, max_retries=0)
+    for _ in range(3):
+        with pytest.raises(EtelecomError) as caught:
+            client.current_account()
+        everything = f"{caught.value} {caught.value.msg} {caught.value.meta}"
+        assert KEY not in everything and KEY[:12] not in everything

@@ -65,10 +65,15 @@ def finish_three_ways(s: ConsentReplySensor, consent: dict[str, Any]) -> list[An
 # -- construction ----------------------------------------------------------------------------------
 
 
+def test_failure_statuses_none_means_none() -> None:
+    assert ConsentReplySensor(task_id="w", consent_id="1", phone=PHONE, oa_id=OA, failure_statuses=None)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "parameter"),
     [
         ({"failure_statuses": {"N", "S"}}, "failure_statuses"),
+        ({"failure_statuses": 5}, "failure_statuses"),
         ({"lookup_pages": 0}, "lookup_pages"),
         ({"not_found_grace_period": -1}, "not_found_grace_period"),
         ({"oa_id": "abc"}, "oa_id"),

@@ -127,3 +127,24 @@ def test_hourly_steps_across_fall_back_are_one_hour_each() -> None:
     edges = [datetime.fromisoformat(w["date_from"]) for w in windows]
     assert len(windows) == 6
     assert all(b - a == timedelta(hours=1) for a, b in itertools.pairwise(edges))
+
+
+def test_output_paths_must_differ_per_window() -> None:
+    from airflow_provider_etelecom.exceptions import EtelecomValidationError
+
+    with pytest.raises(EtelecomValidationError, match="same file") as caught:
+        split_windows("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", "6h", output_path="s3://b/{date}.jsonl")
+    assert caught.value.parameter == "output_path"
+    windows = split_windows("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", "6h", output_path="s3://b/{start}.jsonl")
+    assert len({w["output_path"] for w in windows}) == 4
+
+
+@pytest.mark.parametrize(
+    ("template", "fragment"), [("s3://b/{day}.jsonl", "placeholder"), ("s3://b/{{ ds }}.jsonl", "Jinja")]
+)
+def test_bad_output_path_templates_name_the_parameter(template: str, fragment: str) -> None:
+    from airflow_provider_etelecom.exceptions import EtelecomValidationError
+
+    with pytest.raises(EtelecomValidationError, match=fragment) as caught:
+        split_windows("2026-01-01T00:00:00Z", "2026-01-03T00:00:00Z", "1d", output_path=template)
+    assert caught.value.parameter == "output_path"
