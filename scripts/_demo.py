@@ -184,18 +184,23 @@ def _counts(values: Iterator[Any]) -> str:
     return ", ".join(f"{key} {count}" for key, count in counts.most_common()) or "-"
 
 
+def _latest_run(session: Any, dag_id: str) -> Any:
+    """Return the newest run of ``dag_id`` (or ``None``)."""
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    return session.scalars(select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)).first()
+
+
 def _return_values(dag_id: str) -> list[tuple[str, Any]]:
     """Return ``(task_id, return value)`` of the tasks of the latest run of ``dag_id`` (XCom)."""
     try:
-        from airflow.models.dagrun import DagRun
         from airflow.models.xcom import XComModel
         from airflow.utils.session import create_session
         from sqlalchemy import select
 
         with create_session() as session:
-            run = session.scalars(
-                select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)
-            ).first()
+            run = _latest_run(session, dag_id)
             if run is None:
                 return []
             rows = session.scalars(
@@ -211,15 +216,12 @@ def _return_values(dag_id: str) -> list[tuple[str, Any]]:
 def _task_states(dag_id: str) -> list[tuple[str, str]]:
     """Return ``(task_id, state)`` of the latest run of ``dag_id``, in the order the tasks ended."""
     try:
-        from airflow.models.dagrun import DagRun
         from airflow.models.taskinstance import TaskInstance
         from airflow.utils.session import create_session
         from sqlalchemy import select
 
         with create_session() as session:
-            run = session.scalars(
-                select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)
-            ).first()
+            run = _latest_run(session, dag_id)
             if run is None:
                 return []
             tis = session.scalars(

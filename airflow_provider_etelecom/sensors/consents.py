@@ -130,6 +130,7 @@ class _ConsentWaitSensor(BaseSensorOperator):
     """What both consent sensors share: the hook, when the wait began, and soft_fail."""
 
     etelecom_conn_id: str
+    not_found_grace_period: float
 
     @cached_property
     def hook(self) -> EtelecomHook:
@@ -156,6 +157,18 @@ class _ConsentWaitSensor(BaseSensorOperator):
         if not hasattr(self, "_first_check_at"):
             self._first_check_at = datetime.now(timezone.utc)
         return self._first_check_at
+
+    def _deferral_times(self, context: Context) -> tuple[datetime, datetime, timedelta]:
+        """Return the trigger's absolute deadline, its not-found deadline, and the defer timeout.
+
+        The trigger keeps the sensor's ``timeout`` as its own deadline (``defer(timeout=)`` is not
+        enforced everywhere, e.g. in ``dag.test()``), counted from when the wait began.
+        """
+        started = self._wait_started_at(context)
+        deadline = started + timedelta(seconds=float(self.timeout))
+        remaining = max(1.0, (deadline - datetime.now(timezone.utc)).total_seconds())
+        not_found_deadline = started + timedelta(seconds=self.not_found_grace_period)
+        return deadline, not_found_deadline, timedelta(seconds=remaining)
 
     def _fail(self, error: EtelecomError, *, skippable: bool = True) -> NoReturn:
         if skippable and self.soft_fail:
@@ -304,9 +317,7 @@ class ConsentReplySensor(_ConsentWaitSensor):
         result = self.poke(context)
         if isinstance(result, PokeReturnValue) and result.is_done:
             return result.xcom_value
-        started = self._wait_started_at(context)
-        deadline = started + timedelta(seconds=float(self.timeout))
-        remaining = max(1.0, (deadline - datetime.now(timezone.utc)).total_seconds())
+        deadline, not_found_deadline, defer_timeout = self._deferral_times(context)
         self.defer(
             trigger=ConsentReplyTrigger(
                 consent_id=str(self.consent_id),
@@ -315,11 +326,11 @@ class ConsentReplySensor(_ConsentWaitSensor):
                 etelecom_conn_id=self.etelecom_conn_id,
                 poke_interval=float(self.poke_interval),
                 deadline=deadline,
-                not_found_deadline=started + timedelta(seconds=self.not_found_grace_period),
+                not_found_deadline=not_found_deadline,
                 lookup_pages=self.lookup_pages,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=remaining),
+            timeout=defer_timeout,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Consent:
@@ -632,9 +643,7 @@ class ConsentRepliesSensor(_ConsentWaitSensor):
         if isinstance(result, PokeReturnValue) and result.is_done:
             return result.xcom_value
         ids, created_from = self._wanted()
-        started = self._wait_started_at(context)
-        deadline = started + timedelta(seconds=float(self.timeout))
-        remaining = max(1.0, (deadline - datetime.now(timezone.utc)).total_seconds())
+        deadline, not_found_deadline, defer_timeout = self._deferral_times(context)
         self.defer(
             trigger=ConsentRepliesTrigger(
                 consent_ids=ids,
@@ -646,11 +655,11 @@ class ConsentRepliesSensor(_ConsentWaitSensor):
                 failure_statuses=sorted(self.failure_statuses),
                 poke_interval=float(self.poke_interval),
                 deadline=deadline,
-                not_found_deadline=started + timedelta(seconds=self.not_found_grace_period),
+                not_found_deadline=not_found_deadline,
                 max_pages_per_check=self.max_pages_per_check,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=remaining),
+            timeout=defer_timeout,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Consent]:

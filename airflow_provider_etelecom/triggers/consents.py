@@ -228,6 +228,15 @@ def _as_epoch(name: str, value: datetime | str | float) -> float:
     raise ValueError(f"{name} must be an aware datetime, an ISO-8601 string or epoch seconds, got {value!r}")
 
 
+def _trigger_hook(etelecom_conn_id: str) -> EtelecomHook:
+    """The hook a trigger reads its connection through.
+
+    ``max_retries=0``: a retry inside the worker thread would sleep there; the trigger's loop
+    waits with ``asyncio.sleep`` and checks again instead.
+    """
+    return EtelecomHook(etelecom_conn_id, max_retries=0)
+
+
 class ConsentReplyTrigger(BaseTrigger):
     """Poll eTelecom on the triggerer until a consent leaves ``S``, then fire one event.
 
@@ -286,10 +295,6 @@ class ConsentReplyTrigger(BaseTrigger):
             },
         )
 
-    def _hook(self) -> EtelecomHook:
-        # max_retries=0: a retry inside the thread would sleep there; the loop waits instead.
-        return EtelecomHook(self.etelecom_conn_id, max_retries=0)
-
     async def _lookup(self, client: EtelecomClient) -> Consent | None:
         return await asyncio.to_thread(
             client.find_consent, self.consent_id, oa_id=self.oa_id, phone=self.phone, max_pages=self.lookup_pages
@@ -321,7 +326,7 @@ class ConsentReplyTrigger(BaseTrigger):
             return None
 
         return await _poll(
-            hook=self._hook(),
+            hook=_trigger_hook(self.etelecom_conn_id),
             etelecom_conn_id=self.etelecom_conn_id,
             poke_interval=self.poke_interval,
             deadline=self.deadline,
@@ -693,10 +698,6 @@ class ConsentRepliesTrigger(BaseTrigger):
             },
         )
 
-    def _hook(self) -> EtelecomHook:
-        # max_retries=0: a retry inside the thread would sleep there; the loop waits instead.
-        return EtelecomHook(self.etelecom_conn_id, max_retries=0)
-
     async def _lookup(self, client: EtelecomClient) -> dict[str, Consent]:
         created_from = None if self.created_from is None else datetime.fromtimestamp(self.created_from, timezone.utc)
 
@@ -733,7 +734,7 @@ class ConsentRepliesTrigger(BaseTrigger):
             return build_replies_event(decision.status, consents=found, missing=decision.missing, checked_at=checked_at)
 
         event = await _poll(
-            hook=self._hook(),
+            hook=_trigger_hook(self.etelecom_conn_id),
             etelecom_conn_id=self.etelecom_conn_id,
             poke_interval=self.poke_interval,
             deadline=self.deadline,

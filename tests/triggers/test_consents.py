@@ -14,6 +14,7 @@ import time_machine
 from airflow_provider_etelecom.exceptions import EtelecomError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.testing import EtelecomSimulator
+from airflow_provider_etelecom.triggers import consents as trigger_module
 from airflow_provider_etelecom.triggers.consents import (
     EVENT_VERSION,
     ConsentReplyTrigger,
@@ -148,7 +149,7 @@ def test_auth_failure_ends_after_one_reread(
     consent = request(sim)
     CountingHook.reads = 0
     trigger = make_trigger(consent["id"])
-    monkeypatch.setattr(trigger, "_hook", lambda: CountingHook("etelecom_default", max_retries=0))
+    monkeypatch.setattr(trigger_module, "_trigger_hook", lambda conn_id: CountingHook(conn_id, max_retries=0))
 
     def rotate(n: int) -> None:
         if n == 1:
