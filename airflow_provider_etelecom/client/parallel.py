@@ -23,7 +23,7 @@ from typing import cast
 
 from airflow_provider_etelecom.client.client import ClientStats, EtelecomClient, RateLimitGate
 from airflow_provider_etelecom.client.models import ConsentPage
-from airflow_provider_etelecom.client.validation import ConsentQuery
+from airflow_provider_etelecom.client.validation import ConsentQuery, floor_second
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 
 __all__ = ["MAX_PARALLEL_WINDOWS", "iter_consent_pages_parallel", "split_range"]
@@ -37,15 +37,19 @@ _DONE = object()
 
 
 def split_range(start: datetime, end: datetime, parts: int) -> list[tuple[datetime, datetime]]:
-    """Split ``[start, end)`` into ``parts`` half-open windows of (almost) equal length.
+    """Split ``[start, end)`` into at most ``parts`` half-open windows of (almost) equal length.
 
-    The windows cover the range exactly: each starts where the previous one ended.
+    The windows cover the range exactly: each starts where the previous one ended. Inner edges
+    fall on whole seconds (the outer ones are ``start`` and ``end`` as given), so no window edge
+    asks the platform about a fraction of a second; a range shorter than ``parts`` seconds gets
+    fewer windows, none shorter than a second except where ``start`` or ``end`` has a fraction.
     """
     if parts < 1 or start >= end:
         raise ValueError("split_range needs parts >= 1 and start < end")
     step = (end - start) / parts
-    edges = [start + step * i for i in range(parts)] + [end]
-    return [(a, b) for a, b in itertools.pairwise(edges) if a < b]
+    inner = {floor_second(start + step * i) for i in range(1, parts)}
+    edges = [start, *sorted(edge for edge in inner if start < edge < end), end]
+    return list(itertools.pairwise(edges))
 
 
 def iter_consent_pages_parallel(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,8 +25,11 @@ from airflow_provider_etelecom.client.models import (
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 
 __all__ = [
+    "FILTER_MARGIN",
     "MAX_PAGE_SIZE",
     "ConsentQuery",
+    "ceil_second",
+    "floor_second",
     "format_api_time",
     "mask_phone",
     "normalize_phone",
@@ -43,6 +46,15 @@ __all__ = [
 #: only make the "short page means last page" check wrong.
 MAX_PAGE_SIZE = 100
 INT64_MAX = 2**63 - 1
+#: How far the date filters sent to eTelecom reach beyond the window asked for, on each side, after
+#: rounding the bounds outward to whole seconds. Nobody has confirmed how precisely the platform
+#: compares ``date_from``/``date_to`` (exactly, at milliseconds, truncated or rounded to seconds) nor
+#: how precisely it writes ``created_at`` (a consent created at 09:59:59.6 may be shown as
+#: 10:00:00). With whole-second bounds every reading of the filter is the same, and one more second
+#: on each side covers a ``created_at`` shown up to a second away from the value the platform
+#: filters on. The client then keeps exactly ``[date_from, date_to)`` by the ``created_at`` it was
+#: shown (:meth:`ConsentQuery.in_window`), so adjacent windows still never overlap nor leave a gap.
+FILTER_MARGIN = timedelta(seconds=1)
 _PHONE_SEPARATORS = re.compile(r"[\s\-.()]")
 
 
@@ -211,6 +223,17 @@ def validate_time(parameter: str, value: object, *, timezone_name: str | None = 
     return parsed.astimezone(timezone.utc)
 
 
+def floor_second(moment: datetime) -> datetime:
+    """Return ``moment`` without its fraction of a second (the whole second at or before it)."""
+    return moment.replace(microsecond=0)
+
+
+def ceil_second(moment: datetime) -> datetime:
+    """Return the whole second at or after ``moment``."""
+    floor = moment.replace(microsecond=0)
+    return floor if floor == moment else floor + timedelta(seconds=1)
+
+
 def format_api_time(moment: datetime) -> str:
     """Format an aware datetime as RFC 3339 UTC with ``Z``, the way the API writes times."""
     utc = moment.astimezone(timezone.utc)
@@ -345,7 +368,12 @@ class ConsentQuery:
         )
 
     def filter_body(self) -> dict[str, Any]:
-        """Return the ``filter`` object of the request, with only the fields that are set."""
+        """Return the ``filter`` object of the request, with only the fields that are set.
+
+        The date filters are a superset of the window: rounded outward to whole seconds and widened
+        by :data:`FILTER_MARGIN`, so the answer never depends on the platform's time precision;
+        :meth:`in_window` then keeps exactly ``[date_from, date_to)``.
+        """
         body: dict[str, Any] = {}
         for name in ("call_type", "is_charged", "oa_id", "phone", "reason_code", "reply_status", "status"):
             value = getattr(self, name)
@@ -354,16 +382,18 @@ class ConsentQuery:
         if self.user_id is not None:
             body["user_id"] = self.user_id
         if self.date_from is not None:
-            body["date_from"] = format_api_time(self.date_from)
+            body["date_from"] = format_api_time(floor_second(self.date_from) - FILTER_MARGIN)
         if self.date_to is not None:
-            body["date_to"] = format_api_time(self.date_to)
+            body["date_to"] = format_api_time(ceil_second(self.date_to) + FILTER_MARGIN)
         return body
 
     def in_window(self, created_at: object) -> bool:
         """Tell whether a consent created at ``created_at`` lies in ``[date_from, date_to)``.
 
-        The client applies this to every consent it yields, so adjacent windows never overlap
-        whatever the platform does at the ``date_to`` edge.
+        The client applies this to every consent it yields, by the ``created_at`` the platform
+        shows, so adjacent windows never overlap nor leave a gap whatever the platform does at the
+        ``date_to`` edge or with fractions of a second (the filter sent is a wider superset, see
+        :meth:`filter_body`).
 
         :raises ValueError: when the query has a window and ``created_at`` is not an RFC 3339 time:
             keeping such a consent could put it in two adjacent windows, dropping it would lose it.
@@ -378,8 +408,10 @@ class ConsentQuery:
         return not (self.date_to is not None and moment >= self.date_to)
 
     def describe(self) -> str:
-        """Describe the query for logs, with the phone masked."""
+        """Describe the query for logs, with the phone masked and the window as asked for."""
         parts = []
         for key, value in self.filter_body().items():
+            if key in ("date_from", "date_to"):
+                value = format_api_time(getattr(self, key))
             parts.append(f"{key}={mask_phone(value) if key == 'phone' else value}")
         return ", ".join(parts) or "no filter"

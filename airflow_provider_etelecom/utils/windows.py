@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, tzinfo
 from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from airflow_provider_etelecom.client.validation import validate_time
+from airflow_provider_etelecom.client.validation import floor_second, validate_time
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 
 __all__ = ["DEFAULT_MAX_WINDOWS", "parse_every", "split_windows"]
@@ -34,8 +34,8 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 def parse_every(every: timedelta | str) -> timedelta:
     """Return the window length as a ``timedelta``.
 
-    :param every: a positive ``timedelta``, or a string such as ``"1d"``, ``"6h"``, ``"30m"``,
-        ``"1w"``, ``"90s"``.
+    :param every: a positive ``timedelta`` of whole seconds, or a string such as ``"1d"``, ``"6h"``,
+        ``"30m"``, ``"1w"``, ``"90s"``.
     :raises EtelecomValidationError: for anything else, naming ``every``.
     """
     if isinstance(every, timedelta):
@@ -49,6 +49,12 @@ def parse_every(every: timedelta | str) -> timedelta:
         )
     if step <= timedelta(0):
         raise EtelecomValidationError(f"every={every!r} must be longer than zero.", parameter="every")
+    if step % timedelta(seconds=1):
+        raise EtelecomValidationError(
+            f"every={every!r} must be a whole number of seconds: window edges fall on whole seconds, "
+            f"because nobody knows how precisely eTelecom compares date filters.",
+            parameter="every",
+        )
     return step
 
 
@@ -116,7 +122,8 @@ def split_windows(
     cursor = local_first
     while cursor < local_last:
         # Wall-clock arithmetic: with a ZoneInfo, ``+ timedelta(days=1)`` keeps local midnight.
-        following = min(_add(cursor, step), local_last)
+        # Inner edges on whole seconds (a fractional ``start`` only shortens the first window).
+        following = min(floor_second(_add(cursor, step)), local_last)
         if len(windows) >= max_windows:
             raise EtelecomValidationError(
                 f"[{first.isoformat()}, {last.isoformat()}) in steps of {step} makes more than "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -46,6 +46,18 @@ def test_split_range_covers_the_range_exactly() -> None:
     assert len(windows) == 7
     with pytest.raises(ValueError):
         split_range(END, START, 2)
+
+
+def test_split_range_puts_inner_edges_on_whole_seconds() -> None:
+    start = datetime(2025, 1, 1, 0, 0, 0, 250_000, tzinfo=UTC)
+    end = datetime(2025, 1, 1, 1, 0, 0, 750_000, tzinfo=UTC)
+    windows = split_range(start, end, 28)  # 3600.5 s / 28: every exact edge would carry microseconds
+    assert windows[0][0] == start and windows[-1][1] == end
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
+    assert all(edge.microsecond == 0 for _, edge in windows[:-1])
+    # A range of a few seconds never yields windows under a second (except a fractional outer edge).
+    short = split_range(datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, 0, 0, 3, tzinfo=UTC), 32)
+    assert [b - a for a, b in short] == [timedelta(seconds=1)] * 3
 
 
 @pytest.mark.parametrize("workers", [2, 8])

@@ -79,8 +79,9 @@ def test_valid_query_becomes_the_wire_filter() -> None:
     )
     assert query.filter_body() == {
         "call_type": "audio",
-        "date_from": "2025-12-31T17:00:00Z",
-        "date_to": "2026-01-01T17:00:00Z",
+        # A whole second wider on each side: see test_date_filters_never_depend_on_the_platforms_precision.
+        "date_from": "2025-12-31T16:59:59Z",
+        "date_to": "2026-01-01T17:00:01Z",
         "is_charged": False,
         "oa_id": "4300132762829599804",
         "phone": "84912345678",
@@ -97,8 +98,8 @@ def test_naive_dates_are_accepted_with_a_timezone() -> None:
     query = ConsentQuery.build(
         date_from="2026-01-01T00:00:00", date_to=datetime(2026, 1, 2), timezone="Asia/Ho_Chi_Minh"
     )
-    assert query.filter_body()["date_from"] == "2025-12-31T17:00:00Z"
-    assert query.filter_body()["date_to"] == "2026-01-01T17:00:00Z"
+    assert query.date_from == datetime(2025, 12, 31, 17, tzinfo=timezone.utc)
+    assert query.date_to == datetime(2026, 1, 1, 17, tzinfo=timezone.utc)
     with pytest.raises(EtelecomValidationError, match="IANA"):
         ConsentQuery.build(date_from="2026-01-01T00:00:00", timezone="Mars/Olympus")
 
@@ -148,3 +149,22 @@ def test_times_are_sent_as_rfc3339_utc() -> None:
     moment = validate_time("date_from", "2026-03-04T05:06:07.250+07:00")
     assert format_api_time(moment) == "2026-03-03T22:06:07.25Z"
     assert format_api_time(datetime(2026, 1, 1, tzinfo=UTC)) == "2026-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("date_from", "date_to", "sent_from", "sent_to"),
+    [
+        ("2026-01-01T10:00:00Z", "2026-01-01T11:00:00Z", "2026-01-01T09:59:59Z", "2026-01-01T11:00:01Z"),
+        ("2026-01-01T10:00:00.3Z", "2026-01-01T11:00:00.3Z", "2026-01-01T09:59:59Z", "2026-01-01T11:00:02Z"),
+        ("2026-01-01T10:00:00.999999Z", "2026-01-01T10:00:01.000001Z", "2026-01-01T09:59:59Z", "2026-01-01T10:00:03Z"),
+    ],
+)
+def test_date_filters_never_depend_on_the_platforms_precision(
+    date_from: str, date_to: str, sent_from: str, sent_to: str
+) -> None:
+    """Sent bounds are whole seconds (read alike by any precision) one second wider than the window."""
+    query = ConsentQuery.build(date_from=date_from, date_to=date_to)
+    assert (query.filter_body()["date_from"], query.filter_body()["date_to"]) == (sent_from, sent_to)
+    # The window itself stays exactly what was asked for; the client enforces it on what comes back.
+    assert query.in_window(date_from) and not query.in_window(date_to)
+    assert f"date_from={date_from}, date_to={date_to}" in query.describe()

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from airflow_provider_etelecom.client.validation import FILTER_MARGIN
 from airflow_provider_etelecom.testing import EtelecomSimulator
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
@@ -107,7 +108,7 @@ def test_daily_dag_runs_and_writes_the_settled_local_day(
     assert expected
     assert read_lines(written) == expected
     sent = sim.requests_log[0]["body"]["filter"]
-    assert sent["date_from"] == day.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert sent["date_from"] == (day - FILTER_MARGIN).astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_backfill_dag_maps_one_task_and_one_file_per_day(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_etelecom.client.validation import FILTER_MARGIN
 from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomValidationError
 from airflow_provider_etelecom.operators import list_consents as module
 from airflow_provider_etelecom.operators.consents import ListConsentsOperator
@@ -293,7 +294,7 @@ def test_exact_count_and_unique_ids_despite_faults(
     text = log_text()
     assert "Exported 500 consents in 5 pages" in text
     assert "6 retries" in text
-    assert "2 rate-limit waits" in text
+    assert "2 rate-limited answers" in text
 
 
 def test_progress_and_summary_lines(
@@ -480,9 +481,14 @@ def test_templated_filters_and_path_from_a_dag_run(
     target = tmp_path / f"{day:%Y-%m-%d}.jsonl"  # {{ ds }} is the logical date on both versions
     sent = sim.requests_log[0]["body"]["filter"]
     # Airflow 2 runs the interval starting at the logical date, Airflow 3 the one ending there.
-    first = day - timedelta(days=1) if sent["date_to"] == f"{day:%Y-%m-%dT%H:%M:%S}Z" else day
+    # The filter sent is one second wider on each side (FILTER_MARGIN); the file holds the exact day.
+    first = day - timedelta(days=1) if sent["date_to"] == f"{day + FILTER_MARGIN:%Y-%m-%dT%H:%M:%S}Z" else day
     start, end = first.strftime("%Y-%m-%dT%H:%M:%S"), (first + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
-    assert sent == {"call_type": "video", "date_from": f"{start}Z", "date_to": f"{end}Z"}
+    assert sent == {
+        "call_type": "video",
+        "date_from": f"{first - FILTER_MARGIN:%Y-%m-%dT%H:%M:%S}Z",
+        "date_to": f"{first + timedelta(days=1) + FILTER_MARGIN:%Y-%m-%dT%H:%M:%S}Z",
+    }
     expected = [c for c in sim.consents() if start <= c["created_at"][:19] < end and c["call_type"] == "video"]
     assert expected, "the simulator should have video consents on that day"
     assert read_lines(target) == expected

@@ -19,6 +19,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_etelecom.client.models import parse_api_time
+from airflow_provider_etelecom.client.validation import FILTER_MARGIN
 from airflow_provider_etelecom.exceptions import (
     EtelecomAuthError,
     EtelecomConsentNotFoundError,
@@ -129,7 +130,7 @@ def test_all_answered_returns_every_consent_in_input_order(etelecom_connection: 
     body = list_bodies(sim)[0]
     earliest = min(parse_api_time(c["created_at"]) for c in consents)
     assert body["filter"]["oa_id"] == OA
-    assert parse_api_time(body["filter"]["date_from"]) == earliest - timedelta(minutes=5)
+    assert parse_api_time(body["filter"]["date_from"]) == earliest - timedelta(minutes=5) - FILTER_MARGIN
     assert body["paging"] == {"limit": 100, "sort": "created_at"}
 
 

@@ -103,7 +103,7 @@ def test_windows_feed_the_operator() -> None:
     start=st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(timezone.utc)),
     length=st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=90)),
     every=st.one_of(
-        st.timedeltas(min_value=timedelta(minutes=30), max_value=timedelta(days=10)),
+        st.integers(1800, 10 * 86400).map(lambda n: timedelta(seconds=n)),
         st.integers(1, 7).map(lambda n: timedelta(days=n)),
     ),
     zone=st.sampled_from([None, "Asia/Ho_Chi_Minh", "Europe/Berlin", "UTC"]),
@@ -118,8 +118,19 @@ def test_windows_cover_the_range_without_overlap_or_gap(
     for (_, previous_end), (next_start, _) in itertools.pairwise(edges):
         assert previous_end == next_start
     assert all(a < b for a, b in edges)
-    if every % timedelta(days=1) and len(edges) > 1:
-        assert all(b - a == every for a, b in edges[:-1])
+    # Inner edges fall on whole seconds whatever the start: no edge asks eTelecom about a fraction.
+    assert all(b.microsecond == 0 for _, b in edges[:-1])
+    if every % timedelta(days=1) and len(edges) > 2:
+        assert all(b - a == every for a, b in edges[1:-1])
+        assert every - timedelta(seconds=1) < edges[0][1] - edges[0][0] <= every
+
+
+def test_every_must_be_whole_seconds() -> None:
+    from airflow_provider_etelecom.exceptions import EtelecomValidationError
+
+    with pytest.raises(EtelecomValidationError, match="whole number of seconds") as caught:
+        split_windows("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", timedelta(seconds=1.5))
+    assert caught.value.parameter == "every"
 
 
 def test_hourly_steps_across_fall_back_are_one_hour_each() -> None:
