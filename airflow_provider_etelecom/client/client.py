@@ -25,7 +25,7 @@ import tenacity
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from airflow_provider_etelecom import __version__
-from airflow_provider_etelecom.client.errors import error_from_response
+from airflow_provider_etelecom.client.errors import NOT_RESENT_ADVICE, error_from_response
 from airflow_provider_etelecom.client.models import (
     CALL_TYPES,
     REASON_CODES,
@@ -43,6 +43,7 @@ from airflow_provider_etelecom.client.validation import (
     validate_int64_id,
 )
 from airflow_provider_etelecom.exceptions import (
+    EtelecomBadRequestError,
     EtelecomConfigError,
     EtelecomError,
     EtelecomMalformedResponseError,
@@ -100,7 +101,13 @@ class RetryPolicy:
 
 @dataclass
 class ClientStats:
-    """What a client did, for progress lines and the final summary of a task."""
+    """What a client did, for progress lines and the final summary of a task.
+
+    ``waited_s`` is every second spent waiting before a request (retry back-offs and shared
+    rate-limit pauses); ``rate_limit_waited_s`` is the part of it caused by rate limits, so it is
+    never larger. ``rate_limited`` counts rate-limited answers (429, 403 ``resource_exhausted``).
+    Summed over parallel windows, the waits are worker-seconds: the windows wait at the same time.
+    """
 
     requests: int = 0
     retries: int = 0
@@ -327,12 +334,13 @@ class EtelecomClient:
     def _scrub_bytes(self, body: bytes) -> bytes:
         return body.replace(self.config.api_key.encode(), b"***") if self.config.api_key else body
 
-    def _send_once(self, endpoint: str, payload: bytes) -> Any:
+    def _send_once(self, endpoint: str, payload: bytes, idempotent: bool = True) -> Any:
         if self._gate is not None:
             resume_at, pause = self._gate.pending()
             # A client that set the pause has already slept it as its retry wait.
             if pause > 0 and resume_at > self._paused_until:
                 self._paused_until = resume_at
+                self.stats.waited_s += pause
                 self.stats.rate_limit_waited_s += pause
                 self._sleep(pause)
         self.stats.requests += 1
@@ -340,20 +348,33 @@ class EtelecomClient:
         try:
             response = self._session.post(url, data=payload, timeout=(self.config.connect_timeout, self.config.timeout))
         except requests.RequestException as error:
+            not_sent = _certainly_not_sent(error)
+            if isinstance(error, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+                what = "began to answer, but the answer was cut off"
+            elif not_sent:
+                what = "could not connect"
+            else:
+                what = "failed before an answer arrived"
+            if idempotent or not_sent:
+                advice = (
+                    f"The provider retries network errors within its budget; if this persists, check that "
+                    f"{self.config.base_url} is reachable from this worker."
+                )
+            else:
+                advice = NOT_RESENT_ADVICE
             transient = EtelecomTransientError(
-                f"eTelecom {endpoint} failed before an answer arrived: {self._scrub(_network_cause(error))[:300]}. "
-                f"The provider retries network errors within its budget; "
-                f"if this persists, check that {self.config.base_url} is reachable from this worker.",
+                f"eTelecom {endpoint} {what}: {self._scrub(_network_cause(error))[:300]}. {advice}",
                 endpoint=endpoint,
             )
-            transient.reached_server = not _certainly_not_sent(error)
+            transient.reached_server = not not_sent
             raise transient from None
         body = response.content
         if response.status_code != 200:
             # Scrub before anything reads the body: a proxy that echoes headers must not put the key
             # into a message, an attribute (msg/meta) or a log line, even partly after truncation.
-            failure = error_from_response(endpoint, response.status_code, self._scrub_bytes(body), response.headers)
-            raise failure
+            raise error_from_response(
+                endpoint, response.status_code, self._scrub_bytes(body), response.headers, idempotent=idempotent
+            )
         try:
             return json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -419,7 +440,7 @@ class EtelecomClient:
             reraise=True,
         )
         try:
-            return retrying(self._send_once, endpoint, payload)
+            return retrying(self._send_once, endpoint, payload, idempotent)
         except EtelecomError as error:
             attempts = retrying.statistics.get("attempt_number", 1)
             if attempts > 1:
@@ -466,7 +487,17 @@ class EtelecomClient:
                 paging["sort"] = query.sort
             if after:
                 paging["after"] = after
-            data = self._call_object("Zalo/ListRequestConsent", {"filter": filter_body, "paging": paging})
+            try:
+                data = self._call_object("Zalo/ListRequestConsent", {"filter": filter_body, "paging": paging})
+            except EtelecomBadRequestError as error:
+                if query.sort:
+                    # Which sorts the platform accepts is inferred, not documented: name the parameter.
+                    error.message = (
+                        f"{error.message} The listing asked for sort={query.sort!r}; eTelecom's docs do not "
+                        f"confirm which sorts it accepts: try sort=None (newest first, by created_at)."
+                    )
+                    error.args = (error.message,)
+                raise
             raw_consents, page_paging = _parse_page(data)
             if not raw_consents:
                 return

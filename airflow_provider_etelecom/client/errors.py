@@ -30,7 +30,7 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomTransientError,
 )
 
-__all__ = ["error_from_response", "parse_retry_after"]
+__all__ = ["NOT_RESENT_ADVICE", "error_from_response", "parse_retry_after"]
 
 _ADVICE = {
     EtelecomAuthError: (
@@ -44,6 +44,11 @@ _ADVICE = {
     EtelecomTransientError: "The platform or the network failed; the provider retries within its budget.",
     EtelecomBadRequestError: "The platform refused the request; fix the parameters named above.",
 }
+#: For a call that acts on the world (``RequestConsent``): the advice must not promise a retry.
+NOT_RESENT_ADVICE = (
+    "The request may have reached eTelecom, so the provider does not send it again by itself: check "
+    "whether the consent exists (ListRequestConsent) before sending it again."
+)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -85,7 +90,12 @@ def _error_details(body: bytes) -> tuple[str | None, str | None, dict[str, str]]
 
 
 def error_from_response(
-    endpoint: str, status: int, body: bytes, headers: Mapping[str, str] | None = None
+    endpoint: str,
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str] | None = None,
+    *,
+    idempotent: bool = True,
 ) -> EtelecomError:
     """Build the exception for a non-200 answer.
 
@@ -93,6 +103,8 @@ def error_from_response(
     :param status: the HTTP status.
     :param body: the raw body (eTelecom's ``{"code", "msg", "meta"}``, or a gateway's HTML page).
     :param headers: the response headers (for ``Retry-After``).
+    :param idempotent: ``False`` for a call that is never re-sent once it reached the server, so
+        the message of a retryable status says so instead of promising a retry.
     :return: the matching :class:`~airflow_provider_etelecom.exceptions.EtelecomError` subclass.
     """
     code, msg, meta = _error_details(body)
@@ -114,7 +126,10 @@ def error_from_response(
         described += f": {msg}"
     if meta:
         described += " (" + ", ".join(f"{k}={v}" for k, v in meta.items()) + ")"
-    message = f"eTelecom {endpoint} failed with {described}. {_ADVICE[cls]}"
+    advice = _ADVICE[cls]
+    if not idempotent and issubclass(cls, EtelecomTransientError):
+        advice = NOT_RESENT_ADVICE
+    message = f"eTelecom {endpoint} failed with {described}. {advice}"
     if cls is EtelecomRateLimitError:
         retry_after = parse_retry_after((headers or {}).get("Retry-After"))
         return EtelecomRateLimitError(

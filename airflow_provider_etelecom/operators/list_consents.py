@@ -292,7 +292,7 @@ class ListConsentsOperator(BaseOperator):
         elapsed = time.monotonic() - progress.started
         self.log.info(
             "Exported %d consents in %d pages to %s in %.1f s (%.0f consents/s); %d requests, %d retries, "
-            "%d rate-limit waits (%.1f s waited in total, %.1f s for rate limits).",
+            "%d rate-limited answers; %.1f s spent waiting before requests, %.1f s of it for rate limits%s.",
             count,
             progress.pages,
             self.output_path or "XCom",
@@ -303,6 +303,7 @@ class ListConsentsOperator(BaseOperator):
             stats.rate_limited,
             stats.waited_s,
             stats.rate_limit_waited_s,
+            " (summed over the parallel windows, which wait at the same time)" if self.max_parallel_windows else "",
         )
 
     def _set_asset_extra(self, context: Context, extra: dict[str, Any]) -> None:

@@ -173,9 +173,10 @@ def test_unreachable_host_is_transient_and_not_sent() -> None:
     with EtelecomSimulator(consents=1, api_key=KEY) as sim:
         url = sim.base_url
     client = make_client(url, max_retries=1, timeout=1)
-    with pytest.raises(EtelecomTransientError, match="before an answer arrived") as caught:
+    with pytest.raises(EtelecomTransientError, match="could not connect") as caught:
         client.current_account()
     assert caught.value.reached_server is False
+    assert "retries network errors" in str(caught.value)
 
 
 def test_request_consent_is_never_retried_once_it_may_have_reached_the_server(sim: EtelecomSimulator) -> None:
@@ -187,6 +188,35 @@ def test_request_consent_is_never_retried_once_it_may_have_reached_the_server(si
             oa_id=consent["oa_id"], phone=consent["phone"], call_type="audio", reason_code="update_order"
         )
     assert sim.stats.count(method="Zalo/RequestConsent") == 1
+
+
+@pytest.mark.parametrize("fault", ["503", "drop", ("429", 1.0)])
+def test_a_failed_request_consent_never_claims_it_will_be_retried(sim: EtelecomSimulator, fault: object) -> None:
+    sim.script_faults([fault])
+    consent = sim.consents()[0]
+    with pytest.raises(EtelecomTransientError) as caught:
+        make_client(sim.base_url).request_consent(
+            oa_id=consent["oa_id"], phone=consent["phone"], call_type="audio", reason_code="update_order"
+        )
+    message = str(caught.value)
+    assert "does not send it again" in message and "retries" not in message
+    assert sim.stats.count(method="Zalo/RequestConsent") == 1
+
+
+def test_an_answer_cut_off_mid_stream_is_reported_as_such(sim: EtelecomSimulator) -> None:
+    sim.script_faults(["drop"])
+    with pytest.raises(EtelecomTransientError) as caught:
+        make_client(sim.base_url, max_retries=0).current_account()
+    message = str(caught.value)
+    assert "answer was cut off" in message and "before an answer arrived" not in message
+
+
+def test_a_refused_sort_names_the_sort_parameter(canned_server: CannedServer) -> None:
+    canned_server.add({"code": "invalid_argument", "msg": "không hỗ trợ"}, status=400)
+    client = make_client(canned_server.base_url)
+    with pytest.raises(EtelecomBadRequestError, match=r"sort='updated_at'.*sort=None"):
+        list(client.iter_consents(ConsentQuery.build(sort="updated_at")))
+    assert canned_server.received[0]["paging"]["sort"] == "updated_at"
 
 
 def test_request_consent_is_retried_when_it_certainly_never_left(sim: EtelecomSimulator) -> None:
