@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -555,3 +556,28 @@ def test_parallel_windows_need_a_window(etelecom_connection: EtelecomSimulator) 
     with pytest.raises(AirflowFailException, match="needs both date_from and date_to"):
         run(ListConsentsOperator(task_id="par", max_parallel_windows=2))
     assert etelecom_connection.stats.count() == 0
+
+
+def test_parallel_summary_never_counts_more_rate_limit_waiting_than_waiting(
+    etelecom_connection: EtelecomSimulator, tmp_path: Path, log_text: Any
+) -> None:
+    sim = etelecom_connection
+    sim.script_faults([("429", 0.05), ("429", 0.05), "503", ("429", 0.05)])
+    run(
+        ListConsentsOperator(
+            task_id="par",
+            date_from="2020-01-01T00:00:00Z",
+            date_to="2040-01-01T00:00:00Z",
+            output_path=f"file://{tmp_path / 'c.jsonl'}",
+            max_parallel_windows=4,
+        )
+    )
+    found = re.search(
+        r"(\d+) rate-limited answers; ([\d.]+) s spent waiting before requests, ([\d.]+) s of it for rate limits "
+        r"\(summed over the parallel windows",
+        log_text(),
+    )
+    assert found, "the summary line is missing or changed"
+    answers, waited, rate_limited = int(found[1]), float(found[2]), float(found[3])
+    assert answers == 3
+    assert 0 < rate_limited <= waited
