@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from airflow_provider_etelecom.testing.server import (
     FAULT_KINDS,
+    SETTINGS,
     EtelecomSimulator,
     FaultConfig,
     ScriptedFault,
@@ -29,7 +30,9 @@ from airflow_provider_etelecom.testing.store import (
     REPLY_STATUSES,
     SORTS,
     STATUSES,
+    TIME_PRECISIONS,
 )
+from airflow_provider_etelecom.testing.variants import PLATFORM_VARIANT_DESCRIPTIONS, PLATFORM_VARIANTS
 
 __all__ = [
     "CALL_TYPES",
@@ -37,10 +40,14 @@ __all__ = [
     "DELIVERY_STATUSES",
     "FAULT_KINDS",
     "MAX_LIMIT",
+    "PLATFORM_VARIANTS",
+    "PLATFORM_VARIANT_DESCRIPTIONS",
     "REASON_CODES",
     "REPLY_STATUSES",
+    "SETTINGS",
     "SORTS",
     "STATUSES",
+    "TIME_PRECISIONS",
     "EtelecomSimulator",
     "FaultConfig",
     "ScriptedFault",

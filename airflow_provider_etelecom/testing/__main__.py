@@ -1,9 +1,10 @@
 """Command line: serve the eTelecom simulator until interrupted (for demos, manual runs, other processes).
 
-``python -m airflow_provider_etelecom.testing --port 8080 --consents 5000 --seed 1 --api-key demo-key``
+``python -m airflow_provider_etelecom.testing --consents 5000 --seed 1 --api-key demo-key``
 
-The shop base URL is the first line of stdout (flushed at once), so a script can start the
-simulator with ``--port 0`` and read where it listens. SIGINT and SIGTERM stop it cleanly (exit 0).
+It listens on a free port unless ``--port`` says otherwise (8080 is the Airflow UI's), and the shop
+base URL is the first line of stdout (flushed at once), so a script reads where it listens.
+SIGINT and SIGTERM stop it cleanly (exit 0).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from datetime import datetime, timezone
 from types import FrameType
 
 from airflow_provider_etelecom.testing.server import EtelecomSimulator, FaultConfig
+from airflow_provider_etelecom.testing.store import SORTS, TIME_PRECISIONS
+from airflow_provider_etelecom.testing.variants import PLATFORM_VARIANTS
 
 API_KEY_ENV = "ETELECOM_SIMULATOR_API_KEY"
 DEFAULT_API_KEY = "demo-key"
@@ -35,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a local eTelecom Zalo Cloud API simulator (test-only; loopback).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="bind port; 0 picks a free one (default 8080)")
+    parser.add_argument("--port", type=int, default=0, help="bind port (default 0: a free one, printed on start)")
     parser.add_argument("--consents", type=int, default=5000, help="seeded consents (default 5000)")
     parser.add_argument("--seed", type=int, default=1, help="data seed (default 1)")
     parser.add_argument(
@@ -57,9 +60,92 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--auto-reply-after", type=float, default=None, help="auto-reply after S seconds")
     parser.add_argument("--auto-reply-status", choices=("P", "N"), default="P")
     parser.add_argument("--reply-window", type=float, default=86400.0, help="seconds before S turns NS")
-    parser.add_argument("--listing-lag", type=float, default=0.0, help="seconds before a new consent is listed")
-    parser.add_argument("--date-to-inclusive", action="store_true", help="treat filter.date_to as inclusive")
+    # Platform switches: SUPPRESS leaves a flag not given out of the namespace, so a --variant's
+    # value stands unless the flag is given, and the simulator's own default applies otherwise.
+    switches = parser.add_argument_group("platform switches (see docs/simulator.md)")
+    switches.add_argument(
+        "--variant",
+        choices=sorted(PLATFORM_VARIANTS),
+        default=None,
+        help="start from a named platform variant (PLATFORM_VARIANTS); the flags below override it",
+    )
+    switches.add_argument(
+        "--listing-lag",
+        dest="listing_lag_s",
+        type=float,
+        help="seconds before a new consent is listed",
+        default=argparse.SUPPRESS,
+    )
+    switches.add_argument(
+        "--date-to-inclusive", action="store_true", help="treat filter.date_to as inclusive", default=argparse.SUPPRESS
+    )
+    switches.add_argument(
+        "--fractional-times",
+        action="store_true",
+        help="give the times the simulator makes a seeded sub-second part",
+        default=argparse.SUPPRESS,
+    )
+    switches.add_argument(
+        "--date-filter-precision",
+        choices=TIME_PRECISIONS,
+        help="how filter.date_from/date_to are read before comparing (default exact)",
+        default=argparse.SUPPRESS,
+    )
+    switches.add_argument(
+        "--created-at-precision",
+        choices=TIME_PRECISIONS,
+        help="how times are written in answers (default exact)",
+        default=argparse.SUPPRESS,
+    )
+    switches.add_argument(
+        "--accepted-sorts",
+        type=_sorts,
+        help=f"comma-separated paging.sort values accepted (default {','.join(SORTS)})",
+        default=argparse.SUPPRESS,
+    )
+    switches.add_argument(
+        "--burst-share",
+        type=float,
+        help="share of seeded consents inside the burst window (default 0)",
+        default=argparse.SUPPRESS,
+    )
+    switches.add_argument("--burst-start", type=_aware, help="burst window start (ISO 8601)", default=argparse.SUPPRESS)
+    switches.add_argument(
+        "--burst-span",
+        dest="burst_span_s",
+        type=float,
+        help="burst window length in s (default 3600)",
+        default=argparse.SUPPRESS,
+    )
     return parser
+
+
+SWITCHES = (
+    "listing_lag_s",
+    "date_to_inclusive",
+    "fractional_times",
+    "date_filter_precision",
+    "created_at_precision",
+    "accepted_sorts",
+    "burst_share",
+    "burst_start",
+    "burst_span_s",
+)
+
+
+def _sorts(value: str) -> tuple[str, ...]:
+    sorts = tuple(s.strip() for s in value.split(",") if s.strip())
+    unknown = [s for s in sorts if s not in SORTS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown sorts {unknown}; known: {', '.join(SORTS)}")
+    return sorts
+
+
+def switches_of(args: argparse.Namespace) -> dict[str, object]:
+    """Return the platform switches to start with: the ``--variant``'s, then each flag given."""
+    chosen: dict[str, object] = dict(PLATFORM_VARIANTS[args.variant]) if args.variant else {}
+    chosen.update({name: getattr(args, name) for name in SWITCHES if hasattr(args, name)})
+    return chosen
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,11 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         latency_ms=args.latency_ms,
         faults=faults,
-        date_to_inclusive=args.date_to_inclusive,
-        listing_lag_s=args.listing_lag,
         reply_window_s=args.reply_window,
         auto_reply_after_s=args.auto_reply_after,
         auto_reply_status=args.auto_reply_status,
+        **switches_of(args),  # type: ignore[arg-type]  # names and types of EtelecomSimulator's switches
     )
     stop = threading.Event()
 
@@ -105,8 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print(sim.base_url, flush=True)
         print(
-            f"eTelecom simulator: {args.consents} consents, partner {sim.partner_base_url}, "
-            f"control {sim.root_url}/_simulator/ (Ctrl-C to stop)",
+            f"eTelecom simulator on port {sim.port}: {args.consents} consents, partner {sim.partner_base_url}, "
+            f"control {sim.root_url}/_simulator/, switches {sim.settings()} (Ctrl-C to stop)",
             file=sys.stderr,
             flush=True,
         )

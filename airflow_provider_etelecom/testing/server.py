@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +29,8 @@ from typing import Any
 from airflow_provider_etelecom.testing.store import (
     CALL_TYPES,
     REASON_CODES,
+    SORTS,
+    US,
     InvalidArgument,
     NotFound,
     Store,
@@ -37,11 +39,21 @@ from airflow_provider_etelecom.testing.store import (
     parse_int64,
     parse_paging,
     to_epoch,
+    to_micros,
 )
 
 API_PATH = re.compile(r"^/v1/(shop|partner)\.([A-Za-z]+/[A-Za-z]+)$")
 API_METHODS = ("Zalo/ListRequestConsent", "Zalo/RequestConsent", "Zalo/CheckConsent", "Misc/CurrentAccount")
 CONTROL_PREFIX = "/_simulator/"
+#: The platform switches a running simulator can change (attributes, and ``POST /_simulator/settings``).
+SETTINGS: tuple[str, ...] = (
+    "date_to_inclusive",
+    "listing_lag_s",
+    "fractional_times",
+    "date_filter_precision",
+    "created_at_precision",
+    "accepted_sorts",
+)
 FAULT_KINDS = ("500", "502", "503", "429", "403_exhausted", "drop", "truncate", "timeout")
 DEFAULT_TIMEOUT_FAULT_S = 5.0
 LOG_LIMIT = 10_000
@@ -409,8 +421,24 @@ class EtelecomSimulator:
     :param faults: random faults, see :class:`FaultConfig`.
     :param date_to_inclusive: reading of ``filter.date_to``: exclusive (default) or inclusive, both
         plausible from the docs, so the provider can be tested against each.
-    :param listing_lag_s: a consent made by ``RequestConsent`` shows in ``ListRequestConsent`` only
-        after this many simulated seconds (eventual consistency some platforms have).
+    :param listing_lag_s: a consent added after the simulator was built (``RequestConsent``,
+        :meth:`insert_consents`, :meth:`add_consent`) shows in ``ListRequestConsent`` only this many
+        simulated seconds after it was added (eventual consistency some platforms have);
+        ``CheckConsent`` and :meth:`consent` see it at once.
+    :param fractional_times: times the simulator makes (seeded, inserted and requested consents) get
+        a sub-second part drawn from ``seed``, stored exactly (microseconds); default whole seconds.
+    :param date_filter_precision: how the platform reads ``filter.date_from``/``date_to`` before
+        comparing them with the exact ``created_at``: ``"exact"``, ``"ms"`` (cut to milliseconds),
+        ``"s_truncate"`` (cut to whole seconds) or ``"s_round"`` (rounded half-up to whole seconds).
+    :param created_at_precision: how ``created_at``, ``updated_at`` and the other times are written
+        in answers (same four values); filtering and sorting still use the exact value.
+    :param accepted_sorts: the ``paging.sort`` values the platform accepts (default all of
+        :data:`SORTS`); another one gets 400 ``invalid_argument`` naming ``sort``.
+    :param burst_share: share of the seeded consents created inside the burst window (a campaign).
+    :param burst_start: start of the burst window (aware datetime, whole seconds); default: centred
+        in ``[start, end)``.
+    :param burst_span_s: length of the burst window, seconds (cut to ``[start, end)`` when
+        ``burst_start`` is not given).
     :param reply_window_s: simulated seconds before a pending ``S`` consent turns ``NS``.
     :param auto_reply_after_s: if set, consents made by ``RequestConsent`` get ``auto_reply_status``
         after this many simulated seconds (if that is inside the reply window).
@@ -437,6 +465,13 @@ class EtelecomSimulator:
         auto_reply_status: str = "P",
         oa_ids: Sequence[str] | None = None,
         phones: Sequence[str] | None = None,
+        fractional_times: bool = False,
+        date_filter_precision: str = "exact",
+        created_at_precision: str = "exact",
+        accepted_sorts: Collection[str] = SORTS,
+        burst_share: float = 0.0,
+        burst_start: datetime | None = None,
+        burst_span_s: float = 3600.0,
     ) -> None:
         if not api_key:
             raise ValueError("api_key must not be empty")
@@ -452,6 +487,13 @@ class EtelecomSimulator:
             date_to_inclusive=date_to_inclusive,
             oa_ids=oa_ids,
             phones=phones,
+            fractional_times=fractional_times,
+            date_filter_precision=date_filter_precision,
+            created_at_precision=created_at_precision,
+            accepted_sorts=accepted_sorts,
+            burst_share=burst_share,
+            burst_start=None if burst_start is None else to_epoch(burst_start, "burst_start"),
+            burst_span_s=burst_span_s,
         )
         self.api_key = api_key
         self.host = host
@@ -554,12 +596,90 @@ class EtelecomSimulator:
 
     @property
     def listing_lag_s(self) -> float:
-        """The listing lag applied to later ``RequestConsent`` consents (settable)."""
+        """The listing lag of consents added from now on (settable; consents already added keep theirs)."""
         return self._store.listing_lag_s
 
     @listing_lag_s.setter
     def listing_lag_s(self, value: float) -> None:
-        self._store.listing_lag_s = value
+        if value < 0:
+            raise ValueError("listing_lag_s must be >= 0")
+        self._store.listing_lag_s = float(value)
+
+    @property
+    def fractional_times(self) -> bool:
+        """Whether times the simulator makes from now on get a sub-second part (seeded data keeps its own)."""
+        return self._store.fractional_times
+
+    @fractional_times.setter
+    def fractional_times(self, value: bool) -> None:
+        self._store.fractional_times = bool(value)
+
+    @property
+    def date_filter_precision(self) -> str:
+        """How ``filter.date_from``/``date_to`` are read: ``exact``, ``ms``, ``s_truncate``, ``s_round`` (settable)."""
+        return self._store.date_filter_precision
+
+    @date_filter_precision.setter
+    def date_filter_precision(self, value: str) -> None:
+        self._store.date_filter_precision = value
+
+    @property
+    def created_at_precision(self) -> str:
+        """How times are written in answers: ``exact``, ``ms``, ``s_truncate``, ``s_round`` (settable)."""
+        return self._store.created_at_precision
+
+    @created_at_precision.setter
+    def created_at_precision(self, value: str) -> None:
+        self._store.created_at_precision = value
+
+    @property
+    def accepted_sorts(self) -> tuple[str, ...]:
+        """The ``paging.sort`` values accepted by name (settable with any collection of :data:`SORTS`)."""
+        return self._store.accepted_sorts
+
+    @accepted_sorts.setter
+    def accepted_sorts(self, value: Collection[str]) -> None:
+        self._store.accepted_sorts = value
+
+    @property
+    def burst_share(self) -> float:
+        """Share of the seeded consents inside the burst window (fixed when the data is seeded)."""
+        return self._store.burst_share
+
+    @property
+    def burst_start(self) -> datetime:
+        """Start of the burst window (fixed when the data is seeded)."""
+        return datetime.fromtimestamp(self._store.burst_start, tz=timezone.utc)
+
+    @property
+    def burst_span_s(self) -> float:
+        """Length of the burst window in seconds (fixed when the data is seeded)."""
+        return self._store.burst_span_s
+
+    def settings(self) -> dict[str, Any]:
+        """Return the platform switches a running simulator can change (JSON-safe)."""
+        values = {name: getattr(self, name) for name in SETTINGS}
+        values["accepted_sorts"] = list(self.accepted_sorts)
+        return values
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """Change several platform switches at once (names of :data:`SETTINGS`); all are checked first.
+
+        :return: :meth:`settings` after the change.
+        :raises ValueError: an unknown name or a bad value (nothing is changed then).
+        """
+        unknown = set(settings) - set(SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown settings {sorted(unknown)}; known: {', '.join(SETTINGS)}")
+        before = self.settings()
+        try:
+            for name, value in settings.items():
+                setattr(self, name, value)
+        except (ValueError, TypeError):
+            for name, value in before.items():
+                setattr(self, name, value)
+            raise
+        return self.settings()
 
     @property
     def auto_reply_after_s(self) -> float | None:
@@ -621,9 +741,13 @@ class EtelecomSimulator:
         """
         return datetime.fromtimestamp(self._store.advance(seconds), tz=timezone.utc)
 
-    def consents(self) -> list[dict[str, Any]]:
-        """Return every consent as the API would serve it (copies, newest first, listing lag ignored)."""
-        return self._store.all()
+    def consents(self, exact: bool = False) -> list[dict[str, Any]]:
+        """Return every consent as the API would serve it (copies, newest first, listing lag ignored).
+
+        :param exact: write the times exactly (microseconds), whatever ``created_at_precision`` says:
+            the values the date filters compare with, for computing what a window must hold.
+        """
+        return self._store.all(exact)
 
     def consent(self, consent_id: str | int) -> dict[str, Any] | None:
         """Return one consent's wire dict, or ``None``."""
@@ -638,8 +762,12 @@ class EtelecomSimulator:
         return self._store.reply(consent_id, reply_status)
 
     def insert_consents(self, n: int, created_at: datetime | None = None) -> list[dict[str, Any]]:
-        """Insert ``n`` generated consents (default ``created_at``: simulated now), e.g. mid-export."""
-        return self._store.insert(n, None if created_at is None else to_epoch(created_at, "created_at"))
+        """Insert ``n`` generated consents, e.g. mid-export.
+
+        :param created_at: kept exactly for all ``n``; default: the simulated now (each with its own
+            seeded fraction under ``fractional_times``).
+        """
+        return self._store.insert(n, created_at)
 
     def add_consent(self, **fields: Any) -> dict[str, Any]:
         """Insert one consent with the given wire fields set and the others generated.
@@ -762,7 +890,7 @@ class EtelecomSimulator:
         store = self._store
         if method == "Zalo/ListRequestConsent":
             flt = parse_filter(body.get("filter"))
-            paging = parse_paging(body.get("paging"))
+            paging = parse_paging(body.get("paging"), store.accepted_sorts)
             items, next_cursor, prev_cursor = store.list_page(flt, paging)
             return {
                 "consents": items,
@@ -814,6 +942,8 @@ class EtelecomSimulator:
                     )
                 },
                 ("GET", "consents"): lambda: {"consents": self.consents()},
+                ("GET", "settings"): self.settings,
+                ("POST", "settings"): lambda: self.configure(**body),
             }
             handler = routes.get((verb, name))
             if handler is None:
@@ -855,7 +985,8 @@ def _iso(moment: datetime) -> str:
 
 
 def _aware(value: str) -> datetime:
-    return datetime.fromtimestamp(to_epoch(value, "created_at"), tz=timezone.utc)
+    seconds, micros = divmod(to_micros(value, "created_at"), US)
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=micros)
 
 
 def _scripted(raw: Any) -> list[ScriptedFault]:

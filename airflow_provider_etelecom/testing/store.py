@@ -6,9 +6,13 @@ also what makes the cursors *keyset* cursors: a row inserted while someone pages
 existing row out of, or into, a page already served), and the consent lifecycle
 (``S`` → ``P``/``N`` by reply, ``S`` → ``NS`` when the reply window ends).
 
-Times are whole seconds (``int`` epoch) internally and ``YYYY-MM-DDTHH:MM:SSZ`` on the wire: whole
-seconds make ties on ``created_at`` common, as they are on the real platform, and ties are what break
-naive ``created_at`` watermarks.
+Times are ``int`` epoch **microseconds** internally, exact. By default every time the simulator
+makes is a whole second and is written ``YYYY-MM-DDTHH:MM:SSZ``: whole seconds make ties on
+``created_at`` common, and ties are what break naive ``created_at`` watermarks. With
+``fractional_times`` the times it makes get a seeded sub-second part, written with the fraction
+(``…:05.123456Z``, trailing zeros dropped as Go's RFC 3339 writer does). How the platform reads the
+fractions of date filters, and how it writes them in answers, are switches
+(``date_filter_precision``, ``created_at_precision``) because nobody has confirmed either.
 """
 
 from __future__ import annotations
@@ -17,13 +21,12 @@ import base64
 import binascii
 import heapq
 import json
-import math
 import random
 import re
 import threading
 import time
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -42,18 +45,25 @@ DELIVERY_STATUSES: tuple[str, ...] = ("unknown", "received", "seen")
 UNKNOWN = "unknown"
 ZERO_STATUS = "Z"
 SORTS: tuple[str, ...] = ("created_at", "-created_at", "updated_at", "-updated_at")
+#: How the platform may read a time's fraction: kept exactly, cut to milliseconds, cut to whole
+#: seconds, or rounded half-up to whole seconds.
+TIME_PRECISIONS: tuple[str, ...] = ("exact", "ms", "s_truncate", "s_round")
 DEFAULT_SORT = "-created_at"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 100
 AGREEMENT_S = 30 * 86400
+US = 1_000_000
+AGREEMENT_US = AGREEMENT_S * US
+_DAY_US = 86400 * US
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 INT64_MAX = 2**63 - 1
 _ID_BITS = 64
 _ID_MASK = (1 << _ID_BITS) - 1
 
 
-def _key(seconds: int, consent_id: int) -> int:
+def _key(micros: int, consent_id: int) -> int:
     """Pack ``(sort value, id)`` into one int: sorted indexes of ints bisect faster than of tuples."""
-    return (seconds << _ID_BITS) | consent_id
+    return (micros << _ID_BITS) | consent_id
 
 
 #: Send failures the seeded data uses (Zalo error codes as eTelecom relays them).
@@ -85,33 +95,67 @@ _DAY_PREFIX: dict[int, str] = {}
 _TIME_OF_DAY: list[str] = []
 
 
-def format_time(epoch_s: int) -> str:
-    """Render whole epoch seconds as RFC 3339 UTC with ``Z``, the platform's wire form.
+def check_precision(value: str, field: str) -> str:
+    """Return ``value`` if it is one of :data:`TIME_PRECISIONS`.
 
+    :raises ValueError: another value (the message names ``field``).
+    """
+    if value not in TIME_PRECISIONS:
+        raise ValueError(f"{field} must be one of {', '.join(TIME_PRECISIONS)}, got {value!r}")
+    return value
+
+
+def reduce_time(value: int, precision: str, unit: int = US) -> int:
+    """Read a time (``unit`` ticks per second) the way a platform of ``precision`` would.
+
+    ``"ms"`` and ``"s_truncate"`` cut the fraction (times are after 1970, so cutting is flooring);
+    ``"s_round"`` rounds half-up (``10:00:00.5`` reads as ``10:00:01``).
+    """
+    if precision == "exact":
+        return value
+    if precision == "ms":
+        return value - value % (unit // 1000)
+    if precision == "s_truncate":
+        return value - value % unit
+    return (value + unit // 2) // unit * unit
+
+
+def format_time(micros: int, precision: str = "exact") -> str:
+    """Render epoch microseconds as RFC 3339 UTC with ``Z``, the platform's wire form.
+
+    A time without a fraction is written without one (``"2026-01-05T03:04:05Z"``); a fraction is
+    written with its trailing zeros dropped (``"…:05.25Z"``), as Go's RFC 3339 writer does.
     Day prefixes and the 86,400 times of day are cached (built on first use, not at import), because
     ``strftime`` for four fields of every consent was most of a page's server time.
 
-    :param epoch_s: seconds since the epoch.
+    :param micros: microseconds since the epoch.
+    :param precision: one of :data:`TIME_PRECISIONS`, applied before writing.
     :return: e.g. ``"2026-01-05T03:04:05Z"``.
     """
-    day, second = divmod(int(epoch_s), 86400)
+    if precision != "exact":
+        micros = reduce_time(micros, precision)
+    day, rest = divmod(int(micros), _DAY_US)
+    second, fraction = divmod(rest, US)
     prefix = _DAY_PREFIX.get(day)
     if prefix is None:
         prefix = _DAY_PREFIX[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86400))
     if not _TIME_OF_DAY:
-        _TIME_OF_DAY[:] = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}Z" for s in range(86400)]
-    return prefix + _TIME_OF_DAY[second]
+        _TIME_OF_DAY[:] = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86400)]
+    if fraction:
+        return f"{prefix}{_TIME_OF_DAY[second]}.{fraction:06d}".rstrip("0") + "Z"
+    return prefix + _TIME_OF_DAY[second] + "Z"
 
 
-def parse_time(value: str, field: str) -> float:
-    """Parse an RFC 3339 date-time (offset required) into epoch seconds.
+def parse_time_ns(value: str, field: str) -> int:
+    """Parse an RFC 3339 date-time (offset required) into exact epoch nanoseconds.
 
     Written by hand rather than with ``datetime.fromisoformat`` because Python 3.10 accepts neither
-    ``Z`` nor fractions other than 3 or 6 digits, both of which clients send.
+    ``Z`` nor fractions other than 3 or 6 digits, both of which clients send. Integer nanoseconds,
+    not a float, so ``10:00:00.3`` compares exactly (digits past the ninth are dropped).
 
     :param value: the wire string.
     :param field: the request field, named in the error.
-    :return: epoch seconds, fractional part kept.
+    :return: epoch nanoseconds.
     :raises InvalidArgument: the value is not RFC 3339.
     """
     match = _TIME_RE.match(value) if isinstance(value, str) else None
@@ -127,21 +171,40 @@ def parse_time(value: str, field: str) -> float:
         moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=tz)
     except ValueError as exc:
         raise InvalidArgument(field, f"{field}: giá trị thời gian không hợp lệ: {value!r}") from exc
-    return moment.timestamp() + (float(frac) if frac else 0.0)
+    seconds = (moment - _EPOCH) // timedelta(seconds=1)
+    return seconds * 1_000_000_000 + (int((frac[1:] + "000000000")[:9]) if frac else 0)
 
 
-def to_epoch(value: datetime | str | float | int, field: str = "time") -> int:
-    """Turn a datetime (aware), RFC 3339 string or epoch number into whole epoch seconds.
+def parse_time(value: str, field: str) -> float:
+    """Parse an RFC 3339 date-time (offset required) into epoch seconds, fraction kept (a float).
+
+    :raises InvalidArgument: the value is not RFC 3339.
+    """
+    return parse_time_ns(value, field) / 1e9
+
+
+def to_micros(value: datetime | str | float | int, field: str = "time") -> int:
+    """Turn a datetime (aware), RFC 3339 string or epoch seconds into exact epoch microseconds.
 
     :raises ValueError: a naive datetime (its zone would be a guess).
     """
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError(f"{field} must be timezone-aware")
-        return int(value.timestamp() // 1)
+        return (value - _EPOCH) // timedelta(microseconds=1)
     if isinstance(value, str):
-        return int(parse_time(value, field) // 1)
-    return int(value // 1)
+        return parse_time_ns(value, field) // 1000
+    if isinstance(value, int):
+        return value * US
+    return round(value * US)
+
+
+def to_epoch(value: datetime | str | float | int, field: str = "time") -> int:
+    """Turn a datetime (aware), RFC 3339 string or epoch number into whole epoch seconds (floored).
+
+    :raises ValueError: a naive datetime (its zone would be a guess).
+    """
+    return to_micros(value, field) // US
 
 
 def parse_int64(value: Any, field: str) -> int:
@@ -174,7 +237,7 @@ def normalize_phone(value: Any, field: str = "phone") -> str:
 
 
 class Consent:
-    """One consent request as the store keeps it (times as epoch seconds, ids as ints where sorted)."""
+    """One consent request as the store keeps it (times as epoch microseconds, ids as ints where sorted)."""
 
     __slots__ = (
         "_wire",
@@ -218,7 +281,7 @@ class Consent:
         created: int,
         updated: int,
         expires: int,
-        visible_at: float = 0.0,
+        visible_at: int = 0,
     ) -> None:
         self.id = id
         self.shop_id = shop_id
@@ -241,29 +304,37 @@ class Consent:
         self.version = 0
         self._wire: dict[str, Any] | None = None
 
-    def wire(self) -> dict[str, Any]:
-        """Return the wire dict, cached until the next change (shared: callers must not mutate it)."""
+    def wire(self, precision: str = "exact") -> dict[str, Any]:
+        """Return the wire dict, cached until the next change (shared: callers must not mutate it).
+
+        :param precision: how the times are written (:data:`TIME_PRECISIONS`); the store clears
+            every cache when its ``created_at_precision`` changes, so one cached form is enough.
+        """
         if self._wire is None:
-            self._wire = {
-                "id": str(self.id),
-                "shop_id": self.shop_id,
-                "user_id": self.user_id,
-                "oa_id": self.oa_id,
-                "phone": self.phone,
-                "call_type": self.call_type,
-                "reason_code": self.reason_code,
-                "reply_status": self.reply_status,
-                "status": self.status,
-                "delivery_status": self.delivery_status,
-                "delivery_time": format_time(self.delivery_time),
-                "is_charged": self.is_charged,
-                "error_code": self.error_code,
-                "error_message": self.error_message,
-                "created_at": format_time(self.created),
-                "updated_at": format_time(self.updated),
-                "expires_at": format_time(self.expires),
-            }
+            self._wire = self.wire_uncached(precision)
         return self._wire
+
+    def wire_uncached(self, precision: str) -> dict[str, Any]:
+        """Build the wire dict afresh, times written at ``precision``."""
+        return {
+            "id": str(self.id),
+            "shop_id": self.shop_id,
+            "user_id": self.user_id,
+            "oa_id": self.oa_id,
+            "phone": self.phone,
+            "call_type": self.call_type,
+            "reason_code": self.reason_code,
+            "reply_status": self.reply_status,
+            "status": self.status,
+            "delivery_status": self.delivery_status,
+            "delivery_time": format_time(self.delivery_time, precision),
+            "is_charged": self.is_charged,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "created_at": format_time(self.created, precision),
+            "updated_at": format_time(self.updated, precision),
+            "expires_at": format_time(self.expires, precision),
+        }
 
     def touch(self) -> None:
         """Invalidate the cached wire form and any scheduled transition after a change."""
@@ -273,11 +344,15 @@ class Consent:
 
 @dataclass(frozen=True)
 class ConsentFilter:
-    """A validated ``ListRequestConsent`` filter. ``None`` means "not filtered"."""
+    """A validated ``ListRequestConsent`` filter. ``None`` means "not filtered".
+
+    ``date_from`` and ``date_to`` are exact epoch **nanoseconds** as sent; how the platform reads
+    them is the store's business (:meth:`date_bounds`).
+    """
 
     call_type: str | None = None
-    date_from: float | None = None
-    date_to: float | None = None
+    date_from: int | None = None
+    date_to: int | None = None
     is_charged: bool | None = None
     oa_id: str | None = None
     phone: str | None = None
@@ -286,15 +361,29 @@ class ConsentFilter:
     status: str | None = None
     user_id: str | None = None
 
-    def matches(self, consent: Consent, date_to_inclusive: bool) -> bool:
-        """Tell whether ``consent`` passes every set field."""
-        if self.date_from is not None and consent.created < self.date_from:
-            return False
+    def date_bounds(self, precision: str, date_to_inclusive: bool) -> tuple[int | None, int | None]:
+        """Turn the date filters into ``[low, high)`` bounds on the exact ``created_at`` (microseconds).
+
+        Each filter is first read at ``precision`` (the platform may cut or round its fraction), then
+        ``date_from`` is inclusive and ``date_to`` exclusive, or inclusive with ``date_to_inclusive``.
+
+        :return: ``(low, high)``; ``None`` where the filter is not set.
+        """
+        low = high = None
+        ns = 1_000_000_000
+        if self.date_from is not None:
+            low = -(-reduce_time(self.date_from, precision, ns) // 1000)  # created >= from
         if self.date_to is not None:
-            if date_to_inclusive and consent.created > self.date_to:
-                return False
-            if not date_to_inclusive and consent.created >= self.date_to:
-                return False
+            to = reduce_time(self.date_to, precision, ns)
+            high = to // 1000 + 1 if date_to_inclusive else -(-to // 1000)  # created <= to / < to
+        return low, high
+
+    def matches(self, consent: Consent, low: int | None = None, high: int | None = None) -> bool:
+        """Tell whether ``consent`` passes every set field, ``created_at`` within ``[low, high)``."""
+        if low is not None and consent.created < low:
+            return False
+        if high is not None and consent.created >= high:
+            return False
         return (
             (self.call_type is None or consent.call_type == self.call_type)
             and (self.is_charged is None or consent.is_charged is self.is_charged)
@@ -340,10 +429,10 @@ def parse_filter(raw: Any) -> ConsentFilter:
     for field in ("oa_id", "user_id"):
         value = raw.get(field)
         ids[field] = None if value in (None, "", "0", 0) else str(parse_int64(value, field))
-    dates: dict[str, float | None] = {}
+    dates: dict[str, int | None] = {}
     for field in ("date_from", "date_to"):
         value = raw.get(field)
-        dates[field] = None if value in (None, "") else parse_time(value, field)
+        dates[field] = None if value in (None, "") else parse_time_ns(value, field)
     phone_raw = raw.get("phone")
     return ConsentFilter(
         call_type=_enum(raw, "call_type", CALL_TYPES, UNKNOWN),
@@ -376,9 +465,14 @@ def encode_cursor(sort: str, key: int, consent_id: int) -> str:
     """Build an opaque cursor: urlsafe base64 of JSON holding the sort and the keyset ``(value, id)``.
 
     The sort is inside so a cursor used with another sort is refused instead of silently paging the
-    wrong order.
+    wrong order. ``key`` is in microseconds; the cursor holds its whole seconds (``k``) and, only
+    when there is one, its microsecond fraction (``f``), so whole-second cursors are unchanged.
     """
-    raw = json.dumps({"s": sort, "k": key, "i": str(consent_id)}, separators=(",", ":"))
+    seconds, fraction = divmod(key, US)
+    data: dict[str, object] = {"s": sort, "k": seconds, "i": str(consent_id)}
+    if fraction:
+        data["f"] = fraction
+    raw = json.dumps(data, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -390,8 +484,9 @@ def decode_cursor(cursor: str, sort: str, field: str) -> tuple[int, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        cursor_sort, key, consent_id = data["s"], int(data["k"]), int(data["i"])
-        if not (0 <= key < 2**40 and 0 <= consent_id <= INT64_MAX):
+        cursor_sort, seconds, consent_id = data["s"], int(data["k"]), int(data["i"])
+        fraction = int(data.get("f", 0))
+        if not (0 <= seconds < 2**40 and 0 <= fraction < US and 0 <= consent_id <= INT64_MAX):
             raise ValueError("cursor out of range")
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
         raise InvalidArgument(field, f"paging.{field}: cursor không hợp lệ") from None
@@ -399,13 +494,15 @@ def decode_cursor(cursor: str, sort: str, field: str) -> tuple[int, int]:
         raise InvalidArgument(
             field, f"paging.{field}: cursor thuộc về sort {cursor_sort!r}, không dùng được với {sort!r}"
         )
-    return key, consent_id
+    return seconds * US + fraction, consent_id
 
 
-def parse_paging(raw: Any) -> Paging:
+def parse_paging(raw: Any, accepted_sorts: Collection[str] = SORTS) -> Paging:
     """Validate ``paging``: one sort field of :data:`SORTS`, limit cut to :data:`MAX_LIMIT`, cursors.
 
-    :raises InvalidArgument: bad sort, limit type or cursor.
+    :param accepted_sorts: the sorts this platform accepts when asked for by name (the default
+        order is served whatever this says: a platform does not refuse its own default).
+    :raises InvalidArgument: bad or refused sort, limit type or cursor.
     """
     if raw is None:
         raw = {}
@@ -415,7 +512,7 @@ def parse_paging(raw: Any) -> Paging:
     if not isinstance(raw_sort, str):
         raise InvalidArgument("sort", "paging.sort: phải là chuỗi")
     sort = raw_sort.strip() or DEFAULT_SORT
-    if sort not in SORTS:
+    if sort not in SORTS or (raw_sort.strip() and sort not in accepted_sorts):
         raise InvalidArgument("sort", f"paging.sort: không hỗ trợ sắp xếp theo {raw_sort!r}")
     raw_limit = raw.get("limit")
     if raw_limit in (None, ""):
@@ -480,6 +577,25 @@ class Store:
     :param start: first second of seeded ``created_at`` (inclusive), epoch seconds.
     :param end: end of seeded ``created_at`` (exclusive), epoch seconds.
     :param reply_window_s: simulated seconds a pending ``S`` consent waits before turning ``NS``.
+    :param auto_reply_after_s: consents made by ``RequestConsent`` get ``auto_reply_status`` this many
+        simulated seconds after they were created (``None``: never).
+    :param auto_reply_status: ``"P"`` or ``"N"``.
+    :param listing_lag_s: a consent added after construction (``RequestConsent``, :meth:`insert`,
+        :meth:`add`) is listable only this many simulated seconds after it was added.
+    :param date_to_inclusive: ``filter.date_to`` is inclusive instead of exclusive.
+    :param oa_ids: OA ids to generate data for.
+    :param phones: phone pool to generate data for.
+    :param fractional_times: times the simulator makes itself (seeded, inserted and requested
+        consents) get a sub-second part drawn from the seed; default whole seconds.
+    :param date_filter_precision: how ``filter.date_from``/``date_to`` are read before they are
+        compared with the exact ``created_at`` (:data:`TIME_PRECISIONS`).
+    :param created_at_precision: how times are written in answers; filtering and sorting still use
+        the exact value (:data:`TIME_PRECISIONS`).
+    :param accepted_sorts: the ``paging.sort`` values accepted by name (a subset of :data:`SORTS`).
+    :param burst_share: share of the seeded consents created inside the burst window.
+    :param burst_start: first second of the burst window, epoch seconds (default: the window is
+        centred in ``[start, end)``, and cut to it when longer).
+    :param burst_span_s: length of the burst window in seconds.
     """
 
     def __init__(
@@ -496,6 +612,13 @@ class Store:
         date_to_inclusive: bool = False,
         oa_ids: Sequence[str] | None = None,
         phones: Sequence[str] | None = None,
+        fractional_times: bool = False,
+        date_filter_precision: str = "exact",
+        created_at_precision: str = "exact",
+        accepted_sorts: Iterable[str] = SORTS,
+        burst_share: float = 0.0,
+        burst_start: int | float | None = None,
+        burst_span_s: float = 3600.0,
     ) -> None:
         if consents < 0:
             raise ValueError("consents must be >= 0")
@@ -513,6 +636,11 @@ class Store:
         self.auto_reply_status = auto_reply_status
         self.listing_lag_s = float(listing_lag_s)
         self.date_to_inclusive = date_to_inclusive
+        self.fractional_times = bool(fractional_times)
+        self.date_filter_precision = date_filter_precision
+        self._created_at_precision = check_precision(created_at_precision, "created_at_precision")
+        self.accepted_sorts = accepted_sorts
+        self._init_burst(burst_share, burst_start, burst_span_s)
         self._rng = random.Random(seed)
         rng = self._rng
         self.shop_id = str(1_100_000_000_000_000_000 + rng.randrange(10**15))
@@ -536,15 +664,77 @@ class Store:
         self._created_index: list[int] = []
         self._updated_index: list[int] = []
         self._by_oa_phone: dict[tuple[str, str], list[Consent]] = {}
-        self._timers: list[tuple[float, int, int, str]] = []
+        self._timers: list[tuple[int, int, int, str]] = []
         self._failing_phones: dict[str, tuple[int, str]] = {}
         self._max_id = 1_200_000_000_000_000_000
         self._seed(consents)
+
+    def _init_burst(self, share: float, start: int | float | None, span_s: float) -> None:
+        share, span_s = float(share), float(span_s)
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"burst_share must be within [0, 1], got {share}")
+        if span_s <= 0:
+            raise ValueError(f"burst_span_s must be > 0, got {span_s}")
+        seeded = self.end - self.start
+        if start is None:
+            span_s = min(span_s, float(seeded))
+            burst_start = self.start + int((seeded - span_s) // 2)
+        else:
+            burst_start = int(start)
+            if share > 0 and (burst_start < self.start or burst_start + span_s > self.end):
+                raise ValueError(
+                    f"the burst window [burst_start, burst_start + burst_span_s) must lie inside the seeded "
+                    f"[start, end): burst_start={burst_start}, burst_span_s={span_s}, "
+                    f"start={self.start}, end={self.end}"
+                )
+        self.burst_share, self.burst_start, self.burst_span_s = share, burst_start, span_s
+
+    # -------------------------------------------------------------- switches
+    @property
+    def date_filter_precision(self) -> str:
+        """How ``filter.date_from``/``date_to`` are read before comparing (:data:`TIME_PRECISIONS`)."""
+        return self._date_filter_precision
+
+    @date_filter_precision.setter
+    def date_filter_precision(self, value: str) -> None:
+        self._date_filter_precision = check_precision(value, "date_filter_precision")
+
+    @property
+    def created_at_precision(self) -> str:
+        """How times are written in answers (:data:`TIME_PRECISIONS`); setting it rewrites every answer."""
+        return self._created_at_precision
+
+    @created_at_precision.setter
+    def created_at_precision(self, value: str) -> None:
+        check_precision(value, "created_at_precision")
+        with self._lock:
+            self._created_at_precision = value
+            for consent in self._by_id.values():
+                consent._wire = None
+
+    @property
+    def accepted_sorts(self) -> tuple[str, ...]:
+        """The ``paging.sort`` values accepted by name, in :data:`SORTS` order."""
+        return self._accepted_sorts
+
+    @accepted_sorts.setter
+    def accepted_sorts(self, value: Iterable[str]) -> None:
+        if isinstance(value, str):
+            raise ValueError("accepted_sorts must be a collection of sort values, not one string")
+        wanted = set(value)
+        unknown = wanted - set(SORTS)
+        if unknown:
+            raise ValueError(f"accepted_sorts: unknown sorts {sorted(unknown)}; known: {', '.join(SORTS)}")
+        self._accepted_sorts = tuple(s for s in SORTS if s in wanted)
 
     # ----------------------------------------------------------------- clock
     def now_s(self) -> float:
         """Simulated now in epoch seconds: real time plus the accumulated :meth:`advance`."""
         return time.time() + self._offset
+
+    def now_us(self) -> int:
+        """Simulated now in epoch microseconds."""
+        return int(self.now_s() * US)
 
     def advance(self, seconds: float) -> float:
         """Move the simulated clock forward and apply the transitions now due.
@@ -558,20 +748,41 @@ class Store:
             self._settle()
             return self.now_s()
 
+    def _stamp(self, now: int) -> int:
+        """``now`` as the simulator writes a moment it records: whole seconds unless fractional."""
+        return now if self.fractional_times else now - now % US
+
+    def _made_at(self, now: int) -> int:
+        """A ``created_at`` for a consent made at ``now``: its second, plus a seeded fraction (never after now)."""
+        second = now - now % US
+        if not self.fractional_times:
+            return second
+        made = second + self._rng.randrange(US)
+        return made if made <= now else made - US
+
+    def _window_us(self) -> int:
+        """``expires_at - created_at`` of a pending consent (whole seconds unless fractional)."""
+        window = self.reply_window_s
+        return int(window * US) if self.fractional_times else int(window) * US
+
+    def _lag_until(self, now: int) -> int:
+        return now + round(self.listing_lag_s * US) if self.listing_lag_s > 0 else 0
+
     # ------------------------------------------------------------ generation
     def _generate(self, created: int, now: int) -> Consent:
         """Make one plausible consent created at ``created`` as seen at ``now`` (uses the store rng).
 
-        Written for speed (one draw per field, positional construction): seeding 200,000 consents
-        must stay within a few seconds because benchmarks export that many.
+        Written for speed (one draw per field, positional construction): seeding 300,000 consents
+        must stay within a few seconds because benchmarks export that many. Times are microseconds;
+        offsets are whole seconds unless ``fractional_times``, so the default data is unchanged.
         """
         rand = self._rng.random
+        fractional = self.fractional_times
         self._max_id += 1 + int(rand() * 1000)
         phone = self.phones[int(rand() * len(self.phones))]
         call_type = _CALL_VALUES[bisect_right(_CALL_CUM, rand())]
         reason = _REASON_VALUES[bisect_right(_REASON_CUM, rand())]
-        window = self.reply_window_s
-        expires = int(created + window)
+        expires = created + self._window_us()
         error_code, error_message = 0, ""
         delivery_status, delivery_time = UNKNOWN, created
         updated = created
@@ -585,23 +796,28 @@ class Store:
             status = "P"
             is_charged = r < 0.99
             r = rand()
-            if created + window <= now:
+            if created + round(self.reply_window_s * US) <= now:
                 reply = _OLD_REPLY[bisect_right(_OLD_REPLY_CUM, r)]
             else:
                 reply = _RECENT_REPLY[bisect_right(_RECENT_REPLY_CUM, r)]
             r = rand()
             if reply == "NS":
                 if r < 0.6:
-                    delivery_status, delivery_time = "received", created + 1 + int(r * 40)
+                    delivery_status = "received"
+                    delivery_time = created + (int((1 + r * 40) * US) if fractional else (1 + int(r * 40)) * US)
                 updated = expires
             elif reply == "P" or reply == "N":
-                delivery_status, delivery_time = "seen", created + 1 + int(r * 29)
-                latest = max(created + 31, min(int(created + window), now))
-                updated = max(delivery_time, min(created + 30 + int(rand() * (latest - created - 30)), now))
+                delivery_status = "seen"
+                delivery_time = created + (int((1 + r * 29) * US) if fractional else (1 + int(r * 29)) * US)
+                latest = max(created + 31 * US, min(expires, now))
+                spread = latest - created - 30 * US
+                offset = int(rand() * spread) if fractional else int(rand() * (spread // US)) * US
+                updated = max(delivery_time, min(created + 30 * US + offset, now))
                 if reply == "P":
-                    expires = updated + AGREEMENT_S
+                    expires = updated + AGREEMENT_US
             elif reply == "S" and r < 0.7:
-                delivery_status, delivery_time = "received", created + 1 + int(r * 40)
+                delivery_status = "received"
+                delivery_time = created + (int((1 + r * 40) * US) if fractional else (1 + int(r * 40)) * US)
         user = self._user_of_phone.get(phone) or self._new_user(phone)
         oa_id = self.oa_ids[int(rand() * len(self.oa_ids))]
         return Consent(
@@ -629,16 +845,31 @@ class Store:
         self._user_of_phone[phone] = user
         return user
 
-    def _seed(self, n: int) -> None:
-        rng = self._rng
-        span = self.end - self.start
-        rand = rng.random
-        created = sorted(self.start + int(rand() * span) for _ in range(n))
-        # A few deliberate same-second ties even in small data sets.
+    def _seed_times(self, n: int) -> list[int]:
+        """Seeded ``created_at`` values, sorted: the burst share inside its window, the rest spread."""
+        rand = self._rng.random
+        in_burst = round(n * self.burst_share)
+        spread = n - in_burst
+        if self.fractional_times:
+            base, span = self.start * US, (self.end - self.start) * US
+            created = [base + int(rand() * span) for _ in range(spread)]
+            base, span = self.burst_start * US, int(self.burst_span_s * US)
+            created += [base + int(rand() * span) for _ in range(in_burst)]
+        else:
+            base, whole = self.start, self.end - self.start
+            created = [(base + int(rand() * whole)) * US for _ in range(spread)]
+            base, burst = self.burst_start, self.burst_span_s
+            created += [(base + int(rand() * burst)) * US for _ in range(in_burst)]
+        created.sort()
+        # A few deliberate exact ties even in small data sets.
         for i in range(1, n):
             if rand() < 0.03:
                 created[i] = created[i - 1]
-        now = int(self.now_s())
+        return created
+
+    def _seed(self, n: int) -> None:
+        created = self._seed_times(n)
+        now = self._stamp(self.now_us())
         records = [self._generate(c, now) for c in created]
         self._by_id = {c.id: c for c in records}
         self._created_index = [_key(c.created, c.id) for c in records]
@@ -649,44 +880,42 @@ class Store:
             self._schedule(c)
         heapq.heapify(self._timers)
 
-    def _schedule(self, consent: Consent, auto_reply_at: float | None = None) -> None:
+    def _schedule(self, consent: Consent, auto_reply_at: int | None = None) -> None:
         """Queue the pending consent's next transition (NS at window end, or an auto-reply)."""
         if consent.status != "P" or consent.reply_status != "S":
             return
-        expiry = consent.created + self.reply_window_s
+        expiry = consent.created + round(self.reply_window_s * US)
         heapq.heappush(self._timers, (expiry, consent.id, consent.version, "expire"))
         if auto_reply_at is not None and auto_reply_at < expiry:
             heapq.heappush(self._timers, (auto_reply_at, consent.id, consent.version, "auto"))
 
     def _settle(self) -> None:
         """Apply every transition whose simulated time has come (lazy lifecycle, O(due) per call)."""
-        now = self.now_s()
+        now = self.now_us()
         timers = self._timers
         while timers and timers[0][0] <= now:
             due, consent_id, version, kind = heapq.heappop(timers)
             consent = self._by_id.get(consent_id)
             if consent is None or consent.version != version or consent.reply_status != "S":
                 continue
-            if kind == "expire":
-                self._set_reply(consent, "NS", int(due))
-            else:
-                self._set_reply(consent, self.auto_reply_status, int(due))
+            reply = "NS" if kind == "expire" else self.auto_reply_status
+            self._set_reply(consent, reply, self._stamp(due))
 
     def _set_reply(self, consent: Consent, reply: str, at: int) -> None:
         self._updated_index.pop(bisect_left(self._updated_index, _key(consent.updated, consent.id)))
         consent.reply_status = reply
         consent.updated = at
         if reply == "P":
-            consent.expires = at + AGREEMENT_S
+            consent.expires = at + AGREEMENT_US
             consent.delivery_status = "seen"
         elif reply == "N":
             consent.delivery_status = "seen"
         if consent.delivery_status != UNKNOWN and consent.delivery_time <= consent.created:
-            consent.delivery_time = min(at, consent.created + 2)
+            consent.delivery_time = min(at, consent.created + 2 * US)
         consent.touch()
         insort(self._updated_index, _key(consent.updated, consent.id))
 
-    def _add(self, consent: Consent, auto_reply_at: float | None = None) -> None:
+    def _add(self, consent: Consent, auto_reply_at: int | None = None) -> None:
         if consent.id in self._by_id:
             raise ValueError(f"duplicate consent id {consent.id}")
         self._max_id = max(self._max_id, consent.id)
@@ -696,20 +925,30 @@ class Store:
         self._by_oa_phone.setdefault((consent.oa_id, consent.phone), []).append(consent)
         self._schedule(consent, auto_reply_at)
 
+    def _wire(self, consent: Consent) -> dict[str, Any]:
+        return consent.wire(self._created_at_precision)
+
     # ---------------------------------------------------------------- reads
     def get(self, consent_id: int | str) -> dict[str, Any] | None:
         """Return a copy of one consent's wire dict, or ``None``."""
         with self._lock:
             self._settle()
             consent = self._by_id.get(int(consent_id))
-            return dict(consent.wire()) if consent else None
+            return dict(self._wire(consent)) if consent else None
 
-    def all(self) -> list[dict[str, Any]]:
-        """Return copies of every consent, newest first (the API's default order), lag ignored."""
+    def all(self, exact: bool = False) -> list[dict[str, Any]]:
+        """Return copies of every consent, newest first (the API's default order), lag ignored.
+
+        :param exact: write the times exactly (microseconds) whatever ``created_at_precision`` says:
+            the values the filters compare with.
+        """
         with self._lock:
             self._settle()
             by_id = self._by_id
-            return [dict(by_id[k & _ID_MASK].wire()) for k in reversed(self._created_index)]
+            keys = reversed(self._created_index)
+            if exact:
+                return [by_id[k & _ID_MASK].wire_uncached("exact") for k in keys]
+            return [dict(self._wire(by_id[k & _ID_MASK])) for k in keys]
 
     def count(self) -> int:
         """Return the number of consents held."""
@@ -722,25 +961,24 @@ class Store:
         Walks the sorted index from the cursor position, so a page costs O(limit) when nothing is
         filtered out, and ``date_from``/``date_to`` with a ``created_at`` sort narrow the walk by
         bisection. ``after`` returns items strictly after the cursor in the sort order; ``before``
-        returns the ``limit`` items just before it, still in the sort order.
+        returns the ``limit`` items just before it, still in the sort order. Date filters are read at
+        ``date_filter_precision`` and compared with the exact ``created_at``.
 
         :return: (wire dicts in sort order, next cursor, prev cursor); both cursors are ``""`` on an
             empty page and filled on every non-empty page, the last one included.
         """
         with self._lock:
             self._settle()
-            now = self.now_s()
+            now = self.now_us()
             by_created = paging.sort.endswith("created_at")
             index = self._created_index if by_created else self._updated_index
             descending = paging.sort.startswith("-")
+            low, high = flt.date_bounds(self._date_filter_precision, self.date_to_inclusive)
             lo, hi = 0, len(index)
-            if by_created and flt.date_from is not None:
-                lo = bisect_left(index, _key(math.ceil(flt.date_from), 0))
-            if by_created and flt.date_to is not None:
-                if self.date_to_inclusive:
-                    hi = bisect_left(index, _key(math.floor(flt.date_to) + 1, 0))
-                else:
-                    hi = bisect_left(index, _key(math.ceil(flt.date_to), 0))
+            if by_created and low is not None:
+                lo = bisect_left(index, _key(low, 0))
+            if by_created and high is not None:
+                hi = bisect_left(index, _key(high, 0))
             # Map the cursors to ascending-index bounds [lo, hi).
             for cursor, is_after in ((paging.after, True), (paging.before, False)):
                 if cursor is None:
@@ -754,11 +992,10 @@ class Store:
             walk_up = (paging.before is None) != descending
             positions: Iterator[int] = iter(range(lo, hi)) if walk_up else iter(range(hi - 1, lo - 1, -1))
             by_id = self._by_id
-            inclusive = self.date_to_inclusive
             picked: list[Consent] = []
             for pos in positions:
                 consent = by_id[index[pos] & _ID_MASK]
-                if consent.visible_at > now or not flt.matches(consent, inclusive):
+                if consent.visible_at > now or not flt.matches(consent, low, high):
                     continue
                 picked.append(consent)
                 if len(picked) >= paging.limit:
@@ -769,7 +1006,7 @@ class Store:
                 return [], "", ""
             first, last = picked[0], picked[-1]
             return (
-                [c.wire() for c in picked],
+                [self._wire(c) for c in picked],
                 encode_cursor(paging.sort, last.created if by_created else last.updated, last.id),
                 encode_cursor(paging.sort, first.created if by_created else first.updated, first.id),
             )
@@ -783,25 +1020,26 @@ class Store:
         """
         with self._lock:
             self._settle()
-            now = self.now_s()
+            now = self.now_us()
+            shown = self._created_at_precision
             consents = self._by_oa_phone.get((oa_id, phone), [])
             agreed = [c for c in consents if c.status == "P" and c.reply_status == "P"]
             valid = [c for c in agreed if c.expires > now]
             if valid:
                 newest = max(valid, key=lambda c: (c.updated, c.id))
-                return 0, format_time(newest.expires), "Khách hàng đã đồng ý cho phép gọi"
+                return 0, format_time(newest.expires, shown), "Khách hàng đã đồng ý cho phép gọi"
             if not consents:
                 return -1, "", "Chưa có yêu cầu cấp quyền gọi cho số điện thoại này"
             latest = max(consents, key=lambda c: (c.created, c.id))
             if latest.status != "P":
                 return -6, "", "Yêu cầu cấp quyền gọi gửi không thành công"
             if latest.reply_status == "S":
-                return -2, format_time(latest.expires), "Đang chờ khách hàng phản hồi"
+                return -2, format_time(latest.expires, shown), "Đang chờ khách hàng phản hồi"
             if latest.reply_status == "N":
                 return -3, "", "Khách hàng đã từ chối cấp quyền gọi"
             if agreed:
                 newest = max(agreed, key=lambda c: (c.updated, c.id))
-                return -5, format_time(newest.expires), "Quyền gọi đã hết hạn"
+                return -5, format_time(newest.expires, shown), "Quyền gọi đã hết hạn"
             return -4, "", "Khách hàng không phản hồi yêu cầu cấp quyền gọi"
 
     # --------------------------------------------------------------- writes
@@ -812,9 +1050,9 @@ class Store:
         """
         with self._lock:
             self._settle()
-            now = self.now_s()
-            created = int(now)
+            now = self.now_us()
             self._max_id += 1 + self._rng.randrange(1000)
+            created = self._made_at(now)
             failure = self._failing_phones.get(phone)
             user = self._user_of_phone.get(phone) or self._new_user(phone)
             consent = Consent(
@@ -834,14 +1072,14 @@ class Store:
                 error_message=failure[1] if failure else "",
                 created=created,
                 updated=created,
-                expires=int(created + self.reply_window_s),
-                visible_at=now + self.listing_lag_s if self.listing_lag_s > 0 else 0.0,
+                expires=created + self._window_us(),
+                visible_at=self._lag_until(now),
             )
-            auto = None if self.auto_reply_after_s is None else created + self.auto_reply_after_s
-            self._add(consent, auto)
+            after = self.auto_reply_after_s
+            self._add(consent, None if after is None else created + round(after * US))
             if oa_id not in self.oa_ids:
                 self.oa_ids.append(oa_id)
-            return dict(consent.wire())
+            return dict(self._wire(consent))
 
     def reply(self, consent_id: int | str, reply_status: str) -> dict[str, Any]:
         """Record the customer's answer now (``P`` agrees for 30 days, ``N`` refuses).
@@ -856,30 +1094,38 @@ class Store:
             consent = self._by_id.get(int(consent_id))
             if consent is None:
                 raise NotFound(str(consent_id))
-            self._set_reply(consent, reply_status, int(self.now_s()))
-            return dict(consent.wire())
+            self._set_reply(consent, reply_status, self._stamp(self.now_us()))
+            return dict(self._wire(consent))
 
-    def insert(self, n: int, created_at: int | None = None) -> list[dict[str, Any]]:
+    def insert(self, n: int, created_at: datetime | str | float | None = None) -> list[dict[str, Any]]:
         """Insert ``n`` generated consents created at ``created_at`` (default: simulated now).
+
+        A given ``created_at`` (aware datetime, RFC 3339 string or epoch seconds) is kept exactly;
+        by default each consent gets the current second, plus its own seeded fraction with
+        ``fractional_times``. The consents are listable after ``listing_lag_s``.
 
         :return: their wire dicts (copies).
         """
         with self._lock:
             self._settle()
-            now = int(self.now_s())
-            created = now if created_at is None else created_at
+            now = self.now_us()
+            given = None if created_at is None else to_micros(created_at, "created_at")
+            visible_at = self._lag_until(now)
             out = []
             for _ in range(n):
-                consent = self._generate(created, now)
+                consent = self._generate(self._made_at(now) if given is None else given, self._stamp(now))
+                consent.visible_at = visible_at
                 self._add(consent)
-                out.append(dict(consent.wire()))
+                out.append(dict(self._wire(consent)))
             return out
 
     def add(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Insert one consent with ``fields`` (wire names) set and the rest generated.
 
-        Times may be aware datetimes, RFC 3339 strings or epoch numbers. When ``updated_at`` or
-        ``expires_at`` are not given they follow ``created_at``.
+        Times may be aware datetimes, RFC 3339 strings or epoch seconds, and are kept exactly
+        (microseconds). When ``updated_at`` or ``expires_at`` are not given they follow
+        ``created_at``; without ``created_at`` the consent is created now (with a seeded fraction
+        under ``fractional_times``). The consent is listable after ``listing_lag_s``.
 
         :raises ValueError: unknown field or bad value.
         """
@@ -887,15 +1133,16 @@ class Store:
         unknown = set(fields) - known
         if unknown:
             raise ValueError(f"unknown consent fields: {sorted(unknown)}")
+        times = {"created_at": "created", "updated_at": "updated", "expires_at": "expires"}
         with self._lock:
             self._settle()
-            now = int(self.now_s())
-            created = to_epoch(fields["created_at"], "created_at") if "created_at" in fields else now
-            consent = self._generate(created, now)
+            now = self.now_us()
+            created = to_micros(fields["created_at"], "created_at") if "created_at" in fields else self._made_at(now)
+            consent = self._generate(created, self._stamp(now))
+            consent.visible_at = self._lag_until(now)
             for name, value in fields.items():
-                if name in ("created_at", "updated_at", "expires_at", "delivery_time"):
-                    attr = {"created_at": "created", "updated_at": "updated", "expires_at": "expires"}.get(name, name)
-                    setattr(consent, attr, to_epoch(value, name))
+                if name in ("created_at", "updated_at", "expires_at", "delivery_time", "visible_at"):
+                    setattr(consent, times.get(name, name), to_micros(value, name))
                 elif name == "id":
                     consent.id = parse_int64(value, "id")
                     if consent.id <= 0:
@@ -912,18 +1159,18 @@ class Store:
                 if consent.reply_status in ("S", ZERO_STATUS) or consent.status != "P":
                     consent.updated = consent.created
                 elif consent.reply_status == "NS":
-                    consent.updated = int(consent.created + self.reply_window_s)
+                    consent.updated = consent.created + self._window_us()
                 else:
                     consent.updated = max(consent.created, consent.updated)
             if "expires_at" not in fields:
                 consent.expires = (
-                    consent.updated + AGREEMENT_S
+                    consent.updated + AGREEMENT_US
                     if consent.reply_status == "P"
-                    else int(consent.created + self.reply_window_s)
+                    else consent.created + self._window_us()
                 )
             consent.touch()
             self._add(consent)
-            return dict(consent.wire())
+            return dict(self._wire(consent))
 
     def fail_send_to(self, phone: str, error_code: int, error_message: str) -> None:
         """Make every later ``RequestConsent`` to ``phone`` fail to send with this Zalo error."""

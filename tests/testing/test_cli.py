@@ -11,14 +11,17 @@ from pathlib import Path
 import pytest
 import requests
 
-from airflow_provider_etelecom.testing.__main__ import build_parser
+from airflow_provider_etelecom.testing import PLATFORM_VARIANTS
+from airflow_provider_etelecom.testing.__main__ import build_parser, switches_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def _spawn(
+    *args: str, env: dict[str, str] | None = None, port: tuple[str, ...] = ("--port", "0")
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_etelecom.testing", "--port", "0", *args],
+        [sys.executable, "-m", "airflow_provider_etelecom.testing", *port, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -102,5 +105,65 @@ def test_cli_parser_maps_every_flag() -> None:
     assert (args.error_rate, args.drop_rate, args.truncate_rate) == (0.1, 0.2, 0.3)
     assert (args.rate_limit_rate, args.exhausted_rate) == (0.4, 0.5)
     assert args.auto_reply_after == 60 and args.auto_reply_status == "N"
-    assert args.listing_lag == 5 and args.date_to_inclusive
+    assert args.listing_lag_s == 5 and args.date_to_inclusive
     assert args.start.tzinfo is not None and args.end.tzinfo is not None
+
+
+def test_cli_maps_every_platform_switch() -> None:
+    args = build_parser().parse_args(
+        [
+            "--fractional-times",
+            "--date-filter-precision",
+            "s_round",
+            "--created-at-precision",
+            "ms",
+            "--accepted-sorts",
+            "created_at,-created_at",
+            "--burst-share",
+            "0.8",
+            "--burst-start",
+            "2026-01-10T00:00:00Z",
+            "--burst-span",
+            "86400",
+        ]
+    )
+    switches = switches_of(args)
+    assert switches == {
+        "fractional_times": True,
+        "date_filter_precision": "s_round",
+        "created_at_precision": "ms",
+        "accepted_sorts": ("created_at", "-created_at"),
+        "burst_share": 0.8,
+        "burst_start": args.burst_start,
+        "burst_span_s": 86400.0,
+    }
+    assert switches_of(build_parser().parse_args([])) == {}, "flags not given leave the simulator's defaults"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--accepted-sorts", "id"])
+
+
+def test_cli_variant_is_the_base_and_explicit_flags_override_it() -> None:
+    args = build_parser().parse_args(["--variant", "filter_s_truncate", "--date-filter-precision", "ms"])
+    assert switches_of(args) == {**PLATFORM_VARIANTS["filter_s_truncate"], "date_filter_precision": "ms"}
+
+
+def test_cli_defaults_to_a_free_port_and_prints_it() -> None:
+    assert build_parser().parse_args([]).port == 0
+    proc = _spawn("--consents", "5", "--variant", "updated_at_sort_refused", port=())
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        base_url = proc.stdout.readline().strip()
+        port = int(base_url.split(":")[2].split("/")[0])
+        assert port not in (0, 8080)
+        assert f"on port {port}" in proc.stderr.readline()
+        root = base_url.rsplit("/v1/", 1)[0]
+        assert requests.get(root + "/_simulator/settings", timeout=5).json()["accepted_sorts"] == [
+            "created_at",
+            "-created_at",
+        ]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,62 @@
+"""Named simulator settings, one per platform behaviour nobody has confirmed, for parametrised tests.
+
+Nobody here can reach eTelecom, so the simulator's defaults are one guess among several. A test that
+must hold *whatever* the platform turns out to be runs under each of these::
+
+    @pytest.mark.parametrize("variant", PLATFORM_VARIANTS)
+    def test_export_is_exact(variant: str) -> None:
+        with EtelecomSimulator(consents=500, **PLATFORM_VARIANTS[variant]) as sim:
+            ...
+
+Every precision variant turns ``fractional_times`` on: with whole-second data, how the platform
+reads or writes fractions changes nothing. :data:`PLATFORM_VARIANT_DESCRIPTIONS` says in one line what
+each variant plays (same keys).
+"""
+
+from __future__ import annotations
+
+_FRACTIONAL: dict[str, object] = {"fractional_times": True}
+
+#: Constructor keyword arguments of :class:`~airflow_provider_etelecom.testing.EtelecomSimulator`, by name.
+PLATFORM_VARIANTS: dict[str, dict[str, object]] = {
+    "defaults": {},
+    "filter_exact_fractional": {**_FRACTIONAL},
+    "filter_s_truncate": {**_FRACTIONAL, "date_filter_precision": "s_truncate"},
+    "filter_s_round": {**_FRACTIONAL, "date_filter_precision": "s_round"},
+    "filter_ms": {**_FRACTIONAL, "date_filter_precision": "ms"},
+    "shown_s_truncate": {**_FRACTIONAL, "created_at_precision": "s_truncate"},
+    "shown_s_round": {**_FRACTIONAL, "created_at_precision": "s_round"},
+    "shown_ms": {**_FRACTIONAL, "created_at_precision": "ms"},
+    "date_to_inclusive": {"date_to_inclusive": True},
+    "filter_s_truncate+date_to_inclusive": {
+        **_FRACTIONAL,
+        "date_filter_precision": "s_truncate",
+        "date_to_inclusive": True,
+    },
+    "shown_s_round+filter_s_truncate": {
+        **_FRACTIONAL,
+        "created_at_precision": "s_round",
+        "date_filter_precision": "s_truncate",
+    },
+    "listing_lag": {"listing_lag_s": 30.0},
+    "updated_at_sort_refused": {"accepted_sorts": ("created_at", "-created_at")},
+    "crowded_second": {**_FRACTIONAL, "burst_share": 0.5, "burst_span_s": 1.0},
+}
+
+#: What real-platform behaviour each of :data:`PLATFORM_VARIANTS` plays, in one line.
+PLATFORM_VARIANT_DESCRIPTIONS: dict[str, str] = {
+    "defaults": "whole-second times, exact filters, date_to exclusive, no lag, every sort accepted",
+    "filter_exact_fractional": "created_at has microseconds; date filters compared exactly",
+    "filter_s_truncate": "date filters cut to whole seconds (10:00:00.3 reads as 10:00:00)",
+    "filter_s_round": "date filters rounded half-up to whole seconds (10:00:00.5 reads as 10:00:01)",
+    "filter_ms": "date filters cut to milliseconds",
+    "shown_s_truncate": "answers show times cut to whole seconds; filters compare the exact value",
+    "shown_s_round": "answers show times rounded to whole seconds; filters compare the exact value",
+    "shown_ms": "answers show times cut to milliseconds; filters compare the exact value",
+    "date_to_inclusive": "filter.date_to is inclusive (created_at <= date_to)",
+    "filter_s_truncate+date_to_inclusive": "date filters cut to whole seconds, and date_to inclusive",
+    "shown_s_round+filter_s_truncate": "answers show rounded seconds while filters cut to seconds",
+    "listing_lag": "a new consent is listable only 30 s after it was created",
+    "updated_at_sort_refused": "only created_at sorts accepted; sort=updated_at gets 400 naming sort",
+    "crowded_second": "half of the seeded consents created inside one second, with microseconds",
+}
