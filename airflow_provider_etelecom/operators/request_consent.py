@@ -14,6 +14,7 @@ from airflow_provider_etelecom.client.models import SendStatus
 from airflow_provider_etelecom.exceptions import (
     EtelecomAuthError,
     EtelecomBadRequestError,
+    EtelecomConfigError,
     EtelecomConsentOutcomeError,
     EtelecomError,
     EtelecomNotFoundError,
@@ -33,9 +34,10 @@ CLOCK_SKEW = timedelta(minutes=2)
 #: retries of task instances that are in flight during an upgrade.
 SEND_RECORD_KEY = "etelecom_request_consent"
 
-#: Errors that prove eTelecom created no consent: refused before sending (validation), refused
-#: with an answer (401/403, 400/409/412/501, 404, 429/403 ``resource_exhausted``).
+#: Errors that prove eTelecom created no consent: refused before sending (validation, connection),
+#: refused with an answer (401/403, 400/409/412/501, 404, 429/403 ``resource_exhausted``).
 _REFUSED = (
+    EtelecomConfigError,
     EtelecomValidationError,
     EtelecomAuthError,
     EtelecomBadRequestError,
@@ -333,6 +335,7 @@ class RequestConsentOperator(BaseOperator):
             "request": identity,
         }
         if store is not None:
+            self.hook.get_conn()  # a missing or wrong connection fails here, with nothing under way
             store.set(SEND_RECORD_KEY, record)
         try:
             consent = self.hook.request_consent(
@@ -395,7 +398,12 @@ class RequestConsentOperator(BaseOperator):
             recorded.get("id"),
             mask_phone(str(query.phone)),
         )
-        fresh = self.hook.find_consent(str(recorded.get("id")), oa_id=str(query.oa_id), phone=str(query.phone))
+        try:
+            fresh = self.hook.find_consent(str(recorded.get("id")), oa_id=str(query.oa_id), phone=str(query.phone))
+        except EtelecomTransientError as error:
+            # The consent is known; its current state is a nicety that must not fail the task.
+            self.log.warning("Could not look up consent %s (%s); returning it as sent.", recorded.get("id"), error)
+            fresh = None
         return fresh if fresh is not None else cast(Consent, recorded)
 
     def _earlier_send(self, query: ConsentQuery, context: Context) -> Consent | None:

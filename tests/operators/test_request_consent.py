@@ -423,3 +423,25 @@ def test_a_record_for_other_arguments_is_ignored(etelecom_connection: EtelecomSi
     consent = operator(listing_lag_grace=0).execute(context(2, store=store))
     assert consent["id"] != other["id"] and consent["phone"] == "84912000444"
     assert sim.stats.count(method=SEND) == 2
+
+
+def test_a_recorded_consent_is_returned_when_its_lookup_fails(etelecom_connection: EtelecomSimulator) -> None:
+    sim = etelecom_connection
+    store = MemoryTaskStateStore()
+    first = operator().execute(context(1, store=store))
+    retry = operator()
+    retry.hook.max_retries = 0
+    sim.script_faults(["503"])  # the lookup of the recorded consent fails: the record is enough
+    assert retry.execute(context(2, store=store))["id"] == first["id"]
+    assert sim.stats.count(method=SEND) == 1
+
+
+@pytest.mark.parametrize("conn_id", ["etelecom_default", "no_such_connection"])
+def test_a_wrong_or_missing_connection_leaves_nothing_under_way(
+    etelecom_connection: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch, conn_id: str
+) -> None:
+    store = MemoryTaskStateStore()
+    monkeypatch.setenv("AIRFLOW_CONN_ETELECOM_DEFAULT", '{"conn_type": "etelecom", "host": "ftp://nowhere"}')
+    with pytest.raises(Exception, match=conn_id):  # EtelecomConfigError, or Airflow's not-found error
+        operator(etelecom_conn_id=conn_id).execute(context(1, store=store))
+    assert store.values == {}  # no send was under way: the retry of a fixed connection sends at once
