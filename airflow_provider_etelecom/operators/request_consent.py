@@ -2,21 +2,69 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol, cast
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, Context
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, Context, conf
 
 from airflow_provider_etelecom.client import Consent, ConsentQuery, mask_phone
 from airflow_provider_etelecom.client.models import SendStatus
-from airflow_provider_etelecom.exceptions import EtelecomConsentOutcomeError, EtelecomValidationError
+from airflow_provider_etelecom.exceptions import (
+    EtelecomAuthError,
+    EtelecomBadRequestError,
+    EtelecomConfigError,
+    EtelecomConsentOutcomeError,
+    EtelecomError,
+    EtelecomNotFoundError,
+    EtelecomRateLimitError,
+    EtelecomTransientError,
+    EtelecomValidationError,
+)
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
+from airflow_provider_etelecom.sensors.consents import LISTING_LAG_GRACE_S, _seconds
 
 __all__ = ["RequestConsentOperator"]
 
 #: Margin for the difference between the worker's clock and eTelecom's ``created_at`` clock.
 CLOCK_SKEW = timedelta(minutes=2)
+
+#: The task state store key (Airflow 3.3+) of a task instance's send. Renaming it breaks the
+#: retries of task instances that are in flight during an upgrade.
+SEND_RECORD_KEY = "etelecom_request_consent"
+
+#: Errors that prove eTelecom created no consent: refused before sending (validation, connection),
+#: refused with an answer (401/403, 400/409/412/501, 404, 429/403 ``resource_exhausted``).
+_REFUSED = (
+    EtelecomConfigError,
+    EtelecomValidationError,
+    EtelecomAuthError,
+    EtelecomBadRequestError,
+    EtelecomNotFoundError,
+    EtelecomRateLimitError,
+)
+
+
+class _TaskStateStore(Protocol):
+    """What the operator uses of Airflow 3.3's ``context["task_state_store"]``."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _certainly_not_created(error: EtelecomError) -> bool:
+    """Tell whether a failed ``RequestConsent`` certainly created no consent (so no message went out)."""
+    if isinstance(error, _REFUSED):
+        return True
+    return isinstance(error, EtelecomTransientError) and not error.reached_server
 
 
 def _is_unrendered(value: object) -> bool:
@@ -61,26 +109,50 @@ class RequestConsentOperator(BaseOperator):
     * on a later try of the same task instance (an Airflow retry, or a clear and re-run of the
       same run: ``try_number > 1``), it first lists consents for the same OA, phone, call type
       and reason created since the run became due (see :func:`first_try_anchor`) and returns the
-      oldest one whose send did not fail, instead of sending. One ``ListRequestConsent`` request.
+      oldest one whose send did not fail, instead of sending. A consent the platform has created
+      may take a while to be listed, so while none is found the operator keeps looking until
+      ``listing_lag_grace`` has passed since this try started (the earlier try cannot have sent
+      later than that), and sends again only then. Waits longer than one look interval defer
+      when ``deferrable``, so thousands of retrying mapped tasks hold no worker slots;
+    * on Airflow 3.3+ it also keeps a record in the task state store, which survives retries:
+      "send under way" (written before sending) and then the consent. A later try that finds the
+      consent returns it; one that finds only "under way" and still sees no consent after the
+      grace fails with :class:`AirflowFailException` instead of sending, unless
+      ``resend_if_unconfirmed``.
 
     Not guaranteed: a consent sent in that window by something else (another DAG, a person in
     the eTelecom app) for the same OA, phone, call type and reason is indistinguishable and is
-    returned instead of a new send; and a first try that fails before eTelecom answers may have
-    sent a consent that the second try finds only if the listing already shows it. A send that
-    failed (``status`` ``N``) reached nobody and is not reused: a later try sends again.
+    returned instead of a new send; and, where there is no task state store (Airflow 2.11 and
+    3.0-3.2), a consent the listing shows only after longer than ``listing_lag_grace`` is sent
+    again. A send that failed (``status`` ``N``) reached nobody and is not reused: a later try
+    sends again. ``docs/operator.md`` says exactly what holds on which Airflow version.
 
     :param oa_id: the Official Account id (templated).
     :param phone: the customer's phone (templated).
     :param call_type: ``audio``, ``video`` or ``audio_and_video`` (templated).
     :param reason_code: one of eTelecom's five reason codes (templated).
     :param etelecom_conn_id: the eTelecom connection.
+    :param listing_lag_grace: how long after this try started a later try keeps looking for the
+        earlier try's consent before it may send again (seconds or timedelta; default the
+        sensors' not-found grace, 60 s). Set it above the longest listing lag you have seen.
+    :param deferrable: wait out the grace on the triggerer instead of in a worker slot (default
+        ``[operators] default_deferrable``); without a triggerer the wait is polled in-process.
+    :param resend_if_unconfirmed: on Airflow 3.3+, send again when an earlier try started a send
+        whose outcome is unknown (its answer was lost) and no consent appeared within the grace.
+        Off by default: the earlier request may well have reached the customer.
     :return: the consent dict (XCom ``return_value``).
     :raises EtelecomConsentOutcomeError: when eTelecom could not deliver the request (``status`` ``N``),
         with its ``error_code`` and ``error_message``.
+    :raises AirflowFailException: when an earlier try's send is unconfirmed after the grace
+        (Airflow 3.3+, ``resend_if_unconfirmed=False``), or a rendered argument is invalid.
     """
 
     template_fields = ("oa_id", "phone", "call_type", "reason_code")
     ui_color = "#d7ecfb"
+
+    #: Seconds between looks while the grace runs in-process; a wait no longer than this is
+    #: slept in the worker even when deferrable (a deferral round trip costs more).
+    listing_look_interval: float = 5.0
 
     def __init__(
         self,
@@ -90,6 +162,9 @@ class RequestConsentOperator(BaseOperator):
         call_type: str,
         reason_code: str,
         etelecom_conn_id: str = EtelecomHook.default_conn_name,
+        listing_lag_grace: float | timedelta = LISTING_LAG_GRACE_S,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        resend_if_unconfirmed: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -98,6 +173,12 @@ class RequestConsentOperator(BaseOperator):
         self.call_type = call_type
         self.reason_code = reason_code
         self.etelecom_conn_id = etelecom_conn_id
+        self.listing_lag_grace = _seconds("listing_lag_grace", listing_lag_grace)
+        for name, flag in (("deferrable", deferrable), ("resend_if_unconfirmed", resend_if_unconfirmed)):
+            if not isinstance(flag, bool):
+                raise EtelecomValidationError(f"{name}={flag!r} must be True or False.", parameter=name)
+        self.deferrable = deferrable
+        self.resend_if_unconfirmed = resend_if_unconfirmed
         known: dict[str, Any] = {
             name: value
             for name, value in (
@@ -117,28 +198,213 @@ class RequestConsentOperator(BaseOperator):
 
     def execute(self, context: Context) -> Consent:
         """Validate, reuse an earlier try's consent or send a new request, and return the consent."""
+        query = self._rendered_query()
+        record = self._send_record(query, context)
+        consent = self._recorded_consent(query, record)
+        if consent is None and self._must_look(record, context):
+            consent = self._earlier_send(query, context)
+            if consent is None:
+                return self._wait_for_earlier_send(query, context, self._grace_deadline(context))
+            self._record_found(context, record, consent)
+        if consent is None:
+            consent = self._send(query, context)
+        return self._checked(consent, query)
+
+    def execute_complete(self, context: Context, event: object = None, deadline: str | None = None) -> Consent:
+        """Resume after a deferred wait for an earlier try's consent: look again, then decide.
+
+        :param event: the time trigger's event (its moment; unused).
+        :param deadline: the end of the grace (ISO-8601), as :meth:`execute` computed it.
+        """
+        query = self._rendered_query()
+        consent = self._look(query, context)
+        if consent is not None:
+            return self._checked(consent, query)
+        until = datetime.fromisoformat(deadline) if deadline else self._grace_deadline(context)
+        return self._wait_for_earlier_send(query, context, until)
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _rendered_query(self) -> ConsentQuery:
         try:
-            query = self.hook.build_query(
+            return self.hook.build_query(
                 oa_id=self.oa_id, phone=self.phone, call_type=self.call_type, reason_code=self.reason_code
             )
         except EtelecomValidationError as error:
             # A rendered value is wrong: an Airflow retry would render it the same way.
             raise AirflowFailException(f"{type(self).__name__} {self.task_id}: {error.message}") from error
+
+    @staticmethod
+    def _must_look(record: dict[str, Any] | None, context: Context) -> bool:
+        """Tell whether an earlier try may have sent a consent this try cannot account for.
+
+        With a record (Airflow 3.3+): only when its send is still "under way" (a recorded send that
+        failed with ``status`` ``N`` reached nobody). Without one: on any later try, as on Airflow 2.
+        """
+        if record is not None:
+            return record.get("state") == "under_way"
         ti: Any = context.get("ti")
-        consent = self._earlier_send(query, context) if getattr(ti, "try_number", 1) > 1 else None
-        if consent is None:
-            consent = self.hook.request_consent(
-                oa_id=str(query.oa_id), phone=str(query.phone), call_type=query.call_type, reason_code=query.reason_code
+        return bool(getattr(ti, "try_number", 1) > 1)
+
+    def _grace_deadline(self, context: Context) -> datetime:
+        """Return when the grace ends: ``listing_lag_grace`` after this try started.
+
+        The earlier try can have sent at any moment until it ended, which is before this try
+        started, and a consent sent at ``t`` is listed by ``t + lag``. Counting from this try's
+        start (not from when the earlier try began sending) covers a send just before the earlier
+        try died. Without a start date (a direct call), from now.
+        """
+        ti: Any = context.get("ti")
+        started = _aware(getattr(ti, "start_date", None)) or _now()
+        return started + timedelta(seconds=self.listing_lag_grace)
+
+    def _wait_for_earlier_send(self, query: ConsentQuery, context: Context, deadline: datetime) -> Consent:
+        """Look for the earlier try's consent until ``deadline``; then send, or fail if unconfirmed.
+
+        Defers (resuming in :meth:`execute_complete`) when deferrable and the wait is longer than
+        one look interval; otherwise looks every ``listing_look_interval`` seconds in-process.
+        """
+        while (remaining := (deadline - _now()).total_seconds()) > 0:
+            if self.deferrable and remaining > self.listing_look_interval:
+                from airflow.providers.common.compat.standard.triggers import TimeDeltaTrigger
+
+                self.log.info(
+                    "No earlier consent for %s listed yet; deferring %.1f s until %s (listing_lag_grace=%.0f s).",
+                    mask_phone(str(query.phone)),
+                    remaining,
+                    deadline.isoformat(),
+                    self.listing_lag_grace,
+                )
+                self.defer(
+                    trigger=TimeDeltaTrigger(timedelta(seconds=remaining)),
+                    method_name="execute_complete",
+                    kwargs={"deadline": deadline.isoformat()},
+                )
+            self.log.info(
+                "No earlier consent for %s listed yet; looking again (%.1f s left of listing_lag_grace=%.0f s).",
+                mask_phone(str(query.phone)),
+                remaining,
+                self.listing_lag_grace,
             )
-            self.log.info("Sent consent request %s to %s.", consent.get("id"), mask_phone(query.phone))
+            time.sleep(min(self.listing_look_interval, remaining))
+            consent = self._look(query, context)
+            if consent is not None:
+                return self._checked(consent, query)
+        return self._checked(self._send_after_grace(query, context), query)
+
+    def _look(self, query: ConsentQuery, context: Context) -> Consent | None:
+        """Look once for an earlier try's consent: the task state store's record, then the listing."""
+        record = self._send_record(query, context)
+        consent = self._recorded_consent(query, record)
+        if consent is None:
+            consent = self._earlier_send(query, context)
+            if consent is not None:
+                self._record_found(context, record, consent)
+        return consent
+
+    def _send_after_grace(self, query: ConsentQuery, context: Context) -> Consent:
+        """Send once the grace is over, unless a recorded send's outcome is still unknown."""
+        record = self._send_record(query, context)
+        consent = self._recorded_consent(query, record)
+        if consent is not None:
+            return consent
+        if record is not None and record.get("state") == "under_way" and not self.resend_if_unconfirmed:
+            raise AirflowFailException(
+                f"{type(self).__name__} {self.task_id}: try {record.get('try_number')} started sending the consent "
+                f"request to {mask_phone(str(query.phone))} at {record.get('since')} and never got its answer, and "
+                f"no consent for it is listed after listing_lag_grace={self.listing_lag_grace:.0f} s. It may have "
+                f"reached the customer, so this try does not send again. Check the consents in eTelecom; to send "
+                f"again anyway, set resend_if_unconfirmed=True (or a longer listing_lag_grace) and clear the task."
+            )
+        self.log.warning(
+            "No consent for %s appeared within listing_lag_grace=%.0f s after this try started; sending again.",
+            mask_phone(str(query.phone)),
+            self.listing_lag_grace,
+        )
+        return self._send(query, context)
+
+    def _send(self, query: ConsentQuery, context: Context) -> Consent:
+        """Send ``RequestConsent``; on Airflow 3.3+ record "under way" before and the consent after."""
+        store = _task_state_store(context)
+        identity = _identity(query)
+        ti: Any = context.get("ti")
+        record = {
+            "state": "under_way",
+            "since": _now().isoformat(),
+            "try_number": getattr(ti, "try_number", 1),
+            "request": identity,
+        }
+        if store is not None:
+            self.hook.get_conn()  # a missing or wrong connection fails here, with nothing under way
+            store.set(SEND_RECORD_KEY, record)
+        try:
+            consent = self.hook.request_consent(
+                oa_id=identity["oa_id"],
+                phone=identity["phone"],
+                call_type=identity["call_type"],
+                reason_code=identity["reason_code"],
+            )
+        except EtelecomError as error:
+            if store is not None and _certainly_not_created(error):
+                store.delete(SEND_RECORD_KEY)
+            raise
+        if store is not None:
+            store.set(SEND_RECORD_KEY, {**record, "state": "sent", "consent": dict(consent)})
+        self.log.info("Sent consent request %s to %s.", consent.get("id"), mask_phone(str(query.phone)))
+        return consent
+
+    @staticmethod
+    def _record_found(context: Context, record: dict[str, Any] | None, consent: Consent) -> None:
+        """Turn an "under way" record into "sent" once the listing shows its consent (no wait next time)."""
+        store = _task_state_store(context)
+        if store is not None and record is not None and record.get("state") == "under_way":
+            store.set(SEND_RECORD_KEY, {**record, "state": "sent", "consent": dict(consent)})
+
+    @staticmethod
+    def _checked(consent: Consent, query: ConsentQuery) -> Consent:
         if consent.get("status") == SendStatus.FAILED.value:
             raise EtelecomConsentOutcomeError(
-                f"eTelecom could not deliver consent request {consent.get('id')} to {mask_phone(query.phone)} "
+                f"eTelecom could not deliver consent request {consent.get('id')} to {mask_phone(str(query.phone))} "
                 f"via OA {query.oa_id}: error_code={consent.get('error_code')!r}, "
                 f"error_message={consent.get('error_message')!r}.",
                 consent=dict(consent),
             )
         return consent
+
+    @staticmethod
+    def _send_record(query: ConsentQuery, context: Context) -> dict[str, Any] | None:
+        """Return this task instance's send record for this very request (Airflow 3.3+), or ``None``.
+
+        A record for other arguments (an upstream was cleared and rendered another phone) is not
+        about this request and is ignored.
+        """
+        store = _task_state_store(context)
+        record = store.get(SEND_RECORD_KEY) if store is not None else None
+        if isinstance(record, dict) and record.get("request") == _identity(query):
+            return record
+        return None
+
+    def _recorded_consent(self, query: ConsentQuery, record: dict[str, Any] | None) -> Consent | None:
+        """Return the consent a record says was sent, fresh from the listing if it shows it already.
+
+        A recorded send that failed (``status`` ``N``) reached nobody: ``None``, so a new send follows.
+        """
+        recorded = record.get("consent") if record is not None and record.get("state") == "sent" else None
+        if not isinstance(recorded, dict) or recorded.get("status") == SendStatus.FAILED.value:
+            return None
+        self.log.warning(
+            "Not sending again: try %s of this task instance sent consent %s to %s (task state store); returning it.",
+            record.get("try_number") if record is not None else None,
+            recorded.get("id"),
+            mask_phone(str(query.phone)),
+        )
+        try:
+            fresh = self.hook.find_consent(str(recorded.get("id")), oa_id=str(query.oa_id), phone=str(query.phone))
+        except EtelecomTransientError as error:
+            # The consent is known; its current state is a nicety that must not fail the task.
+            self.log.warning("Could not look up consent %s (%s); returning it as sent.", recorded.get("id"), error)
+            fresh = None
+        return fresh if fresh is not None else cast(Consent, recorded)
 
     def _earlier_send(self, query: ConsentQuery, context: Context) -> Consent | None:
         anchor = first_try_anchor(context)
@@ -160,9 +426,23 @@ class RequestConsentOperator(BaseOperator):
                     "Not sending again: consent %s for %s was created at %s, after this run became due (%s); "
                     "returning it.",
                     consent.get("id"),
-                    mask_phone(query.phone),
+                    mask_phone(str(query.phone)),
                     consent.get("created_at"),
                     anchor.isoformat(),
                 )
                 return consent
         return None
+
+
+def _task_state_store(context: Context) -> _TaskStateStore | None:
+    """Return Airflow 3.3+'s task state store (shared by every try of a task instance), or ``None``."""
+    return cast("_TaskStateStore | None", context.get("task_state_store"))
+
+
+def _identity(query: ConsentQuery) -> dict[str, str]:
+    return {
+        "oa_id": str(query.oa_id),
+        "phone": str(query.phone),
+        "call_type": str(query.call_type),
+        "reason_code": str(query.reason_code),
+    }

@@ -48,6 +48,10 @@ __all__ = ["ConsentRepliesSensor", "ConsentReplySensor"]
 
 _REPLY_WORDS = {"P": "agreed (P)", "N": "refused (N)", "NS": "did not reply in time (NS)"}
 
+#: Seconds a consent that ``RequestConsent`` just created may take to show in the listing: the
+#: sensors' ``not_found_grace_period`` and ``RequestConsentOperator``'s ``listing_lag_grace``.
+LISTING_LAG_GRACE_S = 60.0
+
 
 def _is_unrendered(value: object) -> bool:
     """Tell whether a templated argument can only be checked once rendered (Jinja, XComArg)."""
@@ -225,7 +229,7 @@ class ConsentReplySensor(_ConsentWaitSensor):
         oa_id: str | int,
         etelecom_conn_id: str = EtelecomHook.default_conn_name,
         failure_statuses: Iterable[str] = (),
-        not_found_grace_period: float | timedelta = 60,
+        not_found_grace_period: float | timedelta = LISTING_LAG_GRACE_S,
         lookup_pages: int = 1,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: float = 60,
@@ -484,7 +488,7 @@ class ConsentRepliesSensor(_ConsentWaitSensor):
         etelecom_conn_id: str = EtelecomHook.default_conn_name,
         min_share: float = 1.0,
         failure_statuses: Iterable[str] = (),
-        not_found_grace_period: float | timedelta = 60,
+        not_found_grace_period: float | timedelta = LISTING_LAG_GRACE_S,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: float = 60,
         max_pages_per_check: int | None = None,

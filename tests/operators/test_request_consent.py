@@ -1,13 +1,20 @@
-"""RequestConsentOperator against the simulator: validation, failed sends, and never sending twice."""
+"""RequestConsentOperator against the simulator: validation, failed sends, and never sending twice.
+
+Time is driven, not slept: ``time_machine`` moves the worker's clock and, since the simulator's
+clock is real time plus its offset, the simulator's listing lag with it. The real Airflow retries
+(``dag.test()``) are in ``test_request_consent_retry.py``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException
+import time_machine
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 from airflow_provider_etelecom.exceptions import (
     EtelecomConsentOutcomeError,
@@ -15,7 +22,8 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomValidationError,
 )
 from airflow_provider_etelecom.operators.consents import RequestConsentOperator
-from airflow_provider_etelecom.operators.request_consent import first_try_anchor
+from airflow_provider_etelecom.operators.request_consent import SEND_RECORD_KEY, first_try_anchor
+from airflow_provider_etelecom.sensors.consents import LISTING_LAG_GRACE_S, ConsentReplySensor
 from airflow_provider_etelecom.testing import EtelecomSimulator
 
 SEND = "Zalo/RequestConsent"
@@ -36,12 +44,53 @@ def operator(**kwargs: Any) -> RequestConsentOperator:
     return RequestConsentOperator(**args)
 
 
-def context(try_number: int = 1, run_began: datetime | None = None) -> dict[str, Any]:
+class MemoryTaskStateStore:
+    """Airflow 3.3's task state store (``get``/``set``/``delete``), kept in memory, shared by tries.
+
+    The real accessor talks to the task's supervisor, which only a running task has; the real
+    store across real retries is proven in ``test_request_consent_retry.py``.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        assert value is not None
+        self.values[key] = value
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+def context(
+    try_number: int = 1,
+    run_began: datetime | None = None,
+    try_began: datetime | None = None,
+    store: MemoryTaskStateStore | None = None,
+) -> dict[str, Any]:
     began = run_began or datetime.now(timezone.utc) - timedelta(seconds=5)
-    return {
-        "ti": SimpleNamespace(try_number=try_number, start_date=datetime.now(timezone.utc)),
+    ctx: dict[str, Any] = {
+        "ti": SimpleNamespace(try_number=try_number, start_date=try_began or datetime.now(timezone.utc)),
         "dag_run": SimpleNamespace(run_after=began, queued_at=began, start_date=began + timedelta(seconds=1)),
     }
+    if store is not None:
+        ctx["task_state_store"] = store
+    return ctx
+
+
+@pytest.fixture
+def clock() -> Iterator[Any]:
+    """The worker's and the simulator's clock, moved by ``clock.shift(seconds)``."""
+    with time_machine.travel(datetime.now(timezone.utc), tick=True) as traveller:
+        yield traveller
+
+
+def sent_to_phone(sim: EtelecomSimulator) -> int:
+    """Consents the simulator created for PHONE: what the customer's phone received."""
+    return sum(1 for consent in sim.consents() if consent["phone"] == "84912000444")
 
 
 @pytest.mark.parametrize(
@@ -116,7 +165,8 @@ def test_a_retry_returns_the_first_tries_consent(etelecom_connection: EtelecomSi
 
 def test_a_retry_sends_when_nothing_was_sent(etelecom_connection: EtelecomSimulator) -> None:
     sim = etelecom_connection
-    consent = operator().execute(context(3))
+    began = datetime.now(timezone.utc) - timedelta(seconds=LISTING_LAG_GRACE_S + 1)
+    consent = operator().execute(context(3, run_began=began, try_began=began))  # the grace is over
     assert consent["status"] == "P"
     assert sim.stats.count(method=SEND) == 1 and sim.stats.count(method=LIST) == 1
 
@@ -127,7 +177,7 @@ def test_a_retry_ignores_other_call_types_and_earlier_runs(etelecom_connection: 
     sim.advance(3600)
     run_began = sim.now() - timedelta(seconds=1)
     sim.reset_stats()
-    operator().execute(context(2, run_began))
+    operator(listing_lag_grace=0).execute(context(2, run_began))
     assert sim.stats.count(method=SEND) == 1
 
 
@@ -140,7 +190,7 @@ def test_a_retry_after_a_failed_send_sends_again(etelecom_connection: EtelecomSi
     sim.reset_stats()
     # A failed send reached nobody: the retry sends again (and here fails the same way).
     with pytest.raises(EtelecomConsentOutcomeError):
-        operator().execute(context(2, run_began))
+        operator(listing_lag_grace=0).execute(context(2, run_began))
     assert sim.stats.count(method=SEND) == 1
 
 
@@ -156,55 +206,242 @@ def test_anchor_is_the_earliest_thing_the_run_knows() -> None:
     assert first_try_anchor({}) is None  # type: ignore[arg-type]
 
 
-RETRY_DAG = """
-import json
-from datetime import datetime, timedelta, timezone
-
-from airflow.providers.common.compat.sdk import DAG
-
-from airflow_provider_etelecom.operators.consents import RequestConsentOperator
+# -- the listing-lag grace -------------------------------------------------------------------
 
 
-class LostAfterSending(RequestConsentOperator):
-    # The first try sends, then its worker is lost before Airflow records the result.
-    def execute(self, context):
-        consent = super().execute(context)
-        if context["ti"].try_number == 1:
-            raise RuntimeError("worker lost after the send")
-        with open({out!r}, "w") as handle:
-            json.dump(consent, handle)
-        return consent
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"listing_lag_grace": -1}, "listing_lag_grace"),
+        ({"listing_lag_grace": "60"}, "listing_lag_grace"),
+        ({"listing_lag_grace": True}, "listing_lag_grace"),
+        ({"listing_lag_grace": timedelta(seconds=-5)}, "listing_lag_grace"),
+        ({"deferrable": "yes"}, "deferrable"),
+        ({"resend_if_unconfirmed": 1}, "resend_if_unconfirmed"),
+    ],
+)
+def test_new_parameters_are_validated(kwargs: dict[str, Any], parameter: str) -> None:
+    with pytest.raises(EtelecomValidationError, match=parameter) as caught:
+        operator(**kwargs)
+    assert caught.value.parameter == parameter
 
 
-with DAG(dag_id="request_consent_retry", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc)) as dag:
-    LostAfterSending(
-        task_id="ask", oa_id={oa!r}, phone={phone!r}, call_type="audio",
-        reason_code="order_appointment_confirmation", retries=1, retry_delay=timedelta(0),
-    )
-"""
+def test_the_grace_defaults_to_the_sensors_not_found_grace() -> None:
+    sensor = ConsentReplySensor(task_id="wait", consent_id="1", phone=PHONE, oa_id=OA)
+    assert operator().listing_lag_grace == sensor.not_found_grace_period == LISTING_LAG_GRACE_S == 60
+    assert operator(listing_lag_grace=timedelta(minutes=2)).listing_lag_grace == 120
+    assert operator().resend_if_unconfirmed is False
 
 
-@pytest.mark.slow
-def test_an_airflow_retry_sends_exactly_once(
-    airflow_db: str, etelecom_connection: EtelecomSimulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+def test_found_after_the_lag_inside_the_grace_is_not_sent_again(
+    etelecom_connection: EtelecomSimulator, clock: Any
 ) -> None:
-    import json
-    import os
-    import runpy
-    from pathlib import Path
-
-    from airflow.providers.common.compat.sdk import AIRFLOW_V_3_0_PLUS
-
-    if not AIRFLOW_V_3_0_PLUS:
-        monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "SequentialExecutor")
+    # The issue's case: the first try sent, then died; the listing shows the consent 30 s later.
     sim = etelecom_connection
-    out = Path(tmp_path) / "consent.json"
-    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "request_consent_retry.py"
-    path.write_text(RETRY_DAG.format(out=str(out), oa=OA, phone=PHONE))
-    dag_run = runpy.run_path(str(path))["dag"].test()
-    assert str(dag_run.state) == "success"
-    consent = json.loads(out.read_text())
+    sim.listing_lag_s = 30
+    run_began = datetime.now(timezone.utc) - timedelta(seconds=5)
+    first = operator().execute(context(1, run_began))
+    retry = operator(deferrable=True)
+    retry_context = context(2, run_began)
+    with pytest.raises(TaskDeferred) as deferred:
+        retry.execute(retry_context)
+    assert deferred.value.method_name == "execute_complete"
+    deadline = datetime.fromisoformat(deferred.value.kwargs["deadline"])
+    assert deadline == retry_context["ti"].start_date + timedelta(seconds=60)
+    assert abs((deferred.value.trigger.moment - deadline).total_seconds()) < 1
+    clock.shift(31)
+    again = retry.execute_complete(retry_context, event=None, **deferred.value.kwargs)
+    assert again["id"] == first["id"]
+    assert sim.stats.count(method=SEND) == 1 and sim.stats.count(method=LIST) == 2
+    assert sent_to_phone(sim) == 1
+
+
+def test_not_listed_after_the_grace_sends_once(etelecom_connection: EtelecomSimulator, clock: Any) -> None:
+    sim = etelecom_connection
+    retry = operator(deferrable=True)
+    retry_context = context(2)
+    with pytest.raises(TaskDeferred) as deferred:
+        retry.execute(retry_context)
+    assert sim.stats.count(method=SEND) == 0
+    clock.shift(61)
+    consent = retry.execute_complete(retry_context, event=None, **deferred.value.kwargs)
+    assert consent["status"] == "P"
+    assert sim.stats.count(method=SEND) == 1 and sim.stats.count(method=LIST) == 2
+
+
+def test_a_consent_listed_later_than_the_grace_is_sent_again_without_a_store(
+    etelecom_connection: EtelecomSimulator, clock: Any
+) -> None:
+    # The documented limit on Airflow 2.11 and 3.0-3.2: a listing lag longer than the grace.
+    sim = etelecom_connection
+    sim.listing_lag_s = 300
+    run_began = datetime.now(timezone.utc) - timedelta(seconds=5)
+    operator().execute(context(1, run_began))
+    retry, retry_context = operator(deferrable=True), context(2, run_began)
+    with pytest.raises(TaskDeferred) as deferred:
+        retry.execute(retry_context)
+    clock.shift(61)
+    retry.execute_complete(retry_context, event=None, **deferred.value.kwargs)
+    assert sim.stats.count(method=SEND) == 2 and sent_to_phone(sim) == 2
+
+
+def test_without_deferral_the_grace_is_polled_in_process(etelecom_connection: EtelecomSimulator) -> None:
+    # Real (short) waits: the operator sleeps between looks; the simulator's lag passes meanwhile.
+    sim = etelecom_connection
+    sim.listing_lag_s = 0.4
+    run_began = datetime.now(timezone.utc) - timedelta(seconds=5)
+    first = operator().execute(context(1, run_began))
+    retry = operator(listing_lag_grace=3, deferrable=False)
+    retry.listing_look_interval = 0.1
+    again = retry.execute(context(2, run_began))
+    assert again["id"] == first["id"]
+    assert sim.stats.count(method=SEND) == 1 and sim.stats.count(method=LIST) >= 2
+
+
+def test_a_wait_shorter_than_one_look_is_not_deferred(etelecom_connection: EtelecomSimulator) -> None:
+    sim = etelecom_connection
+    # Deferring costs a triggerer round trip: 0.3 s left of the grace is slept in the worker.
+    began = datetime.now(timezone.utc) - timedelta(seconds=LISTING_LAG_GRACE_S - 0.3)
+    consent = operator(deferrable=True).execute(context(2, run_began=began, try_began=began))
+    assert consent["status"] == "P"
+    assert sim.stats.count(method=SEND) == 1 and sim.stats.count(method=LIST) == 2
+
+
+# -- the task state store (Airflow 3.3+) ------------------------------------------------------
+
+
+def test_the_store_holds_under_way_before_the_send_and_the_consent_after(
+    etelecom_connection: EtelecomSimulator,
+) -> None:
+    sim = etelecom_connection
+    store = MemoryTaskStateStore()
+    sim.script_faults(["drop"])  # eTelecom creates the consent, the answer is lost on the way back
+    with pytest.raises(EtelecomTransientError):
+        operator().execute(context(1, store=store))
+    record = store.values[SEND_RECORD_KEY]
+    assert record["state"] == "under_way" and record["try_number"] == 1 and "consent" not in record
+    assert datetime.fromisoformat(record["since"]) <= datetime.now(timezone.utc)
+    assert record["request"] == {
+        "oa_id": OA,
+        "phone": "84912000444",
+        "call_type": "audio",
+        "reason_code": "order_appointment_confirmation",
+    }
+    consent = operator().execute(context(1, store=(fresh := MemoryTaskStateStore())))
+    assert fresh.values[SEND_RECORD_KEY]["state"] == "sent"
+    assert fresh.values[SEND_RECORD_KEY]["consent"]["id"] == consent["id"]
+
+
+def test_a_recorded_consent_is_returned_without_sending_or_waiting(
+    etelecom_connection: EtelecomSimulator,
+) -> None:
+    sim = etelecom_connection
+    sim.listing_lag_s = 300  # longer than any grace: only the record can know
+    store = MemoryTaskStateStore()
+    first = operator().execute(context(1, store=store))
+    again = operator(deferrable=True).execute(context(2, store=store))  # no TaskDeferred: no wait
+    assert again["id"] == first["id"]
+    assert sim.stats.count(method=SEND) == 1 and sent_to_phone(sim) == 1
+
+
+def test_an_unconfirmed_send_found_within_the_grace_is_returned(
+    etelecom_connection: EtelecomSimulator, clock: Any
+) -> None:
+    sim = etelecom_connection
+    sim.listing_lag_s = 30
+    store = MemoryTaskStateStore()
+    run_began = datetime.now(timezone.utc) - timedelta(seconds=5)
+    sim.script_faults(["drop"])
+    with pytest.raises(EtelecomTransientError):
+        operator().execute(context(1, run_began, store=store))
+    retry, retry_context = operator(deferrable=True), context(2, run_began, store=store)
+    with pytest.raises(TaskDeferred) as deferred:
+        retry.execute(retry_context)
+    clock.shift(31)
+    consent = retry.execute_complete(retry_context, event=None, **deferred.value.kwargs)
+    assert sim.stats.count(method=SEND) == 1 and sent_to_phone(sim) == 1
+    assert store.values[SEND_RECORD_KEY]["state"] == "sent"  # a later try needs no wait
+    assert store.values[SEND_RECORD_KEY]["consent"]["id"] == consent["id"]
+
+
+@pytest.mark.parametrize("resend_if_unconfirmed", [False, True])
+def test_an_unconfirmed_send_not_found_after_the_grace(
+    etelecom_connection: EtelecomSimulator, clock: Any, resend_if_unconfirmed: bool
+) -> None:
+    sim = etelecom_connection
+    sim.listing_lag_s = 300
+    store = MemoryTaskStateStore()
+    run_began = datetime.now(timezone.utc) - timedelta(seconds=5)
+    sim.script_faults(["drop"])
+    with pytest.raises(EtelecomTransientError):
+        operator().execute(context(1, run_began, store=store))
+    retry = operator(deferrable=True, resend_if_unconfirmed=resend_if_unconfirmed)
+    retry_context = context(2, run_began, store=store)
+    with pytest.raises(TaskDeferred) as deferred:
+        retry.execute(retry_context)
+    clock.shift(61)
+    if resend_if_unconfirmed:
+        consent = retry.execute_complete(retry_context, event=None, **deferred.value.kwargs)
+        assert sent_to_phone(sim) == 2
+        assert store.values[SEND_RECORD_KEY]["consent"]["id"] == consent["id"]
+        return
+    with pytest.raises(AirflowFailException, match=r"resend_if_unconfirmed=True") as caught:
+        retry.execute_complete(retry_context, event=None, **deferred.value.kwargs)
+    assert "try 1 started sending" in str(caught.value) and "849*****444" in str(caught.value)
+    assert sim.stats.count(method=SEND) == 1 and sent_to_phone(sim) == 1
+
+
+@pytest.mark.parametrize(("fault", "kept"), [("429", False), ("503", True)])
+def test_a_refused_send_leaves_no_record_an_unanswered_one_does(
+    etelecom_connection: EtelecomSimulator, fault: str, kept: bool
+) -> None:
+    # A 429 is an answer: eTelecom created nothing. A 503 may come after the consent was made.
+    store = MemoryTaskStateStore()
+    etelecom_connection.script_faults([fault])
+    with pytest.raises(EtelecomTransientError):
+        operator().execute(context(1, store=store))
+    assert (SEND_RECORD_KEY in store.values) is kept
+
+
+def test_a_recorded_failed_send_is_sent_again_at_once(etelecom_connection: EtelecomSimulator) -> None:
+    sim = etelecom_connection
+    store = MemoryTaskStateStore()
+    sim.fail_send_to(PHONE)
+    with pytest.raises(EtelecomConsentOutcomeError):
+        operator().execute(context(1, store=store))
+    assert store.values[SEND_RECORD_KEY]["consent"]["status"] == "N"
+    sim.reset_stats()
+    with pytest.raises(EtelecomConsentOutcomeError):  # status N reached nobody: no look, no wait
+        operator(deferrable=True).execute(context(2, store=store))
+    assert sim.stats.count(method=SEND) == 1 and sim.stats.count(method=LIST) == 0
+
+
+def test_a_record_for_other_arguments_is_ignored(etelecom_connection: EtelecomSimulator) -> None:
+    sim = etelecom_connection
+    store = MemoryTaskStateStore()
+    other = operator(phone="0912000555").execute(context(1, store=store))
+    consent = operator(listing_lag_grace=0).execute(context(2, store=store))
+    assert consent["id"] != other["id"] and consent["phone"] == "84912000444"
+    assert sim.stats.count(method=SEND) == 2
+
+
+def test_a_recorded_consent_is_returned_when_its_lookup_fails(etelecom_connection: EtelecomSimulator) -> None:
+    sim = etelecom_connection
+    store = MemoryTaskStateStore()
+    first = operator().execute(context(1, store=store))
+    retry = operator()
+    retry.hook.max_retries = 0
+    sim.script_faults(["503"])  # the lookup of the recorded consent fails: the record is enough
+    assert retry.execute(context(2, store=store))["id"] == first["id"]
     assert sim.stats.count(method=SEND) == 1
-    assert sim.consent(consent["id"]) is not None
+
+
+@pytest.mark.parametrize("conn_id", ["etelecom_default", "no_such_connection"])
+def test_a_wrong_or_missing_connection_leaves_nothing_under_way(
+    etelecom_connection: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch, conn_id: str
+) -> None:
+    store = MemoryTaskStateStore()
+    monkeypatch.setenv("AIRFLOW_CONN_ETELECOM_DEFAULT", '{"conn_type": "etelecom", "host": "ftp://nowhere"}')
+    with pytest.raises(Exception, match=conn_id):  # EtelecomConfigError, or Airflow's not-found error
+        operator(etelecom_conn_id=conn_id).execute(context(1, store=store))
+    assert store.values == {}  # no send was under way: the retry of a fixed connection sends at once
