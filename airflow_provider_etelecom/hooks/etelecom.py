@@ -71,16 +71,21 @@ def _bool(name: str, value: Any) -> bool:
 
 
 def _port(value: Any) -> int | None:
-    """Read the connection's port field (an int from the form, maybe a string from JSON)."""
+    """Read the connection's port field (an int from the form, maybe a string from JSON).
+
+    0 means no port: Airflow 3.3's UI sends 0 for the hidden port field.
+    """
     if value is None or value == "":
         return None
     try:
-        number = int(str(value).strip()) if not isinstance(value, bool) else 0
+        number = int(str(value).strip()) if not isinstance(value, bool) else -1
     except ValueError:
-        number = 0
+        number = -1
+    if number == 0:
+        return None
     if not 0 < number < 65536:
         raise EtelecomConfigError(
-            f"The connection's port is {value!r}; it must be a whole number from 1 to 65535, or empty "
+            f"The connection's port is {value!r}; it must be a whole number from 1 to 65535, or empty or 0 "
             f"(the scheme's default, 443 for https)."
         )
     return number

@@ -182,7 +182,17 @@ def test_fields_that_cannot_make_an_api_url_fail_before_any_request(
     assert sim.requests_log == []
 
 
-@pytest.mark.parametrize("port", ["eighty", 0, 70000, True, 44.5])
+@pytest.mark.parametrize("port", [None, "", 0, "0"])
+def test_an_empty_or_zero_port_means_the_scheme_default(port: object) -> None:
+    # Airflow 3.3's UI sends port 0 for the hidden port field (scripts/_local_airflow.py stores it).
+    assert base_url_from_fields("https://api.etelecom.vn/v1/shop", None, port) == (
+        "https://api.etelecom.vn/v1/shop",
+        False,
+    )
+    assert base_url_from_fields("api.etelecom.vn", "https", port) == ("https://api.etelecom.vn", True)
+
+
+@pytest.mark.parametrize("port", ["eighty", -1, 70000, True, 44.5])
 def test_a_port_that_is_no_port_names_the_port_field(port: object) -> None:
     # Airflow itself refuses some of these in an AIRFLOW_CONN_ variable; a secrets backend may not.
     with pytest.raises(EtelecomConfigError, match=r"The connection's port is .* whole number from 1 to 65535"):
