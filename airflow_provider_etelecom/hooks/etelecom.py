@@ -159,8 +159,10 @@ def base_url_from_fields(host: str | None, schema: str | None, port: Any) -> tup
 class EtelecomHook(BaseHook):
     """Talk to eTelecom's Zalo Cloud API through an Airflow connection of type ``etelecom``.
 
-    Connection fields: **Base URL** (host; e.g. ``https://api.etelecom.vn/v1/shop``, empty for the
-    default of the account type), **API key** (password), and in the extra **Account type**
+    Connection fields: **Base URL** (host; e.g. ``https://api.etelecom.vn/v1/shop``, or
+    ``https://api.etelecom.vn`` to get the account type's path, empty for the default of the account
+    type; see :func:`base_url_from_fields` for host/schema/port), **API key** (password), and in the
+    extra **Account type**
     (``shop``/``partner``), **Timeout** (s), **Max retries**, **Max retry time** (s); optionally
     ``allow_insecure_http`` for plain http to a non-loopback host.
 
