@@ -1,8 +1,9 @@
 """The Airflow UI, wired (run by ``scripts/airflow-ui`` inside the Airflow 3.3 environment).
 
-Starts the eTelecom simulator and ``airflow standalone`` with the ``etelecom_default`` connection
-and the example DAGs, prints the URL and the login, and runs until Ctrl-C, then stops everything
-and checks that no Airflow port is still in use.
+Starts the eTelecom simulator and a local Airflow (what ``airflow standalone`` runs) with the
+``etelecom_default`` connection and the example DAGs, prints the URL and the login, and runs until
+Ctrl-C, then stops everything and checks that no Airflow port is still in use. Airflow listens on
+127.0.0.1 only, unless ``--all-interfaces`` is given: its only login is admin/admin.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import time
 from types import FrameType
 
-from _local_airflow import ROOT, say, wired_airflow
+from _local_airflow import ALL_INTERFACES, LOOPBACK, ROOT, say, wired_airflow
 
 WORKDIR = ROOT / ".demo" / "airflow-ui"
 
@@ -31,15 +32,31 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8080, help="API server / UI port (default 8080)")
     parser.add_argument("--password", default="admin", help="password of the user 'admin' (default admin)")
     parser.add_argument("--reply-after", type=float, default=30.0, help="seconds before a customer replies (30)")
+    parser.add_argument(
+        "--all-interfaces",
+        action="store_true",
+        help="listen on every network interface, not only 127.0.0.1: anyone who can reach this machine "
+        "gets the UI, the admin login and the task logs (default: loopback only)",
+    )
     args = parser.parse_args()
+    host = ALL_INTERFACES if args.all_interfaces else LOOPBACK
+    if args.all_interfaces:
+        say(
+            f"WARNING: --all-interfaces: the UI (port {args.port}) and the log servers (8793, 8794) are "
+            f"reachable from other machines, with the login admin / {args.password}. Use this only on a "
+            f"network you trust, and set another password with --password."
+        )
     signal.signal(signal.SIGTERM, _raise_stop)
     try:
-        with wired_airflow(WORKDIR, port=args.port, password=args.password, reply_after=args.reply_after) as af:
+        with wired_airflow(
+            WORKDIR, port=args.port, host=host, password=args.password, reply_after=args.reply_after
+        ) as af:
+            reach = "every interface: reachable from other machines" if args.all_interfaces else "this machine only"
             print(
                 f"""
 Airflow {_airflow_version()} is running, wired to the local eTelecom simulator.
 
-  UI:          {af.url}
+  UI:          {af.url}  ({reach})
   Login:       user admin, password {af.password}
   Connection:  etelecom_default -> {af.sim.base_url} (Admin > Connections)
   DAGs:        etelecom_consents_daily, etelecom_consents_backfill, etelecom_request_and_wait
@@ -52,9 +69,9 @@ Press Ctrl-C to stop Airflow and the simulator.
 """,
                 flush=True,
             )
-            while af.standalone.proc.poll() is None:
+            while (gone := af.standalone.exited()) is None:
                 time.sleep(1)
-            say(f"airflow standalone exited by itself (code {af.standalone.proc.returncode})")
+            say(f"Airflow's {gone} exited by itself; stopping the rest")
             return 1
     except (KeyboardInterrupt, _Stop):
         say("Stopped.")

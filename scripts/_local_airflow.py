@@ -147,7 +147,9 @@ class Simulator:
                 "conn_type": "etelecom",
                 "host": self.base_url,
                 "password": self.api_key,
-                "extra": {"account_type": "shop"},
+                # No short strings in the extra: Airflow 3 warns "Skipping masking for a secret as
+                # it's too short" for each. The account type comes from the Base URL's path.
+                "extra": {"timeout": 60},
             }
         )
 
@@ -223,38 +225,114 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen[Any] | None = Non
     raise RuntimeError(f"{what or url} did not answer 200 within {timeout:.0f} s.")
 
 
-class Standalone:
-    """``airflow standalone`` (API server, scheduler, dag-processor, triggerer) in its own session."""
+#: Where the local Airflow listens by default: loopback only, since its one login is admin/admin.
+LOOPBACK = "127.0.0.1"
+#: Every interface (``--all-interfaces``): reachable from other machines, with that same login.
+ALL_INTERFACES = "0.0.0.0"
 
-    def __init__(self, env: Mapping[str, str], *, port: int, log: IO[str]) -> None:
+#: A log server bound to one address. Airflow's own (``serve_logs``) always binds every interface.
+_LOG_SERVER = (
+    "import sys, uvicorn; uvicorn.run('airflow.utils.serve_logs.log_server:get_app', factory=True, "
+    "host=sys.argv[1], port=int(sys.argv[2]), log_config=None, access_log=False)"
+)
+
+
+def loopback_hostname() -> str:
+    """``[core] hostname_callable`` of a loopback-only Airflow: the API server fetches live task
+    and trigger logs from ``http://<hostname>:8793|8794``, so that must be where the log servers
+    listen (the machine's own name may resolve to another address, such as Debian's 127.0.1.1)."""
+    return LOOPBACK
+
+
+class Standalone:
+    """What ``airflow standalone`` runs (API server and UI, scheduler, DAG processor, triggerer) plus
+    the two log servers, each in its own session, all bound to ``host``.
+
+    Not ``airflow standalone`` itself: it and the scheduler and triggerer it starts bind their log
+    servers to every interface, with no setting to change that. Here the scheduler and triggerer
+    run with ``--skip-serve-logs`` and the same log-server app is started on ``host``.
+    """
+
+    def __init__(self, env: Mapping[str, str], *, port: int, log: IO[str], host: str = LOOPBACK) -> None:
         self.port = port
+        self.host = host
         self.url = f"http://localhost:{port}"
         self.env = dict(env)
+        self.env["AIRFLOW__API__HOST"] = host
         self.env["AIRFLOW__API__PORT"] = str(port)
         self.env["AIRFLOW__API__BASE_URL"] = self.url
+        self.env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
+        self.env["AIRFLOW__CORE__AUTH_MANAGER"] = (
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        )
+        if host == LOOPBACK:
+            scripts = str(Path(__file__).resolve().parent)
+            self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [scripts, self.env.get("PYTHONPATH")]))
+            self.env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = "_local_airflow.loopback_hostname"
         busy = [p for p in (port, *STANDALONE_LOG_PORTS) if port_in_use(p)]
         if busy:
             raise RuntimeError(
                 f"Port(s) {', '.join(map(str, busy))} already in use: is another Airflow running? "
                 "Stop it, or choose another API port with --port."
             )
-        self.proc = subprocess.Popen(
-            ["airflow", "standalone"],
-            env=self.env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_restore_sigint,
-        )
+        run_airflow(self.env, "db", "migrate", log=log)
+        worker_logs, trigger_logs = STANDALONE_LOG_PORTS
+        commands = {
+            "log server (tasks)": [sys.executable, "-c", _LOG_SERVER, host, str(worker_logs)],
+            "log server (triggers)": [sys.executable, "-c", _LOG_SERVER, host, str(trigger_logs)],
+            "api-server": ["airflow", "api-server", "--host", host, "--port", str(port)],
+            "scheduler": ["airflow", "scheduler", "--skip-serve-logs"],
+            "dag-processor": ["airflow", "dag-processor"],
+            "triggerer": ["airflow", "triggerer", "--skip-serve-logs"],
+        }
+        self.procs: dict[str, subprocess.Popen[Any]] = {}
+        try:
+            for name, command in commands.items():
+                self.procs[name] = subprocess.Popen(
+                    command,
+                    env=self.env,
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_restore_sigint,
+                )
+        except BaseException:
+            self.stop()
+            raise
+
+    def exited(self) -> str | None:
+        """Return ``"<component> (code N)"`` for the first component that has exited, else ``None``."""
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                return f"{name} (code {proc.returncode})"
+        return None
 
     def wait_healthy(self, timeout: float = 420) -> None:
-        """Wait for ``/api/v2/monitor/health`` (the "ready" line does not check the port)."""
-        wait_http(f"{self.url}/api/v2/monitor/health", timeout, self.proc, "airflow standalone")
+        """Wait for ``/api/v2/monitor/health``; fail at once if a component exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            gone = self.exited()
+            if gone:
+                raise RuntimeError(f"Airflow's {gone} exited before the API server answered.")
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=3):
+                return
+            time.sleep(1)
+        raise RuntimeError(f"The Airflow API server did not answer within {timeout:.0f} s.")
 
     def stop(self) -> list[int]:
-        """Stop every component (SIGINT to standalone), and return the ports still listening."""
-        stop_process(self.proc, "airflow standalone", signal.SIGINT, grace=45)
+        """Stop every component (SIGTERM to all, then wait), and return the ports still listening."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 45
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                say(f"Airflow's {name} did not stop within 45 s: killing its process group")
+            _kill_group(proc.pid, signal.SIGKILL)  # the task runners it may have left behind
         ports = (self.port, *STANDALONE_LOG_PORTS)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(port_in_use(p) for p in ports):
@@ -362,13 +440,17 @@ def wired_airflow(
     workdir: Path,
     *,
     port: int = 8080,
+    host: str = LOOPBACK,
     password: str = "admin",
     reply_after: float = 20.0,
     consents: int = 5000,
     unpause: tuple[str, ...] = ("etelecom_consents_daily", "etelecom_request_and_wait"),
     dags_timeout: float = 240,
 ) -> Iterator[WiredAirflow]:
-    """Start the simulator and ``airflow standalone`` wired to it; stop both, whatever happens.
+    """Start the simulator and a local Airflow wired to it; stop both, whatever happens.
+
+    Airflow listens on ``host``: loopback by default; :data:`ALL_INTERFACES` makes the UI (and
+    its admin login) and the log servers reachable from other machines.
 
     ``workdir`` is emptied first and keeps the Airflow home, the exports and the logs afterwards.
     The simple auth manager's user ``admin`` gets ``password`` (written to its password file before
@@ -395,12 +477,12 @@ def wired_airflow(
                 "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
             }
         )
-        af_log = stack.enter_context(open(logs / "standalone.log", "w"))
-        say(f"Starting airflow standalone on port {port} (log: {logs / 'standalone.log'})")
-        standalone = Standalone(env, port=port, log=af_log)
+        af_log = stack.enter_context(open(logs / "airflow.log", "w"))
+        say(f"Starting Airflow on {host}, port {port} (log: {logs / 'airflow.log'})")
+        standalone = Standalone(env, port=port, log=af_log, host=host)
 
         def _stop() -> None:
-            say("Stopping airflow standalone")
+            say("Stopping Airflow")
             left = standalone.stop()
             if left:
                 say(f"WARNING: something still listens on port(s) {', '.join(map(str, left))}")
@@ -409,7 +491,7 @@ def wired_airflow(
         try:
             standalone.wait_healthy()
         except RuntimeError:
-            print(last_lines(logs / "standalone.log"), file=sys.stderr)
+            print(last_lines(logs / "airflow.log"), file=sys.stderr)
             raise
         wired = WiredAirflow(home, sim, standalone, username, password)
         api = wired.api()

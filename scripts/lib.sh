@@ -15,13 +15,24 @@ SUPPORTED_AIRFLOW_VERSIONS="3.3.2 2.11.2"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# ensure_uv: make `uv` callable. The one on PATH if there is one; else one bootstrapped into
+# .venvs/_bootstrap, a private venv made with the standard library's venv module. Never installed
+# into the machine's own Python (no `pip install` as root into the system's site-packages).
 ensure_uv() {
-    if ! command -v uv >/dev/null 2>&1; then
-        log "Installing uv (fast Python package installer)"
-        "$PYTHON" -m pip install --quiet --disable-pip-version-check uv >&2
-        hash -r
+    command -v uv >/dev/null 2>&1 && return 0
+    local boot="$ROOT/.venvs/_bootstrap"
+    if [ ! -x "$boot/bin/uv" ]; then
+        log "uv is not on PATH: installing it into $boot (a private virtual environment)"
+        rm -rf "$boot"
+        if ! "$PYTHON" -m venv "$boot" >&2; then
+            echo "Could not create $boot with '$PYTHON -m venv': install your system's venv package" \
+                "(Debian/Ubuntu: apt-get install python3-venv) or uv itself (https://docs.astral.sh/uv/)." >&2
+            rm -rf "$boot"
+            return 1
+        fi
+        "$boot/bin/python" -m pip install --quiet --disable-pip-version-check uv >&2 || { rm -rf "$boot"; return 1; }
     fi
-    command -v uv >/dev/null 2>&1 || export PATH="$("$PYTHON" -m site --user-base)/bin:$PATH"
+    export PATH="$boot/bin:$PATH"
 }
 
 # ensure_venv VERSION [EXTRAS] -> prints the environment's folder on stdout

@@ -158,6 +158,82 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+#: Base URLs whose missing account path was already reported (said once per process, not per client:
+#: a trigger builds a fresh client on every check).
+_COMPLETED_BASE_URLS: set[str] = set()
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _api_base_url(raw: str, kind: str | None) -> tuple[str, str, bool]:
+    """Turn what a user typed as Base URL into the URL the client calls.
+
+    A host without a path (``https://api.etelecom.vn``) or with ``/v1`` only gets the account
+    type's path; ``/v1/shop`` and ``/v1/partner`` (after any prefix, for a gateway) are kept, with
+    trailing slashes removed and the scheme, host and account path in lower case. Anything else
+    cannot be an eTelecom API URL: the client appends ``.Service/Method`` to the base URL, so a
+    wrong path would only show up as a 404 or, without a path, as an unreachable host
+    ``api.etelecom.vn.Misc``, retried as a network error.
+
+    :param raw: the Base URL, stripped; empty for the account type's default.
+    :param kind: the account type given by the user, if any.
+    :return: ``(base URL, account type its path names, whether the path was added)``.
+    :raises EtelecomConfigError: naming what to change in the Base URL.
+    """
+    if not raw:
+        default_kind = kind or "shop"
+        return DEFAULT_BASE_URLS[default_kind], default_kind, False
+    example = f"https://api.etelecom.vn/v1/{kind or 'shop'}"
+    if "://" not in raw:
+        raise EtelecomConfigError(
+            f"Base URL {raw!r} must be a full URL with scheme and host, such as {example!r}: write "
+            f"'https://{raw.lstrip('/')}'."
+        )
+    parts = urlsplit(raw)
+    if parts.username is not None or parts.password is not None:
+        # Never echo the URL: its user-info part may hold a secret.
+        raise EtelecomConfigError(
+            "Base URL must not carry a user name or password ('user:secret@host'): remove them; the key "
+            "goes in the connection's 'API key' (password) field."
+        )
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise EtelecomConfigError(
+            f"Base URL {raw!r} must be a full URL with scheme (https://) and host, such as {example!r}."
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise EtelecomConfigError(
+            f"Base URL {raw!r} has an invalid port: use a number from 1 to 65535 after the host, or none "
+            f"for the scheme's default ({_DEFAULT_PORTS[parts.scheme]})."
+        )
+    if "." in parts.path or parts.query or parts.fragment:
+        raise EtelecomConfigError(
+            f"Base URL {raw!r} must end at the account path (/v1/shop or /v1/partner), without a "
+            f"method such as '.Zalo/ListRequestConsent': the provider appends '.Service/Method' itself."
+        )
+    path = parts.path.rstrip("/")
+    prefix, _, last = path.rpartition("/")
+    completed = False
+    if path == "" or last.lower() == "v1":
+        path = f"{prefix}/v1/{kind or 'shop'}"
+        completed = True
+    elif last.lower() in ACCOUNT_TYPES and prefix.lower().endswith("/v1"):
+        path = f"{prefix[:-3]}/v1/{last.lower()}"
+    else:
+        raise EtelecomConfigError(
+            f"Base URL {raw!r} has the path {parts.path!r}, which is not an eTelecom API path: end it at "
+            f"/v1/shop or /v1/partner (such as {example!r}), or give only scheme and host "
+            f"('https://api.etelecom.vn') to get the account type's path."
+        )
+    host = parts.hostname
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    return f"{parts.scheme}://{netloc}{path}", path.rsplit("/", 1)[-1], completed
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     """Everything a client needs, validated once. Build it with :meth:`build`.
@@ -190,8 +266,9 @@ class ClientConfig:
     ) -> ClientConfig:
         """Validate the settings of a connection and return the config.
 
-        :param base_url: e.g. ``https://api.etelecom.vn/v1/shop``; empty means the default for the
-            account type.
+        :param base_url: e.g. ``https://api.etelecom.vn/v1/shop``; scheme and host only
+            (``https://api.etelecom.vn``) get the account type's path, said once in the log at INFO;
+            empty means the default for the account type.
         :param api_key: the shop's ``api_key`` (shop) or the shop's ``shop_key`` (partner).
         :param account_type: ``shop`` or ``partner``; inferred from the base URL's path when empty.
         :param timeout: read timeout in seconds (the connect timeout is ``min(10, timeout)``).
@@ -210,27 +287,14 @@ class ClientConfig:
         kind = (account_type or "").strip().lower() or None
         if kind is not None and kind not in ACCOUNT_TYPES:
             raise EtelecomConfigError(f"Account type {account_type!r} is not valid; use 'shop' or 'partner'.")
-        url = (base_url or "").strip().rstrip("/")
-        if not url:
-            url = DEFAULT_BASE_URLS[kind or "shop"]
+        url, path_kind, completed = _api_base_url((base_url or "").strip(), kind)
+        if kind is not None and kind != path_kind:
+            raise EtelecomConfigError(
+                f"Base URL {url!r} is a {path_kind} URL but the account type is {kind!r}: use the path "
+                f"/v1/{kind}, or set the account type to {path_kind!r}."
+            )
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise EtelecomConfigError(
-                f"Base URL {url!r} must be a full URL with scheme and host, such as 'https://api.etelecom.vn/v1/shop'."
-            )
-        if "." in parts.path or parts.query or parts.fragment:
-            raise EtelecomConfigError(
-                f"Base URL {url!r} must end at the account path (/v1/shop or /v1/partner), without a "
-                f"method such as '.Zalo/ListRequestConsent': the provider appends '.Service/Method' itself."
-            )
-        path_kind = next((k for k in ACCOUNT_TYPES if parts.path.endswith(f"/v1/{k}")), None)
-        if kind is not None and path_kind is not None and kind != path_kind:
-            raise EtelecomConfigError(
-                f"Base URL {url!r} is a {path_kind} URL but the account type is {kind!r}: use "
-                f"{DEFAULT_BASE_URLS[kind].rsplit('/', 1)[-1]!r} path /v1/{kind}, or set the account type to "
-                f"{path_kind!r}."
-            )
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
             if not allow_insecure_http:
                 raise EtelecomConfigError(
                     f"Base URL {url!r} uses plain http:// to a non-loopback host, which would send the API "
@@ -253,10 +317,18 @@ class ClientConfig:
                 )
         if not isinstance(retries, int):
             raise EtelecomConfigError(f"max_retries={retries!r} must be a whole number.")
+        if completed and url not in _COMPLETED_BASE_URLS:
+            _COMPLETED_BASE_URLS.add(url)
+            log.info(
+                "eTelecom Base URL %r has no account path; calling %s (the %s path).",
+                (base_url or "").strip(),
+                url,
+                path_kind,
+            )
         return cls(
             base_url=url,
             api_key=str(api_key).strip(),
-            account_type=kind or path_kind or "shop",
+            account_type=path_kind,
             timeout=float(read_timeout),
             connect_timeout=min(10.0, float(read_timeout)),
             retry=RetryPolicy(max_retries=retries, max_retry_time=float(retry_time)),

@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.providers.common.compat.sdk import BaseHook
@@ -29,7 +30,7 @@ from airflow_provider_etelecom.client import (
 from airflow_provider_etelecom.client.parallel import iter_consent_pages_parallel
 from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomError
 
-__all__ = ["EtelecomHook"]
+__all__ = ["EtelecomHook", "base_url_from_fields"]
 
 _EXTRA_PREFIX = "extra__etelecom__"
 
@@ -69,11 +70,99 @@ def _bool(name: str, value: Any) -> bool:
     raise EtelecomConfigError(f"The connection's {name!r} is {value!r}; it must be true or false.")
 
 
+def _port(value: Any) -> int | None:
+    """Read the connection's port field (an int from the form, maybe a string from JSON).
+
+    0 means no port: Airflow 3.3's UI sends 0 for the hidden port field.
+    """
+    if value is None or value == "":
+        return None
+    try:
+        number = int(str(value).strip()) if not isinstance(value, bool) else -1
+    except ValueError:
+        number = -1
+    if number == 0:
+        return None
+    if not 0 < number < 65536:
+        raise EtelecomConfigError(
+            f"The connection's port is {value!r}; it must be a whole number from 1 to 65535, or empty or 0 "
+            f"(the scheme's default, 443 for https)."
+        )
+    return number
+
+
+def base_url_from_fields(host: str | None, schema: str | None, port: Any) -> tuple[str, bool]:
+    """Return the Base URL a connection's host, schema and port fields describe.
+
+    The form's Base URL (host) normally holds the whole URL. A connection given as fields, such as
+    ``{"host": "api.etelecom.vn", "schema": "https", "port": 443}`` or the URI form, cannot carry
+    a path: the scheme comes from ``schema``, the port is put after the host, and the client adds
+    the account type's path (see :meth:`ClientConfig.build`). Fields that contradict each other are
+    refused rather than one of them silently ignored.
+
+    :return: ``(base URL, whether it was made of several fields)``.
+    :raises EtelecomConfigError: naming the field to fix.
+    """
+    url = (host or "").strip()
+    if "@" in url.split("://", 1)[-1].partition("/")[0]:
+        # Never echo the host: its user-info part may hold a secret.
+        raise EtelecomConfigError(
+            "The connection's Base URL (host) must not carry a user name or password ('user:secret@host'): "
+            "remove them; the key goes in the connection's 'API key' (password) field."
+        )
+    scheme = (schema or "").strip().lower()
+    port_number = _port(port)
+    if not url:
+        if scheme or port_number is not None:
+            field_set = f"schema is {schema!r}" if scheme else f"port is {port_number}"
+            raise EtelecomConfigError(
+                f"The connection's Base URL (host) is empty but its {field_set}: put the full URL, such as "
+                f"'https://api.etelecom.vn', in Base URL, or clear the schema and port (empty Base URL means "
+                f"the default for the account type)."
+            )
+        return "", False
+    if "://" in url:
+        url_scheme = url.split("://", 1)[0].lower()
+        if scheme and scheme != url_scheme:
+            raise EtelecomConfigError(
+                f"The connection's schema is {schema!r} but its Base URL (host) {url!r} starts with "
+                f"{url_scheme}://: clear the schema (the Base URL's scheme is used) or make the two agree."
+            )
+        if port_number is None:
+            return url, False
+        rest = url.split("://", 1)[1]
+    elif scheme in ("http", "https"):
+        url_scheme, rest = scheme, url
+    else:
+        schema_is = f"schema is {schema!r}, neither 'https' nor 'http'" if scheme else "schema is empty"
+        raise EtelecomConfigError(
+            f"The connection's Base URL (host) {url!r} has no scheme and the connection's {schema_is}: write "
+            f"Base URL as 'https://{url}', or set the schema to 'https' ('http' only for a loopback host). In "
+            f"Airflow's URI form the path lands in schema: put the whole URL in the host instead."
+        )
+    netloc, slash, path = rest.partition("/")
+    if port_number is not None:
+        try:
+            own_port = urlsplit(f"//{netloc}").port
+        except ValueError:
+            own_port = None  # an invalid port in the host is reported by ClientConfig.build
+        if own_port is not None and own_port != port_number:
+            raise EtelecomConfigError(
+                f"The connection's port is {port_number} but its Base URL (host) {url!r} names port "
+                f"{own_port}: clear the port field or make the two agree."
+            )
+        if own_port is None:
+            netloc = f"{netloc}:{port_number}"
+    return f"{url_scheme}://{netloc}{slash}{path}", True
+
+
 class EtelecomHook(BaseHook):
     """Talk to eTelecom's Zalo Cloud API through an Airflow connection of type ``etelecom``.
 
-    Connection fields: **Base URL** (host; e.g. ``https://api.etelecom.vn/v1/shop``, empty for the
-    default of the account type), **API key** (password), and in the extra **Account type**
+    Connection fields: **Base URL** (host; e.g. ``https://api.etelecom.vn/v1/shop``, or
+    ``https://api.etelecom.vn`` to get the account type's path, empty for the default of the account
+    type; see :func:`base_url_from_fields` for host/schema/port), **API key** (password), and in the
+    extra **Account type**
     (``shop``/``partner``), **Timeout** (s), **Max retries**, **Max retry time** (s); optionally
     ``allow_insecure_http`` for plain http to a non-loopback host.
 
@@ -121,26 +210,32 @@ class EtelecomHook(BaseHook):
         :raises EtelecomConfigError: naming the wrong field and how to fix it.
         """
         extra = conn.extra_dejson if conn.extra else {}
-        host = (conn.host or "").strip()
-        if host and "://" not in host and (conn.schema or "").lower() in ("http", "https"):
-            host = f"{conn.schema.lower()}://{host}" + (f":{conn.port}" if conn.port else "")
-        return ClientConfig.build(
-            base_url=host,
-            api_key=conn.password,
-            account_type=_extra_value(extra, "account_type"),
-            timeout=self.timeout
-            if self.timeout is not None
-            else _number("timeout", _extra_value(extra, "timeout"), float),
-            max_retries=self.max_retries
-            if self.max_retries is not None
-            else _number("max_retries", _extra_value(extra, "max_retries"), int),
-            max_retry_time=self.max_retry_time
-            if self.max_retry_time is not None
-            else _number("max_retry_time", _extra_value(extra, "max_retry_time"), float),
-            allow_insecure_http=_bool("allow_insecure_http", _extra_value(extra, "allow_insecure_http")),
-            normalize_phones=self.normalize_phones,
-            timezone=self.timezone,
-        )
+        base_url, composed = base_url_from_fields(conn.host, conn.schema, conn.port)
+        try:
+            return ClientConfig.build(
+                base_url=base_url,
+                api_key=conn.password,
+                account_type=_extra_value(extra, "account_type"),
+                timeout=self.timeout
+                if self.timeout is not None
+                else _number("timeout", _extra_value(extra, "timeout"), float),
+                max_retries=self.max_retries
+                if self.max_retries is not None
+                else _number("max_retries", _extra_value(extra, "max_retries"), int),
+                max_retry_time=self.max_retry_time
+                if self.max_retry_time is not None
+                else _number("max_retry_time", _extra_value(extra, "max_retry_time"), float),
+                allow_insecure_http=_bool("allow_insecure_http", _extra_value(extra, "allow_insecure_http")),
+                normalize_phones=self.normalize_phones,
+                timezone=self.timezone,
+            )
+        except EtelecomConfigError as error:
+            if not composed or "Base URL" not in error.message:
+                raise
+            raise EtelecomConfigError(
+                f"{error.message} (Base URL made of the connection's schema {conn.schema!r}, host "
+                f"{conn.host!r} and port {conn.port!r})"
+            ) from None
 
     def _make_client(self, conn: Any) -> EtelecomClient:
         try:

@@ -12,7 +12,7 @@ import pytest
 
 from airflow_provider_etelecom import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomValidationError
-from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
+from airflow_provider_etelecom.hooks.etelecom import EtelecomHook, base_url_from_fields
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from tests.conftest import SECRET_KEY
 
@@ -81,7 +81,7 @@ def test_empty_base_url_means_the_default_for_the_account_type(monkeypatch: pyte
     ("fields", "fragment"),
     [
         ({"host": "https://api.etelecom.vn/v1/partner", "extra": {"account_type": "shop"}}, "is a partner URL"),
-        ({"host": "api.etelecom.vn/v1/shop"}, "must be a full URL with scheme"),
+        ({"host": "api.etelecom.vn/v1/shop"}, "has no scheme"),
         ({"host": "https://api.etelecom.vn/v1/shop.Zalo"}, "without a method"),
         ({"host": "https://api.etelecom.vn/v1/shop.Zalo/ListRequestConsent"}, "without a method"),
         ({"host": "http://api.etelecom.vn/v1/shop"}, "plain http://"),
@@ -102,6 +102,101 @@ def test_connection_errors_say_what_to_fix(
     assert fragment in str(caught.value)
     assert "'bad'" in str(caught.value)
     assert SECRET_KEY not in str(caught.value)
+
+
+def fill(fields: dict[str, object], sim: EtelecomSimulator) -> dict[str, object]:
+    """Put the simulator's URL, port and key into a connection template."""
+    text = json.dumps(fields).replace('"{port}"', str(sim.port)).replace("{port}", str(sim.port))
+    return dict(json.loads(text.replace("{root}", sim.root_url).replace("{key}", SECRET_KEY)))
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"host": "{root}"}, "/v1/shop"),
+        ({"host": "{root}/"}, "/v1/shop"),
+        ({"host": "127.0.0.1", "schema": "http", "port": "{port}"}, "/v1/shop"),
+        (
+            {"host": "127.0.0.1", "schema": "HTTP", "port": "{port}", "extra": {"account_type": "partner"}},
+            "/v1/partner",
+        ),
+        ({"host": "127.0.0.1:{port}", "schema": "http"}, "/v1/shop"),
+        ({"host": "127.0.0.1/v1/partner/", "schema": "http", "port": "{port}"}, "/v1/partner"),
+        ({"host": "http://127.0.0.1/v1/shop", "port": "{port}"}, "/v1/shop"),
+    ],
+)
+def test_a_connection_without_a_path_gets_the_account_path(
+    sim: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch, fields: dict[str, object], path: str
+) -> None:
+    set_connection(monkeypatch, password=SECRET_KEY, **fill(fields, sim))
+    hook = EtelecomHook()
+    ok, message = hook.test_connection()
+    assert ok, message
+    assert hook.client.config.base_url == f"{sim.root_url}{path}"
+    assert len(list(hook.list_consents(max_pages=1))) == 100
+    assert [entry["path"] for entry in sim.requests_log] == [
+        f"{path}.Misc/CurrentAccount",
+        f"{path}.Zalo/ListRequestConsent",
+    ]
+
+
+def test_the_uri_form_with_a_schema_reaches_the_simulator(
+    sim: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Airflow's URI form cannot carry a path for us: its path is the connection's schema.
+    monkeypatch.setenv("AIRFLOW_CONN_ETELECOM_DEFAULT", f"etelecom://:{SECRET_KEY}@127.0.0.1:{sim.port}/http")
+    ok, message = EtelecomHook().test_connection()
+    assert ok, message
+    assert [entry["path"] for entry in sim.requests_log] == ["/v1/shop.Misc/CurrentAccount"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragments"),
+    [
+        ({"host": "127.0.0.1", "port": "{port}"}, ["Base URL (host) '127.0.0.1' has no scheme", "schema is empty"]),
+        ({"host": "127.0.0.1", "schema": "v1/shop", "port": "{port}"}, ["schema is 'v1/shop'", "'https://127.0.0.1'"]),
+        ({"host": "{root}", "schema": "https"}, ["schema is 'https' but its Base URL (host)", "starts with http://"]),
+        ({"host": "{root}", "port": 1}, ["port is 1 but its Base URL (host)", "names port"]),
+        ({"schema": "http", "port": "{port}"}, ["Base URL (host) is empty but its schema is 'http'"]),
+        ({"host": "{root}/api"}, ["has the path '/api', which is not an eTelecom API path"]),
+        (
+            {"host": "127.0.0.1/api", "schema": "http", "port": "{port}"},
+            ["not an eTelecom API path", "made of the connection's schema 'http', host '127.0.0.1/api'"],
+        ),
+        ({"host": "http://user:{key}@127.0.0.1:{port}/v1/shop"}, ["must not carry a user name or password"]),
+    ],
+)
+def test_fields_that_cannot_make_an_api_url_fail_before_any_request(
+    sim: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch, fields: dict[str, object], fragments: list[str]
+) -> None:
+    set_connection(monkeypatch, conn_id="bad", password=SECRET_KEY, **fill(fields, sim))
+    with pytest.raises(EtelecomConfigError) as caught:
+        list(EtelecomHook("bad").list_consents(max_pages=1))
+    ok, message = EtelecomHook("bad").test_connection()
+    assert not ok
+    for fragment in fragments:
+        assert fragment in caught.value.message
+        assert fragment in message
+    assert "'bad'" in caught.value.message
+    assert SECRET_KEY not in caught.value.message
+    assert sim.requests_log == []
+
+
+@pytest.mark.parametrize("port", [None, "", 0, "0"])
+def test_an_empty_or_zero_port_means_the_scheme_default(port: object) -> None:
+    # Airflow 3.3's UI sends port 0 for the hidden port field (scripts/_local_airflow.py stores it).
+    assert base_url_from_fields("https://api.etelecom.vn/v1/shop", None, port) == (
+        "https://api.etelecom.vn/v1/shop",
+        False,
+    )
+    assert base_url_from_fields("api.etelecom.vn", "https", port) == ("https://api.etelecom.vn", True)
+
+
+@pytest.mark.parametrize("port", ["eighty", -1, 70000, True, 44.5])
+def test_a_port_that_is_no_port_names_the_port_field(port: object) -> None:
+    # Airflow itself refuses some of these in an AIRFLOW_CONN_ variable; a secrets backend may not.
+    with pytest.raises(EtelecomConfigError, match=r"The connection's port is .* whole number from 1 to 65535"):
+        base_url_from_fields("api.etelecom.vn", "https", port)
 
 
 @pytest.mark.parametrize("password", [None, "", "   "])
