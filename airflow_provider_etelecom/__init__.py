@@ -17,8 +17,13 @@ __all__ = ["__version__", "get_provider_info"]
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "account_type": {
         "label": "Account type",
-        "description": "shop: your own API key on /v1/shop. partner: a shop's shop_key on /v1/partner.",
-        "schema": {"type": ["string", "null"], "enum": ["shop", "partner"], "default": "shop"},
+        "description": (
+            "Empty: read from the Base URL's path (/v1/shop or /v1/partner; shop when it has none). "
+            "shop: your own API key on /v1/shop. partner: a shop's shop_key on /v1/partner."
+        ),
+        # No default: a stored "shop" is a string under 5 characters, which Airflow 3 warns it cannot
+        # mask on every run that reads the connection.
+        "schema": {"type": ["string", "null"], "enum": ["shop", "partner", None]},
     },
     "timeout": {
         "label": "Timeout",

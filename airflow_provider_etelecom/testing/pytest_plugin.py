@@ -47,7 +47,7 @@ def etelecom_connection(
         "conn_type": "etelecom",
         "host": etelecom_simulator.base_url,
         "password": etelecom_simulator.api_key,
-        "extra": {"account_type": "shop"},
+        "extra": {},  # the account type comes from the base URL's path; a short "shop" would warn on Airflow 3
     }
     monkeypatch.setenv(CONNECTION_ENV, json.dumps(conn))
     yield etelecom_simulator

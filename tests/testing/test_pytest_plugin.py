@@ -29,7 +29,7 @@ def test_etelecom_connection_sets_the_airflow_env_var(etelecom_connection: Etele
         "conn_type": "etelecom",
         "host": etelecom_connection.base_url,
         "password": etelecom_connection.api_key,
-        "extra": {"account_type": "shop"},
+        "extra": {},
     }
 
 
