@@ -12,6 +12,7 @@ from airflow_provider_etelecom.client import Consent, ConsentQuery, mask_phone
 from airflow_provider_etelecom.client.models import SendStatus
 from airflow_provider_etelecom.exceptions import EtelecomConsentOutcomeError, EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
+from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
 
 __all__ = ["RequestConsentOperator"]
 
@@ -74,6 +75,9 @@ class RequestConsentOperator(BaseOperator):
     :param call_type: ``audio``, ``video`` or ``audio_and_video`` (templated).
     :param reason_code: one of eTelecom's five reason codes (templated).
     :param etelecom_conn_id: the eTelecom connection.
+    :param retry_permanent_errors: let Airflow retry failures a retry cannot fix (invalid rendered
+        arguments, a wrong connection, a refused key); off by default (see
+        :mod:`airflow_provider_etelecom.utils.failure_policy`).
     :return: the consent dict (XCom ``return_value``).
     :raises EtelecomConsentOutcomeError: when eTelecom could not deliver the request (``status`` ``N``),
         with its ``error_code`` and ``error_message``.
@@ -90,9 +94,11 @@ class RequestConsentOperator(BaseOperator):
         call_type: str,
         reason_code: str,
         etelecom_conn_id: str = EtelecomHook.default_conn_name,
+        retry_permanent_errors: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.retry_permanent_errors = validate_retry_permanent_errors(retry_permanent_errors)
         self.oa_id = oa_id
         self.phone = phone
         self.call_type = call_type
@@ -115,6 +121,7 @@ class RequestConsentOperator(BaseOperator):
         """The hook for ``etelecom_conn_id``."""
         return EtelecomHook(self.etelecom_conn_id)
 
+    @with_failure_policy
     def execute(self, context: Context) -> Consent:
         """Validate, reuse an earlier try's consent or send a new request, and return the consent."""
         try:
