@@ -22,9 +22,7 @@ from airflow_provider_etelecom.operators.consents import ListConsentsOperator, R
 from airflow_provider_etelecom.sensors.consents import ConsentRepliesSensor, ConsentReplySensor
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from airflow_provider_etelecom.utils.failure_policy import failure_policy
-from tests.operators.test_list_consents import load_dag_file, moto_server, run_dag, s3_bucket
-
-__all__ = ["moto_server", "s3_bucket"]  # fixtures shared with the operator tests
+from tests.operators.test_list_consents import load_dag_file, run_dag
 
 LIST = "Zalo/ListRequestConsent"
 OA = "4239023413265392134"
