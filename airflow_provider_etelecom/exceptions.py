@@ -16,8 +16,10 @@ __all__ = [
     "EtelecomError",
     "EtelecomMalformedResponseError",
     "EtelecomNotFoundError",
+    "EtelecomOutputError",
     "EtelecomPagingError",
     "EtelecomRateLimitError",
+    "EtelecomStoppedError",
     "EtelecomTransientError",
     "EtelecomValidationError",
 ]
@@ -138,3 +140,22 @@ class EtelecomConsentOutcomeError(EtelecomError):
     def __init__(self, message: str, *, consent: dict[str, object]) -> None:
         super().__init__(message)
         self.consent = consent
+
+
+class EtelecomOutputError(EtelecomError):
+    """The export could not be written to ``output_path`` (denied, missing bucket or folder, storage down).
+
+    :param kind: what an Airflow retry can do about it, a
+        :class:`~airflow_provider_etelecom.client.errors.FailureKind` value decided by
+        :func:`~airflow_provider_etelecom.client.errors.classify_storage_failure`.
+    :param parameter: the parameter to fix (``output_path``).
+    """
+
+    def __init__(self, message: str, *, kind: str, parameter: str = "output_path") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.parameter = parameter
+
+
+class EtelecomStoppedError(EtelecomError):
+    """The task was told to stop (``on_kill``: a SIGTERM, a task marked failed) and published nothing."""

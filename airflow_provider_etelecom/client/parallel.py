@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -33,6 +34,10 @@ MAX_PARALLEL_WINDOWS = 32
 #: Windows per worker: time-skewed data (a busy day, a quiet night) balances better over more,
 #: smaller windows picked up by whichever worker is free.
 WINDOWS_PER_WORKER = 4
+#: How long closing the listing waits, in all, for the workers to finish their current request.
+#: They are daemon threads that stop at their next page; an export told to stop (``on_kill``)
+#: must delete its temporary file within the few seconds before Airflow's SIGKILL.
+STOP_JOIN_S = 2.0
 _DONE = object()
 
 
@@ -65,7 +70,9 @@ def iter_consent_pages_parallel(
     Pages arrive in completion order, not in the platform's sort order. Each worker has its own
     client (its own connection); all share one :class:`RateLimitGate`, so a rate limit seen by
     one slows every worker instead of turning into a 429 storm. The first failure stops all
-    workers and is raised here; closing the generator early stops them too.
+    workers and is raised here; closing the generator early (the operator does when told to
+    stop) stops them too: each worker ends after its current request, and closing waits at most
+    :data:`STOP_JOIN_S` for them.
 
     :param make_client: builds a client that uses the given gate (one per worker).
     :param query: the validated query; ``date_from`` and ``date_to`` are required.
@@ -166,5 +173,6 @@ def _run_workers(
                     return
     finally:
         stop.set()
+        join_until = time.monotonic() + STOP_JOIN_S
         for thread in threads:
-            thread.join(timeout=30)
+            thread.join(timeout=max(0.0, join_until - time.monotonic()))

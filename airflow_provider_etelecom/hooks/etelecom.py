@@ -8,8 +8,10 @@ offers the client's calls with Airflow's conventions.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,9 +30,11 @@ from airflow_provider_etelecom.client import (
     RateLimitGate,
 )
 from airflow_provider_etelecom.client.parallel import iter_consent_pages_parallel
-from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomError
+from airflow_provider_etelecom.exceptions import EtelecomAuthError, EtelecomConfigError, EtelecomError
 
 __all__ = ["EtelecomHook", "base_url_from_fields"]
+
+log = logging.getLogger(__name__)
 
 _EXTRA_PREFIX = "extra__etelecom__"
 
@@ -156,6 +160,55 @@ def base_url_from_fields(host: str | None, schema: str | None, port: Any) -> tup
     return f"{url_scheme}://{netloc}{slash}{path}", True
 
 
+class _RereadingClient(EtelecomClient):
+    """An :class:`EtelecomClient` that reads its connection once more when the key is refused.
+
+    The same mechanism as the triggers' (:meth:`EtelecomHook.aget_client`, called again after an
+    authentication error): a key rotated in the connection while a task runs is picked up by
+    reading the connection again, through the same :meth:`EtelecomHook.config_from_connection`.
+    It happens inside :meth:`call`, so a listing refused on page 40 continues on page 40 with the
+    new key. A key that is refused again after the re-read, or a connection that still holds
+    the refused key, is final: the :class:`EtelecomAuthError` is raised (and the task fails
+    without Airflow retries). A 401/403 answer means the platform refused the request before
+    acting on it, so re-sending even a ``RequestConsent`` with the new key cannot send twice.
+
+    :param reread: reads the connection again and returns its settings.
+    :param conn_id: the connection's id, for messages.
+    """
+
+    def __init__(
+        self, config: ClientConfig, *, reread: Callable[[], ClientConfig], conn_id: str, **kwargs: Any
+    ) -> None:
+        super().__init__(config, **kwargs)
+        self._reread = reread
+        self._conn_id = conn_id
+
+    def call(self, endpoint: str, body: dict[str, Any], *, idempotent: bool = True) -> Any:
+        """Call as :meth:`EtelecomClient.call`; after a refused key, read the connection once and try again."""
+        try:
+            return super().call(endpoint, body, idempotent=idempotent)
+        except EtelecomAuthError as error:
+            fresh = self._reread()
+            if fresh.api_key == self.config.api_key:
+                error.message = (
+                    f"{error.message} The connection {self._conn_id!r} was read again and holds the same key."
+                )
+                error.args = (error.message,)
+                raise
+            log.warning("eTelecom refused the key; connection %r holds a new one, using it.", self._conn_id)
+            self.config = fresh
+            self._session.headers["Authorization"] = f"Bearer {fresh.api_key}"
+        try:
+            return super().call(endpoint, body, idempotent=idempotent)
+        except EtelecomAuthError as again:
+            again.message = (
+                f"{again.message} The connection {self._conn_id!r} was read again after a first refusal, and "
+                f"its new key was refused too."
+            )
+            again.args = (again.message,)
+            raise
+
+
 class EtelecomHook(BaseHook):
     """Talk to eTelecom's Zalo Cloud API through an Airflow connection of type ``etelecom``.
 
@@ -237,17 +290,35 @@ class EtelecomHook(BaseHook):
                 f"{conn.host!r} and port {conn.port!r})"
             ) from None
 
-    def _make_client(self, conn: Any) -> EtelecomClient:
+    def _config(self, conn: Any) -> ClientConfig:
         try:
-            config = self.config_from_connection(conn)
+            return self.config_from_connection(conn)
         except EtelecomConfigError as error:
             raise EtelecomConfigError(f"Connection {self.etelecom_conn_id!r}: {error.message}") from None
-        return EtelecomClient(config, gate=self.gate)
+
+    def _make_client(self, conn: Any) -> EtelecomClient:
+        return EtelecomClient(self._config(conn), gate=self.gate)
+
+    @cached_property
+    def _reread_lock(self) -> threading.Lock:
+        return threading.Lock()
+
+    def _reread_config(self) -> ClientConfig:
+        """Read the connection again (a key may have been rotated); parallel workers take turns."""
+        with self._reread_lock:
+            return self._config(self.get_connection(self.etelecom_conn_id))
+
+    def _rereading_client(self, config: ClientConfig, gate: RateLimitGate | None) -> EtelecomClient:
+        return _RereadingClient(config, gate=gate, reread=self._reread_config, conn_id=self.etelecom_conn_id)
 
     @cached_property
     def client(self) -> EtelecomClient:
-        """The client for this hook's connection, built once (one HTTP session per hook)."""
-        return self._make_client(self.get_connection(self.etelecom_conn_id))
+        """The client for this hook's connection, built once (one HTTP session per hook).
+
+        When the key is refused it reads the connection once more and, if the key changed (a
+        rotation), goes on with the new one (see :class:`_RereadingClient`).
+        """
+        return self._rereading_client(self._config(self.get_connection(self.etelecom_conn_id)), self.gate)
 
     def get_conn(self) -> EtelecomClient:
         """Return the :class:`EtelecomClient` for this hook's connection."""
@@ -334,7 +405,7 @@ class EtelecomHook(BaseHook):
             return self.client.iter_consent_pages(query)
         config = self.client.config
         return iter_consent_pages_parallel(
-            lambda gate: EtelecomClient(config, gate=gate),
+            lambda gate: self._rereading_client(config, gate),
             query,
             parallel_windows=max_parallel_windows,
             stats=self.client.stats,

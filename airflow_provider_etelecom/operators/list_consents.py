@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, Asset, BaseOperator, Context
+from airflow.providers.common.compat.sdk import Asset, BaseOperator, Context
 
 from airflow_provider_etelecom.client import ClientStats, Consent, ConsentPage, ConsentQuery
 from airflow_provider_etelecom.client.parallel import MAX_PARALLEL_WINDOWS
 from airflow_provider_etelecom.client.validation import format_api_time
-from airflow_provider_etelecom.exceptions import EtelecomValidationError
+from airflow_provider_etelecom.exceptions import EtelecomStoppedError, EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
+from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
 from airflow_provider_etelecom.utils.jsonl import atomic_jsonl_writer, resolve_output_path
 
 __all__ = ["ListConsentsOperator"]
@@ -118,6 +121,13 @@ class ListConsentsOperator(BaseOperator):
 
     When the task has ``outlets``, each asset event's ``extra`` is ``{path, count, window}``.
 
+    Failures a retry cannot fix (invalid arguments, a wrong connection, a refused key after one
+    re-read of the connection, a missing bucket or folder) fail the task without Airflow retries;
+    storage that refuses its credentials gets one retry; transient failures are retried as the
+    task says (see :mod:`airflow_provider_etelecom.utils.failure_policy`). A stopped task
+    (``on_kill``: SIGTERM, a task marked failed) stops paging, deletes its temporary file and
+    publishes nothing.
+
     :param etelecom_conn_id: the eTelecom connection.
     :param call_type: ``audio``, ``video`` or ``audio_and_video``.
     :param date_from: window start, inclusive, on ``created_at`` (aware datetime or ISO-8601).
@@ -142,6 +152,7 @@ class ListConsentsOperator(BaseOperator):
         off by default. Lifts the sequential floor (pages x round trip) of one big range; to spread
         a backfill over workers, map the operator over ``split_windows`` instead. Consents then
         arrive in no particular order; memory stays bounded (a few pages per window in flight).
+    :param retry_permanent_errors: let Airflow retry failures a retry cannot fix (off by default).
     """
 
     template_fields: Sequence[str] = (*FILTER_FIELDS, "output_path")
@@ -169,6 +180,7 @@ class ListConsentsOperator(BaseOperator):
         output_conn_id: str | None = None,
         max_xcom_consents: int = 10_000,
         max_parallel_windows: int | None = None,
+        retry_permanent_errors: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -191,6 +203,7 @@ class ListConsentsOperator(BaseOperator):
         self.output_conn_id = output_conn_id
         self.max_xcom_consents = _validate_max_xcom(max_xcom_consents)
         self.max_parallel_windows = _validate_parallel_windows(max_parallel_windows)
+        self.retry_permanent_errors = validate_retry_permanent_errors(retry_permanent_errors)
         # Parse-time check of what is already known; templated values wait for execute().
         ConsentQuery.build(**self._query_arguments(skip_templates=True), timezone=timezone)
         if output_path is not None and not _is_template(output_path):
@@ -213,34 +226,34 @@ class ListConsentsOperator(BaseOperator):
             )
         return {**arguments, "page_size": self.page_size, "sort": self.sort, "max_pages": self.max_pages}
 
-    def _rendered_query(self) -> ConsentQuery:
-        try:
-            return self.hook.build_query(**self._query_arguments())
-        except EtelecomValidationError as error:
-            raise AirflowFailException(f"{type(self).__name__} {self.task_id}: {error.message}") from error
-
+    @with_failure_policy
     def execute(self, context: Context) -> Any:
         """Validate the rendered arguments, then export; return the consents or the file's metadata.
 
-        :raises AirflowFailException: for invalid rendered arguments, an unusable ``output_path``, or
-            more consents than ``max_xcom_consents`` in XCom mode (a retry would not help).
-        :raises EtelecomError: for API failures that outlast the connection's retry budget.
+        :raises AirflowFailException: for failures a retry cannot fix: invalid rendered arguments,
+            an unusable ``output_path`` or connection, a refused key, more consents than
+            ``max_xcom_consents`` in XCom mode.
+        :raises EtelecomError: for failures that may pass (API failures that outlast the
+            connection's retry budget, a storage outage).
+        :raises EtelecomStoppedError: when told to stop (``on_kill``) before the export finished.
         """
-        query = self._rendered_query()
+        self._stop = threading.Event()
+        query = self.hook.build_query(**self._query_arguments())
         if (
             self.max_parallel_windows
             and self.max_parallel_windows > 1
             and (query.date_from is None or query.date_to is None)
         ):
-            raise AirflowFailException(
-                f"{type(self).__name__} {self.task_id}: max_parallel_windows={self.max_parallel_windows} needs "
-                f"both date_from and date_to, because the range is split into windows."
+            raise EtelecomValidationError(
+                f"max_parallel_windows={self.max_parallel_windows} needs both date_from and date_to, because "
+                f"the range is split into windows.",
+                parameter="max_parallel_windows",
             )
         if self.output_path is not None:
             try:
                 resolve_output_path(self.output_path, conn_id=self.output_conn_id)
             except ValueError as error:
-                raise AirflowFailException(f"{type(self).__name__} {self.task_id}: {error}") from error
+                raise EtelecomValidationError(str(error), parameter="output_path") from error
         window = {
             "date_from": None if query.date_from is None else format_api_time(query.date_from),
             "date_to": None if query.date_to is None else format_api_time(query.date_to),
@@ -261,29 +274,66 @@ class ListConsentsOperator(BaseOperator):
         self._set_asset_extra(context, {"path": self.output_path, "count": count, "window": window})
         return result
 
-    def _pages(self, query: ConsentQuery) -> Iterator[ConsentPage]:
-        return self.hook.iter_query_pages(query, max_parallel_windows=self.max_parallel_windows)
+    def on_kill(self) -> None:
+        """Tell a running export to stop: it pages no further, deletes its temporary file, publishes nothing.
+
+        Airflow calls this on SIGTERM (a pod stopping, a task marked failed in the UI). On Airflow 3
+        ``execute`` keeps running afterwards, so the page loop checks the flag this sets, and the
+        writer checks it once more right before moving the file into place; on Airflow 2 the
+        SIGTERM handler also raises, and the same cleanup runs on the way out.
+        """
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            self.log.warning("%s %s was told to stop; abandoning the export.", type(self).__name__, self.task_id)
+            stop.set()
+
+    def _check_stop(self, progress: _Progress) -> None:
+        if self._stop.is_set():
+            raise EtelecomStoppedError(
+                f"{type(self).__name__} {self.task_id} was told to stop (on_kill) after {progress.pages} pages; "
+                f"the export was abandoned and nothing was published."
+            )
+
+    @contextmanager
+    def _pages(self, query: ConsentQuery) -> Iterator[Iterator[ConsentPage]]:
+        """Open the listing, and close it on the way out: a stopped export's parallel workers stop too."""
+        pages = self.hook.iter_query_pages(query, max_parallel_windows=self.max_parallel_windows)
+        try:
+            yield pages
+        finally:
+            close = getattr(pages, "close", None)
+            if callable(close):
+                close()
 
     def _export_to_xcom(self, query: ConsentQuery, progress: _Progress) -> list[Consent]:
         consents: list[Consent] = []
-        for page in self._pages(query):
-            consents.extend(page["consents"])
-            progress.page(len(page["consents"]))
-            if len(consents) > self.max_xcom_consents:
-                raise AirflowFailException(
-                    f"{type(self).__name__} {self.task_id}: more than max_xcom_consents={self.max_xcom_consents} "
-                    f"consents match ({len(consents)} after {progress.pages} pages, still paging), too many for "
-                    f"XCom, which is stored in Airflow's metadata database. Set output_path (e.g. "
-                    f"'file:///data/etelecom/{{{{ ds }}}}.jsonl' or 's3://bucket/consents/{{{{ ds }}}}.jsonl') to "
-                    f"stream them to storage, or narrow the filters / date window."
-                )
+        with self._pages(query) as pages:
+            for page in pages:
+                self._check_stop(progress)
+                consents.extend(page["consents"])
+                progress.page(len(page["consents"]))
+                if len(consents) > self.max_xcom_consents:
+                    raise EtelecomValidationError(
+                        f"More than max_xcom_consents={self.max_xcom_consents} consents match ({len(consents)} "
+                        f"after {progress.pages} pages, still paging), too many for XCom, which is stored in "
+                        f"Airflow's metadata database. Set output_path (e.g. "
+                        f"'file:///data/etelecom/{{{{ ds }}}}.jsonl' or 's3://bucket/consents/{{{{ ds }}}}.jsonl') "
+                        f"to stream them to storage, or narrow the filters / date window.",
+                        parameter="max_xcom_consents",
+                    )
         return consents
 
     def _export_to_storage(
         self, query: ConsentQuery, progress: _Progress, output_path: str, window: dict[str, str | None]
     ) -> dict[str, Any]:
-        with atomic_jsonl_writer(output_path, conn_id=self.output_conn_id) as writer:
-            for page in self._pages(query):
+        # The writer is the inner block, so a failed or stopped export deletes its temporary file
+        # before the listing's parallel workers are waited for.
+        with (
+            self._pages(query) as pages,
+            atomic_jsonl_writer(output_path, conn_id=self.output_conn_id, stop=self._stop) as writer,
+        ):
+            for page in pages:
+                self._check_stop(progress)
                 writer.write_many(page["consents"])
                 progress.page(len(page["consents"]))
         return {"path": output_path, "count": writer.count, "pages": progress.pages, "window": window}

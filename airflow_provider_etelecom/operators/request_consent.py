@@ -24,6 +24,7 @@ from airflow_provider_etelecom.exceptions import (
 )
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.sensors.consents import LISTING_LAG_GRACE_S, _seconds
+from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
 
 __all__ = ["RequestConsentOperator"]
 
@@ -140,6 +141,9 @@ class RequestConsentOperator(BaseOperator):
     :param resend_if_unconfirmed: on Airflow 3.3+, send again when an earlier try started a send
         whose outcome is unknown (its answer was lost) and no consent appeared within the grace.
         Off by default: the earlier request may well have reached the customer.
+    :param retry_permanent_errors: let Airflow retry failures a retry cannot fix (invalid rendered
+        arguments, a wrong connection, a refused key); off by default (see
+        :mod:`airflow_provider_etelecom.utils.failure_policy`).
     :return: the consent dict (XCom ``return_value``).
     :raises EtelecomConsentOutcomeError: when eTelecom could not deliver the request (``status`` ``N``),
         with its ``error_code`` and ``error_message``.
@@ -165,9 +169,11 @@ class RequestConsentOperator(BaseOperator):
         listing_lag_grace: float | timedelta = LISTING_LAG_GRACE_S,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         resend_if_unconfirmed: bool = False,
+        retry_permanent_errors: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.retry_permanent_errors = validate_retry_permanent_errors(retry_permanent_errors)
         self.oa_id = oa_id
         self.phone = phone
         self.call_type = call_type
@@ -196,6 +202,7 @@ class RequestConsentOperator(BaseOperator):
         """The hook for ``etelecom_conn_id``."""
         return EtelecomHook(self.etelecom_conn_id)
 
+    @with_failure_policy
     def execute(self, context: Context) -> Consent:
         """Validate, reuse an earlier try's consent or send a new request, and return the consent."""
         query = self._rendered_query()
@@ -210,6 +217,7 @@ class RequestConsentOperator(BaseOperator):
             consent = self._send(query, context)
         return self._checked(consent, query)
 
+    @with_failure_policy
     def execute_complete(self, context: Context, event: object = None, deadline: str | None = None) -> Consent:
         """Resume after a deferred wait for an earlier try's consent: look again, then decide.
 

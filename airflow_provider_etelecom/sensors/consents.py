@@ -43,6 +43,7 @@ from airflow_provider_etelecom.triggers.consents import (
     parse_reply_event,
     replies_query,
 )
+from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
 
 __all__ = ["ConsentRepliesSensor", "ConsentReplySensor"]
 
@@ -131,10 +132,22 @@ def _consent_problem(
 
 
 class _ConsentWaitSensor(BaseSensorOperator):
-    """What both consent sensors share: the hook, when the wait began, and soft_fail."""
+    """What both consent sensors share: the hook, when the wait began, soft_fail and the retry policy.
+
+    ``execute`` and ``execute_complete`` run under
+    :func:`~airflow_provider_etelecom.utils.failure_policy.failure_policy`: a refused key (after
+    one re-read of the connection), a refused request or invalid rendered arguments fail the task
+    without Airflow retries, in every mode, unless ``retry_permanent_errors=True``.
+
+    :param retry_permanent_errors: let Airflow retry failures a retry cannot fix (off by default).
+    """
 
     etelecom_conn_id: str
     not_found_grace_period: float
+
+    def __init__(self, *, retry_permanent_errors: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.retry_permanent_errors = validate_retry_permanent_errors(retry_permanent_errors)
 
     @cached_property
     def hook(self) -> EtelecomHook:
@@ -314,6 +327,7 @@ class ConsentReplySensor(_ConsentWaitSensor):
 
     # -- modes ---------------------------------------------------------------------------------
 
+    @with_failure_policy
     def execute(self, context: Context) -> Any:
         """Wait in poke or reschedule mode, or check once and defer to :class:`ConsentReplyTrigger`."""
         if not self.deferrable:
@@ -337,6 +351,7 @@ class ConsentReplySensor(_ConsentWaitSensor):
             timeout=defer_timeout,
         )
 
+    @with_failure_policy
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Consent:
         """Resume after the trigger: validate its event and apply the same outcome rules as ``poke``.
 
@@ -639,6 +654,7 @@ class ConsentRepliesSensor(_ConsentWaitSensor):
 
     # -- modes ---------------------------------------------------------------------------------
 
+    @with_failure_policy
     def execute(self, context: Context) -> Any:
         """Wait in poke or reschedule mode, or check once and defer to :class:`ConsentRepliesTrigger`."""
         if not self.deferrable:
@@ -666,6 +682,7 @@ class ConsentRepliesSensor(_ConsentWaitSensor):
             timeout=defer_timeout,
         )
 
+    @with_failure_policy
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Consent]:
         """Resume after the trigger: validate its event and decide again with the same function as ``poke``.
 

@@ -5,6 +5,16 @@ into place only when everything was written. If anything fails, the temporary ob
 and whatever was at the path before (an earlier successful export) is left untouched. On a local
 filesystem the move is a ``rename`` (atomic); on S3/GCS it is copy + delete, so readers may see
 the old or the new object but never a half-written one.
+
+A failure of the storage itself (permission denied, a missing bucket or folder, a storage outage)
+is raised as one short :class:`~airflow_provider_etelecom.exceptions.EtelecomOutputError` naming
+``output_path`` and ``output_conn_id``, classified by
+:func:`~airflow_provider_etelecom.client.errors.classify_storage_failure`, instead of the
+filesystem's deep traceback (which is logged at DEBUG).
+
+A ``stop`` event (set by the operator's ``on_kill``) is checked right before the move: a writer
+told to stop deletes its temporary object and never publishes. Only a SIGKILL, which runs no
+code, can leave ``<path>.tmp-<uuid>`` behind.
 """
 
 from __future__ import annotations
@@ -13,13 +23,17 @@ import gzip
 import json
 import logging
 import posixpath
+import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import IO, Any
 from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+from airflow_provider_etelecom.client.errors import FailureKind, classify_storage_failure
+from airflow_provider_etelecom.exceptions import EtelecomOutputError, EtelecomStoppedError
 
 __all__ = ["JsonlWriter", "atomic_jsonl_writer", "dumps_line", "resolve_output_path"]
 
@@ -68,55 +82,129 @@ def resolve_output_path(path: str, *, conn_id: str | None = None, parameter: str
     return target
 
 
-class JsonlWriter:
-    """Write records as JSON Lines to an open binary stream; counts what it wrote."""
+_ADVICE = {
+    FailureKind.PERMANENT: "a retry cannot fix this: fix output_path (the bucket or folder must exist and be writable)",
+    FailureKind.CREDENTIALS: (
+        "the storage refused the credentials: give the credentials of output_conn_id={conn_id!r} (None: the "
+        "worker's default credentials) write access to this path, or fix output_path"
+    ),
+    FailureKind.TRANSIENT: "the storage failed; Airflow retries the task as configured",
+}
 
-    def __init__(self, stream: IO[bytes]) -> None:
+
+@contextmanager
+def _storage_step(action: str, path: str, conn_id: str | None, *, local: bool) -> Iterator[None]:
+    """Turn a filesystem failure during ``action`` into one short :class:`EtelecomOutputError`."""
+    try:
+        yield
+    except Exception as error:
+        if not isinstance(error, OSError) and not isinstance(getattr(error, "response", None), dict):
+            raise  # not the storage's (a bug, or the caller's own exception): leave it alone
+        kind = classify_storage_failure(error, local=local)
+        log.debug("Storage failure while trying to %s %s:", action, path, exc_info=True)
+        cause = str(error).strip() or type(error).__name__
+        raise EtelecomOutputError(
+            f"output_path={path!r}: could not {action} it ({type(error).__name__}: {cause[:300]}); "
+            f"{_ADVICE[kind].format(conn_id=conn_id)}.",
+            kind=kind.value,
+        ) from None
+
+
+class JsonlWriter:
+    """Write records as JSON Lines to an open binary stream; counts what it wrote.
+
+    :param stream: the binary stream to write to.
+    :param guard: wraps each write (the atomic writer turns storage failures into
+        :class:`EtelecomOutputError` with it).
+    """
+
+    def __init__(self, stream: IO[bytes], *, guard: Callable[[], AbstractContextManager[None]] = nullcontext) -> None:
         self._stream = stream
+        self._guard = guard
         self.count = 0
 
     def write_many(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Write ``records``, one per line; return how many."""
         lines = [dumps_line(record) for record in records]
         if lines:
-            self._stream.write(("\n".join(lines) + "\n").encode("utf-8"))
+            with self._guard():
+                self._stream.write(("\n".join(lines) + "\n").encode("utf-8"))
         self.count += len(lines)
         return len(lines)
 
 
 @contextmanager
-def atomic_jsonl_writer(path: str, *, conn_id: str | None = None, compresslevel: int = 6) -> Iterator[JsonlWriter]:
+def atomic_jsonl_writer(
+    path: str, *, conn_id: str | None = None, compresslevel: int = 6, stop: threading.Event | None = None
+) -> Iterator[JsonlWriter]:
     """Open a :class:`JsonlWriter` whose output appears at ``path`` only if the block succeeds.
 
     A path ending in ``.gz`` is gzip-compressed (with a fixed header time, so a re-run of the same
-    data gives the same bytes). Missing parent folders of a local path are created.
+    data gives the same bytes). Missing parent folders of a local path are created. The
+    temporary sibling is deleted whatever ends the block, an exception of any kind included
+    (Airflow 2's SIGTERM handler raises ``AirflowTaskTerminated``).
 
     :param path: the final URL (see :func:`resolve_output_path`).
     :param conn_id: the Airflow connection with the storage credentials.
     :param compresslevel: gzip level for ``.gz`` paths.
+    :param stop: when set (``on_kill``), the block's output is discarded instead of moved into place.
     :raises ValueError: for an unusable ``path`` (before anything is written).
+    :raises EtelecomOutputError: when the storage refuses or fails a step, naming ``output_path``.
+    :raises EtelecomStoppedError: when ``stop`` was set before the move.
     """
     final = resolve_output_path(path, conn_id=conn_id)
-    temp_url = f"{path.strip()}.tmp-{uuid.uuid4().hex}"
-    temp = ObjectStoragePath(temp_url, conn_id=conn_id)
-    if final.protocol in _LOCAL_PROTOCOLS or not final.protocol:
-        final.fs.makedirs(posixpath.dirname(final.path), exist_ok=True)
+    text = path.strip()
+    temp = ObjectStoragePath(f"{text}.tmp-{uuid.uuid4().hex}", conn_id=conn_id)
+    local = final.protocol in _LOCAL_PROTOCOLS or not final.protocol
+
+    def step(action: str) -> AbstractContextManager[None]:
+        return _storage_step(action, text, conn_id, local=local)
+
     committed = False
     try:
+        if local:
+            with step("create the folder of"):
+                final.fs.makedirs(posixpath.dirname(final.path), exist_ok=True)
         open_temp: Any = temp.open  # typed on one Airflow version, untyped on the other
-        with open_temp("wb") as raw:
+        with step("open a temporary file next to"):
+            raw = open_temp("wb")
+        closed = False
+        try:
+            packed: Any = None
             if final.name.endswith(".gz"):
-                with gzip.GzipFile(
+                packed = gzip.GzipFile(
                     filename=final.name[:-3], mode="wb", fileobj=raw, mtime=0, compresslevel=compresslevel
-                ) as packed:
-                    yield JsonlWriter(packed)  # type: ignore[arg-type]
-            else:
-                yield JsonlWriter(raw)
-        final.fs.mv(temp.path, final.path)
+                )
+            yield JsonlWriter(packed or raw, guard=lambda: step("write"))
+            with step("finish writing"):
+                if packed is not None:
+                    packed.close()
+                raw.close()
+            closed = True
+        finally:
+            if not closed:
+                _close_quietly(packed, raw)
+        if stop is not None and stop.is_set():
+            raise EtelecomStoppedError(
+                f"The export to output_path={text!r} was told to stop (on_kill) before it was published; "
+                f"nothing was written there."
+            )
+        with step("move the finished export to"):
+            final.fs.mv(temp.path, final.path)
         committed = True
     finally:
         if not committed:
             _remove_quietly(temp)
+
+
+def _close_quietly(*streams: Any) -> None:
+    for stream in streams:
+        if stream is None:
+            continue
+        try:
+            stream.close()
+        except Exception as error:  # the failure that got us here matters more
+            log.debug("Could not close %r: %s", stream, error)
 
 
 def _remove_quietly(temp: ObjectStoragePath) -> None:

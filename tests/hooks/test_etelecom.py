@@ -312,3 +312,65 @@ def test_hook_raises_no_deprecation_warnings() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         EtelecomHook()
+
+
+# -- a key rotated while a task runs -----------------------------------------------------------------
+
+ROTATED = "etl-ROTATED-key-4d2b8e6f10"
+LIST = "Zalo/ListRequestConsent"
+
+
+def test_a_rotated_key_is_picked_up_by_reading_the_connection_once(
+    sim: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_connection(monkeypatch, host=sim.base_url, password=SECRET_KEY)
+    hook = EtelecomHook()
+    hook.check_consent(oa_id="4239023413265392134", phone="0912000333")
+    sim.api_key = ROTATED  # the platform now refuses the old key ...
+    set_connection(monkeypatch, host=sim.base_url, password=ROTATED)  # ... and the connection holds the new one
+    hook.check_consent(oa_id="4239023413265392134", phone="0912000333")
+    assert sim.stats.count(status=401) == 1
+    assert sim.stats.count(method="Zalo/CheckConsent", status=200) == 2
+    hook.check_consent(oa_id="4239023413265392134", phone="0912000333")  # the new key sticks
+    assert sim.stats.count(status=401) == 1
+
+
+@pytest.mark.parametrize("parallel_windows", [None, 3])
+def test_a_key_rotated_mid_export_loses_no_page(
+    sim: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch, parallel_windows: int | None
+) -> None:
+    set_connection(monkeypatch, host=sim.base_url, password=SECRET_KEY)
+    hook = EtelecomHook()
+    pages = hook.list_consent_pages(
+        page_size=20,
+        date_from="2000-01-01T00:00:00Z",
+        date_to="2100-01-01T00:00:00Z",
+        max_parallel_windows=parallel_windows,
+    )
+    ids = [c["id"] for c in next(pages)["consents"]]
+    sim.api_key = ROTATED
+    set_connection(monkeypatch, host=sim.base_url, password=ROTATED)
+    for page in pages:
+        ids.extend(c["id"] for c in page["consents"])
+    assert sorted(ids) == sorted(c["id"] for c in sim.consents())
+    # Each client that met the refusal read the connection once and went on: one 401 per worker at most.
+    assert 1 <= sim.stats.count(status=401) <= (parallel_windows or 1)
+
+
+def test_the_same_key_is_not_sent_twice_and_a_refused_new_key_is_final(
+    sim: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_etelecom.exceptions import EtelecomAuthError
+
+    sim.api_key = ROTATED
+    set_connection(monkeypatch, host=sim.base_url, password=SECRET_KEY)
+    with pytest.raises(EtelecomAuthError, match="holds the same key"):
+        EtelecomHook().check_consent(oa_id="4239023413265392134", phone="0912000333")
+    assert sim.stats.count(status=401) == 1
+    hook = EtelecomHook()
+    hook.client  # noqa: B018 - built with the connection's key
+    set_connection(monkeypatch, host=sim.base_url, password="etl-ANOTHER-key-77aa01")
+    with pytest.raises(EtelecomAuthError, match="new key was refused too") as raised:
+        hook.check_consent(oa_id="4239023413265392134", phone="0912000333")
+    assert sim.stats.count(status=401) == 3
+    assert "etl-ANOTHER-key-77aa01" not in str(raised.value) and SECRET_KEY not in str(raised.value)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 import logging
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -332,47 +332,6 @@ def test_phone_is_masked_and_key_never_logged(
 
 
 # -- S3 through moto's server ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    # The Amazon provider's s3 filesystem needs s3fs >= 2023 (async, on aiobotocore); an environment
-    # resolved to the old synchronous s3fs 0.4 cannot write s3:// through ObjectStoragePath at all.
-    pytest.importorskip("aiobotocore", reason="s3:// through ObjectStoragePath needs s3fs>=2023 with aiobotocore")
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3_bucket(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    import boto3
-
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_AWS_TEST",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing-key-id",
-                "password": "testing-secret",
-                "extra": {"endpoint_url": moto_server, "region_name": "us-east-1"},
-            }
-        ),
-    )
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_server,
-        region_name="us-east-1",
-        aws_access_key_id="testing-key-id",
-        aws_secret_access_key="testing-secret",
-    )
-    name = f"exports-{datetime.now(timezone.utc).strftime('%H%M%S%f')}"
-    s3.create_bucket(Bucket=name)
-    return s3, name
 
 
 def test_s3_mode_through_the_amazon_provider(etelecom_connection: EtelecomSimulator, s3_bucket: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import time_machine
-from airflow.providers.common.compat.sdk import TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 from airflow_provider_etelecom.exceptions import EtelecomAuthError, EtelecomTransientError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
@@ -149,6 +149,7 @@ def test_expired_key_during_the_wait_ends_it_at_once_with_an_auth_error(
     assert sim.stats.count(LIST, 401) == 2
     assert ended_in < 2.0
     assert event["status"] == "error" and event["error_class"] == "EtelecomAuthError"
-    with pytest.raises(EtelecomAuthError) as raised:
+    with pytest.raises(AirflowFailException) as raised:  # no Airflow retries for a refused key
         sensor.execute_complete({}, event)  # type: ignore[arg-type]
+    assert isinstance(raised.value.__cause__, EtelecomAuthError)
     assert SECRET_KEY not in str(raised.value) and "rotated-key" not in str(raised.value)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 from airflow_provider_etelecom.client import ClientConfig, EtelecomClient
 from airflow_provider_etelecom.exceptions import EtelecomAuthError, EtelecomConfigError
@@ -116,12 +116,14 @@ def test_a_refused_key_fails_without_showing_it(
 ) -> None:
     etelecom_connection.api_key = "some-other-key-0123456789"  # the connection's key is now refused (401)
     op = ListConsentsOperator(task_id="export", output_path=(tmp_path / "x.jsonl").as_uri())
-    with pytest.raises(EtelecomAuthError) as raised:
+    with pytest.raises(AirflowFailException) as raised:  # a refused key: no Airflow retries
         op.execute({})  # type: ignore[arg-type]
     logging.getLogger("test").exception("task failed", exc_info=raised.value)  # as Airflow logs a failure
     produced = everything()
     assert "401" in produced and "unauthenticated" in produced
-    for text in (produced, str(raised.value), repr(raised.value), repr(raised.value.__dict__)):
+    cause = raised.value.__cause__
+    assert isinstance(cause, EtelecomAuthError)
+    for text in (produced, str(raised.value), repr(raised.value), str(cause), repr(cause.__dict__)):
         assert SECRET_KEY not in text
     with pytest.raises(EtelecomAuthError) as again:
         EtelecomHook().check_consent(oa_id=OA, phone=PHONE)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     PokeReturnValue,
@@ -310,8 +311,14 @@ def test_execute_complete_timeout_and_error() -> None:
         sensor(["1"]).execute_complete(context(), build_replies_event("timeout", message="late"))
     with pytest.raises(AirflowSkipException):
         sensor(["1"], soft_fail=True).execute_complete(context(), build_replies_event("timeout"))
-    with pytest.raises(EtelecomAuthError):
+    # A refused key fails without Airflow retries, naming the connection field to fix.
+    with pytest.raises(AirflowFailException, match="Password field") as failed:
         sensor(["1"]).execute_complete(context(), build_replies_event("error", error=EtelecomAuthError("refused")))
+    assert isinstance(failed.value.__cause__, EtelecomAuthError)
+    with pytest.raises(EtelecomAuthError):  # unless the user asks for Airflow's retries
+        sensor(["1"], retry_permanent_errors=True).execute_complete(
+            context(), build_replies_event("error", error=EtelecomAuthError("refused"))
+        )
 
 
 # -- through Airflow (dag.test(), on Airflow 2 and 3) --------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     PokeReturnValue,
@@ -224,7 +225,11 @@ def test_auth_error_fails_at_once(etelecom_connection: EtelecomSimulator) -> Non
     s = sensor(consent["id"])
     with pytest.raises(EtelecomAuthError):
         s.poke(context())
-    with pytest.raises(EtelecomAuthError):
+    # execute (every mode) and execute_complete fail without Airflow retries, naming the field to fix.
+    with pytest.raises(AirflowFailException, match="Password field") as failed:
+        s.execute(context())
+    assert isinstance(failed.value.__cause__, EtelecomAuthError)
+    with pytest.raises(AirflowFailException, match="Password field"):
         s.execute_complete(context(), build_reply_event("error", error=EtelecomAuthError("key refused")))
 
 

@@ -66,3 +66,35 @@ def test_unusable_paths_name_output_path(path: str, message: str) -> None:
     with pytest.raises(ValueError, match=message) as raised:
         resolve_output_path(path)
     assert str(raised.value).startswith("output_path=")
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+def test_a_stop_before_the_move_discards_the_export(tmp_path: Path, suffix: str) -> None:
+    import threading
+
+    from airflow_provider_etelecom.exceptions import EtelecomStoppedError
+
+    target = tmp_path / f"c{suffix}"
+    target.write_bytes(b"earlier\n")
+    stop = threading.Event()
+    with (
+        pytest.raises(EtelecomStoppedError, match="told to stop"),
+        atomic_jsonl_writer(f"file://{target}", stop=stop) as writer,
+    ):
+        writer.write_many(RECORDS)
+        stop.set()  # on_kill between the last page and the move
+    assert target.read_bytes() == b"earlier\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_an_unwritable_path_is_one_short_error_naming_output_path(tmp_path: Path) -> None:
+    from airflow_provider_etelecom.exceptions import EtelecomOutputError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(EtelecomOutputError) as raised, atomic_jsonl_writer(f"file://{blocker}/sub/c.jsonl") as writer:
+        writer.write_many(RECORDS)
+    assert raised.value.kind == "permanent" and raised.value.parameter == "output_path"
+    assert f"output_path='file://{blocker}/sub/c.jsonl'" in raised.value.message
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__  # no fsspec traceback chained
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

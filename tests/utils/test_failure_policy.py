@@ -1,0 +1,233 @@
+"""The retry policy in real Airflow task runs (``dag.test()``, ``retries=2``, ``retry_delay=0``).
+
+Every failure a retry cannot fix ends after one try with a message naming what to fix; a
+transient outage uses all three tries; storage that refuses its credentials gets exactly one
+retry; ``retry_permanent_errors=True`` hands a permanent failure back to Airflow's retries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from airflow_provider_etelecom.exceptions import EtelecomValidationError
+from airflow_provider_etelecom.operators.consents import ListConsentsOperator, RequestConsentOperator
+from airflow_provider_etelecom.sensors.consents import ConsentRepliesSensor, ConsentReplySensor
+from airflow_provider_etelecom.testing import EtelecomSimulator
+from airflow_provider_etelecom.utils.failure_policy import failure_policy
+from tests.operators.test_list_consents import load_dag_file, run_dag
+
+LIST = "Zalo/ListRequestConsent"
+OA = "4239023413265392134"
+PHONE = "0912000333"
+
+DAG_SOURCE = """
+from datetime import datetime, timedelta, timezone
+
+from airflow.providers.common.compat.sdk import DAG
+
+from airflow_provider_etelecom.operators.consents import ListConsentsOperator, RequestConsentOperator
+from airflow_provider_etelecom.sensors.consents import ConsentRepliesSensor, ConsentReplySensor
+
+with DAG(
+    {dag_id!r},
+    schedule=None,
+    start_date=datetime(2020, 1, 1, tzinfo=timezone.utc),
+    params={{"phone": "12"}},
+    default_args={{"retries": 2, "retry_delay": timedelta(0)}},
+) as dag:
+{tasks}
+"""
+
+#: One independent task per class of failure.
+FAILURES_TASKS = """
+    ListConsentsOperator(task_id="wrong_key", etelecom_conn_id="etelecom_wrong_key")
+    ListConsentsOperator(
+        task_id="wrong_key_retried", etelecom_conn_id="etelecom_wrong_key", retry_permanent_errors=True
+    )
+    ListConsentsOperator(task_id="bad_parameter", phone="{{{{ params.phone }}}}")
+    ListConsentsOperator(task_id="bad_connection", etelecom_conn_id="etelecom_bad_config")
+    ListConsentsOperator(task_id="unwritable_path", output_path={unwritable!r})
+    ListConsentsOperator(
+        task_id="missing_bucket", output_path="s3://no-such-bucket-e11/c.jsonl", output_conn_id="aws_test"
+    )
+    ListConsentsOperator(task_id="outage", etelecom_conn_id="etelecom_down")
+    RequestConsentOperator(
+        task_id="request_wrong_key", etelecom_conn_id="etelecom_wrong_key", oa_id={oa!r}, phone={phone!r},
+        call_type="audio", reason_code="update_order",
+    )
+    ConsentReplySensor(
+        task_id="wait_one_wrong_key", etelecom_conn_id="etelecom_wrong_key", consent_id="1", oa_id={oa!r},
+        phone={phone!r}, poke_interval=1, timeout=30,
+    )
+    ConsentRepliesSensor(
+        task_id="wait_all_wrong_key", etelecom_conn_id="etelecom_wrong_key", consent_ids=["1"], oa_id={oa!r},
+        poke_interval=1, timeout=30,
+    )
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: Any) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "etelecom", **fields}))
+
+
+@pytest.fixture(autouse=True)
+def sequential_executor_on_airflow_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Airflow 2's dependency checks load the configured executor; unit-test mode names the
+    # LocalExecutor, which refuses SQLite. dag.test() runs tasks in-process whatever it names.
+    from airflow.providers.common.compat.sdk import AIRFLOW_V_3_0_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS:
+        monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "SequentialExecutor")
+
+
+@pytest.fixture
+def captured(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> Iterator[Any]:
+    """Everything the task runs logged (stdlib logging, and Airflow 3's structlog on stdout/stderr)."""
+    caplog.set_level(logging.INFO)
+
+    def text() -> str:
+        out, err = capfd.readouterr()
+        return caplog.text + out + err
+
+    yield text
+
+
+def _run(dag_id: str, tasks: str) -> Any:
+    from datetime import datetime, timezone
+
+    dag = load_dag_file(dag_id, DAG_SOURCE.format(dag_id=dag_id, tasks=tasks))
+    return run_dag(dag, datetime(2026, 1, 1, tzinfo=timezone.utc))
+
+
+def _tries(dag_run: Any) -> dict[str, tuple[str, int]]:
+    return {ti.task_id: (str(ti.state), ti.try_number) for ti in dag_run.get_task_instances()}
+
+
+def test_each_failure_class_in_a_real_task_run(
+    airflow_db: str,
+    etelecom_connection: EtelecomSimulator,
+    s3_bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    captured: Any,
+) -> None:
+    sim = etelecom_connection
+    _set_connection(monkeypatch, "etelecom_wrong_key", host=sim.base_url, password="etl-WRONG-key-0123456789")
+    _set_connection(
+        monkeypatch, "etelecom_bad_config", host=sim.base_url, password=sim.api_key, extra={"timeout": "soon"}
+    )
+    _set_connection(
+        monkeypatch,
+        "etelecom_down",
+        host=f"http://127.0.0.1:{_free_port()}/v1/shop",
+        password=sim.api_key,
+        extra={"max_retries": 0},
+    )
+    blocker = tmp_path / "a-regular-file"
+    blocker.write_text("not a folder\n")
+    unwritable = f"file://{blocker}/exports/c.jsonl"
+    tasks = FAILURES_TASKS.format(unwritable=unwritable, oa=OA, phone=PHONE)
+
+    dag_run = _run("test_failure_policy_classes", tasks)
+
+    assert _tries(dag_run) == {
+        "wrong_key": ("failed", 1),
+        "wrong_key_retried": ("failed", 3),
+        "bad_parameter": ("failed", 1),
+        "bad_connection": ("failed", 1),
+        "unwritable_path": ("failed", 1),
+        "missing_bucket": ("failed", 1),
+        "outage": ("failed", 3),
+        "request_wrong_key": ("failed", 1),
+        "wait_one_wrong_key": ("failed", 1),
+        "wait_all_wrong_key": ("failed", 1),
+    }
+    # One refused request per try: the connection was read again, held the same key, and the
+    # same key was not sent twice. No RequestConsent reached the platform with a valid key.
+    assert sim.stats.count(status=401) == 1 + 3 + 1 + 1 + 1
+    assert sim.stats.count(method="Zalo/RequestConsent", status=200) == 0
+    # Only missing_bucket listed anything (its one try: 5 pages and the empty last one); the
+    # others failed before any request.
+    assert sim.stats.count(method=LIST, status=200) == 6
+    text = captured()
+    for task_id, fix in [
+        ("ListConsentsOperator wrong_key", "Fix the API key (the Password field) of connection 'etelecom_wrong_key'"),
+        ("ListConsentsOperator bad_parameter", "phone"),
+        ("ListConsentsOperator bad_connection", "Connection 'etelecom_bad_config': The connection's 'timeout'"),
+        ("ListConsentsOperator unwritable_path", f"output_path={unwritable!r}"),
+        ("ListConsentsOperator missing_bucket", "output_path='s3://no-such-bucket-e11/c.jsonl'"),
+        ("RequestConsentOperator request_wrong_key", "Password field) of connection 'etelecom_wrong_key'"),
+        ("ConsentReplySensor wait_one_wrong_key", "Password field) of connection 'etelecom_wrong_key'"),
+        ("ConsentRepliesSensor wait_all_wrong_key", "Password field) of connection 'etelecom_wrong_key'"),
+    ]:
+        lines = [line for line in text.splitlines() if f"{task_id}: " in line]
+        assert lines, f"no failure message for {task_id}"
+        assert any(fix in line and "Not retried" in line for line in lines), (task_id, lines[:2])
+    assert "does not exist" in text  # the missing bucket, in one line rather than s3fs's traceback
+    assert "etl-WRONG-key-0123456789" not in text
+
+
+def test_storage_refusing_credentials_gets_exactly_one_retry(
+    airflow_db: str,
+    etelecom_connection: EtelecomSimulator,
+    s3_bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    captured: Any,
+) -> None:
+    import moto.settings
+
+    _, bucket = s3_bucket
+    # moto checks signatures from now on; the connection's access key is unknown to it: a 403
+    # InvalidAccessKeyId, as S3 answers while a role's credentials are being replaced.
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    tasks = f"""
+    ListConsentsOperator(task_id="denied", output_path="s3://{bucket}/c.jsonl", output_conn_id="aws_test")
+"""
+    dag_run = _run("test_failure_policy_denied_storage", tasks)
+    assert _tries(dag_run) == {"denied": ("failed", 2)}
+    assert etelecom_connection.stats.count(method=LIST, status=200) == 2 * 6  # two whole tries, not three
+    text = captured()
+    assert "output_conn_id='aws_test'" in text
+    assert "Refused again on try 2" in text
+
+
+# -- the helper itself, without a task run -------------------------------------------------------
+
+
+def test_opt_in_must_be_a_bool() -> None:
+    with pytest.raises(EtelecomValidationError) as raised:
+        ListConsentsOperator(task_id="export", retry_permanent_errors="yes")  # type: ignore[arg-type]
+    assert raised.value.parameter == "retry_permanent_errors"
+    for build in (
+        lambda: RequestConsentOperator(
+            task_id="r", oa_id=OA, phone=PHONE, call_type="audio", reason_code="update_order", retry_permanent_errors=1
+        ),
+        lambda: ConsentReplySensor(task_id="w", consent_id="1", oa_id=OA, phone=PHONE, retry_permanent_errors=None),
+        lambda: ConsentRepliesSensor(task_id="w", consent_ids=["1"], retry_permanent_errors="false"),
+    ):
+        with pytest.raises(EtelecomValidationError, match="retry_permanent_errors"):
+            build()
+
+
+def test_other_exceptions_pass_through_untouched() -> None:
+    from airflow.providers.common.compat.sdk import AirflowSkipException
+
+    task = SimpleNamespace(task_id="t", retry_permanent_errors=False)
+    for error in (AirflowSkipException("skip"), KeyError("bug"), KeyboardInterrupt()):
+        with pytest.raises(type(error)) as raised, failure_policy(task, {}):
+            raise error
+        assert raised.value is error
