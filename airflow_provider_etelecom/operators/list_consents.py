@@ -10,7 +10,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowFailException, Asset, BaseOperator, Context
 
 from airflow_provider_etelecom.client import ClientStats, Consent, ConsentPage, ConsentQuery
-from airflow_provider_etelecom.client.parallel import MAX_PARALLEL_WINDOWS
+from airflow_provider_etelecom.client.parallel import MAX_PARALLEL_WINDOWS, ParallelStats
 from airflow_provider_etelecom.client.validation import format_api_time
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
@@ -248,25 +248,30 @@ class ListConsentsOperator(BaseOperator):
         self.log.info("Listing eTelecom consents (%s) to %s.", query.describe(), self.output_path or "XCom")
         client = self.hook.client
         progress = _Progress(self)
+        parallel = ParallelStats() if self.max_parallel_windows and self.max_parallel_windows > 1 else None
         try:
             if self.output_path is None:
-                result: Any = self._export_to_xcom(query, progress)
+                result: Any = self._export_to_xcom(query, progress, parallel)
                 count = len(result)
             else:
-                result = self._export_to_storage(query, progress, self.output_path, window)
+                result = self._export_to_storage(query, progress, self.output_path, window, parallel)
                 count = result["count"]
-            self._log_summary(progress, count, client.stats)
+            self._log_summary(progress, count, client.stats, parallel)
         finally:
             self.hook.close()
         self._set_asset_extra(context, {"path": self.output_path, "count": count, "window": window})
         return result
 
-    def _pages(self, query: ConsentQuery) -> Iterator[ConsentPage]:
-        return self.hook.iter_query_pages(query, max_parallel_windows=self.max_parallel_windows)
+    def _pages(self, query: ConsentQuery, parallel: ParallelStats | None) -> Iterator[ConsentPage]:
+        return self.hook.iter_query_pages(
+            query, max_parallel_windows=self.max_parallel_windows, parallel_stats=parallel
+        )
 
-    def _export_to_xcom(self, query: ConsentQuery, progress: _Progress) -> list[Consent]:
+    def _export_to_xcom(
+        self, query: ConsentQuery, progress: _Progress, parallel: ParallelStats | None
+    ) -> list[Consent]:
         consents: list[Consent] = []
-        for page in self._pages(query):
+        for page in self._pages(query, parallel):
             consents.extend(page["consents"])
             progress.page(len(page["consents"]))
             if len(consents) > self.max_xcom_consents:
@@ -280,15 +285,20 @@ class ListConsentsOperator(BaseOperator):
         return consents
 
     def _export_to_storage(
-        self, query: ConsentQuery, progress: _Progress, output_path: str, window: dict[str, str | None]
+        self,
+        query: ConsentQuery,
+        progress: _Progress,
+        output_path: str,
+        window: dict[str, str | None],
+        parallel: ParallelStats | None,
     ) -> dict[str, Any]:
         with atomic_jsonl_writer(output_path, conn_id=self.output_conn_id) as writer:
-            for page in self._pages(query):
+            for page in self._pages(query, parallel):
                 writer.write_many(page["consents"])
                 progress.page(len(page["consents"]))
         return {"path": output_path, "count": writer.count, "pages": progress.pages, "window": window}
 
-    def _log_summary(self, progress: _Progress, count: int, stats: ClientStats) -> None:
+    def _log_summary(self, progress: _Progress, count: int, stats: ClientStats, parallel: ParallelStats | None) -> None:
         elapsed = time.monotonic() - progress.started
         self.log.info(
             "Exported %d consents in %d pages to %s in %.1f s (%.0f consents/s); %d requests, %d retries, "
@@ -303,8 +313,10 @@ class ListConsentsOperator(BaseOperator):
             stats.rate_limited,
             stats.waited_s,
             stats.rate_limit_waited_s,
-            " (summed over the parallel windows, which wait at the same time)" if self.max_parallel_windows else "",
+            " (summed over the parallel windows, which wait at the same time)" if parallel else "",
         )
+        if parallel is not None:
+            self.log.info("Parallel windows: %s.", parallel.describe())
 
     def _set_asset_extra(self, context: Context, extra: dict[str, Any]) -> None:
         """Put ``{path, count, window}`` on the asset event of each ``Asset`` outlet."""
