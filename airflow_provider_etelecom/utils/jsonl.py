@@ -5,6 +5,13 @@ into place only when everything was written. If anything fails, the temporary ob
 and whatever was at the path before (an earlier successful export) is left untouched. On a local
 filesystem the move is a ``rename`` (atomic); on S3/GCS it is copy + delete, so readers may see
 the old or the new object but never a half-written one.
+
+A ``file://`` path without a storage connection is written with the standard library rather than
+through ``ObjectStoragePath``: resolving any ``ObjectStoragePath`` filesystem first imports every
+installed provider's filesystem module (``boto3`` among them when the Amazon provider is there) and
+the first write loads the hook-lineage collector, about 0.4 s of set-up a small local export paid
+on every task, for a lineage record that named the temporary file, not the export. The task's
+``outlets`` still carry the asset event with the final path.
 """
 
 from __future__ import annotations
@@ -12,10 +19,11 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 import posixpath
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -56,6 +64,8 @@ def resolve_output_path(path: str, *, conn_id: str | None = None, parameter: str
         )
     if text.endswith("/"):
         raise ValueError(f"{parameter}={text!r} ends with '/': give a file name, e.g. '.../consents.jsonl'.")
+    if _local_file(text, conn_id) is not None:
+        return ObjectStoragePath(text)  # nothing to resolve: the standard library writes it
     try:
         target = ObjectStoragePath(text, conn_id=conn_id)
         target.fs  # noqa: B018 - resolving the filesystem is the check (unknown scheme, missing package)
@@ -97,6 +107,11 @@ def atomic_jsonl_writer(path: str, *, conn_id: str | None = None, compresslevel:
     :raises ValueError: for an unusable ``path`` (before anything is written).
     """
     final = resolve_output_path(path, conn_id=conn_id)
+    local = _local_file(path.strip(), conn_id)
+    if local is not None:
+        with _atomic_local_writer(local, final.name.endswith(".gz"), compresslevel) as writer:
+            yield writer
+        return
     temp_url = f"{path.strip()}.tmp-{uuid.uuid4().hex}"
     temp = ObjectStoragePath(temp_url, conn_id=conn_id)
     if final.protocol in _LOCAL_PROTOCOLS or not final.protocol:
@@ -117,6 +132,38 @@ def atomic_jsonl_writer(path: str, *, conn_id: str | None = None, compresslevel:
     finally:
         if not committed:
             _remove_quietly(temp)
+
+
+def _local_file(text: str, conn_id: str | None) -> str | None:
+    """Return the local path of a ``file:///...`` URL without a storage connection, else ``None``."""
+    parts = urlsplit(text)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost") or conn_id is not None:
+        return None
+    return parts.path
+
+
+@contextmanager
+def _atomic_local_writer(path: str, compress: bool, compresslevel: int) -> Iterator[JsonlWriter]:
+    """Write to ``<path>.tmp-<uuid>`` and ``os.replace`` it onto ``path`` (atomic) once complete."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    temp = f"{path}.tmp-{uuid.uuid4().hex}"
+    committed = False
+    try:
+        with open(temp, "wb") as raw:
+            if compress:
+                name = os.path.basename(path)[:-3]
+                with gzip.GzipFile(
+                    filename=name, mode="wb", fileobj=raw, mtime=0, compresslevel=compresslevel
+                ) as packed:
+                    yield JsonlWriter(packed)  # type: ignore[arg-type]
+            else:
+                yield JsonlWriter(raw)
+        os.replace(temp, path)
+        committed = True
+    finally:
+        if not committed:
+            with suppress(FileNotFoundError):
+                os.remove(temp)
 
 
 def _remove_quietly(temp: ObjectStoragePath) -> None:
