@@ -29,7 +29,7 @@ from airflow_provider_etelecom.client import (
     EtelecomClient,
     RateLimitGate,
 )
-from airflow_provider_etelecom.client.parallel import iter_consent_pages_parallel
+from airflow_provider_etelecom.client.parallel import ParallelStats, iter_consent_pages_parallel
 from airflow_provider_etelecom.exceptions import EtelecomAuthError, EtelecomConfigError, EtelecomError
 
 __all__ = ["EtelecomHook", "base_url_from_fields"]
@@ -393,13 +393,20 @@ class EtelecomHook(BaseHook):
         return self.iter_query_pages(query, max_parallel_windows=max_parallel_windows)
 
     def iter_query_pages(
-        self, query: ConsentQuery, *, max_parallel_windows: int | None = None
+        self,
+        query: ConsentQuery,
+        *,
+        max_parallel_windows: int | None = None,
+        parallel_stats: ParallelStats | None = None,
     ) -> Iterator[ConsentPage]:
         """Yield the pages of an already validated query (see :meth:`build_query`).
 
         :param max_parallel_windows: ``None`` or 1 pages sequentially; more splits
             ``[date_from, date_to)`` into windows paged concurrently, each on its own connection,
-            all sharing one rate-limit pause. Validated before any request.
+            all sharing one rate-limit pause, and splits the busiest window whenever a worker runs
+            out of work (``created_at`` sorts). Validated before any request.
+        :param parallel_stats: with ``max_parallel_windows`` > 1, where to record splits and each
+            worker's pages and idle seconds (for the closing log line).
         """
         if max_parallel_windows is None or max_parallel_windows == 1:
             return self.client.iter_consent_pages(query)
@@ -409,6 +416,7 @@ class EtelecomHook(BaseHook):
             query,
             parallel_windows=max_parallel_windows,
             stats=self.client.stats,
+            parallel_stats=parallel_stats,
         )
 
     def list_consents(

@@ -12,7 +12,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import Asset, BaseOperator, Context
 
 from airflow_provider_etelecom.client import ClientStats, Consent, ConsentPage, ConsentQuery
-from airflow_provider_etelecom.client.parallel import MAX_PARALLEL_WINDOWS
+from airflow_provider_etelecom.client.parallel import MAX_PARALLEL_WINDOWS, ParallelStats
 from airflow_provider_etelecom.client.validation import format_api_time
 from airflow_provider_etelecom.exceptions import EtelecomStoppedError, EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
@@ -261,14 +261,15 @@ class ListConsentsOperator(BaseOperator):
         self.log.info("Listing eTelecom consents (%s) to %s.", query.describe(), self.output_path or "XCom")
         client = self.hook.client
         progress = _Progress(self)
+        parallel = ParallelStats() if self.max_parallel_windows and self.max_parallel_windows > 1 else None
         try:
             if self.output_path is None:
-                result: Any = self._export_to_xcom(query, progress)
+                result: Any = self._export_to_xcom(query, progress, parallel)
                 count = len(result)
             else:
-                result = self._export_to_storage(query, progress, self.output_path, window)
+                result = self._export_to_storage(query, progress, self.output_path, window, parallel)
                 count = result["count"]
-            self._log_summary(progress, count, client.stats)
+            self._log_summary(progress, count, client.stats, parallel)
         finally:
             self.hook.close()
         self._set_asset_extra(context, {"path": self.output_path, "count": count, "window": window})
@@ -295,9 +296,11 @@ class ListConsentsOperator(BaseOperator):
             )
 
     @contextmanager
-    def _pages(self, query: ConsentQuery) -> Iterator[Iterator[ConsentPage]]:
+    def _pages(self, query: ConsentQuery, parallel: ParallelStats | None) -> Iterator[Iterator[ConsentPage]]:
         """Open the listing, and close it on the way out: a stopped export's parallel workers stop too."""
-        pages = self.hook.iter_query_pages(query, max_parallel_windows=self.max_parallel_windows)
+        pages = self.hook.iter_query_pages(
+            query, max_parallel_windows=self.max_parallel_windows, parallel_stats=parallel
+        )
         try:
             yield pages
         finally:
@@ -305,9 +308,11 @@ class ListConsentsOperator(BaseOperator):
             if callable(close):
                 close()
 
-    def _export_to_xcom(self, query: ConsentQuery, progress: _Progress) -> list[Consent]:
+    def _export_to_xcom(
+        self, query: ConsentQuery, progress: _Progress, parallel: ParallelStats | None
+    ) -> list[Consent]:
         consents: list[Consent] = []
-        with self._pages(query) as pages:
+        with self._pages(query, parallel) as pages:
             for page in pages:
                 self._check_stop(progress)
                 consents.extend(page["consents"])
@@ -324,12 +329,17 @@ class ListConsentsOperator(BaseOperator):
         return consents
 
     def _export_to_storage(
-        self, query: ConsentQuery, progress: _Progress, output_path: str, window: dict[str, str | None]
+        self,
+        query: ConsentQuery,
+        progress: _Progress,
+        output_path: str,
+        window: dict[str, str | None],
+        parallel: ParallelStats | None,
     ) -> dict[str, Any]:
         # The writer is the inner block, so a failed or stopped export deletes its temporary file
         # before the listing's parallel workers are waited for.
         with (
-            self._pages(query) as pages,
+            self._pages(query, parallel) as pages,
             atomic_jsonl_writer(output_path, conn_id=self.output_conn_id, stop=self._stop) as writer,
         ):
             for page in pages:
@@ -338,7 +348,7 @@ class ListConsentsOperator(BaseOperator):
                 progress.page(len(page["consents"]))
         return {"path": output_path, "count": writer.count, "pages": progress.pages, "window": window}
 
-    def _log_summary(self, progress: _Progress, count: int, stats: ClientStats) -> None:
+    def _log_summary(self, progress: _Progress, count: int, stats: ClientStats, parallel: ParallelStats | None) -> None:
         elapsed = time.monotonic() - progress.started
         self.log.info(
             "Exported %d consents in %d pages to %s in %.1f s (%.0f consents/s); %d requests, %d retries, "
@@ -353,8 +363,10 @@ class ListConsentsOperator(BaseOperator):
             stats.rate_limited,
             stats.waited_s,
             stats.rate_limit_waited_s,
-            " (summed over the parallel windows, which wait at the same time)" if self.max_parallel_windows else "",
+            " (summed over the parallel windows, which wait at the same time)" if parallel else "",
         )
+        if parallel is not None:
+            self.log.info("Parallel windows: %s.", parallel.describe())
 
     def _set_asset_extra(self, context: Context, extra: dict[str, Any]) -> None:
         """Put ``{path, count, window}`` on the asset event of each ``Asset`` outlet."""

@@ -15,6 +15,14 @@ filesystem's deep traceback (which is logged at DEBUG).
 A ``stop`` event (set by the operator's ``on_kill``) is checked right before the move: a writer
 told to stop deletes its temporary object and never publishes. Only a SIGKILL, which runs no
 code, can leave ``<path>.tmp-<uuid>`` behind.
+
+A ``file://`` path without a storage connection is written with the standard library rather than
+through ``ObjectStoragePath``: resolving any ``ObjectStoragePath`` filesystem first imports every
+installed provider's filesystem module (``boto3`` among them when the Amazon provider is there) and
+the first write loads the hook-lineage collector, about 0.4 s of set-up a small local export paid
+on every task, for a lineage record that named the temporary file, not the export. The task's
+``outlets`` still carry the asset event with the final path. Both kinds of path go through the
+same steps (folder, temporary file, write, stop check, move, clean-up) with the same errors.
 """
 
 from __future__ import annotations
@@ -22,11 +30,12 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 import posixpath
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -70,6 +79,8 @@ def resolve_output_path(path: str, *, conn_id: str | None = None, parameter: str
         )
     if text.endswith("/"):
         raise ValueError(f"{parameter}={text!r} ends with '/': give a file name, e.g. '.../consents.jsonl'.")
+    if _local_file(text, conn_id) is not None:
+        return ObjectStoragePath(text)  # nothing to resolve: the standard library writes it
     try:
         target = ObjectStoragePath(text, conn_id=conn_id)
         target.fs  # noqa: B018 - resolving the filesystem is the check (unknown scheme, missing package)
@@ -154,8 +165,14 @@ def atomic_jsonl_writer(
     """
     final = resolve_output_path(path, conn_id=conn_id)
     text = path.strip()
-    temp = ObjectStoragePath(f"{text}.tmp-{uuid.uuid4().hex}", conn_id=conn_id)
-    local = final.protocol in _LOCAL_PROTOCOLS or not final.protocol
+    suffix = f".tmp-{uuid.uuid4().hex}"
+    local_file = _local_file(text, conn_id)
+    files: _LocalFiles | _StorageFiles
+    if local_file is not None:
+        files = _LocalFiles(local_file, local_file + suffix)
+    else:
+        files = _StorageFiles(final, ObjectStoragePath(text + suffix, conn_id=conn_id))
+    local = local_file is not None or final.protocol in _LOCAL_PROTOCOLS or not final.protocol
 
     def step(action: str) -> AbstractContextManager[None]:
         return _storage_step(action, text, conn_id, local=local)
@@ -164,10 +181,9 @@ def atomic_jsonl_writer(
     try:
         if local:
             with step("create the folder of"):
-                final.fs.makedirs(posixpath.dirname(final.path), exist_ok=True)
-        open_temp: Any = temp.open  # typed on one Airflow version, untyped on the other
+                files.make_parent()
         with step("open a temporary file next to"):
-            raw = open_temp("wb")
+            raw = files.open_temp()
         closed = False
         try:
             packed: Any = None
@@ -190,11 +206,62 @@ def atomic_jsonl_writer(
                 f"nothing was written there."
             )
         with step("move the finished export to"):
-            final.fs.mv(temp.path, final.path)
+            files.publish()
         committed = True
     finally:
         if not committed:
-            _remove_quietly(temp)
+            files.discard()
+
+
+def _local_file(text: str, conn_id: str | None) -> str | None:
+    """Return the local path of a ``file:///...`` URL without a storage connection, else ``None``."""
+    parts = urlsplit(text)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost") or conn_id is not None:
+        return None
+    return parts.path
+
+
+class _LocalFiles:
+    """A local export written with the standard library: ``os.replace`` is the atomic move."""
+
+    def __init__(self, final: str, temp: str) -> None:
+        self.final, self.temp = final, temp
+
+    def make_parent(self) -> None:
+        os.makedirs(os.path.dirname(self.final) or ".", exist_ok=True)
+
+    def open_temp(self) -> IO[bytes]:
+        return open(self.temp, "wb")
+
+    def publish(self) -> None:
+        os.replace(self.temp, self.final)
+
+    def discard(self) -> None:
+        try:
+            with suppress(FileNotFoundError):
+                os.remove(self.temp)
+        except OSError as error:  # the original failure matters more than a leftover temp file
+            log.warning("Could not delete the temporary export %s: %s", self.temp, error)
+
+
+class _StorageFiles:
+    """An export through ``ObjectStoragePath`` (S3, GCS, ...): on object stores the move is copy + delete."""
+
+    def __init__(self, final: ObjectStoragePath, temp: ObjectStoragePath) -> None:
+        self.final, self.temp = final, temp
+
+    def make_parent(self) -> None:
+        self.final.fs.makedirs(posixpath.dirname(self.final.path), exist_ok=True)
+
+    def open_temp(self) -> Any:
+        open_temp: Any = self.temp.open  # typed on one Airflow version, untyped on the other
+        return open_temp("wb")
+
+    def publish(self) -> None:
+        self.final.fs.mv(self.temp.path, self.final.path)
+
+    def discard(self) -> None:
+        _remove_quietly(self.temp)
 
 
 def _close_quietly(*streams: Any) -> None:

@@ -478,7 +478,15 @@ def test_parallel_windows_write_the_same_set_as_the_sequential_export(
     assert len(par_ids) == len(set(par_ids)) == result["count"] == 500
     assert sorted(par_ids) == sorted(seq_ids) == sorted(c["id"] for c in sim.consents())
     assert sim.stats.connections >= 4
-    assert "4 retries" in log_text()
+    logged = log_text()
+    assert "4 retries" in logged
+    # The closing line: splits, and per worker its pages fetched and seconds idle.
+    found = re.search(r"Parallel windows: (\d+) splits over (\d+) windows; per worker pages/idle s: (.*)\.", logged)
+    assert found, "the parallel summary line is missing or changed"
+    per_worker = re.findall(r"(\d+): (\d+)/([\d.]+)", found[3])
+    assert [int(worker) for worker, _, _ in per_worker] == [0, 1, 2, 3]
+    assert int(found[2]) == 4 + int(found[1])  # one window per worker, one more per split
+    assert sum(int(pages) for _, pages, _ in per_worker) == result["pages"]
     assert leftovers(tmp_path) == []
 
 
