@@ -55,7 +55,7 @@ python_for() {
 # PYTHON_VERSION defaults to DEFAULT_PYTHON_VERSION, whose environment keeps the plain name
 # .venvs/airflow-VERSION that the other scripts use.
 ensure_venv() {
-    local version="$1" extras="${2:-test}" pyver="${3:-$DEFAULT_PYTHON_VERSION}"
+    local version="$1" extras="${2:-test}" pyver="${3:-$DEFAULT_PYTHON_VERSION}" asked="${3:-}"
     local dir="$ROOT/.venvs/airflow-$version" python
     [ "$pyver" = "$DEFAULT_PYTHON_VERSION" ] || dir="$dir-py$pyver"
     local constraints="$ROOT/constraints/airflow-$version.txt"
@@ -64,7 +64,13 @@ ensure_venv() {
         echo "No constraints for Airflow $version (have: $SUPPORTED_AIRFLOW_VERSIONS)." >&2
         return 1
     fi
-    python="$(python_for "$pyver")" || return 1
+    if ! python="$(python_for "$pyver" 2>/dev/null)"; then
+        # No Python was asked for (demo, e2e, airflow-ui): the machine's $PYTHON will do.
+        [ -z "$asked" ] || { python_for "$pyver" >/dev/null; return 1; }
+        python="$PYTHON"
+        pyver="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" || return 1
+        log "No Python $DEFAULT_PYTHON_VERSION here: $dir uses $PYTHON (Python $pyver)"
+    fi
     local stamp
     stamp="$(cat "$ROOT/pyproject.toml" "$constraints" | sha256sum | cut -c1-16)-$extras-py$pyver"
     if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.stamp" 2>/dev/null)" != "$stamp" ]; then
