@@ -26,7 +26,7 @@ ensure_uv() {
 
 # ensure_venv VERSION [EXTRAS] -> prints the environment's folder on stdout
 ensure_venv() {
-    local version="$1" extras="${2:-test}"
+    local version="$1" extras="${2:-test,parquet}"
     local constraints="$ROOT/constraints/airflow-$version.txt"
     local dir="$ROOT/.venvs/airflow-$version"
     if [ ! -f "$constraints" ]; then
