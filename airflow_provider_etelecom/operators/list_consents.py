@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.providers.common.compat.sdk import AirflowFailException, Asset, BaseOperator, Context
 
@@ -15,6 +16,19 @@ from airflow_provider_etelecom.client.validation import format_api_time
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.utils.jsonl import atomic_jsonl_writer, resolve_output_path
+from airflow_provider_etelecom.utils.lineage import ExportOutcome, build_operator_lineage
+from airflow_provider_etelecom.utils.parquet import (
+    ParquetUnavailableError,
+    atomic_parquet_writer,
+    is_parquet_path,
+    pyarrow_installed,
+    pyarrow_missing_message,
+    require_pyarrow,
+)
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
 __all__ = ["ListConsentsOperator"]
 
@@ -70,6 +84,21 @@ def _check_output_path_shape(value: object) -> None:
         )
 
 
+class _ConsentWriter(Protocol):
+    """What both writers offer the operator: add records, count them."""
+
+    count: int
+
+    def write_many(self, records: Iterable[Mapping[str, Any]]) -> int: ...
+
+
+def _open_writer(output_path: str, conn_id: str | None) -> AbstractContextManager[_ConsentWriter]:
+    """The one place that picks the format: ``.parquet`` is Parquet, anything else JSON Lines."""
+    if is_parquet_path(output_path):
+        return atomic_parquet_writer(output_path, conn_id=conn_id)
+    return atomic_jsonl_writer(output_path, conn_id=conn_id)
+
+
 class _Progress:
     """Log a progress line every ``PROGRESS_EVERY_S`` seconds or ``PROGRESS_EVERY_PAGES`` pages."""
 
@@ -103,7 +132,9 @@ class ListConsentsOperator(BaseOperator):
     guarded by ``max_xcom_consents`` because XCom lives in Airflow's metadata database. With
     ``output_path`` (``file://``, ``s3://``, ``gs://``, ... any scheme Airflow's
     ``ObjectStoragePath`` knows) they are streamed one page at a time, one consent per line exactly
-    as the API returned it, gzip-compressed when the path ends in ``.gz``; the file appears only
+    as the API returned it, gzip-compressed when the path ends in ``.gz``; a path ending in
+    ``.parquet`` gets typed Apache Parquet instead (zstd, in row groups; needs the ``parquet`` extra,
+    see :mod:`airflow_provider_etelecom.utils.parquet`). Either way the file appears only
     when the export is complete (temporary sibling, then move), so a failed try leaves an earlier
     file untouched and a retry or re-run replaces it with a complete one. Only
     ``{path, count, pages, window}`` goes to XCom.
@@ -116,7 +147,9 @@ class ListConsentsOperator(BaseOperator):
     consecutive runs never export a consent twice. Values without Jinja are validated when the DAG
     is parsed; rendered values are validated at the start of ``execute``, before any request.
 
-    When the task has ``outlets``, each asset event's ``extra`` is ``{path, count, window}``.
+    When the task has ``outlets``, each asset event's ``extra`` is ``{path, count, window}``. With
+    the OpenLineage provider installed, the task reports its own lineage (the listing in, the final
+    file out, see :mod:`airflow_provider_etelecom.utils.lineage`), never the temporary file.
 
     :param etelecom_conn_id: the eTelecom connection.
     :param call_type: ``audio``, ``video`` or ``audio_and_video``.
@@ -133,7 +166,8 @@ class ListConsentsOperator(BaseOperator):
     :param sort: ``created_at``, ``-created_at``, ``updated_at`` or ``-updated_at``; default newest first.
     :param max_pages: stop after this many pages.
     :param timezone: IANA zone for naive ``date_from``/``date_to`` (else they are refused).
-    :param output_path: where to write JSON Lines; ``None`` returns the consents to XCom.
+    :param output_path: where to write JSON Lines (Parquet if it ends in ``.parquet``); ``None``
+        returns the consents to XCom.
     :param output_conn_id: Airflow connection with the credentials of ``output_path``'s storage.
     :param max_xcom_consents: in XCom mode, fail (without paging further) once more consents than
         this are found. 10,000 consents are about 5 MB of JSON in one XCom row.
@@ -195,6 +229,10 @@ class ListConsentsOperator(BaseOperator):
         ConsentQuery.build(**self._query_arguments(skip_templates=True), timezone=timezone)
         if output_path is not None and not _is_template(output_path):
             _check_output_path_shape(output_path)
+            if is_parquet_path(output_path) and not pyarrow_installed():
+                raise EtelecomValidationError(pyarrow_missing_message(path=output_path), parameter="output_path")
+        self._lineage_base_url: str | None = None
+        self._lineage_outcome: ExportOutcome | None = None
 
     @cached_property
     def hook(self) -> EtelecomHook:
@@ -226,6 +264,7 @@ class ListConsentsOperator(BaseOperator):
             more consents than ``max_xcom_consents`` in XCom mode (a retry would not help).
         :raises EtelecomError: for API failures that outlast the connection's retry budget.
         """
+        self._lineage_outcome = None
         query = self._rendered_query()
         if (
             self.max_parallel_windows
@@ -239,7 +278,9 @@ class ListConsentsOperator(BaseOperator):
         if self.output_path is not None:
             try:
                 resolve_output_path(self.output_path, conn_id=self.output_conn_id)
-            except ValueError as error:
+                if is_parquet_path(self.output_path):
+                    require_pyarrow(path=self.output_path)
+            except (ValueError, ParquetUnavailableError) as error:
                 raise AirflowFailException(f"{type(self).__name__} {self.task_id}: {error}") from error
         window = {
             "date_from": None if query.date_from is None else format_api_time(query.date_from),
@@ -247,6 +288,7 @@ class ListConsentsOperator(BaseOperator):
         }
         self.log.info("Listing eTelecom consents (%s) to %s.", query.describe(), self.output_path or "XCom")
         client = self.hook.client
+        self._lineage_base_url = client.config.base_url
         progress = _Progress(self)
         try:
             if self.output_path is None:
@@ -282,11 +324,57 @@ class ListConsentsOperator(BaseOperator):
     def _export_to_storage(
         self, query: ConsentQuery, progress: _Progress, output_path: str, window: dict[str, str | None]
     ) -> dict[str, Any]:
-        with atomic_jsonl_writer(output_path, conn_id=self.output_conn_id) as writer:
+        final = resolve_output_path(output_path, conn_id=self.output_conn_id)
+        overwritten = bool(final.fs.exists(final.path))
+        with _open_writer(output_path, self.output_conn_id) as writer:
             for page in self._pages(query):
                 writer.write_many(page["consents"])
                 progress.page(len(page["consents"]))
+        self._lineage_outcome = ExportOutcome(writer.count, self._size_or_none(final), overwritten)
         return {"path": output_path, "count": writer.count, "pages": progress.pages, "window": window}
+
+    def _size_or_none(self, final: Any) -> int | None:
+        try:
+            return int(final.fs.size(final.path))
+        except Exception as error:  # lineage is a report: a failed size lookup must not fail the export
+            self.log.warning("Could not read the size of %s for lineage: %s", self.output_path, error)
+            return None
+
+    # -- OpenLineage ---------------------------------------------------------------------------
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing and the final output path; called by the OpenLineage provider.
+
+        Declared at start too, so that no event of this task falls back to the hook-level lineage
+        collector, which saw only the temporary sibling (``<path>.tmp-<uuid>``) being written.
+        """
+        return self._openlineage(None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing in, the final file out with its schema, row count, size and whether it was replaced."""
+        return self._openlineage(self._lineage_outcome)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing and the intended output (schema only: a failed export writes nothing)."""
+        return self._openlineage(None)
+
+    def _openlineage(self, outcome: ExportOutcome | None) -> OperatorLineage[Dataset, RunFacet]:
+        # The OpenLineage provider uses the hook-level collector only when this returns no dataset
+        # at all, so the listing is always returned, even if the connection cannot be read.
+        base_url = self._lineage_base_url
+        if base_url is None:
+            try:
+                base_url = self.hook.client.config.base_url
+            except Exception:  # a broken connection already failed the task; lineage still names the input
+                base_url = None
+        output_path = self.output_path if isinstance(self.output_path, str) else None
+        return build_operator_lineage(
+            base_url=base_url,
+            etelecom_conn_id=self.etelecom_conn_id,
+            output_path=output_path,
+            parquet=output_path is not None and is_parquet_path(output_path),
+            outcome=outcome,
+        )
 
     def _log_summary(self, progress: _Progress, count: int, stats: ClientStats) -> None:
         elapsed = time.monotonic() - progress.started
