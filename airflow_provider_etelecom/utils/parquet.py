@@ -66,8 +66,8 @@ log = logging.getLogger(__name__)
 
 #: What to install for Parquet output (named in every error about a missing pyarrow).
 PARQUET_EXTRA = "pip install 'airflow-provider-etelecom[parquet]'"
-#: Consents per row group: the memory bound (about 15 MB as Arrow columns) and a size readers scan well.
-ROW_GROUP_ROWS = 50_000
+#: Consents per row group: the memory bound (a few MB as Arrow columns) and still a size readers scan well.
+ROW_GROUP_ROWS = 20_000
 #: Consents converted to Arrow at a time (raw records held before conversion).
 BATCH_ROWS = 5_000
 #: The JSON text column for unknown fields and values that did not fit their typed column.

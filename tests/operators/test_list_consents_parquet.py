@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomValidationError
 from airflow_provider_etelecom.operators.consents import ListConsentsOperator
 from airflow_provider_etelecom.testing import EtelecomSimulator
-from tests.operators.test_list_consents import (  # noqa: F401 - fixtures
-    LIST,
-    leftovers,
-    moto_server,
-    run,
-    s3_bucket,
-    set_connection,
-)
+from tests.operators.test_list_consents import LIST, leftovers, run, set_connection
 from tests.utils.test_parquet import ZERO_TIME, expected_rows, read_with_duckdb, read_with_pyarrow
 
 pq = pytest.importorskip("pyarrow.parquet", reason="the test extra installs the parquet extra")
@@ -70,17 +61,6 @@ def test_parquet_failure_mid_export_leaves_the_earlier_file(
         run(ListConsentsOperator(task_id="export", output_path=f"file://{target}"))
     assert target.read_bytes() == b"earlier successful export"
     assert leftovers(tmp_path) == []
-
-
-def test_parquet_to_s3(etelecom_connection: EtelecomSimulator, s3_bucket: Any) -> None:  # noqa: F811
-    s3, bucket = s3_bucket
-    result = run(
-        ListConsentsOperator(task_id="export", output_path=f"s3://{bucket}/day.parquet", output_conn_id="aws_test")
-    )
-    assert result["count"] == 500
-    body = s3.get_object(Bucket=bucket, Key="day.parquet")["Body"].read()
-    assert pq.read_table(io.BytesIO(body)).column("id").to_pylist() == [c["id"] for c in etelecom_connection.consents()]
-    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["day.parquet"]
 
 
 # -- without pyarrow ------------------------------------------------------------------------------
