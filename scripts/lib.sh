@@ -66,7 +66,7 @@ python_for() {
 # PYTHON_VERSION defaults to DEFAULT_PYTHON_VERSION, whose environment keeps the plain name
 # .venvs/airflow-VERSION that the other scripts use.
 ensure_venv() {
-    local version="$1" extras="${2:-test}" pyver="${3:-$DEFAULT_PYTHON_VERSION}" asked="${3:-}"
+    local version="$1" extras="${2:-test,parquet}" pyver="${3:-$DEFAULT_PYTHON_VERSION}" asked="${3:-}"
     local dir="$ROOT/.venvs/airflow-$version" python
     [ "$pyver" = "$DEFAULT_PYTHON_VERSION" ] || dir="$dir-py$pyver"
     local constraints="$ROOT/constraints/airflow-$version.txt"

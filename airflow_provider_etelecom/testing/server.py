@@ -838,12 +838,20 @@ class EtelecomSimulator:
         """
         return self._store.insert(n, created_at)
 
-    def add_consent(self, **fields: Any) -> dict[str, Any]:
+    def add_consent(
+        self,
+        *,
+        unknown_fields: Mapping[str, Any] | None = None,
+        omit_fields: Collection[str] = (),
+        **fields: Any,
+    ) -> dict[str, Any]:
         """Insert one consent with the given wire fields set and the others generated.
 
-        For boundary tests, e.g. ``sim.add_consent(created_at=window_start)``.
+        For boundary tests, e.g. ``sim.add_consent(created_at=window_start)``; for schema tests,
+        ``sim.add_consent(unknown_fields={"campaign_id": "42"}, omit_fields=["delivery_time"])`` serves a
+        field the provider does not know and leaves a known one out.
         """
-        return self._store.add(fields)
+        return self._store.add(fields, unknown_fields=unknown_fields, omit_fields=omit_fields)
 
     def fail_send_to(
         self,
