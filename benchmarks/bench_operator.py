@@ -27,12 +27,12 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
+
+from benchmarks._server import run_child
 
 KEY = "bench-key-0123456789"
 PAGE = 100
@@ -211,27 +211,8 @@ def _cold_start(sim: Any, folder: str, count: int, rounds: int) -> dict[float, f
 
 def _run_child(sim: Any, kind: str, pages: int, folder: str) -> dict[str, Any]:
     out = os.path.join(folder, f"{kind}-{pages}.jsonl")
-    home = os.path.join(folder, "airflow-home")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": home,
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
-        "PYTHONWARNINGS": "ignore",
-    }
     before = sim.stats.connections
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_operator", "--child", kind, sim.base_url, out, str(pages)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=str(Path(__file__).resolve().parents[1]),
-        check=False,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"{kind} child failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
+    result = run_child("benchmarks.bench_operator", kind, sim.base_url, out, str(pages), folder=folder)
     result["connections"] = sim.stats.connections - before
     with open(out, "rb") as handle:
         result["lines"] = sum(1 for _ in handle)

@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
+from benchmarks._server import run_child
 from benchmarks.bench_operator import _rss_mb, _warm_up_filesystem
 
 KEY = "bench-key-0123456789"
@@ -63,26 +62,8 @@ def _child(base_url: str, out: str, pages: int) -> None:
 
 def _run_child(base_url: str, pages: int, folder: str) -> dict[str, Any]:
     out = os.path.join(folder, f"consents-{pages}.parquet")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": os.path.join(folder, "airflow-home"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
-        "PYTHONWARNINGS": "ignore",
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_parquet", "--child", base_url, out, str(pages)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=str(Path(__file__).resolve().parents[1]),
-        check=False,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"parquet child failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    result = run_child("benchmarks.bench_parquet", base_url, out, str(pages), folder=folder)
     os.remove(out)
-    result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
     return result
 
 
