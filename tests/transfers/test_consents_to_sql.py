@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -286,21 +287,30 @@ def test_overlapping_mapped_days_load_at_once_without_deadlock(
     days = sorted({c["created_at"][:10] for c in sim.consents()})[-4:]
     windows = [(days[0], days[2]), (days[1], days[3])]
     results: list[Any] = []
+    # Built here: Airflow 2 cannot construct an operator outside the main thread.
+    ops = [
+        ConsentsToSqlOperator(
+            task_id=f"load_{start}",
+            sql_conn_id="warehouse",
+            table="consents",
+            date_from=f"{start}T00:00:00Z",
+            date_to=f"{end}T00:00:00Z",
+            lookback=timedelta(days=1),
+        )
+        for start, end in windows
+    ]
 
-    def run(window: tuple[str, str]) -> None:
+    def run(op: ConsentsToSqlOperator) -> None:
         try:
-            results.append(
-                load(
-                    task_id=f"load_{window[0]}",
-                    date_from=f"{window[0]}T00:00:00Z",
-                    date_to=f"{window[1]}T00:00:00Z",
-                    lookback=timedelta(days=1),
-                )
-            )
+            with suppress(ImportError):  # Airflow 2's execute guard keeps per-thread state made on import
+                from airflow.models.baseoperator import ExecutorSafeguard
+
+                ExecutorSafeguard._sentinel.callers = {}
+            results.append(op.execute({}))  # type: ignore[arg-type]
         except BaseException as error:
             results.append(error)
 
-    threads = [threading.Thread(target=run, args=(w,)) for w in windows]
+    threads = [threading.Thread(target=run, args=(op,)) for op in ops]
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + 60
