@@ -23,6 +23,7 @@ from airflow_provider_etelecom.transfers import ConsentsToSqlOperator
 from airflow_provider_etelecom.transfers import consents_to_sql as module
 from airflow_provider_etelecom.utils import sql_table
 from tests.conftest import SECRET_KEY
+from tests.transfers.conftest import connect
 
 LIST = "Zalo/ListRequestConsent"
 COLUMNS = sql_table.COLUMN_NAMES
@@ -282,7 +283,7 @@ def test_overlapping_mapped_days_load_at_once_without_deadlock(
     sim = etelecom_connection
     pg.create()
     dbname = pg.execute("SELECT current_database()")[0][0]
-    holder = postgres_server.connect(dbname)
+    holder = connect(postgres_server, dbname)
     holder.cursor().execute("LOCK TABLE consents IN SHARE MODE")  # the merges queue behind it, then go together
     days = sorted({c["created_at"][:10] for c in sim.consents()})[-4:]
     windows = [(days[0], days[2]), (days[1], days[3])]
