@@ -10,7 +10,8 @@ of one throwaway PostgreSQL server, over the same driver:
   executemany=True, commit_every=5000)``: an upsert that always overwrites, committed in chunks.
 
 Printed: seconds and rows/s each way, the ratio (target: at least 5x faster), and the peak Python
-memory of each (tracemalloc, on a second run: the timed run is untraced): flat for the transfer, which never holds the listing.
+memory of each (tracemalloc, on a second run: the timed run is untraced): flat for the transfer,
+which never holds the listing.
 
     python -m benchmarks.bench_sql            # 100,000 consents
     python -m benchmarks.bench_sql --quick    # 5,000 consents, a smoke run for CI
