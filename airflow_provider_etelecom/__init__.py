@@ -89,6 +89,18 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_etelecom.operators.consents"],
             }
         ],
+        "transfers": [
+            {
+                "source-integration-name": "eTelecom",
+                "target-integration-name": "PostgreSQL",
+                "python-module": "airflow_provider_etelecom.transfers.consents_to_sql",
+            },
+            {
+                "source-integration-name": "eTelecom",
+                "target-integration-name": "SQLite",
+                "python-module": "airflow_provider_etelecom.transfers.consents_to_sql",
+            },
+        ],
         "sensors": [
             {
                 "integration-name": "eTelecom",

@@ -23,6 +23,7 @@ BENCHMARKS = {
     "parallel": "benchmarks.bench_parallel",
     "batch": "benchmarks.bench_batch",
     "parquet": "benchmarks.bench_parquet",
+    "sql": "benchmarks.bench_sql",
     "reliability": "benchmarks.reliability",
 }
 

@@ -16,6 +16,8 @@ from airflow_provider_etelecom.client.parallel import MAX_PARALLEL_WINDOWS, Para
 from airflow_provider_etelecom.client.validation import format_api_time
 from airflow_provider_etelecom.exceptions import EtelecomStoppedError, EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
+from airflow_provider_etelecom.operators._filters import FILTER_FIELDS, ConsentFiltersMixin
+from airflow_provider_etelecom.operators._filters import is_template as _is_template
 from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
 from airflow_provider_etelecom.utils.jsonl import AtomicOutput, atomic_jsonl_writer, resolve_output_path
 from airflow_provider_etelecom.utils.lineage import ExportOutcome, build_operator_lineage
@@ -34,25 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ListConsentsOperator"]
 
-#: Filter keywords, in the order of :meth:`EtelecomHook.list_consents`.
-FILTER_FIELDS = (
-    "call_type",
-    "date_from",
-    "date_to",
-    "is_charged",
-    "oa_id",
-    "phone",
-    "reason_code",
-    "reply_status",
-    "status",
-    "user_id",
-)
 PROGRESS_EVERY_S = 10.0
 PROGRESS_EVERY_PAGES = 100
-
-
-def _is_template(value: object) -> bool:
-    return isinstance(value, str) and "{{" in value
 
 
 def _validate_max_xcom(value: object) -> int:
@@ -130,7 +115,7 @@ def _open_writer(
     return atomic_jsonl_writer(output_path, conn_id=conn_id, stop=stop)
 
 
-class ListConsentsOperator(BaseOperator):
+class ListConsentsOperator(ConsentFiltersMixin, BaseOperator):
     """Export every consent matching the filters, to XCom or streamed as JSON Lines to object storage.
 
     With ``output_path=None`` the consents are returned (pushed to XCom): fine for a few thousand,
@@ -253,18 +238,6 @@ class ListConsentsOperator(BaseOperator):
     def hook(self) -> EtelecomHook:
         """The hook for ``etelecom_conn_id`` (built on first use, never in ``__init__``)."""
         return EtelecomHook(etelecom_conn_id=self.etelecom_conn_id, timezone=self.timezone)
-
-    def _query_arguments(self, *, skip_templates: bool = False) -> dict[str, Any]:
-        arguments: dict[str, Any] = {}
-        for name in FILTER_FIELDS:
-            value = getattr(self, name)
-            arguments[name] = None if skip_templates and _is_template(value) else value
-        if not skip_templates and isinstance(self.is_charged, str):
-            # A literal string was refused at parse time, so a string here was rendered from Jinja.
-            arguments["is_charged"] = {"true": True, "false": False}.get(
-                self.is_charged.strip().lower(), self.is_charged
-            )
-        return {**arguments, "page_size": self.page_size, "sort": self.sort, "max_pages": self.max_pages}
 
     @with_failure_policy
     def execute(self, context: Context) -> Any:

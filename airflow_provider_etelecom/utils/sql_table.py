@@ -1,0 +1,308 @@
+"""The consents table of :class:`~airflow_provider_etelecom.transfers.consents_to_sql.ConsentsToSqlOperator`.
+
+No Airflow here: the columns and their types, the table-name check, the conversion of a consent
+into a row, and the SQL (DDL, staging, the merge guarded by ``updated_at``) of the two databases
+the transfer supports. The operator only runs these statements.
+
+One column per field of :class:`~airflow_provider_etelecom.client.models.Consent`, named after
+it; a field the API leaves out is ``NULL``. Types:
+
+========================  =====================  ==========================================
+columns                   PostgreSQL             SQLite
+========================  =====================  ==========================================
+ids, phone, enums, text   ``text``               ``TEXT`` (ids as text: never a lost digit)
+times (``*_at``,          ``timestamptz``        ``TEXT``, ISO 8601 UTC with six fractional
+``delivery_time``)                               digits (``2026-01-02T03:04:05.000000Z``), so
+                                                 text order is time order
+``is_charged``            ``boolean``            ``INTEGER`` 0/1
+``error_code``            ``bigint``             ``INTEGER``
+========================  =====================  ==========================================
+
+The platform's zero time (``0001-01-01T00:00:00Z``, e.g. the ``delivery_time`` of an undelivered
+request) is stored as ``NULL``. Enum values this provider does not know are kept as they are.
+
+The rule (the same in the docs): a stored row is replaced when the incoming ``updated_at`` is
+newer or equal to the stored one (or the stored one is ``NULL``); an incoming row without
+``updated_at`` never replaces a stored row. A listing that holds one id twice keeps its newest.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+from airflow_provider_etelecom.client.models import Consent, parse_api_time
+
+__all__ = [
+    "COLUMNS",
+    "COLUMN_NAMES",
+    "Dialect",
+    "TableName",
+    "check_columns",
+    "consent_row",
+    "copy_sql",
+    "copy_text",
+    "create_table_sql",
+    "merge_sql",
+    "parse_table_name",
+    "sqlite_row",
+    "stage_insert_sql",
+    "stage_table_sql",
+]
+
+Dialect = Literal["postgres", "sqlite"]
+Kind = Literal["text", "time", "bool", "int"]
+
+#: ``(column, kind)`` in the order of the API's consent record.
+COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("id", "text"),
+    ("shop_id", "text"),
+    ("user_id", "text"),
+    ("oa_id", "text"),
+    ("phone", "text"),
+    ("call_type", "text"),
+    ("reason_code", "text"),
+    ("reply_status", "text"),
+    ("status", "text"),
+    ("delivery_status", "text"),
+    ("delivery_time", "time"),
+    ("is_charged", "bool"),
+    ("error_code", "int"),
+    ("error_message", "text"),
+    ("created_at", "time"),
+    ("updated_at", "time"),
+    ("expires_at", "time"),
+)
+COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
+_KINDS: dict[str, Kind] = dict(COLUMNS)
+
+_TYPES: dict[Dialect, dict[Kind, str]] = {
+    "postgres": {"text": "text", "time": "timestamptz", "bool": "boolean", "int": "bigint"},
+    "sqlite": {"text": "TEXT", "time": "TEXT", "bool": "INTEGER", "int": "INTEGER"},
+}
+#: Column types an existing PostgreSQL table may have (``format_type`` spelling) for each kind.
+_PG_ACCEPTED: dict[Kind, tuple[str, ...]] = {
+    "text": ("text", "character varying"),
+    "time": ("timestamp with time zone",),
+    "bool": ("boolean",),
+    "int": ("bigint", "integer"),
+}
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: PostgreSQL's identifier limit (NAMEDATALEN - 1); longer names would be cut silently.
+_MAX_IDENTIFIER = 63
+_ZERO_YEAR = 1
+
+
+@dataclass(frozen=True)
+class TableName:
+    """A validated ``table`` or ``schema.table``, quoted exactly as written."""
+
+    schema: str | None
+    name: str
+
+    def quoted(self) -> str:
+        """Return the name for SQL: each part in double quotes (case kept, no keyword clash)."""
+        table = f'"{self.name}"'
+        return table if self.schema is None else f'"{self.schema}".{table}'
+
+    def __str__(self) -> str:
+        return self.name if self.schema is None else f"{self.schema}.{self.name}"
+
+
+def parse_table_name(value: object) -> TableName:
+    """Validate ``table``: ``name`` or ``schema.name``, each an identifier (letters, digits, ``_``).
+
+    :raises ValueError: naming the rule, for anything else (quotes, spaces, more dots, a keyword
+        cannot be mistaken for a name because each part is quoted in the SQL).
+    """
+    parts = value.split(".") if isinstance(value, str) else []
+    if (
+        not 1 <= len(parts) <= 2
+        or not all(_IDENTIFIER.match(part) for part in parts)
+        or any(len(part) > _MAX_IDENTIFIER for part in parts)
+    ):
+        raise ValueError(
+            f"table={value!r} must be 'table' or 'schema.table', each part an SQL identifier of at most "
+            f"{_MAX_IDENTIFIER} letters, digits and underscores, not starting with a digit "
+            f"(e.g. 'etelecom_consents' or 'analytics.etelecom_consents')."
+        )
+    return TableName(None, parts[0]) if len(parts) == 1 else TableName(parts[0], parts[1])
+
+
+def _column_definitions(dialect: Dialect, *, primary_key: bool) -> str:
+    types = _TYPES[dialect]
+    lines = [
+        f'    "{name}" {types[kind]}' + (" PRIMARY KEY" if primary_key and name == "id" else "")
+        for name, kind in COLUMNS
+    ]
+    if not primary_key:
+        lines[0] += " NOT NULL"
+    return ",\n".join(lines)
+
+
+def create_table_sql(dialect: Dialect, table: TableName) -> str:
+    """Return the ``CREATE TABLE IF NOT EXISTS`` of the consents table (the DDL in the docs)."""
+    return f"CREATE TABLE IF NOT EXISTS {table.quoted()} (\n{_column_definitions(dialect, primary_key=True)}\n)"
+
+
+def stage_table_sql(dialect: Dialect, stage: str) -> str:
+    """Return the DDL of the session's temporary staging table (SQLite's keyed on id, to keep the newest)."""
+    if dialect == "postgres":
+        return f'CREATE TEMPORARY TABLE "{stage}" (\n{_column_definitions(dialect, primary_key=False)}\n)'
+    return f'CREATE TEMPORARY TABLE "{stage}" (\n{_column_definitions(dialect, primary_key=True)}\n)'
+
+
+def _replace_rule(target: str, incoming: str) -> str:
+    return f'{target}."updated_at" IS NULL OR {incoming}."updated_at" >= {target}."updated_at"'
+
+
+def stage_insert_sql(stage: str) -> str:
+    """Return SQLite's insert into the staging table (one row per id: the newest ``updated_at``)."""
+    columns = ", ".join(f'"{name}"' for name in COLUMN_NAMES)
+    marks = ", ".join("?" for _ in COLUMN_NAMES)
+    updates = ", ".join(f'"{name}" = excluded."{name}"' for name in COLUMN_NAMES[1:])
+    return (
+        f'INSERT INTO temp."{stage}" AS target ({columns}) VALUES ({marks}) '
+        f'ON CONFLICT ("id") DO UPDATE SET {updates} WHERE {_replace_rule("target", "excluded")}'
+    )
+
+
+def copy_sql(stage: str) -> str:
+    """Return PostgreSQL's ``COPY`` into the staging table (text format, as :func:`copy_text` writes)."""
+    columns = ", ".join(f'"{name}"' for name in COLUMN_NAMES)
+    return f'COPY "{stage}" ({columns}) FROM STDIN'
+
+
+def merge_sql(dialect: Dialect, table: TableName, stage: str) -> str:
+    """Return the one statement that merges the staging table into ``table``, in id order.
+
+    Rows are inserted in id order, so two loads of overlapping days lock the rows they share in
+    the same order and wait for each other instead of deadlocking. A stored row is replaced only
+    when the incoming ``updated_at`` is newer or equal.
+    """
+    columns = ", ".join(f'"{name}"' for name in COLUMN_NAMES)
+    updates = ", ".join(f'"{name}" = excluded."{name}"' for name in COLUMN_NAMES[1:])
+    if dialect == "postgres":
+        source = f'SELECT DISTINCT ON ("id") {columns} FROM "{stage}" ORDER BY "id", "updated_at" DESC NULLS LAST'
+    else:
+        source = f'SELECT {columns} FROM temp."{stage}" WHERE true ORDER BY "id"'
+    return (
+        f"INSERT INTO {table.quoted()} AS target ({columns}) {source} "
+        f'ON CONFLICT ("id") DO UPDATE SET {updates} WHERE {_replace_rule("target", "excluded")}'
+    )
+
+
+RowValue = str | int | bool | datetime | None
+
+
+def _time(consent: Consent, name: str, value: object) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"consent {consent.get('id')!r}: {name}={value!r} is not an RFC 3339 time")
+    try:
+        moment = parse_api_time(value)
+    except ValueError:
+        raise ValueError(f"consent {consent.get('id')!r}: {name}={value!r} is not an RFC 3339 time") from None
+    return None if moment.year == _ZERO_YEAR else moment
+
+
+def consent_row(consent: Consent) -> tuple[RowValue, ...]:
+    """Convert one consent as the API returned it into the row's values, in :data:`COLUMNS` order.
+
+    Times become aware UTC datetimes (the zero time ``None``), ``is_charged`` a bool,
+    ``error_code`` an int; everything else is kept as the API's text. A missing field is ``None``.
+
+    :raises ValueError: for a time that is not RFC 3339, an ``error_code`` that is not a whole
+        number or a consent without an ``id`` (naming the consent and the field).
+    """
+    raw: dict[str, object] = dict(consent)
+    values: list[RowValue] = []
+    for name, kind in COLUMNS:
+        value = raw.get(name)
+        if kind == "time":
+            values.append(_time(consent, name, value))
+        elif value is None:
+            values.append(None)
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                raise ValueError(f"consent {consent.get('id')!r}: is_charged={value!r} is not a boolean")
+            values.append(value)
+        elif kind == "int":
+            try:
+                values.append(int(str(value)))
+            except ValueError:
+                raise ValueError(f"consent {consent.get('id')!r}: {name}={value!r} is not a whole number") from None
+        else:
+            values.append(str(value))
+    if not values[0]:
+        raise ValueError(f"a consent without an id cannot be loaded (the table is keyed on id): {consent!r}")
+    return tuple(values)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def sqlite_row(row: Sequence[RowValue]) -> tuple[str | int | None, ...]:
+    """Render a :func:`consent_row` for SQLite: times as fixed-width ISO text, booleans as 0/1."""
+    return tuple(
+        _iso(value) if isinstance(value, datetime) else int(value) if isinstance(value, bool) else value
+        for value in row
+    )
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(rows: Iterable[Sequence[RowValue]]) -> str:
+    """Render rows in PostgreSQL's ``COPY`` text format (tab-separated, ``\\N`` for NULL)."""
+    lines = []
+    for row in rows:
+        cells = []
+        for value in row:
+            if value is None:
+                cells.append("\\N")
+            elif isinstance(value, bool):
+                cells.append("t" if value else "f")
+            elif isinstance(value, datetime):
+                cells.append(value.isoformat())
+            else:
+                cells.append(str(value).translate(_COPY_ESCAPES))
+        lines.append("\t".join(cells))
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def check_columns(
+    dialect: Dialect, table: TableName, found: Sequence[tuple[str, str, bool]], *, has_unique_id: bool
+) -> None:
+    """Check an existing table against :data:`COLUMNS` before anything is listed.
+
+    :param found: ``(name, type, required)`` of each column of the table, ``required`` meaning
+        ``NOT NULL`` without a default (an extra column like that would refuse every insert).
+    :param has_unique_id: whether ``id`` is the primary key or has a unique index (the merge's key).
+    :raises ValueError: naming the missing, mistyped or blocking columns and the DDL to compare with.
+    """
+    by_name = {name: (kind, required) for name, kind, required in found}
+    problems = []
+    missing = [name for name in COLUMN_NAMES if name not in by_name]
+    if missing:
+        problems.append(f"missing columns {', '.join(missing)}")
+    if dialect == "postgres":
+        for name, kind in COLUMNS:
+            if name in by_name and not by_name[name][0].startswith(_PG_ACCEPTED[kind]):
+                problems.append(f"column {name} is {by_name[name][0]}, expected {_TYPES[dialect][kind]}")
+    blocking = [name for name, (_, required) in by_name.items() if name not in _KINDS and required]
+    if blocking:
+        problems.append(f"extra columns {', '.join(blocking)} are NOT NULL without a default")
+    if not missing and not has_unique_id:
+        problems.append("id is neither the primary key nor unique (the merge is keyed on it)")
+    if problems:
+        raise ValueError(
+            f"table={str(table)!r} does not match the consents table: {'; '.join(problems)}. Create it as "
+            f"the docs show (docs/warehouse.md), or pass create_table=True with a table name that does not "
+            f"exist yet. Expected:\n{create_table_sql(dialect, table)}"
+        )
