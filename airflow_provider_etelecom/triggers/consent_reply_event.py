@@ -67,7 +67,7 @@ from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.triggers.consents import CREATED_FROM_MARGIN_S, _poll, _trigger_hook
 
 if AIRFLOW_V_3_0_PLUS:
-    from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+    from airflow.triggers.base import BaseEventTrigger, TriggerEvent  # type: ignore[attr-defined,unused-ignore]
 else:  # Airflow 2.11: no event-driven scheduling; the class refuses to be built (see __init__)
     from airflow.triggers.base import BaseTrigger as BaseEventTrigger  # type: ignore[assignment,unused-ignore]
     from airflow.triggers.base import TriggerEvent
@@ -293,6 +293,14 @@ class ConsentReplyEventTrigger(BaseEventTrigger):
             self._warn_state_once(
                 "This watcher's trigger serves several assets, so the asset state store cannot hold its "
                 "record: fired consents are remembered in memory only. Give each asset its own trigger."
+            )
+            return None
+        except Exception as error:  # the store is an API call: its failure costs a repeat, never an answer
+            log.warning(
+                "The asset state store failed (%s: %s); the watcher goes on from memory, so a restart "
+                "before the next successful write fires the consents of the last reply window again.",
+                type(error).__name__,
+                error,
             )
             return None
 
