@@ -24,6 +24,7 @@ BENCHMARKS = {
     "batch": "benchmarks.bench_batch",
     "parquet": "benchmarks.bench_parquet",
     "sql": "benchmarks.bench_sql",
+    "watcher": "benchmarks.bench_watcher",
     "reliability": "benchmarks.reliability",
 }
 

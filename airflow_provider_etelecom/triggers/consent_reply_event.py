@@ -1,0 +1,376 @@
+"""``ConsentReplyEventTrigger``: start DAG runs when customers answer (Airflow 3 ``AssetWatcher``).
+
+A :class:`~airflow.triggers.base.BaseEventTrigger` that watches the consents of one Official
+Account and fires one event (one asset event, Airflow 3's event-driven scheduling) per consent
+that leaves ``S``. A DAG scheduled on the watched asset runs with no sensor and no worker held.
+
+How answers are seen. The platform is not confirmed to sort by ``updated_at`` (see the README's
+paging notes), so a listing cannot ask "what changed since the last poll". Each poll re-lists
+instead the span of still-pending consents: oldest first, from the ``created_at`` of the oldest
+consent that was still pending at the previous poll (or the previous poll's time, minus
+:data:`~airflow_provider_etelecom.triggers.consents.CREATED_FROM_MARGIN_S` for the listing lag,
+when none was pending), never earlier than ``reply_window`` before now: a consent older than its
+reply window is no longer ``S``. **Cost: one request per 100 consents created in that span**
+(any status), e.g. 2,000 pending consents created over the last day in an OA that creates
+nothing else: 20 requests per poll, every ``poke_interval``. It is the cost of the paging,
+whatever the history of the OA (``python -m benchmarks.bench_watcher`` measures it).
+
+What fires. The decision is :func:`watch_step`, in terms of the one status table
+(:func:`~airflow_provider_etelecom.client.classify_consent`): a consent fires when its state is
+``answered`` (``P``, ``N``, ``NS``) or ``unknown`` (a ``reply_status`` this provider does not
+know: it has left ``S``, and the DAG sees it rather than losing it); ``waiting`` and ``expired``
+(still ``S`` past ``expires_at``: the ``NS`` is on its way) hold the span open; ``not_sent`` (the
+request never reached the customer) neither fires nor waits. One event per consent.
+
+Event payload, version :data:`EVENT_VERSION` (the asset event's ``extra["payload"]``)::
+
+    {"version": 1, "kind": "consent_reply", "dedup_key": "<id>:<updated_at>",
+     "consent_id": "...", "oa_id": "...", "reply_status": "P" | "N" | "NS" | ...,
+     "state": "answered" | "unknown", "created_at": "...", "updated_at": "...",
+     "phone": "84..."}                       # only with include_phone=True
+
+Asset events live in Airflow's database, so the phone (personal data) is left out unless
+``include_phone=True``; the API key is never in the trigger's kwargs nor in an event.
+
+At least once. An event is never marked as sent before it was handed to the triggerer, and a
+consent leaves the span only once it fired. Where Airflow keeps state for the watcher (the asset
+state store, Airflow 3.3+, injected into ``BaseEventTrigger.asset_state_store`` when the trigger
+watches exactly one asset), the span and the ids already fired are written there **one poll after
+the events were yielded**: the triggerer hands events to the database within about a second
+(its runner and supervisor loops) while a poll is ``poke_interval`` away, so what is written has
+been persisted. After a triggerer restart the watcher resumes from that record: nothing repeats
+except the events of the last poll before the restart, which fire again with the same
+``dedup_key``. On Airflow 3.0-3.2 (no asset state store), or a trigger shared by several assets,
+the record is in memory only: a restart re-fires every consent that left ``S`` within the last
+``reply_window``, each with the same ``dedup_key`` (unless the consent changed in between).
+Deduplicate on ``dedup_key`` downstream where a repeat matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+from airflow_provider_etelecom.client import Consent, ConsentState, EtelecomClient, classify_consent
+from airflow_provider_etelecom.client.models import parse_api_time
+from airflow_provider_etelecom.client.validation import ConsentQuery, validate_int64_id
+from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomError
+from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
+from airflow_provider_etelecom.triggers.consents import CREATED_FROM_MARGIN_S, _poll, _trigger_hook
+
+if AIRFLOW_V_3_0_PLUS:
+    from airflow.triggers.base import BaseEventTrigger, TriggerEvent  # type: ignore[attr-defined,unused-ignore]
+else:  # Airflow 2.11: no event-driven scheduling; the class refuses to be built (see __init__)
+    from airflow.triggers.base import BaseTrigger as BaseEventTrigger  # type: ignore[assignment,unused-ignore]
+    from airflow.triggers.base import TriggerEvent
+
+__all__ = [
+    "EVENT_VERSION",
+    "FIRING_STATES",
+    "PENDING_STATES",
+    "ConsentReplyEventTrigger",
+    "WatchState",
+    "build_consent_reply_event",
+    "dedup_key",
+    "watch_step",
+]
+
+log = logging.getLogger(__name__)
+
+#: The version of the events :class:`ConsentReplyEventTrigger` fires.
+EVENT_VERSION = 1
+#: States (of the one status table) that fire an event: the consent has left ``S``.
+FIRING_STATES = frozenset({ConsentState.ANSWERED, ConsentState.UNKNOWN})
+#: States that keep a consent in the span re-listed every poll: an answer (or ``NS``) may come.
+PENDING_STATES = frozenset({ConsentState.WAITING, ConsentState.EXPIRED})
+#: How long a consent can stay ``S``: the platform's reply window (about 24 h) plus an hour for the
+#: ``NS`` to show.
+DEFAULT_REPLY_WINDOW_S = timedelta(hours=25).total_seconds()
+#: The record is written again when only the span moved, once it moved this far (seconds).
+SPAN_SAVE_STEP_S = 3600.0
+#: Prefix of the asset state store key (renaming it makes every watcher start from scratch).
+STATE_KEY_PREFIX = "etelecom_consent_replies"
+
+
+@dataclass(frozen=True)
+class WatchState:
+    """Where the watcher stands between polls (JSON in the asset state store).
+
+    :param span_from: epoch seconds: the ``created_at`` the next listing starts from.
+    :param fired: consent id -> its ``created_at`` (epoch s), for the consents that already fired and
+        are still inside the span (older ones are dropped: they are never listed again).
+    """
+
+    span_from: float
+    fired: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form stored in the asset state store."""
+        return {"version": 1, "span_from": self.span_from, "fired": dict(self.fired)}
+
+    @classmethod
+    def from_json(cls, value: object) -> WatchState | None:
+        """Read the stored form; ``None`` for anything else (the watcher then starts afresh)."""
+        if not isinstance(value, dict) or value.get("version") != 1:
+            return None
+        span_from, fired = value.get("span_from"), value.get("fired")
+        if not isinstance(span_from, (int, float)) or not isinstance(fired, dict):
+            return None
+        if not all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in fired.items()):
+            return None
+        return cls(float(span_from), {k: float(v) for k, v in fired.items()})
+
+
+def dedup_key(consent: Consent) -> str:
+    """Return the key to deduplicate a consent's event on: its id and ``updated_at``."""
+    return f"{consent.get('id', '')}:{consent.get('updated_at', '')}"
+
+
+def _created_epoch(consent: Consent, default: float) -> float:
+    try:
+        return parse_api_time(consent.get("created_at", "")).timestamp()
+    except ValueError:
+        return default
+
+
+def watch_step(
+    consents: Iterable[Consent], state: WatchState, *, listed_at: datetime
+) -> tuple[list[Consent], WatchState]:
+    """Decide one poll from the span's listing: what fires now, and where the next listing starts.
+
+    :param consents: every consent of the span, as listed (created at or after ``state.span_from``).
+    :param state: the state the listing was made from.
+    :param listed_at: when the listing started (classifies expiry; bounds the next span).
+    :return: the consents to fire (not fired before, state in :data:`FIRING_STATES`) and the next state.
+    """
+    horizon = listed_at.timestamp() - CREATED_FROM_MARGIN_S
+    fired = dict(state.fired)
+    fresh: list[Consent] = []
+    oldest_pending = horizon
+    for consent in consents:
+        consent_id = consent.get("id")
+        if not consent_id:
+            continue
+        created = _created_epoch(consent, horizon)
+        consent_state = classify_consent(consent, now=listed_at)
+        if consent_state in PENDING_STATES:
+            oldest_pending = min(oldest_pending, created)
+        elif consent_state in FIRING_STATES and consent_id not in fired:
+            fresh.append(consent)
+            fired[consent_id] = created
+    return fresh, WatchState(oldest_pending, {k: v for k, v in fired.items() if v >= oldest_pending})
+
+
+def build_consent_reply_event(consent: Consent, *, include_phone: bool, listed_at: datetime) -> dict[str, Any]:
+    """Build the one payload the trigger fires for a consent (see the module docstring)."""
+    payload: dict[str, Any] = {
+        "version": EVENT_VERSION,
+        "kind": "consent_reply",
+        "dedup_key": dedup_key(consent),
+        "consent_id": consent.get("id"),
+        "oa_id": consent.get("oa_id"),
+        "reply_status": consent.get("reply_status"),
+        "state": classify_consent(consent, now=listed_at).value,
+        "created_at": consent.get("created_at"),
+        "updated_at": consent.get("updated_at"),
+    }
+    if include_phone:
+        payload["phone"] = consent.get("phone")
+    return payload
+
+
+class _StateStore(Protocol):
+    """What the trigger uses of Airflow 3.3's ``AssetStateStoreAccessors``."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+
+class ConsentReplyEventTrigger(BaseEventTrigger):
+    """Fire one event per consent of an OA that leaves ``S``: for an Airflow 3 ``AssetWatcher``.
+
+    ``Asset("...", watchers=[AssetWatcher(name="...", trigger=ConsentReplyEventTrigger(oa_id=...))])``.
+    Each poll lists the span of still-pending consents (one request per 100 consents created in it:
+    20 requests per poll for 2,000 pending consents); cost, delivery (at least once, ``dedup_key``)
+    and what repeats after a triggerer restart on which Airflow version: see the module docstring.
+    The listing runs in a worker thread through the hook's client (read with
+    :meth:`EtelecomHook.aget_client`, again after a refused key); transient errors wait and poll
+    again; a failure waiting cannot cure (a refused key, a refused request) fails the trigger.
+
+    :param oa_id: the Official Account whose consents are watched.
+    :param call_type: watch only consents of this call type.
+    :param reason_code: watch only consents with this reason.
+    :param user_id: watch only consents created by this user.
+    :param etelecom_conn_id: the eTelecom connection (its key never enters the kwargs or events).
+    :param include_phone: put the customer's phone in the events (personal data, stored by Airflow).
+    :param poke_interval: seconds between polls.
+    :param reply_window: seconds a consent can stay ``S``; the span never starts earlier than that.
+    :raises EtelecomConfigError: on Airflow 2 (event-driven scheduling needs Airflow 3).
+    :raises EtelecomValidationError: for an invalid id or filter, naming the parameter.
+    """
+
+    def __init__(
+        self,
+        *,
+        oa_id: str,
+        call_type: str | None = None,
+        reason_code: str | None = None,
+        user_id: str | None = None,
+        etelecom_conn_id: str = EtelecomHook.default_conn_name,
+        include_phone: bool = False,
+        poke_interval: float = 60.0,
+        reply_window: float = DEFAULT_REPLY_WINDOW_S,
+    ) -> None:
+        if not AIRFLOW_V_3_0_PLUS:
+            raise EtelecomConfigError(
+                "ConsentReplyEventTrigger needs Airflow 3 (AssetWatcher, event-driven scheduling); this is "
+                "Airflow 2. On Airflow 2 wait for replies with ConsentReplySensor or ConsentRepliesSensor."
+            )
+        super().__init__()  # type: ignore[no-untyped-call,unused-ignore]
+        self.oa_id = validate_int64_id("oa_id", oa_id)
+        self.call_type = call_type
+        self.reason_code = reason_code
+        self.user_id = None if user_id is None else validate_int64_id("user_id", user_id)
+        ConsentQuery.build(oa_id=self.oa_id, call_type=call_type, reason_code=reason_code, user_id=self.user_id)
+        self.etelecom_conn_id = etelecom_conn_id
+        self.include_phone = bool(include_phone)
+        self.poke_interval = float(poke_interval)
+        self.reply_window = float(reply_window)
+        self._state_warning_logged = False
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Return the class path and JSON-safe, deterministic kwargs (``hash`` reads them; no key)."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "oa_id": self.oa_id,
+                "call_type": self.call_type,
+                "reason_code": self.reason_code,
+                "user_id": self.user_id,
+                "etelecom_conn_id": self.etelecom_conn_id,
+                "include_phone": self.include_phone,
+                "poke_interval": self.poke_interval,
+                "reply_window": self.reply_window,
+            },
+        )
+
+    @property
+    def state_key(self) -> str:
+        """The asset state store key: one record per watched OA, filters and connection."""
+        identity = json.dumps(
+            [self.oa_id, self.call_type, self.reason_code, self.user_id, self.etelecom_conn_id], separators=(",", ":")
+        )
+        return f"{STATE_KEY_PREFIX}:{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+
+    def _warn_state_once(self, message: str) -> None:
+        if not self._state_warning_logged:
+            log.warning(message)
+            self._state_warning_logged = True
+
+    async def _state_call(self, method: str, *args: Any) -> Any:
+        """Call the asset state store (``aget``/``aset`` on 3.3.2+, the blocking API in a thread before)."""
+        store: _StateStore | None = getattr(self, "asset_state_store", None)
+        if store is None:
+            self._warn_state_once(
+                "No asset state store for this watcher (Airflow < 3.3): fired consents are remembered in "
+                "memory only, so a triggerer restart fires those of the last reply window again."
+            )
+            return None
+        try:
+            if hasattr(store, "a" + method):
+                return await getattr(store, "a" + method)(*args)
+            return await asyncio.to_thread(getattr(store, method), *args)
+        except ValueError:  # the store's accessor needs exactly one watched asset
+            self._warn_state_once(
+                "This watcher's trigger serves several assets, so the asset state store cannot hold its "
+                "record: fired consents are remembered in memory only. Give each asset its own trigger."
+            )
+            return None
+        except Exception as error:  # the store is an API call: its failure costs a repeat, never an answer
+            log.warning(
+                "The asset state store failed (%s: %s); the watcher goes on from memory, so a restart "
+                "before the next successful write fires the consents of the last reply window again.",
+                type(error).__name__,
+                error,
+            )
+            return None
+
+    def _list_span(
+        self, client: EtelecomClient, state: WatchState, listed_at: datetime
+    ) -> tuple[list[Consent], WatchState, int]:
+        """List the span (oldest first) and decide; runs in a worker thread. Returns the pages read too."""
+        date_from = max(state.span_from, listed_at.timestamp() - self.reply_window)
+        query = client.query(
+            oa_id=self.oa_id,
+            call_type=self.call_type,
+            reason_code=self.reason_code,
+            user_id=self.user_id,
+            date_from=datetime.fromtimestamp(date_from, timezone.utc),
+            sort="created_at",
+            page_size=100,
+        )
+        pages: list[int] = []
+
+        def consents() -> Iterable[Consent]:
+            for page in client.iter_consent_pages(query):
+                pages.append(len(page["consents"]))
+                yield from page["consents"]
+
+        fresh, new_state = watch_step(consents(), WatchState(date_from, state.fired), listed_at=listed_at)
+        return fresh, new_state, len(pages)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll every ``poke_interval`` seconds forever, yielding one event per consent that left ``S``."""
+        now = datetime.now(timezone.utc)
+        state = WatchState.from_json(await self._state_call("get", self.state_key)) or WatchState(
+            now.timestamp() - self.reply_window
+        )
+        unsaved, saved_span_from = False, state.span_from
+        what = f"the consents of OA {self.oa_id}"
+
+        async def check(client: EtelecomClient, clock: Callable[[], datetime]) -> dict[str, Any] | None:
+            nonlocal state, unsaved, saved_span_from
+            if unsaved:  # one poll after the events were yielded: they have reached the database
+                await self._state_call("set", self.state_key, state.to_json())
+                unsaved, saved_span_from = False, state.span_from
+            listed_at = clock()
+            fresh, new_state, pages = await asyncio.to_thread(self._list_span, client, state, listed_at)
+            log.info("%s: %d page(s) listed, %d consent(s) left S.", what, pages, len(fresh))
+            # A stale record is safe (it starts the span earlier); write when the fired set changed,
+            # or the span moved far enough to shorten a restart's first listing.
+            moved = abs(new_state.span_from - saved_span_from) >= SPAN_SAVE_STEP_S
+            unsaved = unsaved or new_state.fired != state.fired or moved
+            state = new_state
+            if not fresh:
+                return None
+            return {
+                "events": [
+                    build_consent_reply_event(c, include_phone=self.include_phone, listed_at=listed_at) for c in fresh
+                ]
+            }
+
+        while True:
+            batch = await _poll(
+                hook=_trigger_hook(self.etelecom_conn_id),
+                etelecom_conn_id=self.etelecom_conn_id,
+                poke_interval=self.poke_interval,
+                deadline=float("inf"),  # a watcher has no deadline
+                what=what,
+                check=check,
+                timeout_event=lambda now, message: {"error": EtelecomError(message)},
+                error_event=lambda error, message: {"error": EtelecomError(message) if message else error},
+            )
+            if "error" in batch:
+                raise batch["error"]
+            for payload in batch["events"]:
+                yield TriggerEvent(payload)  # type: ignore[no-untyped-call,unused-ignore]
+            await asyncio.sleep(self.poke_interval)
