@@ -738,8 +738,8 @@ def bad_inputs() -> list[BadInput]:
         BadInput("sensor.oa_id.type", "oa_id", "1.5", "int64", _sensor(oa_id=1.5)),
         BadInput("sensor.phone.malformed", "phone", "'123****890'", "0912345678", _sensor(phone="1234567890")),
         BadInput("sensor.failure_statuses.enum", "failure_statuses", "'S'", "'NS'", _sensor(failure_statuses=["S"])),
-        BadInput("sensor.lookup_pages.zero", "lookup_pages", "0", "1 to 100", _sensor(lookup_pages=0)),
-        BadInput("sensor.lookup_pages.101", "lookup_pages", "101", "1 to 100", _sensor(lookup_pages=101)),
+        BadInput("sensor.max_pages.zero", "max_pages", "0", "1 to 100", _sensor(max_pages=0)),
+        BadInput("sensor.max_pages.101", "max_pages", "101", "1 to 100", _sensor(max_pages=101)),
         BadInput(
             "sensor.grace.type", "not_found_grace_period", "'1m'", "timedelta", _sensor(not_found_grace_period="1m")
         ),
