@@ -289,7 +289,7 @@ class ConsentReplySensor(ConsentRepliesSensor):
         self.consent_id = consent_id
         if not is_unrendered(consent_id):
             validate_int64_id("consent_id", consent_id)
-        super().__init__(consent_ids=[], oa_id=oa_id, phone=phone, max_pages=max_pages, **kwargs)
+        super().__init__(consent_ids=[consent_id], oa_id=oa_id, phone=phone, max_pages=max_pages, **kwargs)
 
     @cached_property
     def wait(self) -> ReplyWait:
