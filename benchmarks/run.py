@@ -22,6 +22,7 @@ BENCHMARKS = {
     "operator": "benchmarks.bench_operator",
     "parallel": "benchmarks.bench_parallel",
     "batch": "benchmarks.bench_batch",
+    "parquet": "benchmarks.bench_parquet",
     "reliability": "benchmarks.reliability",
 }
 

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-from _local_airflow import ROOT, Api, WiredAirflow, say, stop_on_sigterm, wired_airflow
+from _local_airflow import ROOT, STANDALONE_LOG_PORTS, Api, WiredAirflow, say, stop_on_sigterm, wired_airflow
 
 WORKDIR = ROOT / ".e2e"
 SHOTS = WORKDIR / "screenshots"
@@ -72,6 +72,7 @@ def main() -> int:
         # Customers answer 15 s after a request: long enough to see the sensor deferred on the triggerer.
         with wired_airflow(WORKDIR / "run", port=args.port, reply_after=15.0) as airflow:
             _clear_screenshots()
+            _check_loopback_only(args.port)
             _browser_checks(airflow, args.run_timeout)
     except KeyboardInterrupt:
         say("E2E interrupted; everything it started is stopped")
@@ -85,6 +86,32 @@ def main() -> int:
         return 1
     say(f"E2E passed in {time.monotonic() - started:.0f} s; screenshots in {SHOTS}")
     return 0
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Return the local addresses listening on TCP ``port`` (from /proc/net/tcp and tcp6)."""
+    found: set[str] = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port and len(address) == width:
+                if width == 8:
+                    found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+                else:
+                    found.add("::" if int(address, 16) == 0 else "::1" if address.endswith("01000000") else address)
+    return found
+
+
+def _check_loopback_only(api_port: int) -> None:
+    """The UI's only login is admin/admin: the API server and log servers must listen on loopback only."""
+    for port in (api_port, *STANDALONE_LOG_PORTS):
+        addresses = _listening_addresses(port)
+        check(addresses == {"127.0.0.1"}, f"port {port} listens on 127.0.0.1 only ({', '.join(sorted(addresses))})")
 
 
 def _clear_screenshots() -> None:

@@ -8,8 +8,10 @@ retried on its own; re-running the DAG replaces each file with a complete one.
 Set the range with ``ETELECOM_BACKFILL_START`` / ``ETELECOM_BACKFILL_END`` (local dates in
 ``Asia/Ho_Chi_Minh``, end exclusive) and the destination with ``ETELECOM_EXPORT_BASE`` (default
 ``file:///tmp/etelecom``; ``s3://bucket/prefix`` with ``ETELECOM_EXPORT_CONN_ID`` for S3). Trigger
-it by hand (``schedule=None``). Keep ``max_active_tis_per_dag`` modest: every window shares the
-same API key and its rate limits.
+it by hand (``schedule=None``). Every window shares the same API key and its rate limit: on a
+deployment with several workers, run the windows in an Airflow pool of their own, one pool per API
+key, and name it in ``ETELECOM_POOL`` (default ``default_pool``); the README's "Running at scale"
+says how many slots.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ EXPORT_BASE = os.environ.get("ETELECOM_EXPORT_BASE", "file:///tmp/etelecom").rst
 OUTPUT_CONN_ID = os.environ.get("ETELECOM_EXPORT_CONN_ID") or None
 BACKFILL_START = os.environ.get("ETELECOM_BACKFILL_START", "2026-01-01")
 BACKFILL_END = os.environ.get("ETELECOM_BACKFILL_END", "2026-02-01")
+#: The pool of this API key: its slots cap the listings running at once on all workers together.
+POOL = os.environ.get("ETELECOM_POOL") or "default_pool"
 
 with DAG(
     dag_id="etelecom_consents_backfill",
@@ -41,6 +45,7 @@ with DAG(
     ListConsentsOperator.partial(
         task_id="export_day",
         output_conn_id=OUTPUT_CONN_ID,
+        pool=POOL,
         retries=3,
         retry_delay=timedelta(minutes=5),
         max_active_tis_per_dag=8,

@@ -23,7 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -97,7 +97,9 @@ class Simulator:
         auto_reply_after: float | None = 5.0,
         port: int = 0,
         log: IO[str] | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
+        """Start it; ``extra_args`` are more CLI flags (``--rate-limit-per-s 50``, ``--latency-ms 20``...)."""
         args = [
             sys.executable,
             "-m",
@@ -113,6 +115,7 @@ class Simulator:
         ]
         if auto_reply_after is not None:
             args += ["--auto-reply-after", str(auto_reply_after)]
+        args += list(extra_args)
         self.api_key = api_key
         self.proc = subprocess.Popen(
             args,

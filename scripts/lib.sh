@@ -35,22 +35,60 @@ ensure_uv() {
     export PATH="$boot/bin:$PATH"
 }
 
-# ensure_venv VERSION [EXTRAS] -> prints the environment's folder on stdout
+# The Python of the default environments (.venvs/airflow-VERSION); other Pythons get
+# .venvs/airflow-VERSION-pyX.Y. A constraints file constraints/airflow-VERSION-pyX.Y.txt, if there
+# is one, replaces constraints/airflow-VERSION.txt for that Python (none is needed today: the pins
+# resolved on 3.11 install on 3.13 too).
+DEFAULT_PYTHON_VERSION="3.11"
+# What CI tests: AIRFLOW_VERSION:PYTHON_VERSION pairs.
+TEST_LEGS="3.3.2:3.11 3.3.2:3.13 2.11.2:3.11"
+
+# python_for X.Y -> prints an interpreter of Python X.Y: $PYTHON if it is one, else pyenv's
+# newest X.Y.*, else pythonX.Y on PATH (the package index cannot serve interpreters).
+python_for() {
+    local want="$1" candidate found=""
+    for candidate in "$PYTHON" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$want".*/bin/python"$want" "python$want"; do
+        candidate="$(command -v "$candidate" 2>/dev/null)" || continue
+        if [ "$("$candidate" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$want" ]; then
+            found="$candidate"
+            [ "$candidate" = "$(command -v "$PYTHON" 2>/dev/null)" ] && break  # $PYTHON wins
+        fi
+    done
+    if [ -z "$found" ]; then
+        echo "No Python $want here (looked at \$PYTHON, pyenv's versions and python$want on PATH): install it, e.g. 'pyenv install $want'." >&2
+        return 1
+    fi
+    echo "$found"
+}
+
+# ensure_venv VERSION [EXTRAS] [PYTHON_VERSION] -> prints the environment's folder on stdout
+#
+# PYTHON_VERSION defaults to DEFAULT_PYTHON_VERSION, whose environment keeps the plain name
+# .venvs/airflow-VERSION that the other scripts use.
 ensure_venv() {
-    local version="$1" extras="${2:-test}"
+    local version="$1" extras="${2:-test,parquet}" pyver="${3:-$DEFAULT_PYTHON_VERSION}" asked="${3:-}"
+    local dir="$ROOT/.venvs/airflow-$version" python
+    [ "$pyver" = "$DEFAULT_PYTHON_VERSION" ] || dir="$dir-py$pyver"
     local constraints="$ROOT/constraints/airflow-$version.txt"
-    local dir="$ROOT/.venvs/airflow-$version"
+    [ -f "$ROOT/constraints/airflow-$version-py$pyver.txt" ] && constraints="$ROOT/constraints/airflow-$version-py$pyver.txt"
     if [ ! -f "$constraints" ]; then
         echo "No constraints for Airflow $version (have: $SUPPORTED_AIRFLOW_VERSIONS)." >&2
         return 1
     fi
+    if ! python="$(python_for "$pyver" 2>/dev/null)"; then
+        # No Python was asked for (demo, e2e, airflow-ui): the machine's $PYTHON will do.
+        [ -z "$asked" ] || { python_for "$pyver" >/dev/null; return 1; }
+        python="$PYTHON"
+        pyver="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" || return 1
+        log "No Python $DEFAULT_PYTHON_VERSION here: $dir uses $PYTHON (Python $pyver)"
+    fi
     local stamp
-    stamp="$(cat "$ROOT/pyproject.toml" "$constraints" | sha256sum | cut -c1-16)-$extras"
+    stamp="$(cat "$ROOT/pyproject.toml" "$constraints" | sha256sum | cut -c1-16)-$extras-py$pyver"
     if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.stamp" 2>/dev/null)" != "$stamp" ]; then
         ensure_uv
-        log "Preparing $dir (Airflow $version, extras: $extras)"
+        log "Preparing $dir (Airflow $version, Python $pyver, extras: $extras)"
         rm -rf "$dir"
-        uv venv --quiet --python "$PYTHON" "$dir" >&2 || return 1
+        uv venv --quiet --python "$python" "$dir" >&2 || return 1
         VIRTUAL_ENV="$dir" uv pip install --quiet -c "$constraints" -e "$ROOT[$extras]" >&2 || return 1
         echo "$stamp" >"$dir/.stamp"
     fi

@@ -8,6 +8,7 @@ environments (``scripts/lib.sh``), so it is on PATH or bootstrapped in ``.venvs/
 from __future__ import annotations
 
 import email
+import re
 import shutil
 import subprocess
 import sys
@@ -22,8 +23,11 @@ from packaging.specifiers import SpecifierSet
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "airflow_provider_etelecom-0.1.0"
-#: The Python versions CI runs the suite on (``.ci/run``: the machine's python3).
-TESTED_PYTHONS = {"3.11"}
+#: The Python versions CI runs the suite on: the legs ``scripts/test`` runs (``TEST_LEGS`` in scripts/lib.sh).
+TESTED_PYTHONS = {
+    leg.split(":")[1]
+    for leg in re.search(r'^TEST_LEGS="([^"]*)"', (ROOT / "scripts" / "lib.sh").read_text(), re.M)[1].split()
+}
 
 
 def _uv() -> str:

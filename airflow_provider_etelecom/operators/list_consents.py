@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.providers.common.compat.sdk import Asset, BaseOperator, Context
 
@@ -17,7 +17,20 @@ from airflow_provider_etelecom.client.validation import format_api_time
 from airflow_provider_etelecom.exceptions import EtelecomStoppedError, EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
-from airflow_provider_etelecom.utils.jsonl import atomic_jsonl_writer, resolve_output_path
+from airflow_provider_etelecom.utils.jsonl import AtomicOutput, atomic_jsonl_writer, resolve_output_path
+from airflow_provider_etelecom.utils.lineage import ExportOutcome, build_operator_lineage
+from airflow_provider_etelecom.utils.parquet import (
+    ParquetUnavailableError,
+    atomic_parquet_writer,
+    is_parquet_path,
+    pyarrow_installed,
+    pyarrow_missing_message,
+    require_pyarrow,
+)
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
 __all__ = ["ListConsentsOperator"]
 
@@ -99,6 +112,24 @@ class _Progress:
         return self.consents / elapsed if elapsed > 0 else 0.0
 
 
+class _ConsentWriter(Protocol):
+    """What both writers offer the operator: add records, count them."""
+
+    count: int
+    output: AtomicOutput | None
+
+    def write_many(self, records: Iterable[Mapping[str, Any]]) -> int: ...
+
+
+def _open_writer(
+    output_path: str, conn_id: str | None, stop: threading.Event
+) -> AbstractContextManager[_ConsentWriter]:
+    """The one place that picks the format: ``.parquet`` is Parquet, anything else JSON Lines."""
+    if is_parquet_path(output_path):
+        return atomic_parquet_writer(output_path, conn_id=conn_id, stop=stop)
+    return atomic_jsonl_writer(output_path, conn_id=conn_id, stop=stop)
+
+
 class ListConsentsOperator(BaseOperator):
     """Export every consent matching the filters, to XCom or streamed as JSON Lines to object storage.
 
@@ -106,7 +137,9 @@ class ListConsentsOperator(BaseOperator):
     guarded by ``max_xcom_consents`` because XCom lives in Airflow's metadata database. With
     ``output_path`` (``file://``, ``s3://``, ``gs://``, ... any scheme Airflow's
     ``ObjectStoragePath`` knows) they are streamed one page at a time, one consent per line exactly
-    as the API returned it, gzip-compressed when the path ends in ``.gz``; the file appears only
+    as the API returned it, gzip-compressed when the path ends in ``.gz``; a path ending in
+    ``.parquet`` gets typed Apache Parquet instead (zstd, in row groups; needs the ``parquet`` extra,
+    see :mod:`airflow_provider_etelecom.utils.parquet`). Either way the file appears only
     when the export is complete (temporary sibling, then move), so a failed try leaves an earlier
     file untouched and a retry or re-run replaces it with a complete one. Only
     ``{path, count, pages, window}`` goes to XCom.
@@ -119,7 +152,9 @@ class ListConsentsOperator(BaseOperator):
     consecutive runs never export a consent twice. Values without Jinja are validated when the DAG
     is parsed; rendered values are validated at the start of ``execute``, before any request.
 
-    When the task has ``outlets``, each asset event's ``extra`` is ``{path, count, window}``.
+    When the task has ``outlets``, each asset event's ``extra`` is ``{path, count, window}``. With
+    the OpenLineage provider installed, the task reports its own lineage (the listing in, the final
+    file out, see :mod:`airflow_provider_etelecom.utils.lineage`), never the temporary file.
 
     Failures a retry cannot fix (invalid arguments, a wrong connection, a refused key after one
     re-read of the connection, a missing bucket or folder) fail the task without Airflow retries;
@@ -143,7 +178,8 @@ class ListConsentsOperator(BaseOperator):
     :param sort: ``created_at``, ``-created_at``, ``updated_at`` or ``-updated_at``; default newest first.
     :param max_pages: stop after this many pages.
     :param timezone: IANA zone for naive ``date_from``/``date_to`` (else they are refused).
-    :param output_path: where to write JSON Lines; ``None`` returns the consents to XCom.
+    :param output_path: where to write JSON Lines (Parquet if it ends in ``.parquet``); ``None``
+        returns the consents to XCom.
     :param output_conn_id: Airflow connection with the credentials of ``output_path``'s storage.
     :param max_xcom_consents: in XCom mode, fail (without paging further) once more consents than
         this are found. 10,000 consents are about 5 MB of JSON in one XCom row.
@@ -208,6 +244,10 @@ class ListConsentsOperator(BaseOperator):
         ConsentQuery.build(**self._query_arguments(skip_templates=True), timezone=timezone)
         if output_path is not None and not _is_template(output_path):
             _check_output_path_shape(output_path)
+            if is_parquet_path(output_path) and not pyarrow_installed():
+                raise EtelecomValidationError(pyarrow_missing_message(path=output_path), parameter="output_path")
+        self._lineage_base_url: str | None = None
+        self._lineage_outcome: ExportOutcome | None = None
 
     @cached_property
     def hook(self) -> EtelecomHook:
@@ -238,6 +278,7 @@ class ListConsentsOperator(BaseOperator):
         :raises EtelecomStoppedError: when told to stop (``on_kill``) before the export finished.
         """
         self._stop = threading.Event()
+        self._lineage_outcome = None
         query = self.hook.build_query(**self._query_arguments())
         if (
             self.max_parallel_windows
@@ -252,7 +293,9 @@ class ListConsentsOperator(BaseOperator):
         if self.output_path is not None:
             try:
                 resolve_output_path(self.output_path, conn_id=self.output_conn_id)
-            except ValueError as error:
+                if is_parquet_path(self.output_path):
+                    require_pyarrow(path=self.output_path)
+            except (ValueError, ParquetUnavailableError) as error:
                 raise EtelecomValidationError(str(error), parameter="output_path") from error
         window = {
             "date_from": None if query.date_from is None else format_api_time(query.date_from),
@@ -260,6 +303,7 @@ class ListConsentsOperator(BaseOperator):
         }
         self.log.info("Listing eTelecom consents (%s) to %s.", query.describe(), self.output_path or "XCom")
         client = self.hook.client
+        self._lineage_base_url = client.config.base_url
         progress = _Progress(self)
         parallel = ParallelStats() if self.max_parallel_windows and self.max_parallel_windows > 1 else None
         try:
@@ -340,13 +384,53 @@ class ListConsentsOperator(BaseOperator):
         # before the listing's parallel workers are waited for.
         with (
             self._pages(query, parallel) as pages,
-            atomic_jsonl_writer(output_path, conn_id=self.output_conn_id, stop=self._stop) as writer,
+            _open_writer(output_path, self.output_conn_id, self._stop) as writer,
         ):
             for page in pages:
                 self._check_stop(progress)
                 writer.write_many(page["consents"])
                 progress.page(len(page["consents"]))
+        output = writer.output
+        self._lineage_outcome = ExportOutcome(
+            writer.count, output.size if output else None, bool(output and output.existed)
+        )
         return {"path": output_path, "count": writer.count, "pages": progress.pages, "window": window}
+
+    # -- OpenLineage ---------------------------------------------------------------------------
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing and the final output path; called by the OpenLineage provider.
+
+        Declared at start too, so that no event of this task falls back to the hook-level lineage
+        collector, which saw only the temporary sibling (``<path>.tmp-<uuid>``) being written.
+        """
+        return self._openlineage(None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing in, the final file out with its schema, row count, size and whether it was replaced."""
+        return self._openlineage(self._lineage_outcome)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing and the intended output (schema only: a failed export writes nothing)."""
+        return self._openlineage(None)
+
+    def _openlineage(self, outcome: ExportOutcome | None) -> OperatorLineage[Dataset, RunFacet]:
+        # The OpenLineage provider uses the hook-level collector only when this returns no dataset
+        # at all, so the listing is always returned, even if the connection cannot be read.
+        base_url = self._lineage_base_url
+        if base_url is None:
+            try:
+                base_url = self.hook.client.config.base_url
+            except Exception:  # a broken connection already failed the task; lineage still names the input
+                base_url = None
+        output_path = self.output_path if isinstance(self.output_path, str) else None
+        return build_operator_lineage(
+            base_url=base_url,
+            etelecom_conn_id=self.etelecom_conn_id,
+            output_path=output_path,
+            parquet=output_path is not None and is_parquet_path(output_path),
+            outcome=outcome,
+        )
 
     def _log_summary(self, progress: _Progress, count: int, stats: ClientStats, parallel: ParallelStats | None) -> None:
         elapsed = time.monotonic() - progress.started

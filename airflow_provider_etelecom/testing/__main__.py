@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-limit-rate", type=float, default=0.0, help="chance a burst of 429s starts")
     parser.add_argument("--rate-limit-burst", type=int, default=3, help="429s per burst (default 3)")
     parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of 429s, seconds")
+    parser.add_argument(
+        "--rate-limit-per-s",
+        type=float,
+        default=None,
+        help="the platform's rate limit: requests per second per API key, 429 with Retry-After beyond (default off)",
+    )
     parser.add_argument("--exhausted-rate", type=float, default=0.0, help="share of 403 resource_exhausted")
     parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault sequence")
     parser.add_argument("--auto-reply-after", type=float, default=None, help="auto-reply after S seconds")
@@ -174,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         latency_ms=args.latency_ms,
         faults=faults,
+        rate_limit_per_s=args.rate_limit_per_s,
         reply_window_s=args.reply_window,
         auto_reply_after_s=args.auto_reply_after,
         auto_reply_status=args.auto_reply_status,

@@ -14,13 +14,14 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import math
 import random
 import re
 import socket
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +54,7 @@ SETTINGS: tuple[str, ...] = (
     "date_filter_precision",
     "created_at_precision",
     "accepted_sorts",
+    "rate_limit_per_s",
 )
 FAULT_KINDS = ("500", "502", "503", "429", "403_exhausted", "drop", "truncate", "timeout")
 DEFAULT_TIMEOUT_FAULT_S = 5.0
@@ -116,7 +118,8 @@ class Stats:
     ``requests`` is keyed by ``(method, status)`` e.g. ``("Zalo/ListRequestConsent", 200)``, where
     method is ``Service/Method`` for API routes and the raw path otherwise; control endpoints are not
     counted there. ``connections`` counts accepted TCP connections (control calls included), so a
-    test can prove a whole export used one keep-alive connection.
+    test can prove a whole export used one keep-alive connection. ``rate_limited`` counts the 429
+    answers of the per-key rate limit (``rate_limit_per_s``), apart from the random 429 faults.
     """
 
     def __init__(self) -> None:
@@ -125,6 +128,7 @@ class Stats:
         self.requests_by_method: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.connections = 0
+        self.rate_limited = 0
 
     def record(self, method: str, status: int) -> None:
         """Count one answered API request."""
@@ -142,6 +146,11 @@ class Stats:
         with self._lock:
             self.connections += 1
 
+    def rate_limit(self) -> None:
+        """Count one request refused by the per-key rate limit."""
+        with self._lock:
+            self.rate_limited += 1
+
     def reset(self) -> None:
         """Zero every counter."""
         with self._lock:
@@ -149,6 +158,7 @@ class Stats:
             self.requests_by_method.clear()
             self.faults.clear()
             self.connections = 0
+            self.rate_limited = 0
 
     def count(self, method: str | None = None, status: int | None = None) -> int:
         """Return how many API requests matched ``method`` and/or ``status`` (``None`` = any)."""
@@ -167,6 +177,7 @@ class Stats:
                 "requests_by_method": dict(self.requests_by_method),
                 "faults": dict(self.faults),
                 "connections": self.connections,
+                "rate_limited": self.rate_limited,
             }
 
 
@@ -269,6 +280,48 @@ class _FaultEngine:
 
 def _retry_after(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+
+
+class _RateLimiter:
+    """A token bucket per API key: ``rate_per_s`` requests per second, bursts up to one second's worth.
+
+    A bucket holds at most ``max(1, rate_per_s)`` tokens and starts full; each request takes one,
+    and time refills them at ``rate_per_s``. The clock is the simulator's (real time plus what
+    :meth:`EtelecomSimulator.advance` added), so real traffic meets the limit in real time while a
+    test moves time on without sleeping.
+    """
+
+    def __init__(self, clock: Callable[[], float], rate_per_s: float | None = None) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self.rate_per_s: float | None = None
+        self.configure(rate_per_s)
+
+    def configure(self, rate_per_s: float | None) -> None:
+        """Set the rate (``None`` or 0 turns the limit off) and refill every bucket."""
+        if rate_per_s is not None and (not math.isfinite(rate_per_s) or rate_per_s < 0):
+            raise ValueError(f"rate_limit_per_s must be a positive number of requests per second, got {rate_per_s}")
+        with self._lock:
+            self.rate_per_s = float(rate_per_s) if rate_per_s else None
+            self._buckets.clear()
+
+    def take(self, key: str) -> float:
+        """Take a token for ``key``: return 0 if it had one, else the seconds until it will have one."""
+        with self._lock:
+            rate = self.rate_per_s
+            if rate is None:
+                return 0.0
+            capacity = max(1.0, rate)
+            now = self._clock()
+            tokens, since = self._buckets.get(key, (capacity, now))
+            tokens = min(capacity, tokens + max(0.0, now - since) * rate)
+            if tokens >= 1.0 - 1e-9:
+                self._buckets[key] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            # Rounded up to the millisecond: a client that waits exactly this long finds a token.
+            return math.ceil((1.0 - tokens) / rate * 1000.0) / 1000.0
 
 
 class _Server(ThreadingHTTPServer):
@@ -419,6 +472,11 @@ class EtelecomSimulator:
     :param port: bind port; ``0`` picks a free one.
     :param latency_ms: added to every API request (real sleep).
     :param faults: random faults, see :class:`FaultConfig`.
+    :param rate_limit_per_s: the platform's rate limit: requests per second per API key (a token
+        bucket holding one second's worth, at least one request). A request beyond it is answered
+        429 ``resource_exhausted`` with a ``Retry-After`` of the seconds until the key has a token
+        again. Counted on the simulator's clock, so real traffic meets it in real time and a test
+        refills it with :meth:`advance`. ``None`` (default): no limit, only the random 429 faults.
     :param date_to_inclusive: reading of ``filter.date_to``: exclusive (default) or inclusive, both
         plausible from the docs, so the provider can be tested against each.
     :param listing_lag_s: a consent added after the simulator was built (``RequestConsent``,
@@ -458,6 +516,7 @@ class EtelecomSimulator:
         port: int = 0,
         latency_ms: float = 0.0,
         faults: FaultConfig | None = None,
+        rate_limit_per_s: float | None = None,
         date_to_inclusive: bool = False,
         listing_lag_s: float = 0.0,
         reply_window_s: float = 86400.0,
@@ -502,6 +561,7 @@ class EtelecomSimulator:
         self.stats = Stats()
         self._faults = faults or FaultConfig()
         self._fault_engine = _FaultEngine(self._faults)
+        self._rate_limiter = _RateLimiter(self._store.now_s, rate_limit_per_s)
         self._log_entries: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
         self._log_lock = threading.Lock()
         self._server: _Server | None = None
@@ -584,6 +644,15 @@ class EtelecomSimulator:
     def faults(self, config: FaultConfig | None) -> None:
         self._faults = config or FaultConfig()
         self._fault_engine.configure(self._faults)
+
+    @property
+    def rate_limit_per_s(self) -> float | None:
+        """Requests per second per API key (``None``: no limit); setting it refills every key's bucket."""
+        return self._rate_limiter.rate_per_s
+
+    @rate_limit_per_s.setter
+    def rate_limit_per_s(self, value: float | None) -> None:
+        self._rate_limiter.configure(value)
 
     @property
     def date_to_inclusive(self) -> bool:
@@ -769,12 +838,20 @@ class EtelecomSimulator:
         """
         return self._store.insert(n, created_at)
 
-    def add_consent(self, **fields: Any) -> dict[str, Any]:
+    def add_consent(
+        self,
+        *,
+        unknown_fields: Mapping[str, Any] | None = None,
+        omit_fields: Collection[str] = (),
+        **fields: Any,
+    ) -> dict[str, Any]:
         """Insert one consent with the given wire fields set and the others generated.
 
-        For boundary tests, e.g. ``sim.add_consent(created_at=window_start)``.
+        For boundary tests, e.g. ``sim.add_consent(created_at=window_start)``; for schema tests,
+        ``sim.add_consent(unknown_fields={"campaign_id": "42"}, omit_fields=["delivery_time"])`` serves a
+        field the provider does not know and leaves a known one out.
         """
-        return self._store.add(fields)
+        return self._store.add(fields, unknown_fields=unknown_fields, omit_fields=omit_fields)
 
     def fail_send_to(
         self,
@@ -875,6 +952,11 @@ class EtelecomSimulator:
             or not hmac.compare_digest(key.strip().encode(), self.api_key.encode())
         ):
             raise _ApiError(401, "unauthenticated", "Yêu cầu xác thực: api key không hợp lệ")
+        wait = self._rate_limiter.take(key.strip())
+        if wait > 0:
+            self.stats.rate_limit()
+            body_429 = {"code": "resource_exhausted", "msg": "Too Many Requests", "meta": {}}
+            return _Answer(429, _json_bytes(body_429), headers=(("Retry-After", _retry_after(wait)),))
         try:
             body = json.loads(raw)
         except ValueError:

@@ -138,7 +138,9 @@ def format_time(micros: int, precision: str = "exact") -> str:
     second, fraction = divmod(rest, US)
     prefix = _DAY_PREFIX.get(day)
     if prefix is None:
-        prefix = _DAY_PREFIX[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86400))
+        moment = time.gmtime(day * 86400)
+        # Years below 1000 (Go's zero time is year 1) keep four digits, as RFC 3339 requires.
+        prefix = _DAY_PREFIX[day] = f"{moment.tm_year:04d}-{moment.tm_mon:02d}-{moment.tm_mday:02d}T"
     if not _TIME_OF_DAY:
         _TIME_OF_DAY[:] = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86400)]
     if fraction:
@@ -254,6 +256,7 @@ class Consent:
         "phone",
         "reason_code",
         "reply_status",
+        "served_as",
         "shop_id",
         "status",
         "updated",
@@ -302,6 +305,8 @@ class Consent:
         self.expires = expires
         self.visible_at = visible_at
         self.version = 0
+        self.served_as: tuple[dict[str, Any], frozenset[str]] | None = None
+        """Fields added to, and fields left out of, the wire form (``add(unknown_fields=, omit_fields=)``)."""
         self._wire: dict[str, Any] | None = None
 
     def wire(self, precision: str = "exact") -> dict[str, Any]:
@@ -316,6 +321,14 @@ class Consent:
 
     def wire_uncached(self, precision: str) -> dict[str, Any]:
         """Build the wire dict afresh, times written at ``precision``."""
+        wire = self._wire_fields(precision)
+        if self.served_as is not None:
+            added, omitted = self.served_as
+            wire = {name: value for name, value in wire.items() if name not in omitted}
+            wire.update(added)
+        return wire
+
+    def _wire_fields(self, precision: str) -> dict[str, Any]:
         return {
             "id": str(self.id),
             "shop_id": self.shop_id,
@@ -1119,8 +1132,17 @@ class Store:
                 out.append(dict(self._wire(consent)))
             return out
 
-    def add(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def add(
+        self,
+        fields: Mapping[str, Any],
+        *,
+        unknown_fields: Mapping[str, Any] | None = None,
+        omit_fields: Collection[str] = (),
+    ) -> dict[str, Any]:
         """Insert one consent with ``fields`` (wire names) set and the rest generated.
+
+        ``unknown_fields`` are served as they are, beside the known ones (a field a future platform
+        version may add); ``omit_fields`` names known fields the answer leaves out.
 
         Times may be aware datetimes, RFC 3339 strings or epoch seconds, and are kept exactly
         (microseconds). When ``updated_at`` or ``expires_at`` are not given they follow
@@ -1133,6 +1155,12 @@ class Store:
         unknown = set(fields) - known
         if unknown:
             raise ValueError(f"unknown consent fields: {sorted(unknown)}")
+        wire_names = known - {"created", "updated", "expires", "visible_at", "version", "_wire", "served_as"}
+        if set(omit_fields) - wire_names or set(unknown_fields or ()) & wire_names:
+            raise ValueError(
+                f"omit_fields must name wire fields and unknown_fields must not: {sorted(omit_fields)}, "
+                f"{sorted(unknown_fields or ())}"
+            )
         times = {"created_at": "created", "updated_at": "updated", "expires_at": "expires"}
         with self._lock:
             self._settle()
@@ -1153,7 +1181,7 @@ class Store:
                         consent.user_id = self._user_of_phone.get(consent.phone) or self._new_user(consent.phone)
                 elif name in ("oa_id", "user_id", "shop_id"):
                     consent.__setattr__(name, str(parse_int64(value, name)))
-                elif name not in ("_wire", "version"):
+                elif name not in ("_wire", "version", "served_as"):
                     setattr(consent, name, value)
             if "updated_at" not in fields:
                 if consent.reply_status in ("S", ZERO_STATUS) or consent.status != "P":
@@ -1168,6 +1196,8 @@ class Store:
                     if consent.reply_status == "P"
                     else consent.created + self._window_us()
                 )
+            if unknown_fields or omit_fields:
+                consent.served_as = (dict(unknown_fields or {}), frozenset(omit_fields))
             consent.touch()
             self._add(consent)
             return dict(self._wire(consent))

@@ -44,7 +44,7 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 from airflow_provider_etelecom.client.errors import FailureKind, classify_storage_failure
 from airflow_provider_etelecom.exceptions import EtelecomOutputError, EtelecomStoppedError
 
-__all__ = ["JsonlWriter", "atomic_jsonl_writer", "dumps_line", "resolve_output_path"]
+__all__ = ["AtomicOutput", "JsonlWriter", "atomic_jsonl_writer", "atomic_output", "dumps_line", "resolve_output_path"]
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,8 @@ class JsonlWriter:
         self._stream = stream
         self._guard = guard
         self.count = 0
+        self.output: AtomicOutput | None = None
+        """The atomic output written to (set by :func:`atomic_jsonl_writer`): existed before, size after."""
 
     def write_many(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Write ``records``, one per line; return how many."""
@@ -144,20 +146,39 @@ class JsonlWriter:
         return len(lines)
 
 
-@contextmanager
-def atomic_jsonl_writer(
-    path: str, *, conn_id: str | None = None, compresslevel: int = 6, stop: threading.Event | None = None
-) -> Iterator[JsonlWriter]:
-    """Open a :class:`JsonlWriter` whose output appears at ``path`` only if the block succeeds.
+class AtomicOutput:
+    """The temporary sibling an export writes to, and what is known of the final file.
 
-    A path ending in ``.gz`` is gzip-compressed (with a fixed header time, so a re-run of the same
-    data gives the same bytes). Missing parent folders of a local path are created. The
-    temporary sibling is deleted whatever ends the block, an exception of any kind included
-    (Airflow 2's SIGTERM handler raises ``AirflowTaskTerminated``).
+    ``raw`` is the open binary stream; :meth:`step` turns a storage failure during one action
+    into an :class:`EtelecomOutputError`; ``existed`` tells whether a file was already at the
+    path (it is replaced), and ``size`` is the published file's size in bytes (``None`` until
+    published, or when the storage cannot say).
+    """
+
+    def __init__(self, path: str, name: str, conn_id: str | None, *, local: bool) -> None:
+        self.path, self.name, self._conn_id, self._local = path, name, conn_id, local
+        self.raw: Any = None
+        self.existed = False
+        self.size: int | None = None
+
+    def step(self, action: str) -> AbstractContextManager[None]:
+        """Report a storage failure during ``action`` as one short error naming ``output_path``."""
+        return _storage_step(action, self.path, self._conn_id, local=self._local)
+
+
+@contextmanager
+def atomic_output(
+    path: str, *, conn_id: str | None = None, stop: threading.Event | None = None
+) -> Iterator[AtomicOutput]:
+    """Open a temporary sibling of ``path`` and move it into place only if the block succeeds.
+
+    The one implementation of the atomic write for every format (JSON Lines, Parquet): missing
+    parent folders of a local path are created; the temporary sibling is deleted whatever ends
+    the block, an exception of any kind included (Airflow 2's SIGTERM handler raises
+    ``AirflowTaskTerminated``); a ``stop`` set before the move discards the output.
 
     :param path: the final URL (see :func:`resolve_output_path`).
     :param conn_id: the Airflow connection with the storage credentials.
-    :param compresslevel: gzip level for ``.gz`` paths.
     :param stop: when set (``on_kill``), the block's output is discarded instead of moved into place.
     :raises ValueError: for an unusable ``path`` (before anything is written).
     :raises EtelecomOutputError: when the storage refuses or fails a step, naming ``output_path``.
@@ -173,44 +194,69 @@ def atomic_jsonl_writer(
     else:
         files = _StorageFiles(final, ObjectStoragePath(text + suffix, conn_id=conn_id))
     local = local_file is not None or final.protocol in _LOCAL_PROTOCOLS or not final.protocol
-
-    def step(action: str) -> AbstractContextManager[None]:
-        return _storage_step(action, text, conn_id, local=local)
-
+    output = AtomicOutput(text, final.name, conn_id, local=local)
     committed = False
     try:
         if local:
-            with step("create the folder of"):
+            with output.step("create the folder of"):
                 files.make_parent()
-        with step("open a temporary file next to"):
-            raw = files.open_temp()
-        closed = False
+        with output.step("open a temporary file next to"):
+            output.raw = files.open_temp()
         try:
-            packed: Any = None
-            if final.name.endswith(".gz"):
-                packed = gzip.GzipFile(
-                    filename=final.name[:-3], mode="wb", fileobj=raw, mtime=0, compresslevel=compresslevel
-                )
-            yield JsonlWriter(packed or raw, guard=lambda: step("write"))
-            with step("finish writing"):
-                if packed is not None:
-                    packed.close()
-                raw.close()
-            closed = True
-        finally:
-            if not closed:
-                _close_quietly(packed, raw)
+            yield output
+            with output.step("finish writing"):
+                output.raw.close()
+        except BaseException:
+            _close_quietly(output.raw)
+            raise
         if stop is not None and stop.is_set():
             raise EtelecomStoppedError(
                 f"The export to output_path={text!r} was told to stop (on_kill) before it was published; "
                 f"nothing was written there."
             )
-        with step("move the finished export to"):
+        with output.step("move the finished export to"):
+            output.existed = files.exists()
             files.publish()
         committed = True
+        output.size = files.size()
     finally:
         if not committed:
             files.discard()
+
+
+@contextmanager
+def atomic_jsonl_writer(
+    path: str, *, conn_id: str | None = None, compresslevel: int = 6, stop: threading.Event | None = None
+) -> Iterator[JsonlWriter]:
+    """Open a :class:`JsonlWriter` whose output appears at ``path`` only if the block succeeds.
+
+    A path ending in ``.gz`` is gzip-compressed (with a fixed header time, so a re-run of the same
+    data gives the same bytes). The atomic write itself is :func:`atomic_output`'s.
+
+    :param path: the final URL (see :func:`resolve_output_path`).
+    :param conn_id: the Airflow connection with the storage credentials.
+    :param compresslevel: gzip level for ``.gz`` paths.
+    :param stop: when set (``on_kill``), the block's output is discarded instead of moved into place.
+    :raises ValueError: for an unusable ``path`` (before anything is written).
+    :raises EtelecomOutputError: when the storage refuses or fails a step, naming ``output_path``.
+    :raises EtelecomStoppedError: when ``stop`` was set before the move.
+    """
+    with atomic_output(path, conn_id=conn_id, stop=stop) as output:
+        packed: Any = None
+        if output.name.endswith(".gz"):
+            packed = gzip.GzipFile(
+                filename=output.name[:-3], mode="wb", fileobj=output.raw, mtime=0, compresslevel=compresslevel
+            )
+        writer = JsonlWriter(packed or output.raw, guard=lambda: output.step("write"))
+        writer.output = output
+        try:
+            yield writer
+        except BaseException:
+            _close_quietly(packed)
+            raise
+        if packed is not None:
+            with output.step("finish writing"):
+                packed.close()
 
 
 def _local_file(text: str, conn_id: str | None) -> str | None:
@@ -232,6 +278,15 @@ class _LocalFiles:
 
     def open_temp(self) -> IO[bytes]:
         return open(self.temp, "wb")
+
+    def exists(self) -> bool:
+        return os.path.exists(self.final)
+
+    def size(self) -> int | None:
+        try:
+            return os.path.getsize(self.final)
+        except OSError:
+            return None
 
     def publish(self) -> None:
         os.replace(self.temp, self.final)
@@ -256,6 +311,16 @@ class _StorageFiles:
     def open_temp(self) -> Any:
         open_temp: Any = self.temp.open  # typed on one Airflow version, untyped on the other
         return open_temp("wb")
+
+    def exists(self) -> bool:
+        return bool(self.final.fs.exists(self.final.path))
+
+    def size(self) -> int | None:
+        try:
+            return int(self.final.fs.size(self.final.path))
+        except Exception as error:  # a report only: a failed size lookup must not fail the export
+            log.warning("Could not read the size of %s: %s", self.final, error)
+            return None
 
     def publish(self) -> None:
         self.final.fs.mv(self.temp.path, self.final.path)

@@ -84,7 +84,9 @@ def test_parallel_equals_sequential(sim: EtelecomSimulator, workers: int) -> Non
     parallel = ids_of(iter_consent_pages_parallel(factory(sim.base_url), query, parallel_windows=workers))
     assert len(parallel) == len(set(parallel)) == 3000
     assert sorted(parallel) == sorted(sequential)
-    assert sim.stats.connections >= workers
+    # One keep-alive connection per worker at most (plus the sequential listing's); several at once
+    # prove the windows ran in parallel. (Not ">= workers": under load a worker can find no work left.)
+    assert 3 <= sim.stats.connections <= workers + 1
 
 
 def test_boundaries_with_an_inclusive_platform_and_consents_on_every_edge(sim: EtelecomSimulator) -> None:

@@ -348,6 +348,19 @@ def test_s3_mode_through_the_amazon_provider(etelecom_connection: EtelecomSimula
     assert keys == ["consents/day.jsonl", "consents/day.jsonl.gz"]
 
 
+def test_s3_parquet_through_the_amazon_provider(etelecom_connection: EtelecomSimulator, s3_bucket: Any) -> None:
+    pq = pytest.importorskip("pyarrow.parquet", reason="the test extra installs the parquet extra")
+    import io
+
+    s3, bucket = s3_bucket
+    op = ListConsentsOperator(task_id="export", output_path=f"s3://{bucket}/day.parquet", output_conn_id="aws_test")
+    assert run(op)["count"] == 500
+    body = s3.get_object(Bucket=bucket, Key="day.parquet")["Body"].read()
+    ids = pq.read_table(io.BytesIO(body)).column("id").to_pylist()
+    assert ids == [c["id"] for c in etelecom_connection.consents()]
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["day.parquet"]
+
+
 def test_s3_failure_keeps_the_earlier_object(
     etelecom_simulator: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch, s3_bucket: Any
 ) -> None:

@@ -87,6 +87,8 @@ def test_cli_parser_maps_every_flag() -> None:
             "0.4",
             "--exhausted-rate",
             "0.5",
+            "--rate-limit-per-s",
+            "20",
             "--auto-reply-after",
             "60",
             "--auto-reply-status",
@@ -104,6 +106,8 @@ def test_cli_parser_maps_every_flag() -> None:
     )
     assert (args.error_rate, args.drop_rate, args.truncate_rate) == (0.1, 0.2, 0.3)
     assert (args.rate_limit_rate, args.exhausted_rate) == (0.4, 0.5)
+    assert args.rate_limit_per_s == 20.0
+    assert build_parser().parse_args([]).rate_limit_per_s is None, "no rate limit unless asked"
     assert args.auto_reply_after == 60 and args.auto_reply_status == "N"
     assert args.listing_lag_s == 5 and args.date_to_inclusive
     assert args.start.tzinfo is not None and args.end.tzinfo is not None

@@ -98,10 +98,8 @@ def test_truncate_is_a_200_with_invalid_json_and_matching_length(sim: EtelecomSi
 
 def test_timeout_fault_delays_the_answer_past_a_read_timeout(sim: EtelecomSimulator) -> None:
     sim.script_faults([("timeout", 1.0)])
-    started = time.monotonic()
     with pytest.raises(requests.exceptions.ReadTimeout):
         _list(sim, timeout=0.2)
-    assert time.monotonic() - started < 0.9
     assert sim.stats.faults["timeout"] == 1
 
 

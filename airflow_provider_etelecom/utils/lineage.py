@@ -1,0 +1,155 @@
+"""OpenLineage datasets for an export of consents: the eTelecom listing in, the final file out.
+
+Only :func:`build_operator_lineage` imports OpenLineage, and only when called (which only the
+OpenLineage provider does), so the provider works without it. The names follow OpenLineage's
+naming spec for storage (``file`` + absolute path, ``s3://bucket`` + key, ``gs://bucket`` + key)
+and, for the API, this provider's convention (docs/operator.md, *Lineage*):
+
+- namespace: the connection's Base URL (``https://api.etelecom.vn/v1/shop``), credentials and
+  query stripped: one per platform and account type;
+- name: ``Zalo/ListRequestConsent?connection=<etelecom_conn_id>``. Every partner's shops share one
+  Base URL, so the method alone would merge every shop into one dataset. The shop is named by the
+  Airflow connection that holds its key (one connection per shop key), because that is known
+  without a request and is not secret; the key, or any part of it, is never used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from airflow_provider_etelecom.utils.parquet import CONSENT_COLUMNS, EXTRA_COLUMN
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+__all__ = [
+    "LISTING_METHOD",
+    "ExportOutcome",
+    "build_operator_lineage",
+    "listing_dataset_name",
+    "listing_namespace",
+    "storage_dataset_naming",
+]
+
+LISTING_METHOD = "Zalo/ListRequestConsent"
+#: Namespace used when the connection cannot be read (the task failed on it): still ours, never a temp file.
+UNKNOWN_NAMESPACE = "etelecom"
+
+_JSON_TYPES = {"id": "string", "string": "string", "enum": "string", "bool": "bool", "int": "integer"}
+
+
+@dataclass
+class ExportOutcome:
+    """What an export wrote: known only once the file is in place."""
+
+    count: int
+    size_bytes: int | None
+    overwritten: bool
+
+
+def listing_namespace(base_url: str | None) -> str:
+    """The listing's namespace: the Base URL without credentials, query or trailing slash."""
+    if not base_url:
+        return UNKNOWN_NAMESPACE
+    parts = urlsplit(base_url.strip())
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme.lower(), host.lower(), parts.path.rstrip("/"), "", ""))
+
+
+def listing_dataset_name(etelecom_conn_id: str) -> str:
+    """The listing's dataset name: the method and the connection that names the shop."""
+    return f"{LISTING_METHOD}?connection={etelecom_conn_id}"
+
+
+def storage_dataset_naming(path: str) -> tuple[str, str]:
+    """OpenLineage ``(namespace, name)`` of a storage URL, per OpenLineage's naming spec.
+
+    ``file:///data/c.jsonl`` -> ``("file", "/data/c.jsonl")``; ``s3://bucket/k/c.parquet`` ->
+    ``("s3://bucket", "k/c.parquet")``; ``gs://`` likewise; other schemes ``scheme://host`` + key.
+    An Airflow connection id written into the URL (``s3://aws_conn@bucket/key``) is dropped.
+    """
+    parts = urlsplit(path.strip())
+    scheme = parts.scheme.lower()
+    host = parts.netloc.rsplit("@", 1)[-1]
+    if scheme in ("file", "local", ""):
+        return "file", (f"/{host}" if host and host != "localhost" else "") + parts.path
+    if scheme in ("s3a", "s3n"):
+        scheme = "s3"
+    if scheme == "gcs":
+        scheme = "gs"
+    return f"{scheme}://{host}", parts.path.lstrip("/")
+
+
+def _schema_fields(parquet: bool) -> list[tuple[str, str, str]]:
+    fields = [
+        (
+            column.name,
+            column.arrow_type if parquet else _JSON_TYPES.get(column.kind, "string (RFC 3339 time)"),
+            column.description,
+        )
+        for column in CONSENT_COLUMNS
+    ]
+    if parquet:
+        fields.append((EXTRA_COLUMN, "string (JSON)", "fields the schema does not know, and values that did not fit"))
+    return fields
+
+
+def build_operator_lineage(
+    *,
+    base_url: str | None,
+    etelecom_conn_id: str,
+    output_path: str | None,
+    parquet: bool,
+    outcome: ExportOutcome | None,
+) -> OperatorLineage[Dataset, RunFacet]:
+    """Build the task's lineage: the listing as input, the final file (if any) as output.
+
+    :param base_url: the connection's Base URL (``None`` if it could not be read).
+    :param etelecom_conn_id: the eTelecom connection (names the shop).
+    :param output_path: the rendered final path; ``None`` for an export to XCom (no output).
+    :param parquet: whether the output is Parquet (its schema facet has Parquet types).
+    :param outcome: the finished export's figures; ``None`` for a start or a failed run, whose
+        output carries its schema but neither statistics nor a lifecycle change.
+    """
+    from airflow.providers.common.compat.openlineage.facet import (
+        InputDataset,
+        LifecycleStateChange,
+        LifecycleStateChangeDatasetFacet,
+        OutputDataset,
+        OutputStatisticsOutputDatasetFacet,
+        SchemaDatasetFacet,
+        SchemaDatasetFacetFields,
+    )
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    def schema(arrow_types: bool) -> SchemaDatasetFacet:
+        return SchemaDatasetFacet(
+            fields=[
+                SchemaDatasetFacetFields(name=name, type=kind, description=description)
+                for name, kind, description in _schema_fields(arrow_types)
+            ]
+        )
+
+    inputs: list[Dataset] = [
+        InputDataset(
+            namespace=listing_namespace(base_url),
+            name=listing_dataset_name(etelecom_conn_id),
+            facets={"schema": schema(False)},
+        )
+    ]
+    outputs: list[Dataset] = []
+    if output_path is not None:
+        namespace, name = storage_dataset_naming(output_path)
+        facets: dict[str, Any] = {"schema": schema(parquet)}
+        output_facets: dict[str, Any] = {}
+        if outcome is not None:
+            change = LifecycleStateChange.OVERWRITE if outcome.overwritten else LifecycleStateChange.CREATE
+            facets["lifecycleStateChange"] = LifecycleStateChangeDatasetFacet(lifecycleStateChange=change)
+            output_facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(
+                rowCount=outcome.count, size=outcome.size_bytes
+            )
+        outputs.append(OutputDataset(namespace=namespace, name=name, facets=facets, outputFacets=output_facets))
+    return OperatorLineage(inputs=inputs, outputs=outputs)
