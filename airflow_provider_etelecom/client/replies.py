@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,17 +39,7 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomValidationError,
 )
 
-__all__ = [
-    "CREATED_FROM_MARGIN_S",
-    "DECISIONS",
-    "LISTING_LAG_GRACE_S",
-    "Decision",
-    "ReplyWait",
-    "decide",
-    "serializable",
-    "validate_failure_statuses",
-    "wanted_consents",
-]
+__all__ = ["CREATED_FROM_MARGIN_S", "DECISIONS", "LISTING_LAG_GRACE_S", "Decision", "ReplyWait", "decide"]
 
 #: Seconds a consent that ``RequestConsent`` just created may take to show in the listing: the
 #: sensors' ``not_found_grace_period`` and ``RequestConsentOperator``'s ``listing_lag_grace``.
@@ -73,8 +63,7 @@ def validate_failure_statuses(value: Iterable[str] | None) -> frozenset[str]:
         statuses = frozenset({repr(value)})
     if not statuses <= FINAL_REPLY_STATUSES:
         raise EtelecomValidationError(
-            f"failure_statuses={sorted(statuses)!r} may only hold final replies: 'P' (agreed), "
-            f"'N' (refused), 'NS' (no reply).",
+            f"failure_statuses={sorted(statuses)!r} may only hold final replies: 'P' (agreed), 'N' (refused), 'NS'.",
             parameter="failure_statuses",
         )
     return statuses
@@ -282,17 +271,14 @@ class ReplyWait:
 
         :raises EtelecomError: what the listing raised once the client's retry budget was spent.
         """
-        pending, found, self.pages = self.pending, dict(self.settled), 0
-        if pending:
-            query, seen = self.query(client), set()
-            for page in client.iter_consent_pages(query):
-                self.pages += 1
-                for consent in page["consents"]:
-                    if consent.get("id") in pending:
-                        found[consent["id"]] = consent
-                        seen.add(consent["id"])
-                if seen == pending:
-                    break
+        pending, found, seen, self.pages = self.pending, dict(self.settled), set[str](), 0
+        for page in client.iter_consent_pages(self.query(client)) if pending else ():
+            self.pages += 1
+            listed = {consent["id"]: consent for consent in page["consents"] if consent.get("id") in pending}
+            found.update(listed)
+            seen.update(listed)
+            if seen == pending:
+                break
         decision = decide(
             self.consent_ids,
             found,
@@ -329,21 +315,20 @@ class ReplyWait:
             ), True
         return None
 
-    def describe(self) -> str:
-        """Describe the wait for logs, with the phone masked."""
+    def describe(self, decision: Decision | None = None) -> str:
+        """Describe the wait (and where ``decision`` left it) for logs, with the phone masked."""
         phone = mask_phone(self.phone) if self.phone else None
-        return f"{len(self.consent_ids)} consent(s) (oa_id={self.oa_id}, phone={phone})"
+        progress = decision and f": {self.pages} page(s), {decision.final} final, {len(decision.missing)} not listed"
+        return f"{len(self.consent_ids)} consent(s) (oa_id={self.oa_id}, phone={phone}){progress or ''}"
+
+    def settings(self) -> dict[str, Any]:
+        """Return what defines the wait as JSON-safe values (the trigger's keyword arguments)."""
+        fields = {name: getattr(self, name) for name in ("consent_ids", "oa_id", "phone", "min_share", "max_pages")}
+        created_from = None if self.created_from is None else self.created_from.timestamp()
+        return {**fields, "created_from": created_from, "failure_statuses": sorted(self.failure_statuses)}
 
 
 def serializable(decision: Decision) -> dict[str, Any]:
     """Return a decision's fields as JSON-safe values (the trigger's event body)."""
-    return {
-        "status": decision.status,
-        "consents": {key: dict(value) for key, value in decision.consents.items()},
-        "final": decision.final,
-        "wanted": decision.wanted,
-        "failed": list(decision.failed),
-        "unknown": list(decision.unknown),
-        "missing": list(decision.missing),
-        "checked_at": decision.checked_at.isoformat(),
-    }
+    ids = {key: list(getattr(decision, key)) for key in ("failed", "unknown", "missing")}
+    return {**asdict(decision), **ids, "checked_at": decision.checked_at.isoformat()}

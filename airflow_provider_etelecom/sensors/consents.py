@@ -125,7 +125,7 @@ class ConsentRepliesSensor(BaseSensorOperator):
         self.max_pages = validate_optional_positive_int("max_pages", max_pages)
         self.deferrable = deferrable
         self.retry_permanent_errors = validate_retry_permanent_errors(retry_permanent_errors)
-        if not is_unrendered(consent_ids):
+        if not is_unrendered(consent_ids):  # templates are checked once rendered (``wait``)
             wanted_consents(consent_ids)
         if oa_id is not None and not is_unrendered(oa_id):
             validate_int64_id("oa_id", oa_id)
@@ -184,14 +184,7 @@ class ConsentRepliesSensor(BaseSensorOperator):
         except EtelecomTransientError as error:
             self.log.warning("Checking %s failed (%s); checking again later.", wait.describe(), error.message)
             return False
-        self.log.info(
-            "Listed %d page(s): %d of %d consents have left S (min_share=%s), %d not listed yet.",
-            wait.pages,
-            decision.final,
-            decision.wanted,
-            self.min_share,
-            len(decision.missing),
-        )
+        self.log.info("%s (min_share=%s).", wait.describe(decision), self.min_share)
         if decision.status == "waiting":
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(decision))
@@ -222,17 +215,11 @@ class ConsentRepliesSensor(BaseSensorOperator):
         deadline = started + timedelta(seconds=float(self.timeout))
         self.defer(
             trigger=ConsentRepliesTrigger(
-                consent_ids=wait.consent_ids,
-                oa_id=wait.oa_id,
-                phone=wait.phone,
-                created_from=wait.created_from,
+                **wait.settings(),
                 etelecom_conn_id=self.etelecom_conn_id,
-                min_share=self.min_share,
-                failure_statuses=sorted(self.failure_statuses),
                 poke_interval=float(self.poke_interval),
                 deadline=deadline,
                 not_found_deadline=started + timedelta(seconds=self.not_found_grace_period),
-                max_pages=self.max_pages,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=max(1.0, (deadline - datetime.now(timezone.utc)).total_seconds())),

@@ -29,7 +29,7 @@ from airflow_provider_etelecom import exceptions as etelecom_exceptions
 from airflow_provider_etelecom.client import Consent
 from airflow_provider_etelecom.client.replies import DECISIONS, Decision, ReplyWait, serializable
 from airflow_provider_etelecom.client.validation import validate_int64_id
-from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomRateLimitError, EtelecomTransientError
+from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomTransientError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 
 __all__ = ["EVENT_STATUSES", "EVENT_VERSION", "ConsentRepliesTrigger", "build_event", "parse_event"]
@@ -76,30 +76,24 @@ def parse_event(event: object) -> tuple[str, Decision | None, str, type[Etelecom
     :raises EtelecomError: for anything that is not a well-formed event: fail closed, never guess an answer.
     """
     try:
-        if not isinstance(event, Mapping) or event.get("version") != EVENT_VERSION:
+        if not isinstance(event, Mapping) or type(event.get("version")) is not int or event["version"] != EVENT_VERSION:
             raise ValueError(f"not a version {EVENT_VERSION} event")
         status, raw, message = event.get("status"), event.get("decision"), event.get("message")
         if status not in EVENT_STATUSES or not isinstance(message, str) or (status in DECISIONS) != (raw is not None):
             raise ValueError(f"status {status!r} does not go with its decision and message")
         decision = None
         if isinstance(raw, Mapping):
-            consents, checked_at = raw["consents"], datetime.fromisoformat(raw["checked_at"])
-            if not isinstance(consents, Mapping) or not all(
-                isinstance(value, Mapping) and value.get("id") == key for key, value in consents.items()
+            at, consents = datetime.fromisoformat(raw["checked_at"]), dict(raw["consents"])
+            ids = {key: _ids(raw[key]) for key in ("failed", "unknown", "missing")}
+            if (
+                raw["status"] != status
+                or at.tzinfo is None
+                or {type(raw["final"]), type(raw["wanted"])} != {int}
+                or any(not isinstance(value, Mapping) or value.get("id") != key for key, value in consents.items())
             ):
-                raise ValueError("consents is not a mapping of id to a consent with that id")
-            if raw["status"] != status or checked_at.tzinfo is None or isinstance(raw["final"] + raw["wanted"], bool):
-                raise ValueError("the decision does not match the event")
-            decision = Decision(
-                status=status,
-                consents={key: Consent(**value) for key, value in consents.items()},  # type: ignore[typeddict-item]
-                final=int(raw["final"]),
-                wanted=int(raw["wanted"]),
-                failed=_ids(raw["failed"]),
-                unknown=_ids(raw["unknown"]),
-                missing=_ids(raw["missing"]),
-                checked_at=checked_at.astimezone(timezone.utc),
-            )
+                raise ValueError("the decision is not well formed, or not this event's")
+            consents = {key: Consent(**value) for key, value in consents.items()}  # type: ignore[typeddict-item]
+            decision = Decision(**{**raw, **ids, "consents": consents, "checked_at": at.astimezone(timezone.utc)})
     except (KeyError, TypeError, ValueError) as why:
         raise EtelecomError(
             f"The ConsentRepliesTrigger event is not valid ({why}); failing closed instead of guessing the "
@@ -109,14 +103,11 @@ def parse_event(event: object) -> tuple[str, Decision | None, str, type[Etelecom
 
 
 def _epoch(name: str, value: datetime | str | float) -> float:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"{name} must be an aware datetime")
-        return value.timestamp()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if isinstance(moment, datetime) and moment.tzinfo is not None:
+        return moment.timestamp()
+    if isinstance(moment, (int, float)) and not isinstance(moment, bool):
+        return float(moment)
     raise ValueError(f"{name} must be an aware datetime, an ISO-8601 string or epoch seconds, got {value!r}")
 
 
@@ -180,16 +171,9 @@ class ConsentRepliesTrigger(BaseTrigger):
     def wait(self) -> ReplyWait:
         """Return the wait this trigger runs (a fresh one, with nothing settled yet)."""
         k = self.kwargs
-        created_from = k["created_from"]
-        return ReplyWait(
-            consent_ids=list(k["consent_ids"]),
-            oa_id=k["oa_id"],
-            phone=k["phone"],
-            created_from=None if created_from is None else datetime.fromtimestamp(created_from, timezone.utc),
-            min_share=k["min_share"],
-            failure_statuses=frozenset(k["failure_statuses"]),
-            max_pages=k["max_pages"],
-        )
+        settings = {name: k[name] for name in ("consent_ids", "oa_id", "phone", "min_share", "max_pages")}
+        created_from = None if k["created_from"] is None else datetime.fromtimestamp(k["created_from"], timezone.utc)
+        return ReplyWait(**settings, created_from=created_from, failure_statuses=frozenset(k["failure_statuses"]))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Check every ``poke_interval`` seconds and yield exactly one event."""
@@ -211,13 +195,11 @@ class ConsentRepliesTrigger(BaseTrigger):
                     decision = await self._check(wait, client, now)
                 except EtelecomTransientError as error:
                     log.warning("Checking %s failed (%s); will check again.", wait.describe(), error.message)
-                    if isinstance(error, EtelecomRateLimitError) and error.retry_after:
-                        pause = max(pause, error.retry_after)
+                    pause = max(pause, getattr(error, "retry_after", None) or 0.0)  # a 429's Retry-After
                 except EtelecomError as error:
                     return build_event("error", error=error)
                 else:
-                    log.info("%s: %d of %d final, %d not listed.", wait.describe(), decision.final,
-                             decision.wanted, len(decision.missing))  # fmt: skip
+                    log.info("%s.", wait.describe(decision))
                     if decision.status != "waiting":
                         return build_event(decision.status, decision=decision)
                 await asyncio.sleep(max(0.0, min(pause, k["deadline"] - datetime.now(timezone.utc).timestamp())))

@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from airflow.triggers.base import BaseTrigger
+
+
+@pytest.fixture(autouse=True)
+def _no_backoff(retry_pauses: list[float]) -> list[float]:
+    """Every trigger test drives the client's retry pauses instead of sleeping them."""
+    return retry_pauses
 
 
 def drive(trigger: BaseTrigger, on_check: Any = None) -> tuple[dict[str, Any], int]:
@@ -14,18 +21,18 @@ def drive(trigger: BaseTrigger, on_check: Any = None) -> tuple[dict[str, Any], i
     Time is driven by the test (small poke intervals, the simulator's clock), not slept.
     """
     checks = 0
-    lookup = trigger._lookup  # type: ignore[attr-defined]
+    check = trigger._check  # type: ignore[attr-defined]
 
-    async def counting(client: Any) -> Any:
+    async def counting(*args: Any, **kwargs: Any) -> Any:
         nonlocal checks
         try:
-            return await lookup(client)
+            return await check(*args, **kwargs)
         finally:
             checks += 1
             if on_check is not None:
                 on_check(checks)
 
-    trigger._lookup = counting  # type: ignore[attr-defined]
+    trigger._check = counting  # type: ignore[attr-defined]
 
     async def collect() -> list[Any]:
         return [event async for event in trigger.run()]
