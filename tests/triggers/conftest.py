@@ -40,3 +40,29 @@ def drive(trigger: BaseTrigger, on_check: Any = None) -> tuple[dict[str, Any], i
     events = asyncio.run(asyncio.wait_for(collect(), timeout=30))
     assert len(events) == 1
     return events[0].payload, checks
+
+
+def drive_with_ticker(trigger: BaseTrigger) -> tuple[dict[str, Any], int]:
+    """Drain ``run()`` while a task ticks every 10 ms; return the only event and the ticks.
+
+    A loop blocked by the trigger's HTTP would tick once; a free one ticks all through a slow request.
+    """
+
+    async def scenario() -> tuple[dict[str, Any], int]:
+        ticks = 0
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.create_task(ticker())
+        events = [event async for event in trigger.run()]
+        done.set()
+        await ticking
+        assert len(events) == 1
+        return events[0].payload, ticks
+
+    return asyncio.run(scenario())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 from datetime import datetime, timedelta, timezone
@@ -17,7 +16,7 @@ from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from airflow_provider_etelecom.triggers.consents import EVENT_VERSION, ConsentRepliesTrigger, build_event, parse_event
 from tests.conftest import SECRET_KEY
-from tests.triggers.conftest import drive
+from tests.triggers.conftest import drive, drive_with_ticker
 
 LIST = "Zalo/ListRequestConsent"
 OA = "4239023413265392134"
@@ -254,24 +253,7 @@ def test_http_runs_off_the_event_loop(etelecom_connection: EtelecomSimulator) ->
     sim.reply(consent["id"], "P")
     sim.latency_ms = 400
     trigger = make_trigger(consent["id"])
-
-    async def scenario() -> tuple[dict[str, Any], int]:
-        ticks = 0
-        done = asyncio.Event()
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while not done.is_set():
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        ticking = asyncio.create_task(ticker())
-        events = [event async for event in trigger.run()]
-        done.set()
-        await ticking
-        return events[0].payload, ticks
-
-    event, ticks = asyncio.run(scenario())
+    event, ticks = drive_with_ticker(trigger)
     assert event["status"] == "done"
     # A blocked loop would have ticked once; a free one ticks through the 400 ms request.
     assert ticks >= 10
