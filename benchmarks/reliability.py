@@ -340,7 +340,7 @@ class RemoteSimulator:
 
 @dataclass
 class LoadResult:
-    """How ``triggers`` concurrent ``ConsentReplyTrigger`` s behaved in one event loop."""
+    """How ``triggers`` concurrent ``ConsentRepliesTrigger`` s behaved in one event loop."""
 
     triggers: int
     poke_interval: float
@@ -377,16 +377,16 @@ async def _run_triggers(
             lags.append((before, loop.time() - before - 0.01))
 
     def counted(index: int, trigger: Any) -> None:
-        lookup = trigger._lookup
+        check = trigger._check
 
-        async def counting(client: Any) -> Any:
+        async def counting(*args: Any, **kwargs: Any) -> Any:
             try:
-                return await lookup(client)
+                return await check(*args, **kwargs)
             finally:
                 checks[index] += 1
                 first_check_at[index] = min(first_check_at[index], loop.time())
 
-        trigger._lookup = counting
+        trigger._check = counting
 
     async def first_event(index: int, trigger: Any) -> dict[str, Any]:
         generator = trigger.run()
@@ -455,7 +455,7 @@ def trigger_load(
         Python's default, as Airflow's triggerer does.
     """
     from airflow_provider_etelecom.client import ClientConfig, EtelecomClient
-    from airflow_provider_etelecom.triggers.consents import ConsentReplyTrigger
+    from airflow_provider_etelecom.triggers.consents import ConsentRepliesTrigger
 
     sim = RemoteSimulator()
     pauses = _GcPauses()
@@ -474,14 +474,15 @@ def trigger_load(
             expected = {consent_id: ("P" if i % 2 else "N") for i, (consent_id, _) in enumerate(created)}
             now = datetime.now(timezone.utc)
             built = [
-                ConsentReplyTrigger(
-                    consent_id=consent_id,
+                ConsentRepliesTrigger(
+                    consent_ids=[consent_id],
                     phone=phone,
                     oa_id=OA,
                     etelecom_conn_id=conn_id,
                     poke_interval=poke_interval,
                     deadline=now + timedelta(hours=1),
                     not_found_deadline=now + timedelta(hours=1),
+                    max_pages=1,
                 )
                 for consent_id, phone in created
             ]
@@ -519,8 +520,8 @@ def trigger_load(
         sim.close()
     wrong = []
     for event, (consent_id, _) in zip(events, created, strict=True):
-        consent = event.get("consent") or {}
-        if event.get("status") != "answered" or consent.get("reply_status") != expected[consent_id]:
+        consent = (event.get("decision") or {}).get("consents", {}).get(consent_id) or {}
+        if event.get("status") != "done" or consent.get("reply_status") != expected[consent_id]:
             wrong.append(f"{consent_id}: {event.get('status')} {consent.get('reply_status')}")
     everyone_started = max(first_checks)
     ordered = sorted(lag for _, lag in lags)
@@ -738,8 +739,8 @@ def bad_inputs() -> list[BadInput]:
         BadInput("sensor.oa_id.type", "oa_id", "1.5", "int64", _sensor(oa_id=1.5)),
         BadInput("sensor.phone.malformed", "phone", "'123****890'", "0912345678", _sensor(phone="1234567890")),
         BadInput("sensor.failure_statuses.enum", "failure_statuses", "'S'", "'NS'", _sensor(failure_statuses=["S"])),
-        BadInput("sensor.lookup_pages.zero", "lookup_pages", "0", "1 to 100", _sensor(lookup_pages=0)),
-        BadInput("sensor.lookup_pages.101", "lookup_pages", "101", "1 to 100", _sensor(lookup_pages=101)),
+        BadInput("sensor.max_pages.zero", "max_pages", "0", "1 to 100", _sensor(max_pages=0)),
+        BadInput("sensor.max_pages.101", "max_pages", "101", "1 to 100", _sensor(max_pages=101)),
         BadInput(
             "sensor.grace.type", "not_found_grace_period", "'1m'", "timedelta", _sensor(not_found_grace_period="1m")
         ),

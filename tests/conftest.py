@@ -86,3 +86,24 @@ def s3_bucket(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     name = f"exports-{datetime.now(timezone.utc).strftime('%H%M%S%f')}"
     s3.create_bucket(Bucket=name)
     return s3, name
+
+
+@pytest.fixture
+def retry_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record, instead of sleeping, the pauses the hooks' clients take between retries.
+
+    The clients keep the connection's whole retry budget (the policy every waiting mode shares);
+    the test drives time rather than waiting out real back-offs, and can assert the pauses taken
+    (a ``Retry-After`` is honoured).
+    """
+    from airflow_provider_etelecom.hooks import etelecom
+
+    pauses: list[float] = []
+    build = etelecom._RereadingClient.__init__
+
+    def recording(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("sleep", pauses.append)
+        build(self, *args, **kwargs)
+
+    monkeypatch.setattr(etelecom._RereadingClient, "__init__", recording)
+    return pauses

@@ -8,7 +8,7 @@ so a DAG author can fix it from the message alone. The same functions run at DAG
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -146,6 +146,32 @@ def validate_optional_positive_int(parameter: str, value: object) -> int | None:
             f"{parameter}={_show(value)} must be None or a positive int.", parameter=parameter
         )
     return value
+
+
+def validate_seconds(parameter: str, value: object) -> float:
+    """Check a duration given as seconds or a ``timedelta``.
+
+    :raises EtelecomValidationError: unless it is a non-negative number of seconds or a timedelta.
+    """
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise EtelecomValidationError(
+            f"{parameter}={value!r} must be a non-negative number of seconds or a timedelta.", parameter=parameter
+        )
+    return float(seconds)
+
+
+def is_unrendered(value: object) -> bool:
+    """Tell whether a templated argument can only be checked once rendered (Jinja text, an XComArg).
+
+    Operators and sensors check their arguments at DAG parse time when they are plain values, and
+    again when rendered; this says which ones have to wait.
+    """
+    if isinstance(value, (list, tuple)):
+        return any(is_unrendered(item) for item in value)
+    if isinstance(value, str):
+        return "{{" in value
+    return not isinstance(value, (int, datetime, Mapping))
 
 
 def validate_sort(value: object) -> str | None:

@@ -163,9 +163,10 @@ def base_url_from_fields(host: str | None, schema: str | None, port: Any) -> tup
 class _RereadingClient(EtelecomClient):
     """An :class:`EtelecomClient` that reads its connection once more when the key is refused.
 
-    The same mechanism as the triggers' (:meth:`EtelecomHook.aget_client`, called again after an
-    authentication error): a key rotated in the connection while a task runs is picked up by
-    reading the connection again, through the same :meth:`EtelecomHook.config_from_connection`.
+    The one re-read mechanism of the provider, for operators, sensors and the trigger alike
+    (:attr:`EtelecomHook.client` and :meth:`EtelecomHook.aget_client` both build one): a key rotated
+    in the connection while a task runs is picked up by reading the connection again, through the
+    same :meth:`EtelecomHook.config_from_connection`.
     It happens inside :meth:`call`, so a listing refused on page 40 continues on page 40 with the
     new key. A key that is refused again after the re-read, or a connection that still holds
     the refused key, is final: the :class:`EtelecomAuthError` is raised (and the task fails
@@ -297,7 +298,7 @@ class EtelecomHook(BaseHook):
             raise EtelecomConfigError(f"Connection {self.etelecom_conn_id!r}: {error.message}") from None
 
     def _make_client(self, conn: Any) -> EtelecomClient:
-        return EtelecomClient(self._config(conn), gate=self.gate)
+        return self._rereading_client(self._config(conn), self.gate)
 
     @cached_property
     def _reread_lock(self) -> threading.Lock:

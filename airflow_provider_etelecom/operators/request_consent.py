@@ -11,6 +11,8 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 
 from airflow_provider_etelecom.client import Consent, ConsentQuery, mask_phone
 from airflow_provider_etelecom.client.models import SendStatus
+from airflow_provider_etelecom.client.replies import LISTING_LAG_GRACE_S
+from airflow_provider_etelecom.client.validation import is_unrendered, validate_seconds
 from airflow_provider_etelecom.exceptions import (
     EtelecomAuthError,
     EtelecomBadRequestError,
@@ -23,7 +25,6 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomValidationError,
 )
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-from airflow_provider_etelecom.sensors.consents import LISTING_LAG_GRACE_S, _seconds
 from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
 
 __all__ = ["RequestConsentOperator"]
@@ -66,10 +67,6 @@ def _certainly_not_created(error: EtelecomError) -> bool:
     if isinstance(error, _REFUSED):
         return True
     return isinstance(error, EtelecomTransientError) and not error.reached_server
-
-
-def _is_unrendered(value: object) -> bool:
-    return not isinstance(value, (str, int)) or (isinstance(value, str) and "{{" in value)
 
 
 def _aware(value: object) -> datetime | None:
@@ -179,7 +176,7 @@ class RequestConsentOperator(BaseOperator):
         self.call_type = call_type
         self.reason_code = reason_code
         self.etelecom_conn_id = etelecom_conn_id
-        self.listing_lag_grace = _seconds("listing_lag_grace", listing_lag_grace)
+        self.listing_lag_grace = validate_seconds("listing_lag_grace", listing_lag_grace)
         for name, flag in (("deferrable", deferrable), ("resend_if_unconfirmed", resend_if_unconfirmed)):
             if not isinstance(flag, bool):
                 raise EtelecomValidationError(f"{name}={flag!r} must be True or False.", parameter=name)
@@ -193,7 +190,7 @@ class RequestConsentOperator(BaseOperator):
                 ("call_type", call_type),
                 ("reason_code", reason_code),
             )
-            if not _is_unrendered(value)
+            if not is_unrendered(value)
         }
         ConsentQuery.build(**known)
 

@@ -8,7 +8,7 @@ How answers are seen. The platform is not confirmed to sort by ``updated_at`` (s
 paging notes), so a listing cannot ask "what changed since the last poll". Each poll re-lists
 instead the span of still-pending consents: oldest first, from the ``created_at`` of the oldest
 consent that was still pending at the previous poll (or the previous poll's time, minus
-:data:`~airflow_provider_etelecom.triggers.consents.CREATED_FROM_MARGIN_S` for the listing lag,
+:data:`~airflow_provider_etelecom.client.replies.CREATED_FROM_MARGIN_S` for the listing lag,
 when none was pending), never earlier than ``reply_window`` before now: a consent older than its
 reply window is no longer ``S``. **Cost: one request per 100 consents created in that span**
 (any status), e.g. 2,000 pending consents created over the last day in an OA that creates
@@ -52,7 +52,8 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+import random
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -61,10 +62,10 @@ from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from airflow_provider_etelecom.client import Consent, ConsentState, EtelecomClient, classify_consent
 from airflow_provider_etelecom.client.models import parse_api_time
+from airflow_provider_etelecom.client.replies import CREATED_FROM_MARGIN_S
 from airflow_provider_etelecom.client.validation import ConsentQuery, validate_int64_id
-from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomError
+from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomTransientError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-from airflow_provider_etelecom.triggers.consents import CREATED_FROM_MARGIN_S, _poll, _trigger_hook
 
 if AIRFLOW_V_3_0_PLUS:
     from airflow.triggers.base import BaseEventTrigger, TriggerEvent  # type: ignore[attr-defined,unused-ignore]
@@ -202,9 +203,11 @@ class ConsentReplyEventTrigger(BaseEventTrigger):
     Each poll lists the span of still-pending consents (one request per 100 consents created in it:
     20 requests per poll for 2,000 pending consents); cost, delivery (at least once, ``dedup_key``)
     and what repeats after a triggerer restart on which Airflow version: see the module docstring.
-    The listing runs in a worker thread through the hook's client (read with
-    :meth:`EtelecomHook.aget_client`, again after a refused key); transient errors wait and poll
-    again; a failure waiting cannot cure (a refused key, a refused request) fails the trigger.
+    The listing runs in a worker thread (``asyncio.to_thread``) through the hook's client (read with
+    :meth:`EtelecomHook.aget_client`): the connection's retry budget and its one re-read of the
+    connection after a refused key, the same policy as the sensors'; a transient failure that
+    outlasts the budget waits (at least ``Retry-After``) and polls again; a failure waiting cannot
+    cure (a key refused again, a refused request) fails the trigger.
 
     :param oa_id: the Official Account whose consents are watched.
     :param call_type: watch only consents of this call type.
@@ -337,40 +340,32 @@ class ConsentReplyEventTrigger(BaseEventTrigger):
         unsaved, saved_span_from = False, state.span_from
         what = f"the consents of OA {self.oa_id}"
 
-        async def check(client: EtelecomClient, clock: Callable[[], datetime]) -> dict[str, Any] | None:
-            nonlocal state, unsaved, saved_span_from
-            if unsaved:  # one poll after the events were yielded: they have reached the database
-                await self._state_call("set", self.state_key, state.to_json())
-                unsaved, saved_span_from = False, state.span_from
-            listed_at = clock()
-            fresh, new_state, pages = await asyncio.to_thread(self._list_span, client, state, listed_at)
-            log.info("%s: %d page(s) listed, %d consent(s) left S.", what, pages, len(fresh))
-            # A stale record is safe (it starts the span earlier); write when the fired set changed,
-            # or the span moved far enough to shorten a restart's first listing.
-            moved = abs(new_state.span_from - saved_span_from) >= SPAN_SAVE_STEP_S
-            unsaved = unsaved or new_state.fired != state.fired or moved
-            state = new_state
-            if not fresh:
-                return None
-            return {
-                "events": [
-                    build_consent_reply_event(c, include_phone=self.include_phone, listed_at=listed_at) for c in fresh
-                ]
-            }
-
-        while True:
-            batch = await _poll(
-                hook=_trigger_hook(self.etelecom_conn_id),
-                etelecom_conn_id=self.etelecom_conn_id,
-                poke_interval=self.poke_interval,
-                deadline=float("inf"),  # a watcher has no deadline
-                what=what,
-                check=check,
-                timeout_event=lambda now, message: {"error": EtelecomError(message)},
-                error_event=lambda error, message: {"error": EtelecomError(message) if message else error},
-            )
-            if "error" in batch:
-                raise batch["error"]
-            for payload in batch["events"]:
-                yield TriggerEvent(payload)  # type: ignore[no-untyped-call,unused-ignore]
-            await asyncio.sleep(self.poke_interval)
+        # A triggerer restart starts every trigger at once: spread their first connection reads.
+        await asyncio.sleep(random.uniform(0, min(self.poke_interval, 1.0)))
+        client = await EtelecomHook(self.etelecom_conn_id).aget_client()
+        try:
+            while True:
+                if unsaved:  # one poll after the events were yielded: they have reached the database
+                    await self._state_call("set", self.state_key, state.to_json())
+                    unsaved, saved_span_from = False, state.span_from
+                listed_at, pause = datetime.now(timezone.utc), self.poke_interval
+                try:
+                    fresh, new_state, pages = await asyncio.to_thread(self._list_span, client, state, listed_at)
+                except EtelecomTransientError as error:
+                    log.warning("Listing %s failed (%s); will list again.", what, error.message)
+                    pause = max(pause, getattr(error, "retry_after", None) or 0.0)  # a 429's Retry-After
+                else:
+                    log.info("%s: %d page(s) listed, %d consent(s) left S.", what, pages, len(fresh))
+                    # A stale record is safe (it starts the span earlier); write when the fired set
+                    # changed, or the span moved far enough to shorten a restart's first listing.
+                    moved = abs(new_state.span_from - saved_span_from) >= SPAN_SAVE_STEP_S
+                    unsaved = unsaved or new_state.fired != state.fired or moved
+                    state = new_state
+                    for consent in fresh:
+                        payload = build_consent_reply_event(
+                            consent, include_phone=self.include_phone, listed_at=listed_at
+                        )
+                        yield TriggerEvent(payload)  # type: ignore[no-untyped-call,unused-ignore]
+                await asyncio.sleep(pause)
+        finally:
+            client.close()

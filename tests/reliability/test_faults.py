@@ -5,10 +5,7 @@ The full-size runs (100,000 consents at 20 ms latency) are in ``python -m benchm
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import datetime, timezone
-from typing import Any
 
 import pytest
 import time_machine
@@ -18,9 +15,10 @@ from airflow_provider_etelecom.exceptions import EtelecomAuthError, EtelecomTran
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.sensors.consents import ConsentReplySensor
 from airflow_provider_etelecom.testing import EtelecomSimulator
-from airflow_provider_etelecom.triggers.consents import ConsentReplyTrigger
+from airflow_provider_etelecom.triggers.consents import ConsentRepliesTrigger
 from benchmarks.reliability import export_under_faults, export_while_inserting, export_with_outage
 from tests.conftest import SECRET_KEY
+from tests.triggers.conftest import drive
 
 LIST = "Zalo/ListRequestConsent"
 OA = "4239023413265392134"
@@ -65,44 +63,24 @@ def test_inserts_during_the_export_cause_no_gap_or_duplicate() -> None:
 # -- the deferrable sensor's trigger ---------------------------------------------------------------------
 
 
-def _defer(consent_id: str) -> tuple[ConsentReplySensor, ConsentReplyTrigger]:
+def _defer(consent_id: str) -> tuple[ConsentReplySensor, ConsentRepliesTrigger]:
     sensor = ConsentReplySensor(
         task_id="wait", consent_id=consent_id, phone=PHONE, oa_id=OA, deferrable=True, poke_interval=0.01, timeout=3600
     )
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})  # type: ignore[arg-type]
     trigger = deferred.value.trigger
-    assert isinstance(trigger, ConsentReplyTrigger)
+    assert isinstance(trigger, ConsentRepliesTrigger)
     return sensor, trigger
 
 
-def _drive(trigger: ConsentReplyTrigger, on_check: Any) -> tuple[dict[str, Any], int]:
-    checks = 0
-    lookup = trigger._lookup
-
-    async def counting(client: Any) -> Any:
-        nonlocal checks
-        try:
-            return await lookup(client)
-        finally:
-            checks += 1
-            on_check(checks)
-
-    trigger._lookup = counting  # type: ignore[method-assign]
-
-    async def first() -> Any:
-        return [event async for event in trigger.run()]
-
-    events = asyncio.run(asyncio.wait_for(first(), timeout=60))
-    assert len(events) == 1
-    return events[0].payload, checks
-
-
 FLAPS = ["503", "500", "502", "drop", ("429", 0.02), "403_exhausted", "503", "drop", "502", "500"] * 3
+#: Requests one check makes against a failing platform: the first and the connection's 5 retries.
+ATTEMPTS = 6
 
 
 def test_deferrable_sensor_rides_out_a_minute_of_flapping_then_gets_the_answer(
-    etelecom_connection: EtelecomSimulator,
+    etelecom_connection: EtelecomSimulator, retry_pauses: list[float]
 ) -> None:
     sim = etelecom_connection
     consent = EtelecomHook().request_consent(oa_id=OA, phone=PHONE, call_type="audio", reason_code="update_order")
@@ -113,41 +91,40 @@ def test_deferrable_sensor_rides_out_a_minute_of_flapping_then_gets_the_answer(
     with time_machine.travel(started, tick=True) as traveller:
 
         def on_check(n: int) -> None:
-            traveller.shift(2)  # each failed check is two simulated seconds: a minute of errors in all
-            if n == len(FLAPS):
+            traveller.shift(12)  # each failed check is twelve simulated seconds: a minute of errors in all
+            if n == len(FLAPS) // ATTEMPTS:
                 sim.reply(consent["id"], "P")
 
-        event, checks = _drive(trigger, on_check)
+        event, checks = drive(trigger, on_check)
         flapped_for = (datetime.now(timezone.utc) - started).total_seconds()
     assert flapped_for >= 60
-    assert checks == len(FLAPS) + 1
+    # Every check spends the connection's retry budget, as a poke does, then the next check tries again.
+    assert checks == len(FLAPS) // ATTEMPTS + 1
     assert sum(sim.stats.faults.values()) == len(FLAPS)
+    assert len(retry_pauses) == len(FLAPS) // ATTEMPTS * (ATTEMPTS - 1)  # a pause between attempts, never slept
     assert {"500", "502", "503", "drop", "429", "403_exhausted"} <= set(sim.stats.faults)
-    assert event["status"] == "answered"
+    assert event["status"] == "done"
     result = sensor.execute_complete({}, event)  # type: ignore[arg-type]
     assert (result["id"], result["reply_status"]) == (consent["id"], "P")
 
 
 def test_expired_key_during_the_wait_ends_it_at_once_with_an_auth_error(
-    etelecom_connection: EtelecomSimulator,
+    etelecom_connection: EtelecomSimulator, retry_pauses: list[float]
 ) -> None:
     sim = etelecom_connection
     consent = EtelecomHook().request_consent(oa_id=OA, phone=PHONE, call_type="audio", reason_code="update_order")
     sensor, trigger = _defer(consent["id"])
     sim.reset_stats()
-    rotated_at: list[float] = []
 
     def on_check(n: int) -> None:
         if n == 3:
             sim.api_key = "rotated-key-0123456789"  # the connection still holds the old one
-            rotated_at.append(time.perf_counter())
 
-    event, checks = _drive(trigger, on_check)
-    ended_in = time.perf_counter() - rotated_at[0]
-    # Two more requests: the refused one and one after re-reading the connection; no waiting between.
-    assert checks == 5
-    assert sim.stats.count(LIST, 401) == 2
-    assert ended_in < 2.0
+    event, checks = drive(trigger, on_check)
+    # One more check: refused, the connection re-read holds the same key, so no second try, no wait.
+    assert checks == 4
+    assert sim.stats.count(LIST, 401) == 1
+    assert retry_pauses == []
     assert event["status"] == "error" and event["error_class"] == "EtelecomAuthError"
     with pytest.raises(AirflowFailException) as raised:  # no Airflow retries for a refused key
         sensor.execute_complete({}, event)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""Load: many ``ConsentReplyTrigger`` s in one event loop (scaled down from the script's 200).
+"""Load: many ``ConsentRepliesTrigger`` s (one consent each) in one event loop (scaled down from the script's 200).
 
 The simulator runs in its own process (as a remote API would), so the loop lag measured is the
 triggers' own. The loop-lag bound is a benchmark's (``python -m benchmarks.reliability``, 200 triggers, 100 ms):

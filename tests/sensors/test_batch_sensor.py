@@ -7,7 +7,6 @@ import os
 import runpy
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,8 +30,9 @@ from airflow_provider_etelecom.exceptions import (
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.sensors.consents import ConsentRepliesSensor
 from airflow_provider_etelecom.testing import EtelecomSimulator
-from airflow_provider_etelecom.triggers.consents import ConsentRepliesTrigger, build_replies_event
+from airflow_provider_etelecom.triggers.consents import ConsentRepliesTrigger, build_event
 from tests.conftest import SECRET_KEY
+from tests.sensors.conftest import context, event_for
 
 LIST = "Zalo/ListRequestConsent"
 OA = "4239023413265392134"
@@ -53,19 +53,16 @@ def sensor(consent_ids: Any, **kwargs: Any) -> ConsentRepliesSensor:
     return ConsentRepliesSensor(task_id="wait_all", consent_ids=consent_ids, **kwargs)
 
 
-def context(started: datetime | None = None) -> dict[str, Any]:
-    return {"ti": SimpleNamespace(start_date=started or datetime.now(timezone.utc))}
-
-
 def list_bodies(sim: EtelecomSimulator) -> list[dict[str, Any]]:
     return [entry["body"] for entry in sim.requests_log if entry["path"].endswith(LIST)]
 
 
 def finish(s: ConsentRepliesSensor, sim: EtelecomSimulator, status: str) -> list[Any]:
-    """What poke and execute_complete (fed an event built from the same consents) each give."""
+    """What poke and execute_complete (fed the event the trigger builds from the same consents) each give."""
     found = {c["id"]: c for c in sim.consents()}
     ids = [str(i if not isinstance(i, dict) else i["id"]) for i in s.consent_ids]
-    event = build_replies_event(status, consents={i: found[i] for i in ids if i in found})  # type: ignore[misc]
+    event = event_for(ids, {i: found[i] for i in ids if i in found}, failure_statuses=s.failure_statuses)
+    assert event["status"] == status
     results: list[Any] = []
     for run in (lambda: s.poke(context()).xcom_value, lambda: s.execute_complete(context(), event)):  # type: ignore[union-attr]
         try:
@@ -84,7 +81,7 @@ def finish(s: ConsentRepliesSensor, sim: EtelecomSimulator, status: str) -> list
         ({"min_share": 0}, "min_share"),
         ({"min_share": 1.5}, "min_share"),
         ({"failure_statuses": ["S"]}, "failure_statuses"),
-        ({"max_pages_per_check": 0}, "max_pages_per_check"),
+        ({"max_pages": 0}, "max_pages"),
         ({"consent_ids": []}, "consent_ids"),
         ({"consent_ids": ["1", "x"]}, "consent_ids"),
         ({"consent_ids": [{"reply_status": "S"}]}, "consent_ids"),
@@ -143,7 +140,7 @@ def test_paging_stops_once_every_id_was_seen(etelecom_connection: EtelecomSimula
     sim.reset_stats()
     assert s.poke(context()) is False
     assert sim.stats.count(method=LIST) == 1  # the window holds 4 pages; the 40 are on the first
-    bound = sensor([*wanted, "999999999"], created_from=consents[0]["created_at"], max_pages_per_check=2)
+    bound = sensor([*wanted, "999999999"], created_from=consents[0]["created_at"], max_pages=2)
     sim.reset_stats()
     assert bound.poke(context()) is False
     assert sim.stats.count(method=LIST) == 2  # an id never listed: paging goes on, up to the bound
@@ -237,6 +234,9 @@ def test_transient_errors_are_not_yet(etelecom_connection: EtelecomSimulator) ->
     s.hook.max_retries = 0
     sim.script_faults(["503"])
     assert s.poke(context()) is False
+    for consent in consents:
+        sim.reply(consent["id"], "P")
+    assert set(s.poke(context()).xcom_value) == {c["id"] for c in consents}  # type: ignore[union-attr]
 
 
 def test_auth_error_fails_at_once(etelecom_connection: EtelecomSimulator) -> None:
@@ -257,12 +257,13 @@ def test_deferrable_checks_once_then_defers(etelecom_connection: EtelecomSimulat
         s.execute(context(started))
     trigger = caught.value.trigger
     assert isinstance(trigger, ConsentRepliesTrigger) and caught.value.method_name == "execute_complete"
-    assert trigger.consent_ids == [c["id"] for c in consents]
-    assert trigger.deadline == pytest.approx((started + timedelta(seconds=3600)).timestamp())
-    assert trigger.not_found_deadline == pytest.approx((started + timedelta(seconds=90)).timestamp())
+    kwargs = trigger.serialize()[1]
+    assert kwargs["consent_ids"] == [c["id"] for c in consents]
+    assert kwargs["deadline"] == pytest.approx((started + timedelta(seconds=3600)).timestamp())
+    assert kwargs["not_found_deadline"] == pytest.approx((started + timedelta(seconds=90)).timestamp())
     earliest = min(parse_api_time(c["created_at"]) for c in consents)
-    assert trigger.created_from == pytest.approx((earliest - timedelta(minutes=5)).timestamp())
-    assert (trigger.min_share, trigger.oa_id, trigger.phone) == (0.5, OA, None)
+    assert kwargs["created_from"] == pytest.approx((earliest - timedelta(minutes=5)).timestamp())
+    assert (kwargs["min_share"], kwargs["oa_id"], kwargs["phone"]) == (0.5, OA, None)
     assert SECRET_KEY not in json.dumps(trigger.serialize())
 
 
@@ -283,22 +284,21 @@ def test_execute_complete_agrees_with_poke(etelecom_connection: EtelecomSimulato
 
 
 P = {"reply_status": "P", "status": "P"}
+DONE = event_for(["1", "2"], {"1": {"id": "1", **P}, "2": {"id": "2", **P}})
 
 
 @pytest.mark.parametrize(
     "event",
     [
         None,
-        {"version": 2, "status": "answered"},  # a single-consent event
-        {**build_replies_event("done", consents={"1": {"id": "1", **P}}), "version": 7},
-        {**build_replies_event("done", consents={"1": {"id": "1", **P}}), "kind": "consent_reply"},
-        {**build_replies_event("done"), "consents": {"1": {"id": "2", **P}}},
-        {**build_replies_event("done"), "checked_at": "2026-01-01T00:00:00"},
-        # The status must follow from the consents, decided again on resume.
-        build_replies_event("done", consents={"1": {"id": "1", **P}}),  # "2" is missing
-        build_replies_event("done", consents={"1": {"id": "1", **P}, "2": {"id": "2", "reply_status": "S"}}),
-        build_replies_event("failed", consents={"1": {"id": "1", **P}, "2": {"id": "2", **P}}),
-        build_replies_event("done", consents={"1": {"id": "1", **P}, "2": {"id": "2", **P}, "3": {"id": "3", **P}}),
+        {"version": 2, "status": "answered"},  # the unreleased single-consent format
+        {**DONE, "version": 7},
+        {**DONE, "version": True},
+        {**DONE, "status": "failed"},  # the status must be the decision's
+        {**DONE, "decision": {**DONE["decision"], "consents": {"1": {"id": "2", **P}}}},
+        {**DONE, "decision": {**DONE["decision"], "checked_at": "2026-01-01T00:00:00"}},
+        # A decision about other consents than this sensor waits for.
+        event_for(["1", "2", "3"], {i: {"id": i, **P} for i in "123"}),
     ],
 )
 def test_execute_complete_fails_closed(event: Any) -> None:
@@ -308,16 +308,16 @@ def test_execute_complete_fails_closed(event: Any) -> None:
 
 def test_execute_complete_timeout_and_error() -> None:
     with pytest.raises(AirflowSensorTimeout, match="late"):
-        sensor(["1"]).execute_complete(context(), build_replies_event("timeout", message="late"))
+        sensor(["1"]).execute_complete(context(), build_event("timeout", message="late"))
     with pytest.raises(AirflowSkipException):
-        sensor(["1"], soft_fail=True).execute_complete(context(), build_replies_event("timeout"))
+        sensor(["1"], soft_fail=True).execute_complete(context(), build_event("timeout"))
     # A refused key fails without Airflow retries, naming the connection field to fix.
     with pytest.raises(AirflowFailException, match="Password field") as failed:
-        sensor(["1"]).execute_complete(context(), build_replies_event("error", error=EtelecomAuthError("refused")))
+        sensor(["1"]).execute_complete(context(), build_event("error", error=EtelecomAuthError("refused")))
     assert isinstance(failed.value.__cause__, EtelecomAuthError)
     with pytest.raises(EtelecomAuthError):  # unless the user asks for Airflow's retries
         sensor(["1"], retry_permanent_errors=True).execute_complete(
-            context(), build_replies_event("error", error=EtelecomAuthError("refused"))
+            context(), build_event("error", error=EtelecomAuthError("refused"))
         )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,8 +25,9 @@ from airflow_provider_etelecom.exceptions import (
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.sensors.consents import ConsentReplySensor
 from airflow_provider_etelecom.testing import EtelecomSimulator
-from airflow_provider_etelecom.triggers.consents import ConsentReplyTrigger, build_reply_event
+from airflow_provider_etelecom.triggers.consents import ConsentRepliesTrigger, build_event
 from tests.conftest import SECRET_KEY
+from tests.sensors.conftest import context, event_for
 
 LIST = "Zalo/ListRequestConsent"
 OA = "4239023413265392134"
@@ -44,17 +44,14 @@ def sensor(consent_id: str, **kwargs: Any) -> ConsentReplySensor:
     return ConsentReplySensor(task_id="wait", consent_id=consent_id, phone=PHONE, oa_id=OA, **kwargs)
 
 
-def context(started: datetime | None = None) -> dict[str, Any]:
-    return {"ti": SimpleNamespace(start_date=started or datetime.now(timezone.utc))}
-
-
 def finish_three_ways(s: ConsentReplySensor, consent: dict[str, Any]) -> list[Any]:
     """Return what poke, execute (poke mode) and execute_complete each give for the same consent."""
+    event = event_for([consent["id"]], {consent["id"]: consent}, failure_statuses=s.failure_statuses)
     results: list[Any] = []
     for run in (
         lambda: s.poke(context()).xcom_value,  # type: ignore[union-attr]
         lambda: s.execute(context()),
-        lambda: s.execute_complete(context(), build_reply_event("answered", consent=consent)),
+        lambda: s.execute_complete(context(), event),
     ):
         try:
             results.append(run())
@@ -75,7 +72,8 @@ def test_failure_statuses_none_means_none() -> None:
     [
         ({"failure_statuses": {"N", "S"}}, "failure_statuses"),
         ({"failure_statuses": 5}, "failure_statuses"),
-        ({"lookup_pages": 0}, "lookup_pages"),
+        ({"max_pages": 0}, "max_pages"),
+        ({"max_pages": 101}, "max_pages"),
         ({"not_found_grace_period": -1}, "not_found_grace_period"),
         ({"oa_id": "abc"}, "oa_id"),
         ({"consent_id": "x1"}, "consent_id"),
@@ -164,16 +162,18 @@ def test_failed_send_ends_with_etelecoms_error(etelecom_connection: EtelecomSimu
         s.poke(context())
     assert caught.value.consent["id"] == consent["id"]
     with pytest.raises(EtelecomConsentOutcomeError, match="-213"):
-        s.execute_complete(context(), build_reply_event("not_sent", consent=caught.value.consent))  # type: ignore[arg-type]
+        s.execute_complete(context(), event_for([consent["id"]], {consent["id"]: caught.value.consent}))
 
 
 def test_expired_pending_consent_ends_the_wait() -> None:
     consent = {"id": "77", "reply_status": "S", "status": "P", "expires_at": "2020-01-01T00:00:00Z"}
     s = sensor("77")
+    event = event_for(["77"], {"77": consent})
+    assert event["status"] == "failed"
     with pytest.raises(EtelecomConsentOutcomeError, match="expired at 2020-01-01"):
-        s.execute_complete(context(), build_reply_event("expired", consent=consent))  # type: ignore[arg-type]
+        s.execute_complete(context(), event)
     with pytest.raises(AirflowSkipException):
-        sensor("77", soft_fail=True).execute_complete(context(), build_reply_event("expired", consent=consent))  # type: ignore[arg-type]
+        sensor("77", soft_fail=True).execute_complete(context(), event)
 
 
 def test_unknown_reply_status_fails_closed_even_with_soft_fail(etelecom_connection: EtelecomSimulator) -> None:
@@ -189,7 +189,7 @@ def test_not_found_waits_for_the_grace_period(etelecom_connection: EtelecomSimul
     with pytest.raises(EtelecomConsentNotFoundError, match="grace period"):
         s.poke(context(datetime.now(timezone.utc) - timedelta(seconds=61)))
     with pytest.raises(EtelecomConsentNotFoundError):
-        s.execute_complete(context(), build_reply_event("not_found"))
+        s.execute_complete(context(), event_for(["999999999"], {}, not_found_expired=True))
     with pytest.raises(AirflowSkipException):
         sensor("999999999", not_found_grace_period=0, soft_fail=True).poke(context())
 
@@ -218,6 +218,18 @@ def test_transient_errors_are_not_yet(etelecom_connection: EtelecomSimulator) ->
     assert s.poke(context()).xcom_value["reply_status"] == "P"  # type: ignore[union-attr]
 
 
+def test_transient_errors_are_retried_within_the_connections_budget(
+    etelecom_connection: EtelecomSimulator, retry_pauses: list[float]
+) -> None:
+    sim = etelecom_connection
+    consent = request()
+    sim.reply(consent["id"], "P")
+    sim.reset_stats()
+    sim.script_faults(["503", ("429", 0.01), "drop"])
+    assert sensor(consent["id"]).poke(context()).xcom_value["reply_status"] == "P"  # type: ignore[union-attr]
+    assert sim.stats.count(method=LIST) == 4 and len(retry_pauses) == 3 and retry_pauses[1] >= 0.01
+
+
 def test_auth_error_fails_at_once(etelecom_connection: EtelecomSimulator) -> None:
     sim = etelecom_connection
     consent = request()
@@ -230,7 +242,7 @@ def test_auth_error_fails_at_once(etelecom_connection: EtelecomSimulator) -> Non
         s.execute(context())
     assert isinstance(failed.value.__cause__, EtelecomAuthError)
     with pytest.raises(AirflowFailException, match="Password field"):
-        s.execute_complete(context(), build_reply_event("error", error=EtelecomAuthError("key refused")))
+        s.execute_complete(context(), build_event("error", error=EtelecomAuthError("key refused")))
 
 
 def test_poke_mode_times_out(etelecom_connection: EtelecomSimulator) -> None:
@@ -238,9 +250,9 @@ def test_poke_mode_times_out(etelecom_connection: EtelecomSimulator) -> None:
     with pytest.raises(AirflowSensorTimeout):
         sensor(consent["id"], timeout=0.05).execute(context())
     with pytest.raises(AirflowSensorTimeout):
-        sensor(consent["id"]).execute_complete(context(), build_reply_event("timeout", message="late"))
+        sensor(consent["id"]).execute_complete(context(), build_event("timeout", message="late"))
     with pytest.raises(AirflowSkipException):
-        sensor(consent["id"], soft_fail=True).execute_complete(context(), build_reply_event("timeout"))
+        sensor(consent["id"], soft_fail=True).execute_complete(context(), build_event("timeout"))
 
 
 # -- deferrable ---------------------------------------------------------------------------------------
@@ -249,15 +261,17 @@ def test_poke_mode_times_out(etelecom_connection: EtelecomSimulator) -> None:
 def test_deferrable_checks_once_then_defers_with_its_deadlines(etelecom_connection: EtelecomSimulator) -> None:
     consent = request()
     started = datetime.now(timezone.utc) - timedelta(seconds=10)
-    s = sensor(consent["id"], deferrable=True, timeout=3600, not_found_grace_period=90, lookup_pages=2)
+    s = sensor(consent["id"], deferrable=True, timeout=3600, not_found_grace_period=90, max_pages=2)
     with pytest.raises(TaskDeferred) as caught:
         s.execute(context(started))
     trigger = caught.value.trigger
-    assert isinstance(trigger, ConsentReplyTrigger)
+    assert isinstance(trigger, ConsentRepliesTrigger)
     assert caught.value.method_name == "execute_complete"
-    assert trigger.deadline == pytest.approx((started + timedelta(seconds=3600)).timestamp())
-    assert trigger.not_found_deadline == pytest.approx((started + timedelta(seconds=90)).timestamp())
-    assert (trigger.consent_id, trigger.lookup_pages, trigger.poke_interval) == (consent["id"], 2, 0.01)
+    kwargs = trigger.serialize()[1]
+    assert kwargs["deadline"] == pytest.approx((started + timedelta(seconds=3600)).timestamp())
+    assert kwargs["not_found_deadline"] == pytest.approx((started + timedelta(seconds=90)).timestamp())
+    assert (kwargs["consent_ids"], kwargs["max_pages"], kwargs["poke_interval"]) == ([consent["id"]], 2, 0.01)
+    assert (kwargs["oa_id"], kwargs["phone"], kwargs["created_from"]) == (OA, PHONE, None)
 
 
 def test_deferrable_returns_at_once_when_already_answered(etelecom_connection: EtelecomSimulator) -> None:
@@ -266,19 +280,18 @@ def test_deferrable_returns_at_once_when_already_answered(etelecom_connection: E
     assert sensor(consent["id"], deferrable=True).execute(context())["reply_status"] == "P"
 
 
+P = {"reply_status": "P", "status": "P"}
+
+
 @pytest.mark.parametrize(
     "event",
     [
-        {"version": 9, "status": "answered"},
-        build_reply_event("answered", consent={"id": "1", "reply_status": "S", "status": "P"}),
-        build_reply_event("not_sent", consent={"id": "1", "reply_status": "P", "status": "P"}),
+        {"version": 9, "status": "done"},
+        {"status": "done", "consent": {"id": "1", **P}},  # the unreleased single-consent format is not read
+        event_for(["2"], {"2": {"id": "2", **P}}),  # a consent this sensor does not wait for
+        {**event_for(["1"], {"1": {"id": "1", **P}}), "status": "failed"},
     ],
 )
 def test_execute_complete_fails_closed(event: dict[str, Any]) -> None:
     with pytest.raises(EtelecomError, match="fail"):
         sensor("1").execute_complete(context(), event)
-
-
-def test_execute_complete_reads_version_1() -> None:
-    consent = {"id": "1", "reply_status": "P", "status": "P"}
-    assert sensor("1").execute_complete(context(), {"status": "done", "consent": consent}) == consent

@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from airflow.triggers.base import BaseTrigger
+
+
+@pytest.fixture(autouse=True)
+def _no_backoff(retry_pauses: list[float]) -> list[float]:
+    """Every trigger test drives the client's retry pauses instead of sleeping them."""
+    return retry_pauses
 
 
 def drive(trigger: BaseTrigger, on_check: Any = None) -> tuple[dict[str, Any], int]:
@@ -14,18 +21,18 @@ def drive(trigger: BaseTrigger, on_check: Any = None) -> tuple[dict[str, Any], i
     Time is driven by the test (small poke intervals, the simulator's clock), not slept.
     """
     checks = 0
-    lookup = trigger._lookup  # type: ignore[attr-defined]
+    check = trigger._check  # type: ignore[attr-defined]
 
-    async def counting(client: Any) -> Any:
+    async def counting(*args: Any, **kwargs: Any) -> Any:
         nonlocal checks
         try:
-            return await lookup(client)
+            return await check(*args, **kwargs)
         finally:
             checks += 1
             if on_check is not None:
                 on_check(checks)
 
-    trigger._lookup = counting  # type: ignore[attr-defined]
+    trigger._check = counting  # type: ignore[attr-defined]
 
     async def collect() -> list[Any]:
         return [event async for event in trigger.run()]
@@ -44,3 +51,29 @@ def _airflow_3() -> bool:
 # ConsentReplyEventTrigger cannot be built on Airflow 2 (test_consent_reply_event.py checks that it
 # refuses); its run() tests exist only where the class does.
 collect_ignore = [] if _airflow_3() else ["test_consent_reply_event_run.py"]
+
+
+def drive_with_ticker(trigger: BaseTrigger) -> tuple[dict[str, Any], int]:
+    """Drain ``run()`` while a task ticks every 10 ms; return the only event and the ticks.
+
+    A loop blocked by the trigger's HTTP would tick once; a free one ticks all through a slow request.
+    """
+
+    async def scenario() -> tuple[dict[str, Any], int]:
+        ticks = 0
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.create_task(ticker())
+        events = [event async for event in trigger.run()]
+        done.set()
+        await ticking
+        assert len(events) == 1
+        return events[0].payload, ticks
+
+    return asyncio.run(scenario())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 from datetime import datetime, timedelta, timezone
@@ -11,18 +10,12 @@ from typing import Any
 import pytest
 import time_machine
 
-from airflow_provider_etelecom.exceptions import EtelecomError
+from airflow_provider_etelecom.client.replies import decide
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.testing import EtelecomSimulator
-from airflow_provider_etelecom.triggers.consents import (
-    REPLIES_EVENT_VERSION,
-    ConsentRepliesTrigger,
-    build_replies_event,
-    decide_replies,
-    parse_replies_event,
-)
+from airflow_provider_etelecom.triggers.consents import EVENT_VERSION, ConsentRepliesTrigger, parse_event
 from tests.conftest import SECRET_KEY
-from tests.triggers.conftest import drive
+from tests.triggers.conftest import drive, drive_with_ticker
 
 LIST = "Zalo/ListRequestConsent"
 OA = "4239023413265392134"
@@ -56,7 +49,7 @@ def test_serialize_round_trip_is_json_and_has_no_key(etelecom_connection: Etelec
         [{"id": "5", "created_at": "2026-01-31T00:00:00Z"}, {"id": "6"}],
         deadline="2026-02-01T00:00:00+00:00",
         failure_statuses={"NS", "N"},
-        max_pages_per_check=3,
+        max_pages=3,
     )
     path, kwargs = trigger.serialize()
     text = json.dumps(kwargs)
@@ -78,13 +71,14 @@ def test_answers_in_batches_one_listing_per_check(etelecom_connection: EtelecomS
             sim.reply(consent["id"], "P")
 
     event, checks = drive(make_trigger(consents), on_check)
-    assert event["version"] == REPLIES_EVENT_VERSION and event["kind"] == "consent_replies"
+    assert event["version"] == EVENT_VERSION
     assert event["status"] == "done" and checks == 4
-    assert list(event["consents"]) == [c["id"] for c in consents]
-    assert {c["reply_status"] for c in event["consents"].values()} == {"P"}
-    # 120 consents, 2 pages per check, whatever their number: not 120 requests per check.
-    assert sim.stats.count(method=LIST) == 2 * checks
-    assert parse_replies_event(json.loads(json.dumps(event))).status == "done"
+    assert list(event["decision"]["consents"]) == [c["id"] for c in consents]
+    assert {c["reply_status"] for c in event["decision"]["consents"].values()} == {"P"}
+    # 120 consents, at most 2 pages per check, whatever their number: not 120 requests per check.
+    # The listing starts past what has settled, so the last check reads only the last page.
+    assert sim.stats.count(method=LIST) <= 2 * checks
+    assert parse_event(json.loads(json.dumps(event)))[0] == "done"
 
 
 def test_min_share_ends_the_wait_early(etelecom_connection: EtelecomSimulator) -> None:
@@ -103,7 +97,8 @@ def test_failure_status_is_a_failed_event(etelecom_connection: EtelecomSimulator
         make_trigger(consents, failure_statuses=["N"]), lambda n: sim.reply(consents[2]["id"], "N") if n == 2 else None
     )
     assert (event["status"], checks) == ("failed", 3)
-    assert event["consents"][consents[2]["id"]]["reply_status"] == "N"
+    assert event["decision"]["consents"][consents[2]["id"]]["reply_status"] == "N"
+    assert event["decision"]["failed"] == [consents[2]["id"]]
 
 
 def test_not_found_after_its_deadline(etelecom_connection: EtelecomSimulator) -> None:
@@ -112,8 +107,8 @@ def test_not_found_after_its_deadline(etelecom_connection: EtelecomSimulator) ->
     with time_machine.travel(now, tick=True) as traveller:
         ghost = {"id": "999999999"}
         trigger = make_trigger([*consents, ghost], not_found_deadline=now + timedelta(seconds=60))
-        event, checks = drive(trigger, lambda n: traveller.shift(45))
-    assert (event["status"], event["missing"], checks) == ("not_found", ["999999999"], 2)
+        event, checks = drive(trigger, lambda n: traveller.shift(61))  # each check decides at its start
+    assert (event["status"], event["decision"]["missing"], checks) == ("not_found", ["999999999"], 2)
 
 
 def test_timeout_at_its_own_deadline(etelecom_connection: EtelecomSimulator) -> None:
@@ -126,7 +121,7 @@ def test_timeout_at_its_own_deadline(etelecom_connection: EtelecomSimulator) -> 
     assert event["status"] == "timeout" and "timeout" in event["message"] and checks == 2
 
 
-def test_transient_faults_are_not_yet(etelecom_connection: EtelecomSimulator) -> None:
+def test_transient_faults_are_retried_within_the_budget(etelecom_connection: EtelecomSimulator) -> None:
     sim = etelecom_connection
     consents = request_many(3)
     for consent in consents:
@@ -134,7 +129,7 @@ def test_transient_faults_are_not_yet(etelecom_connection: EtelecomSimulator) ->
     sim.reset_stats()
     sim.script_faults(["503", ("429", 0.01), "drop"])
     event, checks = drive(make_trigger(consents))
-    assert event["status"] == "done" and checks == 4 and sim.stats.count(method=LIST) == 4
+    assert event["status"] == "done" and checks == 1 and sim.stats.count(method=LIST) == 4
 
 
 def test_auth_failure_ends_after_one_reread(etelecom_connection: EtelecomSimulator) -> None:
@@ -146,7 +141,7 @@ def test_auth_failure_ends_after_one_reread(etelecom_connection: EtelecomSimulat
             sim.api_key = "etl-ROTATED-key-0000000004"
 
     event, checks = drive(make_trigger(consents), rotate)
-    assert event["status"] == "error" and event["error_class"] == "EtelecomAuthError" and checks == 3
+    assert event["status"] == "error" and event["error_class"] == "EtelecomAuthError" and checks == 2
     assert SECRET_KEY not in json.dumps(event)
 
 
@@ -157,28 +152,11 @@ def test_http_runs_off_the_event_loop(etelecom_connection: EtelecomSimulator) ->
         sim.reply(consent["id"], "P")
     sim.latency_ms = 300
     trigger = make_trigger(consents)
-
-    async def scenario() -> tuple[dict[str, Any], int]:
-        ticks = 0
-        done = asyncio.Event()
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while not done.is_set():
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        ticking = asyncio.create_task(ticker())
-        events = [event async for event in trigger.run()]
-        done.set()
-        await ticking
-        return events[0].payload, ticks
-
-    event, ticks = asyncio.run(scenario())
+    event, ticks = drive_with_ticker(trigger)
     assert event["status"] == "done" and ticks >= 10
 
 
-# -- the decision and the events ---------------------------------------------------------------------
+# -- the decision ------------------------------------------------------------------------------------
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 
@@ -202,37 +180,8 @@ def consent(consent_id: str, reply: str = "S", status: str = "P", **extra: Any) 
         ([consent("1", "P")], {"not_found_expired": True, "min_share": 0.5}, "not_found"),
     ],
 )
-def test_decide_replies(consents: list[dict[str, Any]], kwargs: dict[str, Any], status: str) -> None:
+def test_decide(consents: list[dict[str, Any]], kwargs: dict[str, Any], status: str) -> None:
     options: dict[str, Any] = {"min_share": 1.0, "failure_statuses": (), "now": NOW, "not_found_expired": False}
     options.update(kwargs)
-    decision = decide_replies(["1", "2"], {c["id"]: c for c in consents}, **options)  # type: ignore[misc]
+    decision = decide(["1", "2"], {c["id"]: c for c in consents}, **options)  # type: ignore[misc]
     assert decision.status == status
-
-
-@pytest.mark.parametrize(
-    "event",
-    [
-        None,
-        [],
-        {"version": 2, "status": "answered", "consent": None},
-        {**build_replies_event("done"), "version": 2},
-        {**build_replies_event("done"), "version": True},
-        {**build_replies_event("done"), "kind": None},
-        {**build_replies_event("done"), "status": "agreed"},
-        {**build_replies_event("done"), "consents": [consent("1")]},
-        {**build_replies_event("done"), "consents": {"1": consent("2")}},
-        {**build_replies_event("done"), "missing": "1"},
-        {**build_replies_event("done"), "message": 5},
-        {**build_replies_event("done"), "checked_at": "2026-01-01T00:00:00"},
-        {**build_replies_event("done"), "checked_at": None},
-        {**build_replies_event("error"), "error_class": None},
-    ],
-)
-def test_unexpected_events_fail_closed(event: Any) -> None:
-    with pytest.raises(EtelecomError, match="fail"):
-        parse_replies_event(event)
-
-
-def test_builder_refuses_unknown_status() -> None:
-    with pytest.raises(ValueError):
-        build_replies_event("answered")

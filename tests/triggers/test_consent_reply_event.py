@@ -12,6 +12,7 @@ import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from airflow_provider_etelecom.client import Consent
+from airflow_provider_etelecom.client.replies import CREATED_FROM_MARGIN_S
 from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomValidationError
 from airflow_provider_etelecom.triggers.consent_reply_event import (
     ConsentReplyEventTrigger,
@@ -20,7 +21,6 @@ from airflow_provider_etelecom.triggers.consent_reply_event import (
     dedup_key,
     watch_step,
 )
-from airflow_provider_etelecom.triggers.consents import CREATED_FROM_MARGIN_S
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -1,8 +1,7 @@
-"""ConsentReplyTrigger against the simulator: every event, driven to its end without sleeping."""
+"""ConsentRepliesTrigger waiting for one consent (as ConsentReplySensor defers): every event, no sleeping."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 from datetime import datetime, timedelta, timezone
@@ -11,18 +10,13 @@ from typing import Any
 import pytest
 import time_machine
 
-from airflow_provider_etelecom.exceptions import EtelecomError
+from airflow_provider_etelecom.client.replies import Decision, serializable
+from airflow_provider_etelecom.exceptions import EtelecomAuthError, EtelecomError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.testing import EtelecomSimulator
-from airflow_provider_etelecom.triggers import consents as trigger_module
-from airflow_provider_etelecom.triggers.consents import (
-    EVENT_VERSION,
-    ConsentReplyTrigger,
-    build_reply_event,
-    parse_reply_event,
-)
+from airflow_provider_etelecom.triggers.consents import EVENT_VERSION, ConsentRepliesTrigger, build_event, parse_event
 from tests.conftest import SECRET_KEY
-from tests.triggers.conftest import drive
+from tests.triggers.conftest import drive, drive_with_ticker
 
 LIST = "Zalo/ListRequestConsent"
 OA = "4239023413265392134"
@@ -35,20 +29,20 @@ def request(sim: EtelecomSimulator, phone: str = PHONE) -> dict[str, Any]:
     )
 
 
-def make_trigger(consent_id: str, **overrides: Any) -> ConsentReplyTrigger:
+def make_trigger(consent_id: str, **overrides: Any) -> ConsentRepliesTrigger:
     now = datetime.now(timezone.utc)
     kwargs: dict[str, Any] = {
-        "consent_id": consent_id,
+        "consent_ids": [consent_id],
         "phone": PHONE,
         "oa_id": OA,
         "etelecom_conn_id": "etelecom_default",
         "poke_interval": 0.01,
         "deadline": now + timedelta(hours=1),
         "not_found_deadline": now + timedelta(minutes=1),
-        "lookup_pages": 1,
+        "max_pages": 1,
     }
     kwargs.update(overrides)
-    return ConsentReplyTrigger(**kwargs)
+    return ConsentRepliesTrigger(**kwargs)
 
 
 def test_serialize_round_trip_is_json_and_has_no_key(etelecom_connection: EtelecomSimulator) -> None:
@@ -73,8 +67,8 @@ def test_agreed_after_waiting_one_list_request_per_check(etelecom_connection: Et
 
     event, checks = drive(make_trigger(consent["id"]), on_check)
     assert event["version"] == EVENT_VERSION
-    assert event["status"] == "answered"
-    assert event["consent"]["id"] == consent["id"] and event["consent"]["reply_status"] == "P"
+    assert event["status"] == "done"
+    assert event["decision"]["consents"][consent["id"]]["reply_status"] == "P"
     assert checks == 4
     assert sim.stats.count(method=LIST) == checks
 
@@ -84,14 +78,14 @@ def test_refused(etelecom_connection: EtelecomSimulator, reply: str) -> None:
     consent = request(etelecom_connection)
     etelecom_connection.reply(consent["id"], reply)
     event, checks = drive(make_trigger(consent["id"]))
-    assert (event["status"], event["consent"]["reply_status"], checks) == ("answered", reply, 1)
+    assert (event["status"], event["decision"]["consents"][consent["id"]]["reply_status"], checks) == ("done", reply, 1)
 
 
 def test_no_reply_after_the_window(etelecom_connection: EtelecomSimulator) -> None:
     sim = etelecom_connection
     consent = request(sim)
     event, _ = drive(make_trigger(consent["id"]), lambda n: sim.advance(86400 + 60) if n == 1 else None)
-    assert event["status"] == "answered" and event["consent"]["reply_status"] == "NS"
+    assert event["status"] == "done" and event["decision"]["consents"][consent["id"]]["reply_status"] == "NS"
 
 
 def test_failed_send(etelecom_connection: EtelecomSimulator) -> None:
@@ -99,16 +93,16 @@ def test_failed_send(etelecom_connection: EtelecomSimulator) -> None:
     sim.fail_send_to(PHONE, error_code=-213, error_message="not following the OA")
     consent = request(sim)
     event, checks = drive(make_trigger(consent["id"]))
-    assert event["status"] == "not_sent" and checks == 1
-    assert event["consent"]["error_code"] == -213
+    assert event["status"] == "failed" and checks == 1 and event["decision"]["failed"] == [consent["id"]]
+    assert event["decision"]["consents"][consent["id"]]["error_code"] == -213
 
 
 def test_not_found_after_its_deadline(etelecom_connection: EtelecomSimulator) -> None:
     now = datetime.now(timezone.utc)
     with time_machine.travel(now, tick=True) as traveller:
         trigger = make_trigger("999999999", not_found_deadline=now + timedelta(seconds=60))
-        event, checks = drive(trigger, lambda n: traveller.shift(45))
-    assert event["status"] == "not_found" and event["consent"] is None
+        event, checks = drive(trigger, lambda n: traveller.shift(61))  # each check decides at its start
+    assert event["status"] == "not_found" and event["decision"]["missing"] == ["999999999"]
     assert checks == 2
 
 
@@ -122,24 +116,31 @@ def test_timeout_at_its_own_deadline(etelecom_connection: EtelecomSimulator) -> 
     assert checks == 2
 
 
-def test_transient_faults_are_not_yet(etelecom_connection: EtelecomSimulator) -> None:
+def test_transient_faults_are_retried_within_the_budget(
+    etelecom_connection: EtelecomSimulator, retry_pauses: list[float]
+) -> None:
     sim = etelecom_connection
     consent = request(sim)
     sim.reply(consent["id"], "P")
     sim.reset_stats()
     sim.script_faults(["503", "drop", ("429", 0.01), "500"])
     event, checks = drive(make_trigger(consent["id"]))
-    assert event["status"] == "answered"
-    # The client's own retries are off in the trigger: one request per check, waits on the loop.
-    assert checks == 5 and sim.stats.count(method=LIST) == 5
+    assert event["status"] == "done"
+    # The connection's retry budget, as in a poke: one check, the four faults retried inside it.
+    assert checks == 1 and sim.stats.count(method=LIST) == 5
+    assert len(retry_pauses) == 4 and retry_pauses[2] >= 0.01  # the 429's Retry-After was honoured
 
 
-class CountingHook(EtelecomHook):
-    reads = 0
-
-    async def aget_client(self) -> Any:
-        type(self).reads += 1
-        return await super().aget_client()
+def test_transient_faults_beyond_the_budget_wait_for_the_next_check(
+    etelecom_connection: EtelecomSimulator, retry_pauses: list[float]
+) -> None:
+    sim = etelecom_connection
+    consent = request(sim)
+    sim.reply(consent["id"], "P")
+    sim.reset_stats()
+    sim.script_faults(["503"] * 7)  # the first attempt and 5 retries fail, then one more
+    event, checks = drive(make_trigger(consent["id"]))
+    assert event["status"] == "done" and checks == 2 and sim.stats.count(method=LIST) == 8
 
 
 def test_auth_failure_ends_after_one_reread(
@@ -147,17 +148,19 @@ def test_auth_failure_ends_after_one_reread(
 ) -> None:
     sim = etelecom_connection
     consent = request(sim)
-    CountingHook.reads = 0
-    trigger = make_trigger(consent["id"])
-    monkeypatch.setattr(trigger_module, "_trigger_hook", lambda conn_id: CountingHook(conn_id, max_retries=0))
+    rereads: list[str] = []
+    reread = EtelecomHook._reread_config
+    monkeypatch.setattr(EtelecomHook, "_reread_config", lambda hook: rereads.append("read") or reread(hook))
+    sim.reset_stats()
 
     def rotate(n: int) -> None:
         if n == 1:
             sim.api_key = "etl-ROTATED-key-0000000001"
 
-    event, checks = drive(trigger, rotate)
+    event, checks = drive(make_trigger(consent["id"]), rotate)
     assert event["status"] == "error" and event["error_class"] == "EtelecomAuthError"
-    assert CountingHook.reads == 2 and checks == 3
+    # The refused key: the connection is read once more; it still holds that key, so no retry.
+    assert rereads == ["read"] and checks == 2 and sim.stats.count(method=LIST) == 2
     assert SECRET_KEY not in json.dumps(event)
 
 
@@ -176,7 +179,7 @@ def test_rotated_key_is_picked_up(etelecom_connection: EtelecomSimulator, monkey
             )
 
     event, _ = drive(make_trigger(consent["id"]), rotate)
-    assert event["status"] == "answered"
+    assert event["status"] == "done"
 
 
 def test_bad_request_is_an_error_event(etelecom_connection: EtelecomSimulator) -> None:
@@ -187,16 +190,25 @@ def test_bad_request_is_an_error_event(etelecom_connection: EtelecomSimulator) -
 # -- events --------------------------------------------------------------------------------------
 
 
+NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+
+
+def decided(status: str = "done", consents: dict[str, Any] | None = None) -> Decision:
+    consents = {"5": {"id": "5", "reply_status": "P", "status": "P"}} if consents is None else consents
+    return Decision(status, consents, len(consents), 1, (), (), (), NOW)  # type: ignore[arg-type]
+
+
+def changed(**fields: Any) -> dict[str, Any]:
+    """A well-formed ``done`` event whose decision has ``fields`` changed."""
+    return {**build_event("done", decision=decided()), "decision": {**serializable(decided()), **fields}}
+
+
 def test_event_round_trip() -> None:
-    consent = {"id": "5", "reply_status": "P", "status": "P"}
-    parsed = parse_reply_event(json.loads(json.dumps(build_reply_event("answered", consent=consent))))
-    assert parsed.status == "answered" and parsed.consent == consent and parsed.version == EVENT_VERSION
-
-
-def test_version_1_is_still_read() -> None:
-    parsed = parse_reply_event({"status": "done", "consent": {"id": "5", "reply_status": "N", "status": "P"}})
-    assert (parsed.status, parsed.version) == ("answered", 1)
-    assert parse_reply_event({"status": "timeout", "message": "late"}).status == "timeout"
+    decision = decided()
+    status, parsed, message, _ = parse_event(json.loads(json.dumps(build_event("done", decision=decision))))
+    assert (status, parsed, message) == ("done", decision, "")
+    error = parse_event(build_event("error", error=EtelecomAuthError("refused")))
+    assert (error[0], error[1], error[2], error[3]) == ("error", None, "refused", EtelecomAuthError)
 
 
 @pytest.mark.parametrize(
@@ -204,25 +216,35 @@ def test_version_1_is_still_read() -> None:
     [
         None,
         "answered",
-        {"version": 3, "status": "answered"},
-        {"version": 2, "status": "agreed", "consent": None, "checked_at": "2026-01-01T00:00:00+00:00"},
+        {"version": 3, "status": "done"},
+        # The unreleased single-consent formats are not read: one event format.
+        {"status": "done", "consent": {"id": "5", "reply_status": "N", "status": "P"}},
         {"version": 2, "status": "answered", "consent": None, "checked_at": "2026-01-01T00:00:00+00:00"},
-        {"version": 2, "status": "timeout", "consent": None, "checked_at": "2026-01-01T00:00:00"},
-        {"version": 2, "status": "error", "consent": None, "checked_at": "2026-01-01T00:00:00+00:00"},
-        {"status": "done"},
-        {"status": "maybe"},
+        {**build_event("done", decision=decided()), "status": "agreed"},
+        {**build_event("done", decision=decided()), "status": "failed"},
+        {**build_event("done", decision=decided()), "decision": None},
+        {**build_event("done", decision=decided()), "message": 5},
+        {**build_event("timeout", message="late"), "decision": build_event("done", decision=decided())["decision"]},
+        changed(checked_at="2026-01-01T00:00:00"),
+        changed(consents={"5": {"id": "6"}}),
+        changed(consents=[{"id": "5"}]),
+        changed(missing="1"),
+        changed(final=True),
+        {**build_event("done", decision=decided()), "decision": {"status": "done"}},
     ],
 )
 def test_unexpected_events_fail_closed(event: Any) -> None:
     with pytest.raises(EtelecomError, match="fail"):
-        parse_reply_event(event)
+        parse_event(event)
 
 
 def test_builder_refuses_inconsistent_events() -> None:
     with pytest.raises(ValueError):
-        build_reply_event("answered")
+        build_event("done")
     with pytest.raises(ValueError):
-        build_reply_event("later")
+        build_event("later")
+    with pytest.raises(ValueError):
+        build_event("timeout", decision=decided())
 
 
 def test_http_runs_off_the_event_loop(etelecom_connection: EtelecomSimulator) -> None:
@@ -231,24 +253,7 @@ def test_http_runs_off_the_event_loop(etelecom_connection: EtelecomSimulator) ->
     sim.reply(consent["id"], "P")
     sim.latency_ms = 400
     trigger = make_trigger(consent["id"])
-
-    async def scenario() -> tuple[dict[str, Any], int]:
-        ticks = 0
-        done = asyncio.Event()
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while not done.is_set():
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        ticking = asyncio.create_task(ticker())
-        events = [event async for event in trigger.run()]
-        done.set()
-        await ticking
-        return events[0].payload, ticks
-
-    event, ticks = asyncio.run(scenario())
-    assert event["status"] == "answered"
+    event, ticks = drive_with_ticker(trigger)
+    assert event["status"] == "done"
     # A blocked loop would have ticked once; a free one ticks through the 400 ms request.
     assert ticks >= 10

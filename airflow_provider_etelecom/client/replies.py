@@ -1,0 +1,334 @@
+"""The one decision of the waiting side: which wanted consents are answered, and what that means.
+
+No Airflow here. The sensors (poke and reschedule mode) and the trigger (deferrable mode) all call
+:meth:`ReplyWait.check`, for one consent or many, so every mode ends a wait the same way:
+
+* a consent with an unknown ``reply_status`` fails closed (``unknown``, never skipped);
+* a reply in ``failure_statuses``, a failed send (``status`` ``N``) or an expired request fails
+  (``failed``), at the first check that sees it;
+* ids not listed yet are waited for until the not-found grace ends (``not_found``);
+* the wait is over (``done``) once at least ``min_share`` of the consents have left ``S``.
+
+Each check lists only what can still change: consents already final are remembered, the listing's
+start moves past the consents that have settled (oldest first from the earliest still pending)
+and the paging stops once every pending id was seen.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow_provider_etelecom.client.client import EtelecomClient
+from airflow_provider_etelecom.client.models import (
+    FINAL_REPLY_STATUSES,
+    Consent,
+    ConsentState,
+    classify_consent,
+    parse_api_time,
+)
+from airflow_provider_etelecom.client.validation import ConsentQuery, floor_second, mask_phone, validate_int64_id
+from airflow_provider_etelecom.exceptions import (
+    EtelecomConsentNotFoundError,
+    EtelecomConsentOutcomeError,
+    EtelecomError,
+    EtelecomValidationError,
+)
+
+__all__ = ["CREATED_FROM_MARGIN_S", "DECISIONS", "LISTING_LAG_GRACE_S", "Decision", "ReplyWait", "decide"]
+
+#: Seconds a consent that ``RequestConsent`` just created may take to show in the listing: the
+#: sensors' ``not_found_grace_period`` and ``RequestConsentOperator``'s ``listing_lag_grace``.
+LISTING_LAG_GRACE_S = 60.0
+#: Consents created this long before the earliest wanted one are still listed (clock skew).
+CREATED_FROM_MARGIN_S = 300.0
+#: What a wait can end with (``waiting`` means: check again).
+DECISIONS = ("done", "failed", "unknown", "not_found")
+_REPLY_WORDS = {"P": "agreed (P)", "N": "refused (N)", "NS": "did not reply in time (NS)"}
+_SHOWN = 20
+
+
+def validate_failure_statuses(value: Iterable[str] | None) -> frozenset[str]:
+    """Check ``failure_statuses``: final replies (``P``, ``N``, ``NS``) that fail the task.
+
+    :raises EtelecomValidationError: for anything else.
+    """
+    try:
+        statuses = frozenset([value] if isinstance(value, str) else value or ())
+    except TypeError:
+        statuses = frozenset({repr(value)})
+    if not statuses <= FINAL_REPLY_STATUSES:
+        raise EtelecomValidationError(
+            f"failure_statuses={sorted(statuses)!r} may only hold final replies: 'P' (agreed), 'N' (refused), 'NS'.",
+            parameter="failure_statuses",
+        )
+    return statuses
+
+
+def _items(value: object) -> list[object]:
+    """Turn what ``consent_ids`` rendered to into a list of ids or consent dicts.
+
+    A list (or any iterable, e.g. the lazy sequence a mapped task's XCom resolves to), one consent
+    dict, one id, or a string: JSON or a Python literal (what ``{{ ti.xcom_pull(...) }}`` renders
+    to without native rendering), else comma-separated ids.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("[", "(", "{"):
+            for parse in (json.loads, ast.literal_eval):
+                try:
+                    return _items(parse(text))
+                except (ValueError, SyntaxError):
+                    continue
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if isinstance(value, (int, Mapping)):
+        return [value]
+    if isinstance(value, Iterable):
+        return list(value)
+    raise EtelecomValidationError(
+        f"consent_ids rendered to {type(value).__name__}; pass a list of consent ids or of consent dicts "
+        f"(e.g. a mapped RequestConsentOperator's output).",
+        parameter="consent_ids",
+    )
+
+
+def wanted_consents(value: object) -> tuple[list[str], datetime | None]:
+    """Return the wanted ids (input order, no repeats) and the earliest ``created_at`` of the dicts.
+
+    :raises EtelecomValidationError: for an empty list, an invalid id or a dict without ``id``.
+    """
+    ids: list[str] = []
+    earliest: datetime | None = None
+    for item in _items(value):
+        if isinstance(item, Mapping):
+            if "id" not in item:
+                raise EtelecomValidationError(
+                    f"consent_ids holds a dict without 'id' ({sorted(item)[:8]}); pass consents as "
+                    f"RequestConsentOperator returns them, or their ids.",
+                    parameter="consent_ids",
+                )
+            try:
+                moment: datetime | None = parse_api_time(str(item.get("created_at")))
+            except ValueError:
+                moment = None
+            if moment is not None and (earliest is None or moment < earliest):
+                earliest = moment
+            item = item["id"]
+        ids.append(validate_int64_id("consent_ids", item))
+    if not ids:
+        raise EtelecomValidationError("consent_ids is empty: there is nothing to wait for.", parameter="consent_ids")
+    return list(dict.fromkeys(ids)), earliest
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where a wait stands after one check.
+
+    :param status: ``waiting`` or one of :data:`DECISIONS`.
+    :param consents: the latest state of every wanted consent found, by id.
+    :param final: how many wanted consents have left ``S``.
+    :param wanted: how many consents are waited for.
+    :param failed: ids whose outcome fails the task (failure status, not sent, expired).
+    :param unknown: ids with an unknown ``reply_status``.
+    :param missing: ids not listed.
+    :param checked_at: when the consents were classified (aware).
+    """
+
+    status: str
+    consents: dict[str, Consent]
+    final: int
+    wanted: int
+    failed: tuple[str, ...]
+    unknown: tuple[str, ...]
+    missing: tuple[str, ...]
+    checked_at: datetime
+
+
+def decide(
+    consent_ids: Iterable[str],
+    consents: Mapping[str, Consent],
+    *,
+    min_share: float,
+    failure_statuses: Iterable[str],
+    now: datetime,
+    not_found_expired: bool,
+) -> Decision:
+    """Decide a wait from the latest state of its consents, with the one status table.
+
+    :param consent_ids: the wanted ids, in input order.
+    :param consents: the latest state of the wanted consents found so far, by id.
+    :param min_share: the share of final consents that ends the wait (0 < share <= 1).
+    :param failure_statuses: final replies that fail the task.
+    :param now: the time to classify at (expiry).
+    :param not_found_expired: whether the not-found grace period has passed.
+    """
+    wanted = list(dict.fromkeys(consent_ids))
+    failing = frozenset(failure_statuses)
+    final, failed, unknown, missing = 0, [], [], []
+    for consent_id in wanted:
+        consent = consents.get(consent_id)
+        state = None if consent is None else classify_consent(consent, now=now)
+        if consent is None:
+            missing.append(consent_id)
+        elif state is not ConsentState.WAITING:
+            final += 1
+            if state is ConsentState.UNKNOWN:
+                unknown.append(consent_id)
+            elif state is not ConsentState.ANSWERED or consent.get("reply_status") in failing:
+                failed.append(consent_id)
+    if unknown or failed:
+        status = "unknown" if unknown else "failed"
+    elif missing:
+        status = "not_found" if not_found_expired else "waiting"
+    else:
+        status = "done" if final >= min_share * len(wanted) - 1e-9 else "waiting"
+    found = {i: consents[i] for i in wanted if i in consents}
+    return Decision(status, found, final, len(wanted), tuple(failed), tuple(unknown), tuple(missing), now)
+
+
+def _problem(consent: Consent, now: datetime) -> str:
+    """Say why a consent that left ``S`` fails the task."""
+    what, reply = f"consent {consent.get('id')}", consent.get("reply_status")
+    state = classify_consent(consent, now=now)
+    if state is ConsentState.ANSWERED:
+        return f"the customer {_REPLY_WORDS.get(str(reply), reply)} for {what}, which failure_statuses makes a failure"
+    if state is ConsentState.NOT_SENT:
+        return (
+            f"the request for {what} was not delivered (status N), so no answer will come: eTelecom "
+            f"error_code={consent.get('error_code')!r}, error_message={consent.get('error_message')!r}"
+        )
+    if state is ConsentState.EXPIRED:
+        return f"{what} is still waiting (S) but expired at {consent.get('expires_at')}, so no answer will come"
+    return (
+        f"{what} has reply_status={reply!r}, which this provider does not know; failing closed rather than "
+        f"guessing. Upgrade the provider or report it"
+    )
+
+
+def _show(ids: Iterable[str]) -> str:
+    listed = list(ids)
+    more = f" and {len(listed) - _SHOWN} more" if len(listed) > _SHOWN else ""
+    return ", ".join(listed[:_SHOWN]) + more
+
+
+@dataclass
+class ReplyWait:
+    """A wait for the replies to ``consent_ids``: one listing per :meth:`check`, decided by :func:`decide`.
+
+    The listing is narrowed by ``oa_id``, ``phone`` and ``created_from``. With a lower bound it runs
+    oldest first from it (the wanted consents come first); without one, newest first, where fresh
+    requests are. Consents already final are kept between checks, so a check looks only for the
+    pending ones and starts at the earliest of them.
+
+    :param consent_ids: the wanted ids, in input order.
+    :param oa_id: narrow the listing to this Official Account.
+    :param phone: narrow the listing to this phone.
+    :param created_from: list only consents created at or after this time.
+    :param min_share: the share of final consents that ends the wait (0 < share <= 1).
+    :param failure_statuses: final replies that fail the task.
+    :param max_pages: bound on the pages one check reads (``None``: until every pending id is seen).
+    """
+
+    consent_ids: list[str]
+    oa_id: str | None = None
+    phone: str | None = None
+    created_from: datetime | None = None
+    min_share: float = 1.0
+    failure_statuses: frozenset[str] = frozenset()
+    max_pages: int | None = None
+    settled: dict[str, Consent] = field(default_factory=dict)
+    pages: int = 0
+
+    def query(self, client: EtelecomClient) -> ConsentQuery:
+        """Return the listing of the next check: from the earliest pending consent seen, if any."""
+        start, pending = self.created_from, self.pending
+        try:
+            pending_at = [parse_api_time(str(self.settled[i]["created_at"])) for i in pending if i in self.settled]
+        except ValueError:
+            pending_at = []
+        if start is not None and pending_at and len(pending_at) == len(pending):
+            start = max(start, floor_second(min(pending_at)) - timedelta(seconds=1))
+        return ConsentQuery.build(
+            oa_id=self.oa_id,
+            phone=self.phone,
+            date_from=start,
+            sort="created_at" if start is not None else None,
+            max_pages=self.max_pages,
+            normalize_phones=client.config.normalize_phones,
+        )
+
+    @property
+    def pending(self) -> set[str]:
+        """The ids whose consent may still change (not seen yet, or seen waiting)."""
+        return {i for i in self.consent_ids if i not in self.settled or self.settled[i].get("reply_status") == "S"}
+
+    def check(self, client: EtelecomClient, now: datetime, *, not_found_expired: bool) -> Decision:
+        """List once, remember what is final, and decide.
+
+        :raises EtelecomError: what the listing raised once the client's retry budget was spent.
+        """
+        pending, found, seen, self.pages = self.pending, dict(self.settled), set[str](), 0
+        for page in client.iter_consent_pages(self.query(client)) if pending else ():
+            self.pages += 1
+            listed = {consent["id"]: consent for consent in page["consents"] if consent.get("id") in pending}
+            found.update(listed)
+            seen.update(listed)
+            if seen == pending:
+                break
+        decision = decide(
+            self.consent_ids,
+            found,
+            min_share=self.min_share,
+            failure_statuses=self.failure_statuses,
+            now=now,
+            not_found_expired=not_found_expired,
+        )
+        self.settled = decision.consents
+        return decision
+
+    def error(self, decision: Decision, *, grace: float, narrowing: str) -> tuple[EtelecomError, bool] | None:
+        """Return the error a decided wait ends with, and whether ``soft_fail`` may skip it.
+
+        :param grace: the not-found grace period, in seconds, for the message.
+        :param narrowing: how the listing was narrowed, for the not-found message.
+        """
+        culprits = decision.unknown or decision.failed
+        if culprits:
+            details = "; ".join(_problem(decision.consents[i], decision.checked_at) for i in culprits[:5])
+            more = f" ({len(culprits) - 5} more not shown)" if len(culprits) > 5 else ""
+            error: EtelecomError = EtelecomConsentOutcomeError(
+                f"{len(culprits)} of {decision.wanted} consents ended in a state that fails the task: "
+                f"{_show(culprits)}. {details}{more}.",
+                consent=dict(decision.consents[culprits[0]]),
+            )
+            return error, not decision.unknown
+        if decision.status == "not_found":
+            return EtelecomConsentNotFoundError(
+                f"{len(decision.missing)} of {decision.wanted} consents were not found after the {grace:.0f} s "
+                f"grace period: {_show(decision.missing)}. The listing was narrowed by {narrowing}; check that the "
+                f"ids belong to them, or widen the narrowing and max_pages.",
+                endpoint="Zalo/ListRequestConsent",
+            ), True
+        return None
+
+    def describe(self, decision: Decision | None = None) -> str:
+        """Describe the wait (and where ``decision`` left it) for logs, with the phone masked."""
+        phone = mask_phone(self.phone) if self.phone else None
+        progress = decision and f": {self.pages} page(s), {decision.final} final, {len(decision.missing)} not listed"
+        return f"{len(self.consent_ids)} consent(s) (oa_id={self.oa_id}, phone={phone}){progress or ''}"
+
+    def settings(self) -> dict[str, Any]:
+        """Return what defines the wait as JSON-safe values (the trigger's keyword arguments)."""
+        fields = {name: getattr(self, name) for name in ("consent_ids", "oa_id", "phone", "min_share", "max_pages")}
+        created_from = None if self.created_from is None else self.created_from.timestamp()
+        return {**fields, "created_from": created_from, "failure_statuses": sorted(self.failure_statuses)}
+
+
+def serializable(decision: Decision) -> dict[str, Any]:
+    """Return a decision's fields as JSON-safe values (the trigger's event body)."""
+    ids = {key: list(getattr(decision, key)) for key in ("failed", "unknown", "missing")}
+    return {**asdict(decision), **ids, "checked_at": decision.checked_at.isoformat()}
