@@ -22,10 +22,18 @@ from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.operators._filters import FILTER_FIELDS, ConsentFiltersMixin, is_template
 from airflow_provider_etelecom.utils import sql_table
 from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
+from airflow_provider_etelecom.utils.lineage import (
+    SqlLoadOutcome,
+    build_sql_lineage,
+    postgres_dataset_naming,
+    sqlite_dataset_naming,
+)
 from airflow_provider_etelecom.utils.sql_table import COLUMN_NAMES, Dialect, TableName
 
 if TYPE_CHECKING:
+    from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
     from airflow.providers.common.sql.hooks.sql import DbApiHook
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
 __all__ = ["DEFAULT_LOOKBACK", "ConsentsToSqlOperator"]
 
@@ -100,6 +108,8 @@ class _TableLoad:
         if dialect == "sqlite":
             self.conn.isolation_level = None  # explicit BEGIN/COMMIT: the merge is one transaction
         self.table_exists = False
+        #: PostgreSQL's schema for an unqualified table (the session's ``search_path``), for lineage.
+        self.current_schema: str | None = None
 
     # -- before any request ----------------------------------------------------------------------
 
@@ -145,6 +155,9 @@ class _TableLoad:
                         f"only the table.",
                         parameter="table",
                     )
+            cursor.execute("SELECT current_schema()")
+            row = cursor.fetchone()
+            self.current_schema = None if row is None or row[0] is None else str(row[0])
             cursor.execute(
                 "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull AND NOT a.atthasdef "
                 "FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
@@ -381,6 +394,9 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, BaseOperator):
         ConsentQuery.build(**self._query_arguments(skip_templates=True), timezone=timezone)
         if not is_template(table):
             _table(table)
+        self._lineage_base_url: str | None = None
+        self._lineage_schema: str | None = None
+        self._lineage_outcome: SqlLoadOutcome | None = None
 
     @cached_property
     def hook(self) -> EtelecomHook:
@@ -444,14 +460,18 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, BaseOperator):
             "date_from": None if query.date_from is None else format_api_time(query.date_from),
             "date_to": None if query.date_to is None else format_api_time(query.date_to),
         }
+        self._lineage_outcome = None
         load = _TableLoad(sql_hook, dialect, table, self.create_table, self.log)
         try:
             load.check_table()
+            self._lineage_schema = load.current_schema
+            self._lineage_base_url = self.hook.client.config.base_url
             self.log.info("Loading eTelecom consents (%s) into %s table %s.", query.describe(), dialect, table)
             started = time.monotonic()
             count = self._stage(load, query)
             self._check_stop("before the merge")
             written = load.merge()
+            self._lineage_outcome = SqlLoadOutcome(written, created=self.create_table and not load.table_exists)
         finally:
             load.close()
             self.hook.close()
@@ -465,6 +485,77 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, BaseOperator):
             count - written,
         )
         return {"table": str(table), "count": count, "written": written, "window": window}
+
+    # -- OpenLineage ---------------------------------------------------------------------------
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing in and the table out (schema only); called by the OpenLineage provider.
+
+        Declared at start too, so that no event of this task falls back to hook-level lineage (the
+        staging table must never appear).
+        """
+        return self._openlineage(None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing in, the table out with its schema, the rows merged and whether it was created."""
+        return self._openlineage(self._lineage_outcome)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing and the table (schema only: a failed load leaves the table as it was)."""
+        return self._openlineage(None)
+
+    def _openlineage(self, outcome: SqlLoadOutcome | None) -> OperatorLineage[Dataset, RunFacet]:
+        base_url = self._lineage_base_url
+        if base_url is None:
+            try:
+                base_url = self.hook.client.config.base_url
+            except Exception:  # a broken connection already failed the task; lineage still names the input
+                base_url = None
+        try:
+            naming = self._table_naming()
+        except Exception:  # an unknown or unsupported connection, a bad table: nothing to name
+            naming = None
+        lineage = build_sql_lineage(
+            base_url=base_url,
+            etelecom_conn_id=self.etelecom_conn_id,
+            namespace=naming[0] if naming else "",
+            name=naming[1] if naming else "",
+            column_types=sql_table.column_types(naming[2] if naming else "postgres"),
+            outcome=outcome,
+        )
+        if naming is None:
+            lineage.outputs = []
+        return lineage
+
+    def _table_naming(self) -> tuple[str, str, Dialect]:
+        """OpenLineage ``(namespace, name, dialect)`` of ``table``, as the OpenLineage provider names SQL tables."""
+        table = _table(self.table)
+        conn = BaseHook.get_connection(self.sql_conn_id)
+        dialect = SUPPORTED_CONN_TYPES[str(conn.conn_type or "").lower()]
+        if dialect == "sqlite":
+            return (*sqlite_dataset_naming(str(conn.host or ""), str(table)), dialect)
+        from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+        authority = DbApiHook.get_openlineage_authority_part(conn, default_port=5432)
+        database = conn.schema or conn.login or "postgres"  # libpq's default database is the user's name
+        schema = table.schema or self._lineage_schema or self._postgres_current_schema()
+        return (*postgres_dataset_naming(authority, database, schema, table.name), dialect)
+
+    def _postgres_current_schema(self) -> str:
+        """The schema an unqualified table resolves to (at start, before ``execute`` looked); ``public`` if unknown."""
+        try:
+            sql_hook, _ = self._sql_hook()
+            conn = sql_hook.get_conn()
+            try:
+                cursor = conn.cursor()
+                cursor.execute("SELECT current_schema()")
+                row = cursor.fetchone()
+            finally:
+                conn.close()
+        except Exception:
+            return "public"
+        self._lineage_schema = str(row[0]) if row and row[0] else "public"
+        return self._lineage_schema
 
     def _stage(self, load: _TableLoad, query: ConsentQuery) -> int:
         count = 0

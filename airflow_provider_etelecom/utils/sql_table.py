@@ -44,6 +44,7 @@ __all__ = [
     "Dialect",
     "TableName",
     "check_columns",
+    "column_types",
     "consent_row",
     "copy_batch",
     "copy_sql",
@@ -135,6 +136,11 @@ def parse_table_name(value: object) -> TableName:
             f"(e.g. 'etelecom_consents' or 'analytics.etelecom_consents')."
         )
     return TableName(None, parts[0]) if len(parts) == 1 else TableName(parts[0], parts[1])
+
+
+def column_types(dialect: Dialect) -> dict[str, str]:
+    """Return each column's SQL type in ``dialect``, in table order (the lineage schema facet)."""
+    return {name: _TYPES[dialect][kind] for name, kind in COLUMNS}
 
 
 def _column_definitions(dialect: Dialect, *, primary_key: bool) -> str:
