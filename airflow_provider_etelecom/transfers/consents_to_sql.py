@@ -308,6 +308,12 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, BaseOperator):
     transaction with ``create_table=True``, else refused). The XCom is
     ``{table, count, written, window}``: consents read, rows inserted or replaced, the window read.
 
+    With the OpenLineage provider installed it reports its own datasets: the eTelecom listing in
+    (named as by ListConsentsOperator), the table out (``postgres://host:port`` +
+    ``database.schema.table``, or ``sqlite://<file>`` + the table) with its SQL schema, the rows
+    merged and ``CREATE`` when it created the table; never the staging table
+    (:func:`~airflow_provider_etelecom.utils.lineage.build_sql_lineage`).
+
     :param sql_conn_id: a ``postgres`` or ``sqlite`` Airflow connection.
     :param table: ``table`` or ``schema.table`` (identifiers, used exactly as written).
     :param create_table: create ``table`` when it does not exist (DDL in docs/warehouse.md).
