@@ -15,17 +15,25 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, BaseOperator, Context
 
-from airflow_provider_etelecom.client import ConsentPage, ConsentQuery
+from airflow_provider_etelecom.client import Consent, ConsentPage, ConsentQuery
 from airflow_provider_etelecom.client.validation import format_api_time
 from airflow_provider_etelecom.exceptions import EtelecomStoppedError, EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.operators._filters import FILTER_FIELDS, ConsentFiltersMixin, is_template
 from airflow_provider_etelecom.utils import sql_table
 from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
-from airflow_provider_etelecom.utils.sql_table import COLUMN_NAMES, Dialect, RowValue, TableName
+from airflow_provider_etelecom.utils.lineage import (
+    SqlLoadOutcome,
+    build_sql_lineage,
+    postgres_dataset_naming,
+    sqlite_dataset_naming,
+)
+from airflow_provider_etelecom.utils.sql_table import COLUMN_NAMES, Dialect, TableName
 
 if TYPE_CHECKING:
+    from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
     from airflow.providers.common.sql.hooks.sql import DbApiHook
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
 __all__ = ["DEFAULT_LOOKBACK", "ConsentsToSqlOperator"]
 
@@ -37,6 +45,10 @@ SUPPORTED_CONN_TYPES: dict[str, Dialect] = {"postgres": "postgres", "postgresql"
 #: SQLSTATEs after which the merge is rolled back and run again: deadlock, serialization failure.
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 MERGE_ATTEMPTS = 5
+#: ``temp_buffers`` of the load's own session on PostgreSQL (the staging table's memory, used as needed).
+STAGE_TEMP_BUFFERS = "64MB"
+#: ``work_mem`` of the merge's transaction on PostgreSQL (the default 4 MB sorts 100,000 staged rows on disk).
+MERGE_WORK_MEM = "64MB"
 
 
 def _validate_lookback(value: object) -> timedelta:
@@ -96,6 +108,8 @@ class _TableLoad:
         if dialect == "sqlite":
             self.conn.isolation_level = None  # explicit BEGIN/COMMIT: the merge is one transaction
         self.table_exists = False
+        #: PostgreSQL's schema for an unqualified table (the session's ``search_path``), for lineage.
+        self.current_schema: str | None = None
 
     # -- before any request ----------------------------------------------------------------------
 
@@ -120,6 +134,10 @@ class _TableLoad:
                 raise EtelecomValidationError(str(error), parameter="table") from None
         cursor = self.conn.cursor()
         try:
+            if self.dialect == "postgres":
+                # Before the session's first temporary table: keep the staged rows in memory up to this
+                # size (the default 8 MB spills about 30,000 staged consents to disk and reads them back).
+                cursor.execute(f"SET temp_buffers = '{STAGE_TEMP_BUFFERS}'")
             cursor.execute(sql_table.stage_table_sql(self.dialect, self.stage))
         finally:
             cursor.close()
@@ -137,6 +155,9 @@ class _TableLoad:
                         f"only the table.",
                         parameter="table",
                     )
+            cursor.execute("SELECT current_schema()")
+            row = cursor.fetchone()
+            self.current_schema = None if row is None or row[0] is None else str(row[0])
             cursor.execute(
                 "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull AND NOT a.atthasdef "
                 "FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
@@ -170,16 +191,22 @@ class _TableLoad:
 
     # -- while listing ---------------------------------------------------------------------------
 
-    def stage_rows(self, rows: Sequence[tuple[RowValue, ...]]) -> None:
-        """Add a batch to the staging table and commit it (a short transaction on a private table)."""
-        if not rows:
+    def stage_consents(self, consents: Sequence[Consent]) -> None:
+        """Add a batch of consents (as the API returned them) to the staging table and commit it.
+
+        PostgreSQL gets the whole batch as one ``COPY`` text (:func:`sql_table.copy_batch`: plain
+        string operations, times passed as the API's text to the server's parser) in one
+        ``write``; SQLite one ``executemany``. Each is a short transaction on a private table.
+        """
+        if not consents:
             return
         if self.dialect == "sqlite":
+            rows = [sql_table.sqlite_row(sql_table.consent_row(consent)) for consent in consents]
             self.conn.execute("BEGIN")
-            self.conn.executemany(sql_table.stage_insert_sql(self.stage), [sql_table.sqlite_row(r) for r in rows])
+            self.conn.executemany(sql_table.stage_insert_sql(self.stage), rows)
             self.conn.execute("COMMIT")
             return
-        text = sql_table.copy_text(rows)
+        text = sql_table.copy_batch(consents)
         cursor = self.conn.cursor()
         try:
             if hasattr(cursor, "copy_expert"):  # psycopg2
@@ -234,6 +261,8 @@ class _TableLoad:
             return int(written)
         cursor = self.conn.cursor()
         try:
+            # The merge sorts the staged rows by id: let that sort stay in memory (this transaction only).
+            cursor.execute(f"SET LOCAL work_mem = '{MERGE_WORK_MEM}'")
             for statement in statements:
                 cursor.execute(statement)
             written = cursor.rowcount
@@ -278,6 +307,12 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, BaseOperator):
     and the table (its columns, its key on ``id``; a missing table is created in the merge's
     transaction with ``create_table=True``, else refused). The XCom is
     ``{table, count, written, window}``: consents read, rows inserted or replaced, the window read.
+
+    With the OpenLineage provider installed it reports its own datasets: the eTelecom listing in
+    (named as by ListConsentsOperator), the table out (``postgres://host:port`` +
+    ``database.schema.table``, or ``sqlite://<file>`` + the table) with its SQL schema, the rows
+    merged and ``CREATE`` when it created the table; never the staging table
+    (:func:`~airflow_provider_etelecom.utils.lineage.build_sql_lineage`).
 
     :param sql_conn_id: a ``postgres`` or ``sqlite`` Airflow connection.
     :param table: ``table`` or ``schema.table`` (identifiers, used exactly as written).
@@ -365,6 +400,9 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, BaseOperator):
         ConsentQuery.build(**self._query_arguments(skip_templates=True), timezone=timezone)
         if not is_template(table):
             _table(table)
+        self._lineage_base_url: str | None = None
+        self._lineage_schema: str | None = None
+        self._lineage_outcome: SqlLoadOutcome | None = None
 
     @cached_property
     def hook(self) -> EtelecomHook:
@@ -428,14 +466,18 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, BaseOperator):
             "date_from": None if query.date_from is None else format_api_time(query.date_from),
             "date_to": None if query.date_to is None else format_api_time(query.date_to),
         }
+        self._lineage_outcome = None
         load = _TableLoad(sql_hook, dialect, table, self.create_table, self.log)
         try:
             load.check_table()
+            self._lineage_schema = load.current_schema
+            self._lineage_base_url = self.hook.client.config.base_url
             self.log.info("Loading eTelecom consents (%s) into %s table %s.", query.describe(), dialect, table)
             started = time.monotonic()
             count = self._stage(load, query)
             self._check_stop("before the merge")
             written = load.merge()
+            self._lineage_outcome = SqlLoadOutcome(written, created=self.create_table and not load.table_exists)
         finally:
             load.close()
             self.hook.close()
@@ -450,21 +492,94 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, BaseOperator):
         )
         return {"table": str(table), "count": count, "written": written, "window": window}
 
+    # -- OpenLineage ---------------------------------------------------------------------------
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing in and the table out (schema only); called by the OpenLineage provider.
+
+        Declared at start too, so that no event of this task falls back to hook-level lineage (the
+        staging table must never appear).
+        """
+        return self._openlineage(None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing in, the table out with its schema, the rows merged and whether it was created."""
+        return self._openlineage(self._lineage_outcome)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing and the table (schema only: a failed load leaves the table as it was)."""
+        return self._openlineage(None)
+
+    def _openlineage(self, outcome: SqlLoadOutcome | None) -> OperatorLineage[Dataset, RunFacet]:
+        base_url = self._lineage_base_url
+        if base_url is None:
+            try:
+                base_url = self.hook.client.config.base_url
+            except Exception:  # a broken connection already failed the task; lineage still names the input
+                base_url = None
+        try:
+            naming = self._table_naming()
+        except Exception:  # an unknown or unsupported connection, a bad table: nothing to name
+            naming = None
+        lineage = build_sql_lineage(
+            base_url=base_url,
+            etelecom_conn_id=self.etelecom_conn_id,
+            namespace=naming[0] if naming else "",
+            name=naming[1] if naming else "",
+            column_types=sql_table.column_types(naming[2] if naming else "postgres"),
+            outcome=outcome,
+        )
+        if naming is None:
+            lineage.outputs = []
+        return lineage
+
+    def _table_naming(self) -> tuple[str, str, Dialect]:
+        """OpenLineage ``(namespace, name, dialect)`` of ``table``, as the OpenLineage provider names SQL tables."""
+        table = _table(self.table)
+        conn = BaseHook.get_connection(self.sql_conn_id)
+        dialect = SUPPORTED_CONN_TYPES[str(conn.conn_type or "").lower()]
+        if dialect == "sqlite":
+            return (*sqlite_dataset_naming(str(conn.host or ""), str(table)), dialect)
+        from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+        authority = DbApiHook.get_openlineage_authority_part(conn, default_port=5432)
+        database = conn.schema or conn.login or "postgres"  # libpq's default database is the user's name
+        schema = table.schema or self._lineage_schema or self._postgres_current_schema()
+        return (*postgres_dataset_naming(authority, database, schema, table.name), dialect)
+
+    def _postgres_current_schema(self) -> str:
+        """The schema an unqualified table resolves to (at start, before ``execute`` looked); ``public`` if unknown."""
+        try:
+            sql_hook, _ = self._sql_hook()
+            conn = sql_hook.get_conn()
+            try:
+                cursor = conn.cursor()
+                cursor.execute("SELECT current_schema()")
+                row = cursor.fetchone()
+            finally:
+                conn.close()
+        except Exception:
+            return "public"
+        self._lineage_schema = str(row[0]) if row and row[0] else "public"
+        return self._lineage_schema
+
     def _stage(self, load: _TableLoad, query: ConsentQuery) -> int:
         count = 0
-        batch: list[tuple[RowValue, ...]] = []
+        batch: list[Consent] = []
         unknown: set[str] = set()
+        known = frozenset(COLUMN_NAMES)
         with self._pages(query) as pages:
             for page in pages:
                 self._check_stop(f"after {count} consents")
                 for consent in page["consents"]:
-                    unknown.update(set(consent) - set(COLUMN_NAMES))
-                    batch.append(sql_table.consent_row(consent))
+                    if not known.issuperset(consent):
+                        unknown.update(consent.keys() - known)
+                batch.extend(page["consents"])
                 count += len(page["consents"])
                 if len(batch) >= self.batch_size:
-                    load.stage_rows(batch)
+                    load.stage_consents(batch)
                     batch = []
-        load.stage_rows(batch)
+        load.stage_consents(batch)
         if unknown:
             self.log.warning(
                 "The API sent fields the consents table has no column for (not loaded): %s.", ", ".join(sorted(unknown))

@@ -1,9 +1,12 @@
-"""OpenLineage datasets for an export of consents: the eTelecom listing in, the final file out.
+"""OpenLineage datasets for an export of consents: the eTelecom listing in, the final file or table out.
 
 Only :func:`build_operator_lineage` imports OpenLineage, and only when called (which only the
 OpenLineage provider does), so the provider works without it. The names follow OpenLineage's
 naming spec for storage (``file`` + absolute path, ``s3://bucket`` + key, ``gs://bucket`` + key)
-and, for the API, this provider's convention (docs/operator.md, *Lineage*):
+and SQL tables (PostgreSQL: ``postgres://host:port`` + ``database.schema.table``, as the
+OpenLineage provider's common.sql code names them; SQLite, which the spec does not list:
+``sqlite://<absolute path of the database file>`` + the table), and, for the API, this
+provider's convention (docs/operator.md, *Lineage*):
 
 - namespace: the connection's Base URL (``https://api.etelecom.vn/v1/shop``), credentials and
   query stripped: one per platform and account type;
@@ -28,9 +31,13 @@ if TYPE_CHECKING:
 __all__ = [
     "LISTING_METHOD",
     "ExportOutcome",
+    "SqlLoadOutcome",
     "build_operator_lineage",
+    "build_sql_lineage",
     "listing_dataset_name",
     "listing_namespace",
+    "postgres_dataset_naming",
+    "sqlite_dataset_naming",
     "storage_dataset_naming",
 ]
 
@@ -48,6 +55,14 @@ class ExportOutcome:
     count: int
     size_bytes: int | None
     overwritten: bool
+
+
+@dataclass
+class SqlLoadOutcome:
+    """What a load into a SQL table did: known only once the merge committed."""
+
+    written: int
+    created: bool
 
 
 def listing_namespace(base_url: str | None) -> str:
@@ -153,3 +168,67 @@ def build_operator_lineage(
             )
         outputs.append(OutputDataset(namespace=namespace, name=name, facets=facets, outputFacets=output_facets))
     return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+def postgres_dataset_naming(authority: str, database: str, schema: str, table: str) -> tuple[str, str]:
+    """OpenLineage ``(namespace, name)`` of a PostgreSQL table: ``postgres://host:port``, ``db.schema.table``."""
+    return f"postgres://{authority}", f"{database}.{schema}.{table}"
+
+
+def sqlite_dataset_naming(path: str, table: str) -> tuple[str, str]:
+    """OpenLineage ``(namespace, name)`` of a SQLite table: ``sqlite://<absolute file path>``, the table."""
+    import os
+
+    return f"sqlite://{os.path.abspath(path)}", table
+
+
+def build_sql_lineage(
+    *,
+    base_url: str | None,
+    etelecom_conn_id: str,
+    namespace: str,
+    name: str,
+    column_types: dict[str, str],
+    outcome: SqlLoadOutcome | None,
+) -> OperatorLineage[Dataset, RunFacet]:
+    """Build a SQL load's lineage: the listing in (as for an export), the table out.
+
+    The table's facets: its columns with their SQL types; once the merge committed, the rows it
+    inserted or replaced as ``outputStatistics.rowCount``, and ``lifecycleStateChange`` ``CREATE``
+    only when this load created the table. An upsert into an existing table replaces neither the
+    table nor its other rows, so it reports no lifecycle change (``OVERWRITE`` would tell a
+    catalog the table's earlier content is gone).
+
+    :param column_types: column name -> SQL type, in the table's column order.
+    :param outcome: ``None`` for a start or a failed run (the table unchanged: schema only).
+    """
+    from airflow.providers.common.compat.openlineage.facet import (
+        LifecycleStateChange,
+        LifecycleStateChangeDatasetFacet,
+        OutputDataset,
+        OutputStatisticsOutputDatasetFacet,
+        SchemaDatasetFacet,
+        SchemaDatasetFacetFields,
+    )
+
+    descriptions = {column.name: column.description for column in CONSENT_COLUMNS}
+    facets: dict[str, Any] = {
+        "schema": SchemaDatasetFacet(
+            fields=[
+                SchemaDatasetFacetFields(name=column, type=kind, description=descriptions.get(column))
+                for column, kind in column_types.items()
+            ]
+        )
+    }
+    output_facets: dict[str, Any] = {}
+    if outcome is not None:
+        output_facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(rowCount=outcome.written)
+        if outcome.created:
+            facets["lifecycleStateChange"] = LifecycleStateChangeDatasetFacet(
+                lifecycleStateChange=LifecycleStateChange.CREATE
+            )
+    lineage = build_operator_lineage(
+        base_url=base_url, etelecom_conn_id=etelecom_conn_id, output_path=None, parquet=False, outcome=None
+    )
+    lineage.outputs = [OutputDataset(namespace=namespace, name=name, facets=facets, outputFacets=output_facets)]
+    return lineage

@@ -126,6 +126,20 @@ def test_every_value_is_what_the_simulator_served(db: Db, etelecom_connection: E
     assert db.rows() == expected
 
 
+def test_times_pass_as_the_api_text_and_the_zero_time_is_null(db: Db, etelecom_connection: EtelecomSimulator) -> None:
+    # Batches the fast COPY path takes (the API's time text handed to PostgreSQL as is) and one it
+    # cannot (a field left out): both store the same values, the zero time as NULL.
+    sim = etelecom_connection
+    for _ in range(3):
+        sim.add_consent(delivery_time="0001-01-01T00:00:00Z", updated_at="2026-01-01T10:00:00.25Z")
+    sim.add_consent(omit_fields=["delivery_time"], updated_at="2026-01-01T10:00:00.000001Z")
+    result = load(create_table=True, batch_size=100)
+    expected = served(sim)
+    assert [c.get("delivery_time") for c in sim.consents()].count("0001-01-01T00:00:00Z") == 3
+    assert result["written"] == len(expected) == 504
+    assert db.rows() == expected
+
+
 def test_newer_or_equal_updated_at_replaces_and_older_never_does(
     db: Db, etelecom_connection: EtelecomSimulator
 ) -> None:
@@ -228,15 +242,15 @@ def test_a_stopped_run_merges_nothing(
     db: Db, loaded: dict[str, Any], etelecom_connection: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     op = ConsentsToSqlOperator(task_id="load", sql_conn_id="warehouse", table="consents", batch_size=100)
-    real_stage = module._TableLoad.stage_rows
+    real_stage = module._TableLoad.stage_consents
     staged: list[int] = []
 
-    def stage_then_kill(self: Any, rows: Any) -> None:
-        real_stage(self, rows)
-        staged.append(len(rows))
+    def stage_then_kill(self: Any, consents: Any) -> None:
+        real_stage(self, consents)
+        staged.append(len(consents))
         op.on_kill()  # what Airflow does on SIGTERM, while execute goes on
 
-    monkeypatch.setattr(module._TableLoad, "stage_rows", stage_then_kill)
+    monkeypatch.setattr(module._TableLoad, "stage_consents", stage_then_kill)
     with pytest.raises(EtelecomStoppedError, match="nothing was merged"):
         op.execute({})  # type: ignore[arg-type]
     assert staged == [100]

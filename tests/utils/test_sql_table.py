@@ -48,3 +48,73 @@ def test_bad_values_are_named(consent: dict[str, object], match: str) -> None:
 def test_copy_text_escapes_what_copy_reads_as_syntax() -> None:
     text = sql_table.copy_text([("a\tb\\c\nd\re", None, True, 7)])
     assert text == "a\\tb\\\\c\\nd\\re\t\\N\tt\t7\n"
+
+
+API_CONSENT: dict[str, object] = {
+    "id": "1200000000049985874",
+    "shop_id": "1100444529763028279",
+    "user_id": "1500000000072807642",
+    "oa_id": "4300924672410201907",
+    "phone": "84942051670",
+    "call_type": "audio",
+    "reason_code": "product_service_consulting",
+    "reply_status": "S",
+    "status": "P",
+    "delivery_status": "unknown",
+    "delivery_time": "0001-01-01T00:00:00Z",
+    "is_charged": True,
+    "error_code": 0,
+    "error_message": "",
+    "created_at": "2026-12-01T22:47:34Z",
+    "updated_at": "2026-12-01T22:47:34.5+07:00",
+    "expires_at": "2026-12-02T22:47:34Z",
+}
+
+
+def test_copy_batch_passes_api_shaped_consents_through_as_text() -> None:
+    (line,) = sql_table.copy_batch([API_CONSENT]).splitlines()  # type: ignore[list-item]
+    cells = dict(zip(sql_table.COLUMN_NAMES, line.split("\t"), strict=True))
+    expected = dict(zip(sql_table.COLUMN_NAMES, sql_table.consent_row(API_CONSENT), strict=True))  # type: ignore[arg-type]
+    for name, kind in sql_table.COLUMNS:
+        if kind == "time" and expected[name] is not None:  # the API's text, for PostgreSQL to parse
+            assert datetime.fromisoformat(cells[name].replace("Z", "+00:00")) == expected[name]
+        elif expected[name] is None:  # only the zero time here
+            assert (name, cells[name]) == ("delivery_time", "0001-01-01T00:00:00Z")
+        else:  # PostgreSQL's boolean input reads "True"
+            assert cells[name] == str(expected[name])
+    # The zero time is passed as text on this path; the merge turns it into NULL.
+    assert "CASE WHEN \"delivery_time\" >= timestamptz '0002-01-01T00:00:00Z'" in sql_table.merge_sql(
+        "postgres", sql_table.parse_table_name("t"), "s"
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"error_message": "tab\there \\N"},
+        {"error_message": "line\r\nbreak"},
+        {"error_message": None},
+        {"error_code": "7"},
+        {"delivery_time": None},
+        {"omit": "delivery_time"},
+    ],
+)
+def test_copy_batch_takes_the_exact_path_for_anything_else(change: dict[str, object]) -> None:
+    odd = {k: v for k, v in {**API_CONSENT, **change}.items() if k not in ("omit", change.get("omit"))}
+    batch = [API_CONSENT, odd]
+    assert sql_table.copy_batch(batch) == sql_table.copy_text(map(sql_table.consent_row, batch))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"created_at": "yesterday"}, "created_at='yesterday' is not an RFC 3339 time"),
+        ({"updated_at": "2026-01-01T10:00:00"}, "updated_at"),  # no offset: never read in the server's zone
+        ({"is_charged": "yes"}, "is_charged"),
+        ({"error_code": "x"}, "error_code"),
+        ({"id": None}, "without an id"),
+    ],
+)
+def test_copy_batch_names_bad_values(change: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        sql_table.copy_batch([API_CONSENT, {**API_CONSENT, **change}])  # type: ignore[list-item, typeddict-item]
