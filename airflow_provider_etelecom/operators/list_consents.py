@@ -14,10 +14,11 @@ from airflow.providers.common.compat.sdk import Asset, BaseOperator, Context
 from airflow_provider_etelecom.client import ClientStats, Consent, ConsentPage, ConsentQuery
 from airflow_provider_etelecom.client.parallel import MAX_PARALLEL_WINDOWS, ParallelStats
 from airflow_provider_etelecom.client.validation import format_api_time
-from airflow_provider_etelecom.exceptions import EtelecomStoppedError, EtelecomValidationError
+from airflow_provider_etelecom.exceptions import EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.operators._filters import FILTER_FIELDS, ConsentFiltersMixin
 from airflow_provider_etelecom.operators._filters import is_template as _is_template
+from airflow_provider_etelecom.operators._stop import StopOnKillMixin
 from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
 from airflow_provider_etelecom.utils.jsonl import AtomicOutput, atomic_jsonl_writer, resolve_output_path
 from airflow_provider_etelecom.utils.lineage import ExportOutcome, build_operator_lineage
@@ -115,7 +116,7 @@ def _open_writer(
     return atomic_jsonl_writer(output_path, conn_id=conn_id, stop=stop)
 
 
-class ListConsentsOperator(ConsentFiltersMixin, BaseOperator):
+class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
     """Export every consent matching the filters, to XCom or streamed as JSON Lines to object storage.
 
     With ``output_path=None`` the consents are returned (pushed to XCom): fine for a few thousand,
@@ -176,6 +177,7 @@ class ListConsentsOperator(ConsentFiltersMixin, BaseOperator):
     :param retry_permanent_errors: let Airflow retry failures a retry cannot fix (off by default).
     """
 
+    stopped_work = "export"
     template_fields: Sequence[str] = (*FILTER_FIELDS, "output_path")
     ui_color = "#d9f0ff"
 
@@ -250,7 +252,7 @@ class ListConsentsOperator(ConsentFiltersMixin, BaseOperator):
             connection's retry budget, a storage outage).
         :raises EtelecomStoppedError: when told to stop (``on_kill``) before the export finished.
         """
-        self._stop = threading.Event()
+        self._arm_stop()
         self._lineage_outcome = None
         query = self.hook.build_query(**self._query_arguments())
         if (
@@ -292,26 +294,6 @@ class ListConsentsOperator(ConsentFiltersMixin, BaseOperator):
         self._set_asset_extra(context, {"path": self.output_path, "count": count, "window": window})
         return result
 
-    def on_kill(self) -> None:
-        """Tell a running export to stop: it pages no further, deletes its temporary file, publishes nothing.
-
-        Airflow calls this on SIGTERM (a pod stopping, a task marked failed in the UI). On Airflow 3
-        ``execute`` keeps running afterwards, so the page loop checks the flag this sets, and the
-        writer checks it once more right before moving the file into place; on Airflow 2 the
-        SIGTERM handler also raises, and the same cleanup runs on the way out.
-        """
-        stop = getattr(self, "_stop", None)
-        if stop is not None:
-            self.log.warning("%s %s was told to stop; abandoning the export.", type(self).__name__, self.task_id)
-            stop.set()
-
-    def _check_stop(self, progress: _Progress) -> None:
-        if self._stop.is_set():
-            raise EtelecomStoppedError(
-                f"{type(self).__name__} {self.task_id} was told to stop (on_kill) after {progress.pages} pages; "
-                f"the export was abandoned and nothing was published."
-            )
-
     @contextmanager
     def _pages(self, query: ConsentQuery, parallel: ParallelStats | None) -> Iterator[Iterator[ConsentPage]]:
         """Open the listing, and close it on the way out: a stopped export's parallel workers stop too."""
@@ -331,7 +313,7 @@ class ListConsentsOperator(ConsentFiltersMixin, BaseOperator):
         consents: list[Consent] = []
         with self._pages(query, parallel) as pages:
             for page in pages:
-                self._check_stop(progress)
+                self._check_stop(f"after {progress.pages} pages; the export was abandoned and nothing was published.")
                 consents.extend(page["consents"])
                 progress.page(len(page["consents"]))
                 if len(consents) > self.max_xcom_consents:
@@ -360,7 +342,7 @@ class ListConsentsOperator(ConsentFiltersMixin, BaseOperator):
             _open_writer(output_path, self.output_conn_id, self._stop) as writer,
         ):
             for page in pages:
-                self._check_stop(progress)
+                self._check_stop(f"after {progress.pages} pages; the export was abandoned and nothing was published.")
                 writer.write_many(page["consents"])
                 progress.page(len(page["consents"]))
         output = writer.output

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -17,9 +16,10 @@ from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHo
 
 from airflow_provider_etelecom.client import Consent, ConsentPage, ConsentQuery
 from airflow_provider_etelecom.client.validation import format_api_time
-from airflow_provider_etelecom.exceptions import EtelecomStoppedError, EtelecomValidationError
+from airflow_provider_etelecom.exceptions import EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.operators._filters import FILTER_FIELDS, ConsentFiltersMixin, is_template
+from airflow_provider_etelecom.operators._stop import StopOnKillMixin
 from airflow_provider_etelecom.utils import sql_table
 from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
 from airflow_provider_etelecom.utils.lineage import (
@@ -286,7 +286,7 @@ class _TableLoad:
             self.conn.close()
 
 
-class ConsentsToSqlOperator(ConsentFiltersMixin, BaseOperator):
+class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
     """Upsert the consents matching the filters into a PostgreSQL or SQLite table, keyed on ``id``.
 
     A stored row is replaced only when the incoming ``updated_at`` is newer or equal, so a replayed
@@ -337,6 +337,7 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, BaseOperator):
     :param retry_permanent_errors: let Airflow retry failures a retry cannot fix (off by default).
     """
 
+    stopped_work = "load"
     template_fields: Sequence[str] = (*FILTER_FIELDS, "table")
     ui_color = "#e3f5e1"
 
@@ -458,7 +459,7 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, BaseOperator):
             unknown or unsupported connection, a missing or mismatched table, a refused key).
         :raises EtelecomStoppedError: when told to stop (``on_kill``) before the merge.
         """
-        self._stop = threading.Event()
+        self._arm_stop()
         query = self._query()
         table = _table(self.table)
         sql_hook, dialect = self._sql_hook()
@@ -475,7 +476,7 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, BaseOperator):
             self.log.info("Loading eTelecom consents (%s) into %s table %s.", query.describe(), dialect, table)
             started = time.monotonic()
             count = self._stage(load, query)
-            self._check_stop("before the merge")
+            self._check_stop(f"before the merge; nothing was merged and table {self.table!r} is as it was.")
             written = load.merge()
             self._lineage_outcome = SqlLoadOutcome(written, created=self.create_table and not load.table_exists)
         finally:
@@ -570,7 +571,7 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, BaseOperator):
         known = frozenset(COLUMN_NAMES)
         with self._pages(query) as pages:
             for page in pages:
-                self._check_stop(f"after {count} consents")
+                self._check_stop(f"after {count} consents; nothing was merged and table {self.table!r} is as it was.")
                 for consent in page["consents"]:
                     if not known.issuperset(consent):
                         unknown.update(consent.keys() - known)
@@ -595,22 +596,3 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, BaseOperator):
             close = getattr(pages, "close", None)
             if callable(close):
                 close()
-
-    def on_kill(self) -> None:
-        """Tell a running load to stop: it pages no further, drops its staging table, merges nothing.
-
-        Airflow calls this on SIGTERM; on Airflow 3 ``execute`` keeps running afterwards, so the page
-        loop checks the flag, and so does the step right before the merge. A merge already running
-        finishes (it is one short transaction): the table holds either all of it or none.
-        """
-        stop = getattr(self, "_stop", None)
-        if stop is not None:
-            self.log.warning("%s %s was told to stop; abandoning the load.", type(self).__name__, self.task_id)
-            stop.set()
-
-    def _check_stop(self, where: str) -> None:
-        if self._stop.is_set():
-            raise EtelecomStoppedError(
-                f"{type(self).__name__} {self.task_id} was told to stop (on_kill) {where}; nothing was merged "
-                f"and table {self.table!r} is as it was."
-            )
