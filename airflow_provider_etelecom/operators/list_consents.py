@@ -21,7 +21,7 @@ from airflow_provider_etelecom.operators._filters import is_template as _is_temp
 from airflow_provider_etelecom.operators._stop import StopOnKillMixin
 from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
 from airflow_provider_etelecom.utils.jsonl import AtomicOutput, atomic_jsonl_writer, resolve_output_path
-from airflow_provider_etelecom.utils.lineage import ExportOutcome, build_operator_lineage
+from airflow_provider_etelecom.utils.lineage import ExportOutcome, build_operator_lineage, listing_base_url
 from airflow_provider_etelecom.utils.parquet import (
     ParquetUnavailableError,
     atomic_parquet_writer,
@@ -370,14 +370,7 @@ class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         return self._openlineage(None)
 
     def _openlineage(self, outcome: ExportOutcome | None) -> OperatorLineage[Dataset, RunFacet]:
-        # The OpenLineage provider uses the hook-level collector only when this returns no dataset
-        # at all, so the listing is always returned, even if the connection cannot be read.
-        base_url = self._lineage_base_url
-        if base_url is None:
-            try:
-                base_url = self.hook.client.config.base_url
-            except Exception:  # a broken connection already failed the task; lineage still names the input
-                base_url = None
+        base_url = listing_base_url(self)
         output_path = self.output_path if isinstance(self.output_path, str) else None
         return build_operator_lineage(
             base_url=base_url,

@@ -25,6 +25,7 @@ from airflow_provider_etelecom.utils.failure_policy import validate_retry_perman
 from airflow_provider_etelecom.utils.lineage import (
     SqlLoadOutcome,
     build_sql_lineage,
+    listing_base_url,
     postgres_dataset_naming,
     sqlite_dataset_naming,
 )
@@ -512,12 +513,7 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         return self._openlineage(None)
 
     def _openlineage(self, outcome: SqlLoadOutcome | None) -> OperatorLineage[Dataset, RunFacet]:
-        base_url = self._lineage_base_url
-        if base_url is None:
-            try:
-                base_url = self.hook.client.config.base_url
-            except Exception:  # a broken connection already failed the task; lineage still names the input
-                base_url = None
+        base_url = listing_base_url(self)
         try:
             naming = self._table_naming()
         except Exception:  # an unknown or unsupported connection, a bad table: nothing to name

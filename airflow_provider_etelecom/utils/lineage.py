@@ -34,6 +34,7 @@ __all__ = [
     "SqlLoadOutcome",
     "build_operator_lineage",
     "build_sql_lineage",
+    "listing_base_url",
     "listing_dataset_name",
     "listing_namespace",
     "postgres_dataset_naming",
@@ -63,6 +64,22 @@ class SqlLoadOutcome:
 
     written: int
     created: bool
+
+
+def listing_base_url(task: Any) -> str | None:
+    """Return the base URL a listing task read from, for its input dataset.
+
+    The task's ``_lineage_base_url`` (set once it listed), else its hook's connection, else
+    ``None``: the OpenLineage provider falls back to hook-level lineage only when an operator
+    reports no dataset at all, so the listing is named even when the connection cannot be read.
+    """
+    known: str | None = getattr(task, "_lineage_base_url", None)
+    if known is not None:
+        return known
+    try:
+        return str(task.hook.client.config.base_url)
+    except Exception:  # a broken connection already failed the task; lineage still names the input
+        return None
 
 
 def listing_namespace(base_url: str | None) -> str:
