@@ -93,8 +93,11 @@ BUCKET = "etelecom-e2e"
 AWS_CONN_ID = "aws_e2e"
 #: The simulator's per-key rate limit and round-trip time. One listing sends one request at a time,
 #: so it makes at most 1000 / LATENCY_MS requests per second; the pool gets as many slots as fit in
-#: the key's rate: floor(RATE_LIMIT_PER_S * LATENCY_MS / 1000), the README's rule.
-RATE_LIMIT_PER_S = 30.0
+#: the key's rate: floor(RATE_LIMIT_PER_S * LATENCY_MS / 1000), the README's rule. Two slots, not one:
+#: with one, Celery may hand every task to the same idle worker; with two listings at once and one
+#: task slot per worker (Airflow's Celery config acks late and prefetches one message per slot),
+#: the second listing can only go to the other worker, so "both workers" is certain, not likely.
+RATE_LIMIT_PER_S = 50.0
 LATENCY_MS = 50.0
 POOL = "etelecom_e2e_key"
 POOL_SLOTS = int(RATE_LIMIT_PER_S * LATENCY_MS / 1000)
