@@ -21,7 +21,7 @@ from collections.abc import Callable
 import requests
 
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-from benchmarks._server import simulator_process
+from airflow_provider_etelecom.testing import SimulatorProcess
 
 KEY = "bench-key-0123456789"
 
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     print(f"{'latency':>8} {'bare c/s':>10} {'hook c/s':>10} {'ratio':>7} {'bare conns':>11} {'hook conns':>11}")
     for latency in (float(x) for x in args.latencies.split(",")):
         sim_args = ("--consents", str(args.consents), "--seed", "1", "--latency-ms", str(latency))
-        with simulator_process(*sim_args, api_key=KEY) as base_url:
+        with SimulatorProcess(*sim_args, api_key=KEY) as sim:
+            base_url = sim.base_url
             best = {"bare": float("inf"), "hook": float("inf")}
             conns = {"bare": 0, "hook": 0}
             for _ in range(args.rounds):

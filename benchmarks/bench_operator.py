@@ -32,7 +32,7 @@ import tempfile
 import time
 from typing import Any
 
-from benchmarks._server import run_child
+from benchmarks._child import run_child
 
 KEY = "bench-key-0123456789"
 PAGE = 100

@@ -43,7 +43,7 @@ import requests
 from airflow_provider_etelecom.client import ClientStats
 from airflow_provider_etelecom.client.parallel import ParallelStats
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-from benchmarks._server import simulator_process
+from airflow_provider_etelecom.testing import SimulatorProcess
 
 KEY = "bench-parallel-key-0123456789"
 UTC = timezone.utc
@@ -80,10 +80,10 @@ def skewed_simulator(shape: Shape, *extra: str, latency_ms: float, seed: int = 5
     """
     burst = round(shape.consents * shape.burst_share)
     args = ["--consents", str(shape.consents - burst), "--start", _iso(shape.start), "--end", _iso(shape.end)]
-    with simulator_process(*args, "--latency-ms", str(latency_ms), *extra, api_key=KEY) as base_url:
+    with SimulatorProcess(*args, "--latency-ms", str(latency_ms), *extra, api_key=KEY) as sim:
         if burst:
             assert shape.burst_start is not None
-            root = base_url.split("/v1/")[0]
+            root = sim.root_url
             rng = random.Random(seed)
             seconds = Counter(int(rng.random() * shape.burst_span_s) for _ in range(burst))
             with requests.Session() as control:
@@ -91,7 +91,7 @@ def skewed_simulator(shape: Shape, *extra: str, latency_ms: float, seed: int = 5
                     created = _iso(shape.burst_start + timedelta(seconds=offset))
                     answer = control.post(f"{root}/_simulator/insert", json={"count": count, "created_at": created})
                     answer.raise_for_status()
-        yield base_url
+        yield sim.base_url
 
 
 def bare_sequential(base_url: str, shape: Shape) -> tuple[list[str], int]:

@@ -21,7 +21,7 @@ import tempfile
 import time
 from typing import Any
 
-from benchmarks._server import run_child
+from benchmarks._child import run_child
 from benchmarks.bench_operator import _rss_mb, _warm_up_filesystem
 
 KEY = "bench-key-0123456789"

@@ -292,11 +292,11 @@ def s3_client(url: str) -> Any:
 def start_simulator(procs: Processes) -> Simulator:
     say(f"The eTelecom simulator: {CONSENTS} consents, {RATE_LIMIT_PER_S:g} requests/s per key, {LATENCY_MS:g} ms")
     with open(LOGS / "simulator.log", "w") as log:  # the child keeps its own copy of the file
-        sim = _simulator(log)
+        sim = _simulator(log).start()
     procs.stoppers.append(sim.stop)
     with open(PIDS_FILE, "a") as pids:
-        pids.write(f"{sim.proc.pid}\n")
-    procs.ports.append(int(sim.root_url.rsplit(":", 1)[1]))
+        pids.write(f"{sim.process.pid}\n")
+    procs.ports.append(sim.port)
     return sim
 
 

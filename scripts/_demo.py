@@ -59,8 +59,7 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         say(f"Starting the eTelecom simulator ({args.consents} consents, customers reply after {args.reply_after:g} s)")
         sim_log = stack.enter_context(open(logs / "simulator.log", "w"))
-        sim = Simulator(consents=args.consents, auto_reply_after=args.reply_after, log=sim_log)
-        stack.callback(sim.stop)
+        sim = stack.enter_context(Simulator(consents=args.consents, auto_reply_after=args.reply_after, log=sim_log))
         home = stack.enter_context(airflow_home())
         env = wired_airflow_env(home, sim, output, in_env=True)
 

@@ -1,8 +1,9 @@
 """A local Airflow wired to the bundled eTelecom simulator: the machinery of ``scripts/demo``,
 ``scripts/airflow-ui`` and ``scripts/e2e``.
 
-Only the standard library here: it runs in the project's Airflow virtual environment but never
-imports Airflow itself, so the Airflow processes get exactly the environment we hand them.
+Only the standard library here (and the package's simulator starter, which is standard library
+too): it runs in the project's Airflow virtual environment but never imports Airflow itself, so
+the Airflow processes get exactly the environment we hand them.
 
 Every process is started in its own session (``start_new_session``) with SIGINT restored, so a
 Ctrl-C in the terminal reaches only the driver, which then stops each process in order and checks
@@ -26,6 +27,8 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+from airflow_provider_etelecom.testing.process import SimulatorProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The DAGs folder: the repository's examples (``ETELECOM_DAGS_FOLDER`` overrides, for trying other DAGs).
@@ -85,79 +88,32 @@ def _kill_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-class Simulator:
-    """The eTelecom simulator CLI in a child process (``python -m airflow_provider_etelecom.testing``)."""
+class Simulator(SimulatorProcess):
+    """The package's :class:`SimulatorProcess` as a local Airflow wants it: the demo key, customers
+    who reply by themselves, stderr to a log file, and its own session (a Ctrl-C in the terminal
+    reaches only the driver, which stops it last). Start it with ``with`` or :meth:`start`.
+    """
 
     def __init__(
         self,
         *,
-        api_key: str = DEMO_API_KEY,
         consents: int = 5000,
         seed: int = 1,
         auto_reply_after: float | None = 5.0,
-        port: int = 0,
         log: IO[str] | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
-        """Start it; ``extra_args`` are more CLI flags (``--rate-limit-per-s 50``, ``--latency-ms 20``...)."""
-        args = [
-            sys.executable,
-            "-m",
-            "airflow_provider_etelecom.testing",
-            "--port",
-            str(port),
-            "--consents",
-            str(consents),
-            "--seed",
-            str(seed),
-            "--api-key",
-            api_key,
-        ]
+        """``extra_args`` are more CLI flags (``--rate-limit-per-s 50``, ``--latency-ms 20``...)."""
+        flags = ["--consents", str(consents), "--seed", str(seed)]
         if auto_reply_after is not None:
-            args += ["--auto-reply-after", str(auto_reply_after)]
-        args += list(extra_args)
-        self.api_key = api_key
-        self.proc = subprocess.Popen(
-            args,
-            stdout=subprocess.PIPE,
-            stderr=log or subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-            preexec_fn=_restore_sigint,
-            cwd=ROOT,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()
-        if not line.startswith("http"):
-            self.stop()
-            raise RuntimeError(f"The simulator did not start (first line: {line!r}).")
-        self.base_url = line
-        self.root_url = line.split("/v1/", 1)[0]
+            flags += ["--auto-reply-after", f"{auto_reply_after:g}"]
+        super().__init__(*flags, *extra_args, api_key=DEMO_API_KEY, stderr=log or subprocess.DEVNULL, own_session=True)
 
-    def control(self, name: str, body: Mapping[str, Any] | None = None) -> Any:
-        """Call a ``/_simulator/<name>`` control endpoint (GET without a body, POST with one)."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"{self.root_url}/_simulator/{name}", data=data, method="GET" if data is None else "POST"
-        )
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return json.loads(answer.read() or b"null")
-
-    def connection_json(self) -> str:
+    def connection_json(self, **extra: object) -> str:
         """The ``etelecom_default`` connection as Airflow's JSON connection format."""
-        return json.dumps(
-            {
-                "conn_type": "etelecom",
-                "host": self.base_url,
-                "password": self.api_key,
-                # No short strings in the extra: Airflow 3 warns "Skipping masking for a secret as
-                # it's too short" for each. The account type comes from the Base URL's path.
-                "extra": {"timeout": 60},
-            }
-        )
-
-    def stop(self) -> None:
-        stop_process(self.proc, "the simulator", signal.SIGTERM, grace=10)
+        # No short strings in the extra: Airflow 3 warns "Skipping masking for a secret as it's too
+        # short" for each. The account type comes from the Base URL's path.
+        return super().connection_json(**{"timeout": 60, **extra})
 
 
 def airflow_env(home: Path, *, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -470,8 +426,7 @@ def wired_airflow(
     with contextlib.ExitStack() as stack:
         sim_log = stack.enter_context(open(logs / "simulator.log", "w"))
         say(f"Starting the eTelecom simulator ({consents} consents, customers reply after {reply_after:g} s)")
-        sim = Simulator(consents=consents, auto_reply_after=reply_after, log=sim_log)
-        stack.callback(sim.stop)
+        sim = stack.enter_context(Simulator(consents=consents, auto_reply_after=reply_after, log=sim_log))
         env = wired_airflow_env(home, sim, exports, in_env=False, poke_interval=5.0)
         env.update(
             {

@@ -8,11 +8,18 @@ with :attr:`EtelecomSimulator.api_key`, and drive consents, time and faults from
     with EtelecomSimulator(consents=1000, seed=7, api_key="test-key") as sim:
         ...
 
+In another process (benchmarks, a local Airflow, the command line's own tests),
+:class:`SimulatorProcess` starts the command line and reads where it listens::
+
+    with SimulatorProcess("--consents", "1000", api_key="test-key") as sim:
+        os.environ["AIRFLOW_CONN_ETELECOM_DEFAULT"] = sim.connection_json()
+
 Importing this package imports no Airflow and creates no files. See ``docs/simulator.md``.
 """
 
 from __future__ import annotations
 
+from airflow_provider_etelecom.testing.process import SimulatorProcess
 from airflow_provider_etelecom.testing.server import (
     FAULT_KINDS,
     SETTINGS,
@@ -51,5 +58,6 @@ __all__ = [
     "EtelecomSimulator",
     "FaultConfig",
     "ScriptedFault",
+    "SimulatorProcess",
     "Stats",
 ]

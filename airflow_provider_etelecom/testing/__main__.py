@@ -18,12 +18,10 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from types import FrameType
 
+from airflow_provider_etelecom.testing.process import API_KEY_ENV, DEFAULT_API_KEY
 from airflow_provider_etelecom.testing.server import EtelecomSimulator, FaultConfig
 from airflow_provider_etelecom.testing.store import SORTS, TIME_PRECISIONS
 from airflow_provider_etelecom.testing.variants import PLATFORM_VARIANTS
-
-API_KEY_ENV = "ETELECOM_SIMULATOR_API_KEY"
-DEFAULT_API_KEY = "demo-key"
 
 
 def _aware(value: str) -> datetime:

@@ -1,8 +1,8 @@
 """Bad input: every public parameter of the hook, the operators, the sensor and the connection.
 
-One table (``benchmarks.reliability.bad_inputs``, also counted by the figures script) of wrong enums,
-wrong types, int64 overflow, malformed or naive dates, an inverted window, page sizes 0 and 101, empty
-or whitespace keys, base URLs without scheme or with a ``.Zalo`` suffix, an unknown connection id and
+One table (``tests.reliability.scenarios.bad_inputs``, also counted by ``python -m benchmarks.reliability``)
+of wrong enums, wrong types, int64 overflow, malformed or naive dates, an inverted window, page sizes 0
+and 101, empty or whitespace keys, base URLs without scheme or with a ``.Zalo`` suffix, an unknown connection id and
 an output path with an unknown scheme. Each must be refused with an error that names the parameter,
 shows the bad value (phones masked: they are personal data; the key never) and says what is allowed,
 before a single request reaches the simulator.
@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_etelecom.testing import EtelecomSimulator
-from benchmarks.reliability import BadInput, bad_inputs, run_bad_input
 from tests.conftest import SECRET_KEY
+from tests.reliability.scenarios import BadInput, bad_inputs, run_bad_input
 
 CASES = bad_inputs()
 

@@ -1,4 +1,4 @@
-"""Faults: nothing lost, nothing doubled (scaled-down runs of ``benchmarks/reliability.py``).
+"""Faults: nothing lost, nothing doubled (scaled-down runs of the scenarios in ``scenarios.py``).
 
 The full-size runs (100,000 consents at 20 ms latency) are in ``python -m benchmarks.reliability``.
 """
@@ -16,8 +16,8 @@ from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.sensors.consents import ConsentReplySensor
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from airflow_provider_etelecom.triggers.consents import ConsentRepliesTrigger
-from benchmarks.reliability import export_under_faults, export_while_inserting, export_with_outage
 from tests.conftest import SECRET_KEY
+from tests.reliability.scenarios import export_under_faults, export_while_inserting, export_with_outage
 from tests.triggers.conftest import drive
 
 LIST = "Zalo/ListRequestConsent"

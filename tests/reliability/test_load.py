@@ -8,7 +8,7 @@ printed and the test asserts what does not depend on the machine's load.
 
 from __future__ import annotations
 
-from benchmarks.reliability import trigger_load
+from tests.reliability.scenarios import trigger_load
 
 
 def test_triggers_share_one_loop_poll_once_per_interval_and_all_get_their_answer() -> None:

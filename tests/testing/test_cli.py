@@ -1,73 +1,66 @@
-"""The command line: first stdout line is the base URL, it serves, and SIGINT/SIGTERM stop it with 0."""
+"""The command line: first stdout line is the base URL, it serves, and SIGINT/SIGTERM stop it with 0.
+
+Started through :class:`SimulatorProcess` (the one starter), whose child process is checked directly:
+what it printed, how it exited, what its command line holds.
+"""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import requests
 
-from airflow_provider_etelecom.testing import PLATFORM_VARIANTS
+from airflow_provider_etelecom.testing import PLATFORM_VARIANTS, SimulatorProcess
 from airflow_provider_etelecom.testing.__main__ import build_parser, switches_of
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _spawn(
-    *args: str, env: dict[str, str] | None = None, port: tuple[str, ...] = ("--port", "0")
-) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_etelecom.testing", *port, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_cli_prints_base_url_serves_and_stops_cleanly(sig: signal.Signals) -> None:
-    proc = _spawn("--consents", "120", "--seed", "1", "--api-key", "demo-key", "--latency-ms", "1")
-    try:
-        assert proc.stdout is not None
-        base_url = proc.stdout.readline().strip()
-        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1/shop")
+    with SimulatorProcess(
+        "--port",
+        "0",
+        "--consents",
+        "120",
+        "--seed",
+        "1",
+        "--latency-ms",
+        "1",
+        api_key="demo-key",
+        stderr=subprocess.PIPE,
+    ) as sim:
+        assert sim.base_url.startswith("http://127.0.0.1:") and sim.base_url.endswith("/v1/shop")
         headers = {"Authorization": "Bearer demo-key"}
-        page = requests.post(base_url + ".Zalo/ListRequestConsent", json={}, headers=headers, timeout=5)
+        page = requests.post(sim.base_url + ".Zalo/ListRequestConsent", json={}, headers=headers, timeout=5)
         assert page.status_code == 200 and len(page.json()["consents"]) == 100
-        root = base_url.rsplit("/v1/", 1)[0]
-        assert requests.get(root + "/_simulator/stats", timeout=5).json()["connections"] >= 1
-        proc.send_signal(sig)
-        assert proc.wait(timeout=10) == 0
-        assert "demo-key" not in (proc.stderr.read() if proc.stderr else "")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert requests.get(sim.root_url + "/_simulator/stats", timeout=5).json()["connections"] >= 1
+        sim.process.send_signal(sig)
+        assert sim.process.wait(timeout=10) == 0
+        assert sim.process.stderr is not None
+        assert "demo-key" not in sim.process.stderr.read()
 
 
-def test_cli_reads_the_key_from_the_environment() -> None:
-    proc = _spawn("--consents", "5", env={"ETELECOM_SIMULATOR_API_KEY": "env-key-123456"})
-    try:
-        assert proc.stdout is not None
-        base_url = proc.stdout.readline().strip()
+def test_cli_reads_the_key_from_the_environment_and_a_flag_overrides_it() -> None:
+    # SimulatorProcess hands the key over in ETELECOM_SIMULATOR_API_KEY, never on the command line.
+    with SimulatorProcess("--consents", "5", api_key="env-key-123456") as sim:
+        assert "env-key-123456" not in " ".join(sim.process.args)
         ok = requests.post(
-            base_url + ".Misc/CurrentAccount",
+            sim.base_url + ".Misc/CurrentAccount",
             json={},
             headers={"Authorization": "Bearer env-key-123456"},
             timeout=5,
         )
         assert ok.status_code == 200
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert sim.stop() == 0
+    with SimulatorProcess("--consents", "5", "--api-key", "flag-key-654321", api_key="env-key-123456") as sim:
+        answers = {
+            key: requests.post(
+                sim.base_url + ".Misc/CurrentAccount", json={}, headers={"Authorization": f"Bearer {key}"}, timeout=5
+            ).status_code
+            for key in ("flag-key-654321", "env-key-123456")
+        }
+        assert answers == {"flag-key-654321": 200, "env-key-123456": 401}
 
 
 def test_cli_parser_maps_every_flag() -> None:
@@ -153,21 +146,14 @@ def test_cli_variant_is_the_base_and_explicit_flags_override_it() -> None:
 
 def test_cli_defaults_to_a_free_port_and_prints_it() -> None:
     assert build_parser().parse_args([]).port == 0
-    proc = _spawn("--consents", "5", "--variant", "updated_at_sort_refused", port=())
-    try:
-        assert proc.stdout is not None and proc.stderr is not None
-        base_url = proc.stdout.readline().strip()
-        port = int(base_url.split(":")[2].split("/")[0])
-        assert port not in (0, 8080)
-        assert f"on port {port}" in proc.stderr.readline()
-        root = base_url.rsplit("/v1/", 1)[0]
-        assert requests.get(root + "/_simulator/settings", timeout=5).json()["accepted_sorts"] == [
+    with SimulatorProcess("--consents", "5", "--variant", "updated_at_sort_refused", stderr=subprocess.PIPE) as sim:
+        assert "--port" not in sim.process.args
+        assert sim.port not in (0, 8080)
+        assert sim.process.stderr is not None
+        assert f"on port {sim.port}" in sim.process.stderr.readline()
+        assert requests.get(sim.root_url + "/_simulator/settings", timeout=5).json()["accepted_sorts"] == [
             "created_at",
             "-created_at",
         ]
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        sim.process.send_signal(signal.SIGTERM)
+        assert sim.process.wait(timeout=10) == 0
