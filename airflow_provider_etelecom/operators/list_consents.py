@@ -13,14 +13,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from airflow.providers.common.compat.sdk import Asset, BaseOperator, Context
 
 from airflow_provider_etelecom.client import (
-    CallType,
     ClientStats,
     Consent,
     ConsentPage,
     ConsentQuery,
-    ReasonCode,
-    ReplyStatus,
-    SendStatus,
 )
 from airflow_provider_etelecom.client.parallel import MAX_PARALLEL_WINDOWS, ParallelStats
 from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, format_api_time
@@ -190,15 +186,15 @@ class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         self,
         *,
         etelecom_conn_id: str = EtelecomHook.default_conn_name,
-        call_type: CallType | str | None = None,
+        call_type: str | None = None,
         date_from: datetime | str | None = None,
         date_to: datetime | str | None = None,
         is_charged: bool | str | None = None,
         oa_id: int | str | None = None,
         phone: str | None = None,
-        reason_code: ReasonCode | str | None = None,
-        reply_status: ReplyStatus | str | None = None,
-        status: SendStatus | str | None = None,
+        reason_code: str | None = None,
+        reply_status: str | None = None,
+        status: str | None = None,
         user_id: int | str | None = None,
         page_size: int = MAX_PAGE_SIZE,
         sort: str | None = None,

@@ -15,13 +15,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, BaseOperator, Context
 
 from airflow_provider_etelecom.client import (
-    CallType,
     Consent,
     ConsentPage,
     ConsentQuery,
-    ReasonCode,
-    ReplyStatus,
-    SendStatus,
 )
 from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, format_api_time
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
@@ -328,13 +324,13 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
     merged and ``CREATE`` when it created the table; never the staging table
     (:func:`~airflow_provider_etelecom.utils.lineage.build_sql_lineage`).
 
-    :param sql_conn_id: a ``postgres`` or ``sqlite`` Airflow connection.
-    :param table: ``table`` or ``schema.table`` (identifiers, used exactly as written).
-    :param create_table: create ``table`` when it does not exist (DDL in docs/warehouse.md).
     The filters and paging arguments (``date_from``, ``date_to``, ``call_type`` ... ``max_pages``,
     listed last) are those of :class:`~airflow_provider_etelecom.client.ConsentFilters` and
     :class:`~airflow_provider_etelecom.client.ConsentPaging`.
 
+    :param sql_conn_id: a ``postgres`` or ``sqlite`` Airflow connection.
+    :param table: ``table`` or ``schema.table`` (identifiers, used exactly as written).
+    :param create_table: create ``table`` when it does not exist (DDL in docs/warehouse.md).
     :param lookback: how far before ``date_from`` to re-read (``timedelta``; 0 turns it off).
     :param etelecom_conn_id: the eTelecom connection.
     :param timezone: IANA zone for naive ``date_from``/``date_to`` (else they are refused).
@@ -355,13 +351,13 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         date_from: datetime | str | None = None,
         date_to: datetime | str | None = None,
         lookback: timedelta = DEFAULT_LOOKBACK,
-        call_type: CallType | str | None = None,
+        call_type: str | None = None,
         is_charged: bool | str | None = None,
         oa_id: int | str | None = None,
         phone: str | None = None,
-        reason_code: ReasonCode | str | None = None,
-        reply_status: ReplyStatus | str | None = None,
-        status: SendStatus | str | None = None,
+        reason_code: str | None = None,
+        reply_status: str | None = None,
+        status: str | None = None,
         user_id: int | str | None = None,
         page_size: int = MAX_PAGE_SIZE,
         sort: str | None = None,
