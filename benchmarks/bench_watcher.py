@@ -37,6 +37,7 @@ def run(pending: int, history: int, polls: int, seed: int = 7) -> dict[str, Any]
         os.environ["AIRFLOW_CONN_ETELECOM_DEFAULT"] = json.dumps(
             {"conn_type": "etelecom", "host": sim.base_url, "password": KEY}
         )
+        from airflow_provider_etelecom.client import ConsentQuery
         from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
         from airflow_provider_etelecom.triggers.consent_reply_event import ConsentReplyEventTrigger, WatchState
 
@@ -66,7 +67,7 @@ def run(pending: int, history: int, polls: int, seed: int = 7) -> dict[str, Any]
             for consent_id in order[poll * share : (poll + 1) * share]:
                 sim.reply(consent_id, random.Random(consent_id).choice("PN"))
         sim.reset_stats()
-        whole = sum(1 for _ in client.iter_consent_pages(client.query(oa_id=OA, page_size=100)))
+        whole = sum(1 for _ in client.iter_consent_pages(ConsentQuery.build(oa_id=OA, page_size=100)))
         client.close()
         return {"pending": pending, "history": history, "per_poll": per_poll, "whole_history_requests": whole}
 

@@ -19,7 +19,16 @@ from airflow_provider_etelecom.client.models import (
     SendStatus,
     classify_consent,
 )
-from airflow_provider_etelecom.client.validation import ConsentQuery, mask_phone, normalize_phone
+from airflow_provider_etelecom.client.validation import (
+    ConsentFilters,
+    ConsentListing,
+    ConsentPaging,
+    ConsentQuery,
+    ConsentRequest,
+    ConsentRequestArguments,
+    mask_phone,
+    normalize_phone,
+)
 
 __all__ = [
     "DEFAULT_BASE_URLS",
@@ -28,8 +37,13 @@ __all__ = [
     "ClientStats",
     "Consent",
     "ConsentCheck",
+    "ConsentFilters",
+    "ConsentListing",
     "ConsentPage",
+    "ConsentPaging",
     "ConsentQuery",
+    "ConsentRequest",
+    "ConsentRequestArguments",
     "ConsentState",
     "EtelecomClient",
     "RateLimitGate",

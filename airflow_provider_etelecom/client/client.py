@@ -26,20 +26,13 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from airflow_provider_etelecom import __version__
 from airflow_provider_etelecom.client.errors import NOT_RESENT_ADVICE, error_from_response
-from airflow_provider_etelecom.client.models import (
-    CALL_TYPES,
-    REASON_CODES,
-    Consent,
-    ConsentCheck,
-    ConsentPage,
-    Paging,
-)
+from airflow_provider_etelecom.client.models import CallType, Consent, ConsentCheck, ConsentPage, Paging, ReasonCode
 from airflow_provider_etelecom.client.validation import (
     MAX_PAGE_SIZE,
     ConsentQuery,
+    ConsentRequest,
     mask_phone,
     normalize_phone,
-    validate_enum,
     validate_int64_id,
 )
 from airflow_provider_etelecom.exceptions import (
@@ -605,7 +598,9 @@ class EtelecomClient:
         for page in self.iter_consent_pages(query):
             yield from page["consents"]
 
-    def find_consent(self, consent_id: object, *, oa_id: object, phone: object, max_pages: int = 1) -> Consent | None:
+    def find_consent(
+        self, consent_id: int | str, *, oa_id: int | str, phone: str, max_pages: int = 1
+    ) -> Consent | None:
         """Find one consent by id among the newest consents for one OA and phone.
 
         The API has no filter by id, so the lookup lists ``oa_id`` + ``phone`` newest first and
@@ -627,23 +622,35 @@ class EtelecomClient:
 
     # -- single calls ------------------------------------------------------------------------
 
-    def request_consent(self, *, oa_id: object, phone: object, call_type: object, reason_code: object) -> Consent:
+    def request_consent(
+        self, *, oa_id: int | str, phone: str, call_type: CallType | str, reason_code: ReasonCode | str
+    ) -> Consent:
         """Ask a customer, in Zalo, for permission to call them (``Zalo/RequestConsent``).
+
+        Validates the arguments (before anything is sent), then :meth:`send_consent_request`.
+
+        :return: the created consent (``status`` ``P`` sent, or ``N`` with ``error_code``).
+        :raises EtelecomValidationError: before sending, for invalid arguments.
+        """
+        request = ConsentRequest.build(
+            oa_id=oa_id,
+            phone=phone,
+            call_type=call_type,
+            reason_code=reason_code,
+            normalize_phones=self.config.normalize_phones,
+        )
+        return self.send_consent_request(request)
+
+    def send_consent_request(self, request: ConsentRequest) -> Consent:
+        """Send an already validated ``Zalo/RequestConsent`` (see :meth:`ConsentRequest.build`).
 
         This sends a real, charged message to a person, so it is retried only when the request
         certainly never reached the server (connection refused or connect timeout).
 
         :return: the created consent (``status`` ``P`` sent, or ``N`` with ``error_code``).
-        :raises EtelecomValidationError: before sending, for invalid arguments.
         """
-        body = {
-            "oa_id": validate_int64_id("oa_id", oa_id),
-            "phone": normalize_phone(phone, normalize=self.config.normalize_phones),
-            "call_type": validate_enum("call_type", call_type, CALL_TYPES),
-            "reason_code": validate_enum("reason_code", reason_code, REASON_CODES),
-        }
-        log.info("Requesting consent from %s via OA %s.", mask_phone(body["phone"]), body["oa_id"])
-        return cast(Consent, self._call_object("Zalo/RequestConsent", body, idempotent=False))
+        log.info("Requesting consent from %s via OA %s.", mask_phone(request.phone), request.oa_id)
+        return cast(Consent, self._call_object("Zalo/RequestConsent", request.body(), idempotent=False))
 
     def check_consent(self, *, oa_id: object, phone: object) -> ConsentCheck:
         """Ask whether the customer currently lets the OA call (``Zalo/CheckConsent``).
@@ -659,12 +666,6 @@ class EtelecomClient:
     def current_account(self) -> dict[str, Any]:
         """Return the account the key belongs to (``Misc/CurrentAccount``): a cheap auth check."""
         return self._call_object("Misc/CurrentAccount", {})
-
-    def query(self, **kwargs: Any) -> ConsentQuery:
-        """Build a validated :class:`ConsentQuery` with this client's phone and time-zone settings."""
-        kwargs.setdefault("normalize_phones", self.config.normalize_phones)
-        kwargs.setdefault("timezone", self.config.timezone)
-        return ConsentQuery.build(**kwargs)
 
 
 def _network_cause(error: requests.RequestException) -> str:

@@ -13,7 +13,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator
 from functools import cached_property
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.connection import get_async_connection
@@ -21,15 +21,20 @@ from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_etelecom import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_provider_etelecom.client import (
+    CallType,
     ClientConfig,
     Consent,
     ConsentCheck,
+    ConsentFilters,
+    ConsentListing,
     ConsentPage,
     ConsentQuery,
     EtelecomClient,
     RateLimitGate,
+    ReasonCode,
 )
 from airflow_provider_etelecom.client.parallel import ParallelStats, iter_consent_pages_parallel
+from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE
 from airflow_provider_etelecom.exceptions import EtelecomAuthError, EtelecomConfigError, EtelecomError
 
 __all__ = ["EtelecomHook", "base_url_from_fields"]
@@ -345,29 +350,26 @@ class EtelecomHook(BaseHook):
 
     # -- API -----------------------------------------------------------------------------------
 
-    def build_query(self, **kwargs: Any) -> ConsentQuery:
-        """Validate listing arguments (as :meth:`list_consents` takes them) without any request."""
-        kwargs.setdefault("normalize_phones", self.normalize_phones)
-        kwargs.setdefault("timezone", self.timezone)
-        return ConsentQuery.build(**kwargs)
+    def build_query(self, query: ConsentQuery | None = None, /, **arguments: Unpack[ConsentListing]) -> ConsentQuery:
+        """Validate listing arguments (as :meth:`list_consents` takes them) without any request.
+
+        Uses this hook's ``timezone`` and ``normalize_phones``. With ``query``, only ``arguments``
+        are validated and set on it (its other fields already are): see :meth:`ConsentQuery.updated`.
+
+        :raises EtelecomValidationError: naming the first invalid parameter.
+        """
+        return (query or ConsentQuery()).updated(
+            timezone=self.timezone, normalize_phones=self.normalize_phones, **arguments
+        )
 
     def list_consent_pages(
         self,
         *,
-        call_type: Any = None,
-        date_from: Any = None,
-        date_to: Any = None,
-        is_charged: bool | None = None,
-        oa_id: int | str | None = None,
-        phone: str | None = None,
-        reason_code: Any = None,
-        reply_status: Any = None,
-        status: Any = None,
-        user_id: int | str | None = None,
-        page_size: int = 100,
+        page_size: int = MAX_PAGE_SIZE,
         sort: str | None = None,
         max_pages: int | None = None,
         max_parallel_windows: int | None = None,
+        **filters: Unpack[ConsentFilters],
     ) -> Iterator[ConsentPage]:
         """Yield every page of consents matching the filters, lazily.
 
@@ -376,21 +378,7 @@ class EtelecomHook(BaseHook):
         concurrently (see :mod:`airflow_provider_etelecom.client.parallel`): pages then arrive in
         completion order, and the counters of every worker add up in ``self.client.stats``.
         """
-        query = self.build_query(
-            call_type=call_type,
-            date_from=date_from,
-            date_to=date_to,
-            is_charged=is_charged,
-            oa_id=oa_id,
-            phone=phone,
-            reason_code=reason_code,
-            reply_status=reply_status,
-            status=status,
-            user_id=user_id,
-            page_size=page_size,
-            sort=sort,
-            max_pages=max_pages,
-        )
+        query = self.build_query(page_size=page_size, sort=sort, max_pages=max_pages, **filters)
         return self.iter_query_pages(query, max_parallel_windows=max_parallel_windows)
 
     def iter_query_pages(
@@ -423,35 +411,19 @@ class EtelecomHook(BaseHook):
     def list_consents(
         self,
         *,
-        call_type: Any = None,
-        date_from: Any = None,
-        date_to: Any = None,
-        is_charged: bool | None = None,
-        oa_id: int | str | None = None,
-        phone: str | None = None,
-        reason_code: Any = None,
-        reply_status: Any = None,
-        status: Any = None,
-        user_id: int | str | None = None,
-        page_size: int = 100,
+        page_size: int = MAX_PAGE_SIZE,
         sort: str | None = None,
         max_pages: int | None = None,
         max_parallel_windows: int | None = None,
+        **filters: Unpack[ConsentFilters],
     ) -> Iterator[Consent]:
         """Yield every consent matching the filters, across all pages, lazily (one page in memory).
 
         Validation happens at the call, before any request (this is not a generator function).
 
-        :param call_type: ``audio``, ``video`` or ``audio_and_video``.
-        :param date_from: window start, inclusive (aware datetime or ISO-8601 with offset).
-        :param date_to: window end, exclusive: never a consent with ``created_at >= date_to``.
-        :param is_charged: only charged (``True``) or free (``False``) requests.
-        :param oa_id: the Zalo Official Account id (int64).
-        :param phone: the customer's phone (normalised to ``84…`` unless turned off).
-        :param reason_code: one of the five reason codes.
-        :param reply_status: ``S``, ``P``, ``N`` or ``NS``.
-        :param status: send status ``P`` or ``N``.
-        :param user_id: the eTelecom user id (int64).
+        :param filters: any of :class:`~airflow_provider_etelecom.client.ConsentFilters`
+            (``call_type``, ``date_from``, ``date_to``, ``is_charged``, ``oa_id``, ``phone``,
+            ``reason_code``, ``reply_status``, ``status``, ``user_id``); ``None`` means no filter.
         :param page_size: 1 to 100 (the platform's cap).
         :param sort: ``created_at``, ``-created_at``, ``updated_at`` or ``-updated_at``; default newest first.
         :param max_pages: stop after this many pages.
@@ -462,24 +434,13 @@ class EtelecomHook(BaseHook):
         :raises EtelecomError: for failures that outlast the retry budget.
         """
         pages = self.list_consent_pages(
-            call_type=call_type,
-            date_from=date_from,
-            date_to=date_to,
-            is_charged=is_charged,
-            oa_id=oa_id,
-            phone=phone,
-            reason_code=reason_code,
-            reply_status=reply_status,
-            status=status,
-            user_id=user_id,
-            page_size=page_size,
-            sort=sort,
-            max_pages=max_pages,
-            max_parallel_windows=max_parallel_windows,
+            page_size=page_size, sort=sort, max_pages=max_pages, max_parallel_windows=max_parallel_windows, **filters
         )
         return (consent for page in pages for consent in page["consents"])
 
-    def request_consent(self, *, oa_id: int | str, phone: str, call_type: Any, reason_code: Any) -> Consent:
+    def request_consent(
+        self, *, oa_id: int | str, phone: str, call_type: CallType | str, reason_code: ReasonCode | str
+    ) -> Consent:
         """Send ``Zalo/RequestConsent``: a real, charged request to the customer's Zalo app.
 
         Never retried once it may have reached the server.

@@ -1,32 +1,29 @@
-"""The listing filters that every consent-listing operator takes, read in one place.
+"""The listing arguments that every consent-listing operator takes, read and validated in one place.
 
 :class:`~airflow_provider_etelecom.operators.list_consents.ListConsentsOperator` and
-:class:`~airflow_provider_etelecom.transfers.consents_to_sql.ConsentsToSqlOperator` store the same
-filter, paging and ``timezone`` arguments as attributes (explicit ``__init__`` parameters, which
-``expand_kwargs`` needs); this mixin turns those attributes into the keyword arguments of
-:meth:`~airflow_provider_etelecom.hooks.etelecom.EtelecomHook.build_query`, so both read them the
-same way.
+:class:`~airflow_provider_etelecom.transfers.consents_to_sql.ConsentsToSqlOperator` take the
+filters of :class:`~airflow_provider_etelecom.client.ConsentFilters` and the paging arguments of
+:class:`~airflow_provider_etelecom.client.ConsentPaging` as explicit ``__init__`` parameters
+(Airflow checks the keys of ``partial().expand_kwargs()`` against them) and store them as
+attributes; this mixin validates those attributes once each: the literal ones when the DAG is
+parsed, and at run time only the ones rendering changed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["FILTER_FIELDS", "ConsentFiltersMixin", "is_template"]
-
-#: Filter keywords, in the order of :meth:`EtelecomHook.list_consents`.
-FILTER_FIELDS = (
-    "call_type",
-    "date_from",
-    "date_to",
-    "is_charged",
-    "oa_id",
-    "phone",
-    "reason_code",
-    "reply_status",
-    "status",
-    "user_id",
+from airflow_provider_etelecom.client import ConsentQuery
+from airflow_provider_etelecom.client.validation import (
+    FILTER_FIELDS,
+    LISTING_FIELDS,
+    is_unrendered,
+    listing_param_docs,
 )
+from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
+
+__all__ = ["FILTER_FIELDS", "ConsentFiltersMixin", "is_template", "is_unchanged", "with_listing_params"]
 
 
 def is_template(value: object) -> bool:
@@ -34,22 +31,51 @@ def is_template(value: object) -> bool:
     return isinstance(value, str) and "{{" in value
 
 
+def is_unchanged(value: object, seen: object) -> bool:
+    """Tell whether a rendered value is the one validated at parse time (same type, equal)."""
+    return type(value) is type(seen) and value == seen
+
+
+def with_listing_params(doc: str | None) -> str:
+    """Return an operator's docstring with the ``:param:`` lines of every listing argument appended.
+
+    The lines come from :class:`~airflow_provider_etelecom.client.ConsentFilters` and
+    :class:`~airflow_provider_etelecom.client.ConsentPaging`, so they are written once for every
+    operator that takes them, and ``help()`` shows them all.
+    """
+    return (doc or "").rstrip() + "\n" + listing_param_docs()
+
+
 class ConsentFiltersMixin:
-    """Read the filter attributes (``FILTER_FIELDS``), ``page_size``, ``sort`` and ``max_pages`` of an operator."""
+    """Validate the listing attributes (:data:`LISTING_FIELDS`) of an operator, each value once."""
 
+    template_fields: Sequence[str]
+    timezone: str | None
     is_charged: Any
-    page_size: int
-    sort: str | None
-    max_pages: int | None
 
-    def _query_arguments(self, *, skip_templates: bool = False) -> dict[str, Any]:
-        arguments: dict[str, Any] = {}
-        for name in FILTER_FIELDS:
+    def _check_listing(self) -> None:
+        """Validate the listing arguments known when the DAG is parsed (templated ones: :meth:`_listing_query`)."""
+        templated = set(self.template_fields)
+        seen: dict[str, Any] = {}
+        for name in LISTING_FIELDS:
             value = getattr(self, name)
-            arguments[name] = None if skip_templates and is_template(value) else value
-        if not skip_templates and isinstance(self.is_charged, str):
-            # A literal string was refused at parse time, so a string here was rendered from Jinja.
-            arguments["is_charged"] = {"true": True, "false": False}.get(
-                self.is_charged.strip().lower(), self.is_charged
-            )
-        return {**arguments, "page_size": self.page_size, "sort": self.sort, "max_pages": self.max_pages}
+            if name not in templated or value is None or not is_unrendered(value):
+                seen[name] = value
+        self._parsed_query = ConsentQuery.build(timezone=self.timezone, **seen)
+        self._parsed_values = seen
+
+    def _listing_query(self, hook: EtelecomHook) -> ConsentQuery:
+        """Return the query of the rendered arguments, validating only those rendering changed.
+
+        :raises EtelecomValidationError: naming the first invalid rendered parameter.
+        """
+        changed: dict[str, Any] = {}
+        for name in LISTING_FIELDS:
+            value = getattr(self, name)
+            if name in self._parsed_values and is_unchanged(value, self._parsed_values[name]):
+                continue
+            if name == "is_charged" and isinstance(value, str):
+                # A literal string was refused at parse time, so a string here was rendered from Jinja.
+                value = {"true": True, "false": False}.get(value.strip().lower(), value)
+            changed[name] = value
+        return hook.build_query(self._parsed_query, **changed)

@@ -6,17 +6,27 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.providers.common.compat.sdk import Asset, BaseOperator, Context
 
-from airflow_provider_etelecom.client import ClientStats, Consent, ConsentPage, ConsentQuery
+from airflow_provider_etelecom.client import (
+    ClientStats,
+    Consent,
+    ConsentPage,
+    ConsentQuery,
+)
 from airflow_provider_etelecom.client.parallel import MAX_PARALLEL_WINDOWS, ParallelStats
-from airflow_provider_etelecom.client.validation import format_api_time
+from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, format_api_time
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-from airflow_provider_etelecom.operators._filters import FILTER_FIELDS, ConsentFiltersMixin
+from airflow_provider_etelecom.operators._filters import (
+    FILTER_FIELDS,
+    ConsentFiltersMixin,
+    with_listing_params,
+)
 from airflow_provider_etelecom.operators._filters import is_template as _is_template
 from airflow_provider_etelecom.operators._stop import StopOnKillMixin
 from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
@@ -149,20 +159,11 @@ class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
     (``on_kill``: SIGTERM, a task marked failed) stops paging, deletes its temporary file and
     publishes nothing.
 
+    The filters and paging arguments (``call_type`` ... ``max_pages``, listed last) are those of
+    :class:`~airflow_provider_etelecom.client.ConsentFilters` and
+    :class:`~airflow_provider_etelecom.client.ConsentPaging`.
+
     :param etelecom_conn_id: the eTelecom connection.
-    :param call_type: ``audio``, ``video`` or ``audio_and_video``.
-    :param date_from: window start, inclusive, on ``created_at`` (aware datetime or ISO-8601).
-    :param date_to: window end, exclusive.
-    :param is_charged: only charged (``True``) or free (``False``) requests.
-    :param oa_id: the Zalo Official Account id.
-    :param phone: the customer's phone (normalised to ``84…``).
-    :param reason_code: one of the five reason codes.
-    :param reply_status: ``S``, ``P``, ``N`` or ``NS``.
-    :param status: send status ``P`` or ``N``.
-    :param user_id: the eTelecom user id.
-    :param page_size: consents per request, 1 to 100 (the platform's cap).
-    :param sort: ``created_at``, ``-created_at``, ``updated_at`` or ``-updated_at``; default newest first.
-    :param max_pages: stop after this many pages.
     :param timezone: IANA zone for naive ``date_from``/``date_to`` (else they are refused).
     :param output_path: where to write JSON Lines (Parquet if it ends in ``.parquet``); ``None``
         returns the consents to XCom.
@@ -185,17 +186,17 @@ class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         self,
         *,
         etelecom_conn_id: str = EtelecomHook.default_conn_name,
-        call_type: Any = None,
-        date_from: Any = None,
-        date_to: Any = None,
-        is_charged: Any = None,
-        oa_id: Any = None,
-        phone: Any = None,
-        reason_code: Any = None,
-        reply_status: Any = None,
-        status: Any = None,
-        user_id: Any = None,
-        page_size: int = 100,
+        call_type: str | None = None,
+        date_from: datetime | str | None = None,
+        date_to: datetime | str | None = None,
+        is_charged: bool | str | None = None,
+        oa_id: int | str | None = None,
+        phone: str | None = None,
+        reason_code: str | None = None,
+        reply_status: str | None = None,
+        status: str | None = None,
+        user_id: int | str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
         sort: str | None = None,
         max_pages: int | None = None,
         timezone: str | None = None,
@@ -227,8 +228,7 @@ class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         self.max_xcom_consents = _validate_max_xcom(max_xcom_consents)
         self.max_parallel_windows = _validate_parallel_windows(max_parallel_windows)
         self.retry_permanent_errors = validate_retry_permanent_errors(retry_permanent_errors)
-        # Parse-time check of what is already known; templated values wait for execute().
-        ConsentQuery.build(**self._query_arguments(skip_templates=True), timezone=timezone)
+        self._check_listing()  # what is known now; templated values are validated once rendered
         if output_path is not None and not _is_template(output_path):
             _check_output_path_shape(output_path)
             if is_parquet_path(output_path) and not pyarrow_installed():
@@ -254,7 +254,7 @@ class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         """
         self._arm_stop()
         self._lineage_outcome = None
-        query = self.hook.build_query(**self._query_arguments())
+        query = self._listing_query(self.hook)
         if (
             self.max_parallel_windows
             and self.max_parallel_windows > 1
@@ -410,3 +410,6 @@ class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
             return
         for outlet in outlets:
             events[outlet].extra = dict(extra)
+
+
+ListConsentsOperator.__doc__ = with_listing_params(ListConsentsOperator.__doc__)

@@ -9,10 +9,15 @@ from typing import Any, Protocol, cast
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, Context, conf
 
-from airflow_provider_etelecom.client import Consent, ConsentQuery, mask_phone
+from airflow_provider_etelecom.client import CallType, Consent, ConsentQuery, ConsentRequest, ReasonCode, mask_phone
 from airflow_provider_etelecom.client.models import SendStatus
 from airflow_provider_etelecom.client.replies import LISTING_LAG_GRACE_S
-from airflow_provider_etelecom.client.validation import is_unrendered, validate_seconds
+from airflow_provider_etelecom.client.validation import (
+    REQUEST_FIELDS,
+    is_unrendered,
+    validate_request_arguments,
+    validate_seconds,
+)
 from airflow_provider_etelecom.exceptions import (
     EtelecomAuthError,
     EtelecomBadRequestError,
@@ -25,6 +30,7 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomValidationError,
 )
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
+from airflow_provider_etelecom.operators._filters import is_unchanged
 from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
 
 __all__ = ["RequestConsentOperator"]
@@ -158,10 +164,10 @@ class RequestConsentOperator(BaseOperator):
     def __init__(
         self,
         *,
-        oa_id: str | int,
+        oa_id: int | str,
         phone: str,
-        call_type: str,
-        reason_code: str,
+        call_type: CallType | str,
+        reason_code: ReasonCode | str,
         etelecom_conn_id: str = EtelecomHook.default_conn_name,
         listing_lag_grace: float | timedelta = LISTING_LAG_GRACE_S,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -182,17 +188,11 @@ class RequestConsentOperator(BaseOperator):
                 raise EtelecomValidationError(f"{name}={flag!r} must be True or False.", parameter=name)
         self.deferrable = deferrable
         self.resend_if_unconfirmed = resend_if_unconfirmed
-        known: dict[str, Any] = {
-            name: value
-            for name, value in (
-                ("oa_id", oa_id),
-                ("phone", phone),
-                ("call_type", call_type),
-                ("reason_code", reason_code),
-            )
-            if not is_unrendered(value)
+        # Validated once each: the literal arguments now, the templated ones once rendered (execute).
+        self._parsed_values: dict[str, object] = {
+            name: getattr(self, name) for name in REQUEST_FIELDS if not is_unrendered(getattr(self, name))
         }
-        ConsentQuery.build(**known)
+        self._parsed_request = validate_request_arguments(self._parsed_values)
 
     @cached_property
     def hook(self) -> EtelecomHook:
@@ -202,17 +202,17 @@ class RequestConsentOperator(BaseOperator):
     @with_failure_policy
     def execute(self, context: Context) -> Consent:
         """Validate, reuse an earlier try's consent or send a new request, and return the consent."""
-        query = self._rendered_query()
-        record = self._send_record(query, context)
-        consent = self._recorded_consent(query, record)
+        request = self._rendered_request()
+        record = self._send_record(request, context)
+        consent = self._recorded_consent(request, record)
         if consent is None and self._must_look(record, context):
-            consent = self._earlier_send(query, context)
+            consent = self._earlier_send(request, context)
             if consent is None:
-                return self._wait_for_earlier_send(query, context, self._grace_deadline(context))
+                return self._wait_for_earlier_send(request, context, self._grace_deadline(context))
             self._record_found(context, record, consent)
         if consent is None:
-            consent = self._send(query, context)
-        return self._checked(consent, query)
+            consent = self._send(request, context)
+        return self._checked(consent, request)
 
     @with_failure_policy
     def execute_complete(self, context: Context, event: object = None, deadline: str | None = None) -> Consent:
@@ -221,20 +221,24 @@ class RequestConsentOperator(BaseOperator):
         :param event: the time trigger's event (its moment; unused).
         :param deadline: the end of the grace (ISO-8601), as :meth:`execute` computed it.
         """
-        query = self._rendered_query()
-        consent = self._look(query, context)
+        request = self._rendered_request()
+        consent = self._look(request, context)
         if consent is not None:
-            return self._checked(consent, query)
+            return self._checked(consent, request)
         until = datetime.fromisoformat(deadline) if deadline else self._grace_deadline(context)
-        return self._wait_for_earlier_send(query, context, until)
+        return self._wait_for_earlier_send(request, context, until)
 
     # -- steps -----------------------------------------------------------------------------
 
-    def _rendered_query(self) -> ConsentQuery:
+    def _rendered_request(self) -> ConsentRequest:
+        """Return the request of the rendered arguments, validating only those rendering changed."""
+        changed = {
+            name: getattr(self, name)
+            for name in REQUEST_FIELDS
+            if name not in self._parsed_values or not is_unchanged(getattr(self, name), self._parsed_values[name])
+        }
         try:
-            return self.hook.build_query(
-                oa_id=self.oa_id, phone=self.phone, call_type=self.call_type, reason_code=self.reason_code
-            )
+            return ConsentRequest(**{**self._parsed_request, **validate_request_arguments(changed)})
         except EtelecomValidationError as error:
             # A rendered value is wrong: an Airflow retry would render it the same way.
             raise AirflowFailException(f"{type(self).__name__} {self.task_id}: {error.message}") from error
@@ -263,7 +267,7 @@ class RequestConsentOperator(BaseOperator):
         started = _aware(getattr(ti, "start_date", None)) or _now()
         return started + timedelta(seconds=self.listing_lag_grace)
 
-    def _wait_for_earlier_send(self, query: ConsentQuery, context: Context, deadline: datetime) -> Consent:
+    def _wait_for_earlier_send(self, request: ConsentRequest, context: Context, deadline: datetime) -> Consent:
         """Look for the earlier try's consent until ``deadline``; then send, or fail if unconfirmed.
 
         Defers (resuming in :meth:`execute_complete`) when deferrable and the wait is longer than
@@ -275,7 +279,7 @@ class RequestConsentOperator(BaseOperator):
 
                 self.log.info(
                     "No earlier consent for %s listed yet; deferring %.1f s until %s (listing_lag_grace=%.0f s).",
-                    mask_phone(str(query.phone)),
+                    mask_phone(request.phone),
                     remaining,
                     deadline.isoformat(),
                     self.listing_lag_grace,
@@ -287,51 +291,51 @@ class RequestConsentOperator(BaseOperator):
                 )
             self.log.info(
                 "No earlier consent for %s listed yet; looking again (%.1f s left of listing_lag_grace=%.0f s).",
-                mask_phone(str(query.phone)),
+                mask_phone(request.phone),
                 remaining,
                 self.listing_lag_grace,
             )
             time.sleep(min(self.listing_look_interval, remaining))
-            consent = self._look(query, context)
+            consent = self._look(request, context)
             if consent is not None:
-                return self._checked(consent, query)
-        return self._checked(self._send_after_grace(query, context), query)
+                return self._checked(consent, request)
+        return self._checked(self._send_after_grace(request, context), request)
 
-    def _look(self, query: ConsentQuery, context: Context) -> Consent | None:
+    def _look(self, request: ConsentRequest, context: Context) -> Consent | None:
         """Look once for an earlier try's consent: the task state store's record, then the listing."""
-        record = self._send_record(query, context)
-        consent = self._recorded_consent(query, record)
+        record = self._send_record(request, context)
+        consent = self._recorded_consent(request, record)
         if consent is None:
-            consent = self._earlier_send(query, context)
+            consent = self._earlier_send(request, context)
             if consent is not None:
                 self._record_found(context, record, consent)
         return consent
 
-    def _send_after_grace(self, query: ConsentQuery, context: Context) -> Consent:
+    def _send_after_grace(self, request: ConsentRequest, context: Context) -> Consent:
         """Send once the grace is over, unless a recorded send's outcome is still unknown."""
-        record = self._send_record(query, context)
-        consent = self._recorded_consent(query, record)
+        record = self._send_record(request, context)
+        consent = self._recorded_consent(request, record)
         if consent is not None:
             return consent
         if record is not None and record.get("state") == "under_way" and not self.resend_if_unconfirmed:
             raise AirflowFailException(
                 f"{type(self).__name__} {self.task_id}: try {record.get('try_number')} started sending the consent "
-                f"request to {mask_phone(str(query.phone))} at {record.get('since')} and never got its answer, and "
+                f"request to {mask_phone(request.phone)} at {record.get('since')} and never got its answer, and "
                 f"no consent for it is listed after listing_lag_grace={self.listing_lag_grace:.0f} s. It may have "
                 f"reached the customer, so this try does not send again. Check the consents in eTelecom; to send "
                 f"again anyway, set resend_if_unconfirmed=True (or a longer listing_lag_grace) and clear the task."
             )
         self.log.warning(
             "No consent for %s appeared within listing_lag_grace=%.0f s after this try started; sending again.",
-            mask_phone(str(query.phone)),
+            mask_phone(request.phone),
             self.listing_lag_grace,
         )
-        return self._send(query, context)
+        return self._send(request, context)
 
-    def _send(self, query: ConsentQuery, context: Context) -> Consent:
+    def _send(self, request: ConsentRequest, context: Context) -> Consent:
         """Send ``RequestConsent``; on Airflow 3.3+ record "under way" before and the consent after."""
         store = _task_state_store(context)
-        identity = _identity(query)
+        identity = _identity(request)
         ti: Any = context.get("ti")
         record = {
             "state": "under_way",
@@ -343,19 +347,14 @@ class RequestConsentOperator(BaseOperator):
             self.hook.get_conn()  # a missing or wrong connection fails here, with nothing under way
             store.set(SEND_RECORD_KEY, record)
         try:
-            consent = self.hook.request_consent(
-                oa_id=identity["oa_id"],
-                phone=identity["phone"],
-                call_type=identity["call_type"],
-                reason_code=identity["reason_code"],
-            )
+            consent = self.hook.client.send_consent_request(request)
         except EtelecomError as error:
             if store is not None and _certainly_not_created(error):
                 store.delete(SEND_RECORD_KEY)
             raise
         if store is not None:
             store.set(SEND_RECORD_KEY, {**record, "state": "sent", "consent": dict(consent)})
-        self.log.info("Sent consent request %s to %s.", consent.get("id"), mask_phone(str(query.phone)))
+        self.log.info("Sent consent request %s to %s.", consent.get("id"), mask_phone(request.phone))
         return consent
 
     @staticmethod
@@ -366,18 +365,18 @@ class RequestConsentOperator(BaseOperator):
             store.set(SEND_RECORD_KEY, {**record, "state": "sent", "consent": dict(consent)})
 
     @staticmethod
-    def _checked(consent: Consent, query: ConsentQuery) -> Consent:
+    def _checked(consent: Consent, request: ConsentRequest) -> Consent:
         if consent.get("status") == SendStatus.FAILED.value:
             raise EtelecomConsentOutcomeError(
-                f"eTelecom could not deliver consent request {consent.get('id')} to {mask_phone(str(query.phone))} "
-                f"via OA {query.oa_id}: error_code={consent.get('error_code')!r}, "
+                f"eTelecom could not deliver consent request {consent.get('id')} to {mask_phone(request.phone)} "
+                f"via OA {request.oa_id}: error_code={consent.get('error_code')!r}, "
                 f"error_message={consent.get('error_message')!r}.",
                 consent=dict(consent),
             )
         return consent
 
     @staticmethod
-    def _send_record(query: ConsentQuery, context: Context) -> dict[str, Any] | None:
+    def _send_record(request: ConsentRequest, context: Context) -> dict[str, Any] | None:
         """Return this task instance's send record for this very request (Airflow 3.3+), or ``None``.
 
         A record for other arguments (an upstream was cleared and rendered another phone) is not
@@ -385,11 +384,11 @@ class RequestConsentOperator(BaseOperator):
         """
         store = _task_state_store(context)
         record = store.get(SEND_RECORD_KEY) if store is not None else None
-        if isinstance(record, dict) and record.get("request") == _identity(query):
+        if isinstance(record, dict) and record.get("request") == _identity(request):
             return record
         return None
 
-    def _recorded_consent(self, query: ConsentQuery, record: dict[str, Any] | None) -> Consent | None:
+    def _recorded_consent(self, request: ConsentRequest, record: dict[str, Any] | None) -> Consent | None:
         """Return the consent a record says was sent, fresh from the listing if it shows it already.
 
         A recorded send that failed (``status`` ``N``) reached nobody: ``None``, so a new send follows.
@@ -401,37 +400,39 @@ class RequestConsentOperator(BaseOperator):
             "Not sending again: try %s of this task instance sent consent %s to %s (task state store); returning it.",
             record.get("try_number") if record is not None else None,
             recorded.get("id"),
-            mask_phone(str(query.phone)),
+            mask_phone(request.phone),
         )
         try:
-            fresh = self.hook.find_consent(str(recorded.get("id")), oa_id=str(query.oa_id), phone=str(query.phone))
+            fresh = self.hook.find_consent(str(recorded.get("id")), oa_id=request.oa_id, phone=request.phone)
         except EtelecomTransientError as error:
             # The consent is known; its current state is a nicety that must not fail the task.
             self.log.warning("Could not look up consent %s (%s); returning it as sent.", recorded.get("id"), error)
             fresh = None
         return fresh if fresh is not None else cast(Consent, recorded)
 
-    def _earlier_send(self, query: ConsentQuery, context: Context) -> Consent | None:
+    def _earlier_send(self, request: ConsentRequest, context: Context) -> Consent | None:
         anchor = first_try_anchor(context)
         if anchor is None:
             return None
         since = anchor - CLOCK_SKEW
-        earlier = self.hook.list_consents(
-            oa_id=query.oa_id,
-            phone=query.phone,
-            call_type=query.call_type,
-            reason_code=query.reason_code,
+        # Built from values validated already: nothing is validated twice on the way.
+        listing = ConsentQuery(
+            oa_id=request.oa_id,
+            phone=request.phone,
+            call_type=request.call_type,
+            reason_code=request.reason_code,
             date_from=since,
             sort="created_at",
             max_pages=1,
         )
+        earlier = (consent for page in self.hook.iter_query_pages(listing) for consent in page["consents"])
         for consent in earlier:
             if consent.get("status") != SendStatus.FAILED.value:
                 self.log.warning(
                     "Not sending again: consent %s for %s was created at %s, after this run became due (%s); "
                     "returning it.",
                     consent.get("id"),
-                    mask_phone(str(query.phone)),
+                    mask_phone(request.phone),
                     consent.get("created_at"),
                     anchor.isoformat(),
                 )
@@ -444,10 +445,5 @@ def _task_state_store(context: Context) -> _TaskStateStore | None:
     return cast("_TaskStateStore | None", context.get("task_state_store"))
 
 
-def _identity(query: ConsentQuery) -> dict[str, str]:
-    return {
-        "oa_id": str(query.oa_id),
-        "phone": str(query.phone),
-        "call_type": str(query.call_type),
-        "reason_code": str(query.reason_code),
-    }
+def _identity(request: ConsentRequest) -> dict[str, str]:
+    return request.body()

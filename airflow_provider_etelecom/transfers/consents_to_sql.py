@@ -8,17 +8,26 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, BaseOperator, Context
 
-from airflow_provider_etelecom.client import Consent, ConsentPage, ConsentQuery
-from airflow_provider_etelecom.client.validation import format_api_time
+from airflow_provider_etelecom.client import (
+    Consent,
+    ConsentPage,
+    ConsentQuery,
+)
+from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, format_api_time
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-from airflow_provider_etelecom.operators._filters import FILTER_FIELDS, ConsentFiltersMixin, is_template
+from airflow_provider_etelecom.operators._filters import (
+    FILTER_FIELDS,
+    ConsentFiltersMixin,
+    is_template,
+    with_listing_params,
+)
 from airflow_provider_etelecom.operators._stop import StopOnKillMixin
 from airflow_provider_etelecom.utils import sql_table
 from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
@@ -315,24 +324,15 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
     merged and ``CREATE`` when it created the table; never the staging table
     (:func:`~airflow_provider_etelecom.utils.lineage.build_sql_lineage`).
 
+    The filters and paging arguments (``date_from``, ``date_to``, ``call_type`` ... ``max_pages``,
+    listed last) are those of :class:`~airflow_provider_etelecom.client.ConsentFilters` and
+    :class:`~airflow_provider_etelecom.client.ConsentPaging`.
+
     :param sql_conn_id: a ``postgres`` or ``sqlite`` Airflow connection.
     :param table: ``table`` or ``schema.table`` (identifiers, used exactly as written).
     :param create_table: create ``table`` when it does not exist (DDL in docs/warehouse.md).
-    :param date_from: window start, inclusive, on ``created_at`` (aware datetime or ISO-8601).
-    :param date_to: window end, exclusive.
     :param lookback: how far before ``date_from`` to re-read (``timedelta``; 0 turns it off).
     :param etelecom_conn_id: the eTelecom connection.
-    :param call_type: ``audio``, ``video`` or ``audio_and_video``.
-    :param is_charged: only charged (``True``) or free (``False``) requests.
-    :param oa_id: the Zalo Official Account id.
-    :param phone: the customer's phone (normalised to ``84…``).
-    :param reason_code: one of the five reason codes.
-    :param reply_status: ``S``, ``P``, ``N`` or ``NS``.
-    :param status: send status ``P`` or ``N``.
-    :param user_id: the eTelecom user id.
-    :param page_size: consents per request, 1 to 100 (the platform's cap).
-    :param sort: ``created_at``, ``-created_at``, ``updated_at`` or ``-updated_at``; default newest first.
-    :param max_pages: stop after this many pages.
     :param timezone: IANA zone for naive ``date_from``/``date_to`` (else they are refused).
     :param batch_size: rows staged per ``COPY``/insert: bounds the memory of a load.
     :param retry_permanent_errors: let Airflow retry failures a retry cannot fix (off by default).
@@ -348,18 +348,18 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         sql_conn_id: str,
         table: str,
         create_table: bool = False,
-        date_from: Any = None,
-        date_to: Any = None,
+        date_from: datetime | str | None = None,
+        date_to: datetime | str | None = None,
         lookback: timedelta = DEFAULT_LOOKBACK,
-        call_type: Any = None,
-        is_charged: Any = None,
-        oa_id: Any = None,
-        phone: Any = None,
-        reason_code: Any = None,
-        reply_status: Any = None,
-        status: Any = None,
-        user_id: Any = None,
-        page_size: int = 100,
+        call_type: str | None = None,
+        is_charged: bool | str | None = None,
+        oa_id: int | str | None = None,
+        phone: str | None = None,
+        reason_code: str | None = None,
+        reply_status: str | None = None,
+        status: str | None = None,
+        user_id: int | str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
         sort: str | None = None,
         max_pages: int | None = None,
         timezone: str | None = None,
@@ -399,7 +399,7 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
                 f"sql_conn_id={sql_conn_id!r} must name a postgres or sqlite Airflow connection.",
                 parameter="sql_conn_id",
             )
-        ConsentQuery.build(**self._query_arguments(skip_templates=True), timezone=timezone)
+        self._check_listing()  # what is known now; templated values are validated once rendered
         if not is_template(table):
             _table(table)
         self._lineage_base_url: str | None = None
@@ -446,7 +446,7 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
             ) from None
 
     def _query(self) -> ConsentQuery:
-        query = self.hook.build_query(**self._query_arguments())
+        query = self._listing_query(self.hook)
         if query.date_from is not None and self.lookback:
             query = dataclasses.replace(query, date_from=query.date_from - self.lookback)
         return query
@@ -592,3 +592,6 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
             close = getattr(pages, "close", None)
             if callable(close):
                 close()
+
+
+ConsentsToSqlOperator.__doc__ = with_listing_params(ConsentsToSqlOperator.__doc__)

@@ -63,7 +63,7 @@ from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 from airflow_provider_etelecom.client import Consent, ConsentState, EtelecomClient, classify_consent
 from airflow_provider_etelecom.client.models import parse_api_time
 from airflow_provider_etelecom.client.replies import CREATED_FROM_MARGIN_S
-from airflow_provider_etelecom.client.validation import ConsentQuery, validate_int64_id
+from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, ConsentQuery, validate_int64_id
 from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomTransientError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 
@@ -243,7 +243,15 @@ class ConsentReplyEventTrigger(BaseEventTrigger):
         self.call_type = call_type
         self.reason_code = reason_code
         self.user_id = None if user_id is None else validate_int64_id("user_id", user_id)
-        ConsentQuery.build(oa_id=self.oa_id, call_type=call_type, reason_code=reason_code, user_id=self.user_id)
+        # Validated once here; each poll only moves the window's start (see _list_span).
+        self._query = ConsentQuery.build(
+            oa_id=self.oa_id,
+            call_type=call_type,
+            reason_code=reason_code,
+            user_id=self.user_id,
+            sort="created_at",
+            page_size=MAX_PAGE_SIZE,
+        )
         self.etelecom_conn_id = etelecom_conn_id
         self.include_phone = bool(include_phone)
         self.poke_interval = float(poke_interval)
@@ -312,15 +320,7 @@ class ConsentReplyEventTrigger(BaseEventTrigger):
     ) -> tuple[list[Consent], WatchState, int]:
         """List the span (oldest first) and decide; runs in a worker thread. Returns the pages read too."""
         date_from = max(state.span_from, listed_at.timestamp() - self.reply_window)
-        query = client.query(
-            oa_id=self.oa_id,
-            call_type=self.call_type,
-            reason_code=self.reason_code,
-            user_id=self.user_id,
-            date_from=datetime.fromtimestamp(date_from, timezone.utc),
-            sort="created_at",
-            page_size=100,
-        )
+        query = self._query.updated(date_from=datetime.fromtimestamp(date_from, timezone.utc))
         pages: list[int] = []
 
         def consents() -> Iterable[Consent]:

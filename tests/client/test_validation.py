@@ -168,3 +168,21 @@ def test_date_filters_never_depend_on_the_platforms_precision(
     # The window itself stays exactly what was asked for; the client enforces it on what comes back.
     assert query.in_window(date_from) and not query.in_window(date_to)
     assert f"date_from={date_from}, date_to={date_to}" in query.describe()
+
+
+# -- the listing arguments, declared once ----------------------------------------------------------
+
+
+def test_an_argument_that_is_not_a_filter_is_refused_by_name() -> None:
+    with pytest.raises(TypeError, match="reply"):
+        ConsentQuery.build(reply="P")  # type: ignore[call-arg]
+
+
+def test_updated_validates_only_the_arguments_it_is_given() -> None:
+    query = ConsentQuery.build(oa_id=12, phone="0912 345 678", date_from="2026-01-01T00:00:00Z")
+    later = query.updated(date_to="2026-01-02T00:00:00+07:00", max_pages=2)
+    assert (later.oa_id, later.phone, later.max_pages) == ("12", "84912345678", 2)
+    assert later.date_to == datetime(2026, 1, 1, 17, tzinfo=timezone.utc)
+    with pytest.raises(EtelecomValidationError) as caught:  # the window is checked on the result
+        query.updated(date_to="2025-12-31T00:00:00Z")
+    assert caught.value.parameter == "date_from"

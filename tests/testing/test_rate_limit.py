@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import requests
 
+from airflow_provider_etelecom.client import ConsentQuery
 from airflow_provider_etelecom.client.client import ClientConfig, EtelecomClient
 from airflow_provider_etelecom.testing import SETTINGS, EtelecomSimulator
 
@@ -80,7 +81,7 @@ def test_the_client_under_the_limit_loses_no_consent() -> None:
 
         config = ClientConfig.build(base_url=sim.base_url, api_key=KEY)
         with EtelecomClient(config, sleep=sleep) as client:
-            listed = [c["id"] for c in client.iter_consents(client.query(page_size=50))]
+            listed = [c["id"] for c in client.iter_consents(ConsentQuery.build(page_size=50))]
         assert sorted(listed) == sorted(expected) and len(set(listed)) == len(listed)
         pages = 350 // 50 + 1  # seven full pages and the empty last one
         assert sim.stats.count("Zalo/ListRequestConsent", 200) == pages

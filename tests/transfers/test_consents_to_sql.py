@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import sqlite3
@@ -463,3 +464,63 @@ def test_a_rendered_bad_table_is_refused_before_any_request(etelecom_connection:
     with pytest.raises(AirflowFailException, match="table='bad name'"):
         op.execute({})  # type: ignore[arg-type]
     assert etelecom_connection.requests_log == []
+
+
+# -- dynamic task mapping ---------------------------------------------------------------------------
+
+MAPPED_DAG = """
+import json
+from datetime import datetime, timedelta, timezone
+
+from airflow.providers.common.compat.sdk import DAG, task
+
+from airflow_provider_etelecom.operators.consents import ListConsentsOperator
+from airflow_provider_etelecom.transfers import ConsentsToSqlOperator
+from airflow_provider_etelecom.utils.windows import split_windows
+
+WINDOWS = split_windows({start!r}, {end!r}, "1d")
+
+with DAG(dag_id="etelecom_mapped_windows", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc)) as dag:
+    listed = ListConsentsOperator.partial(task_id="list", reply_status="P").expand_kwargs(WINDOWS)
+    loaded = ConsentsToSqlOperator.partial(
+        task_id="load", sql_conn_id="warehouse", table="consents", lookback=timedelta(0), reply_status="P"
+    ).expand_kwargs(WINDOWS)
+
+    @task
+    def record(listed, loaded):
+        with open({out!r}, "w") as handle:
+            json.dump({{"listed": list(listed), "loaded": list(loaded)}}, handle)
+
+    record(listed.output, loaded.output)
+"""
+
+
+def test_both_operators_map_over_split_windows_in_a_dag_run(
+    airflow_db: str, sqlite_db: Db, etelecom_connection: EtelecomSimulator, tmp_path: Path
+) -> None:
+    """``partial().expand_kwargs(split_windows(...))`` reaches the explicit filter parameters of both operators."""
+    import os
+    import runpy
+
+    sim = etelecom_connection
+    sqlite_db.create()
+    days = sorted({c["created_at"][:10] for c in sim.consents()})[-3:]
+    start, end = f"{days[0]}T00:00:00Z", f"{days[2]}T00:00:00Z"
+    out = tmp_path / "mapped.json"
+    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "etelecom_mapped_windows.py"  # Airflow 3's dag.test() re-parses the file
+    path.write_text(MAPPED_DAG.format(start=start, end=end, out=str(out)))
+    run = runpy.run_path(str(path))["dag"].test()
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    outputs = json.loads(out.read_text())
+    windows = [(f"{day}T00:00:00Z", f"{later}T00:00:00Z") for day, later in itertools.pairwise(days)]
+    for window, listed, loaded in zip(windows, outputs["listed"], outputs["loaded"], strict=True):
+        expected = [c for c in sim.consents() if window[0] <= c["created_at"] < window[1] and c["reply_status"] == "P"]
+        assert expected
+        assert sorted(c["id"] for c in listed) == sorted(c["id"] for c in expected)
+        assert loaded["count"] == loaded["written"] == len(expected)
+        assert (loaded["window"]["date_from"], loaded["window"]["date_to"]) == window
+    assert len(outputs["listed"]) == len(outputs["loaded"]) == 2
+    loaded_rows = sqlite_db.rows()
+    assert set(loaded_rows) == {c["id"] for listed in outputs["listed"] for c in listed}
