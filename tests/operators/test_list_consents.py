@@ -490,7 +490,6 @@ def test_parallel_windows_write_the_same_set_as_the_sequential_export(
     par_ids = [c["id"] for c in read_lines(parallel)]
     assert len(par_ids) == len(set(par_ids)) == result["count"] == 500
     assert sorted(par_ids) == sorted(seq_ids) == sorted(c["id"] for c in sim.consents())
-    assert sim.stats.connections >= 4
     logged = log_text()
     assert "4 retries" in logged
     # The closing line: splits, and per worker its pages fetched and seconds idle.
