@@ -192,7 +192,9 @@ def merge_sql(dialect: Dialect, table: TableName, stage: str) -> str:
 
     Rows are inserted in id order, so two loads of overlapping days lock the rows they share in
     the same order and wait for each other instead of deadlocking. A stored row is replaced only
-    when the incoming ``updated_at`` is newer or equal.
+    when the incoming ``updated_at`` is newer or equal, and only when a value differs
+    (:func:`_changed`): replacing a row with the same values would change nothing in the table,
+    yet write a new row version, its index entries and WAL for every consent a lookback re-reads.
     """
     columns = ", ".join(f'"{name}"' for name in COLUMN_NAMES)
     updates = ", ".join(f'"{name}" = excluded."{name}"' for name in COLUMN_NAMES[1:])
@@ -208,8 +210,21 @@ def merge_sql(dialect: Dialect, table: TableName, stage: str) -> str:
         source = f'SELECT {columns} FROM temp."{stage}" WHERE true ORDER BY "id"'
     return (
         f"INSERT INTO {table.quoted()} AS target ({columns}) {source} "
-        f'ON CONFLICT ("id") DO UPDATE SET {updates} WHERE {_replace_rule("target", "excluded")}'
+        f'ON CONFLICT ("id") DO UPDATE SET {updates} '
+        f"WHERE ({_replace_rule('target', 'excluded')}) AND {_changed(dialect, 'target', 'excluded')}"
     )
+
+
+def _changed(dialect: Dialect, target: str, incoming: str) -> str:
+    """Return "a column of the incoming row differs from the stored one" (a NULL differs from a value only).
+
+    Only the consents table's own columns are compared: the merge writes no others.
+    """
+    if dialect == "postgres":
+        stored = ", ".join(f'{target}."{name}"' for name in COLUMN_NAMES[1:])
+        new = ", ".join(f'{incoming}."{name}"' for name in COLUMN_NAMES[1:])
+        return f"ROW({stored}) IS DISTINCT FROM ROW({new})"
+    return "(" + " OR ".join(f'{target}."{name}" IS NOT {incoming}."{name}"' for name in COLUMN_NAMES[1:]) + ")"
 
 
 RowValue = str | int | bool | datetime | None
@@ -332,14 +347,14 @@ def copy_batch(consents: Sequence[Consent]) -> str:
     except TypeError:  # a time that is not text
         return copy_text(map(consent_row, consents))
     if (
-        None not in chain.from_iterable(rows)
-        and all(type(flag) is bool for flag in map(_GET_BOOL, rows))
+        all(type(flag) is bool for flag in map(_GET_BOOL, rows))
         and all(type(code) is int for code in map(_GET_INT, rows))
         and _TIMES.fullmatch(times)
     ):
         text = "\n".join(map(_LINE.__mod__, rows)) + "\n"
         if (
-            "\\" not in text
+            "None" not in text  # no None value (it would be written "None"); a text "None" takes the exact path
+            and "\\" not in text
             and "\r" not in text
             and text.count("\n") == len(rows)
             and text.count("\t") == len(rows) * (len(COLUMNS) - 1)
