@@ -39,6 +39,8 @@ import statistics
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 TARGET = 5.0
@@ -69,6 +71,36 @@ def _peak_mb(step: Callable[[], None]) -> float:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return peak / 2**20
+
+
+def _server_processes(backend_pid: int) -> Callable[[], list[int]]:
+    """Return a function listing the PostgreSQL server's processes (the postmaster's children, itself included)."""
+
+    def parent(pid: int) -> int:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+    postmaster = parent(backend_pid)
+
+    def processes() -> list[int]:
+        found = [postmaster]
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with suppress(OSError, IndexError, ValueError):
+                    if parent(int(entry.name)) == postmaster:
+                        found.append(int(entry.name))
+        return found
+
+    return processes
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes used so far; 0 for one that is gone."""
+    total = 0
+    for pid in pids:
+        with suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def run(
@@ -138,11 +170,16 @@ def run(
                 transfer(table)
             sql("CHECKPOINT")
 
-        def timed(step: Callable[[str], None], table: str, scenario: str) -> float:
+        server_pids = _server_processes(int(sql("SELECT pg_backend_pid()")[0]))
+
+        def timed(step: Callable[[str], None], table: str, scenario: str) -> tuple[float, float]:
+            """Wall seconds of ``step``, and the CPU seconds it cost this process and the server together."""
             prepare(table, scenario)
+            cpu = time.process_time() + _cpu_seconds(server_pids())
             started = time.perf_counter()
             step(table)
-            return time.perf_counter() - started
+            wall = time.perf_counter() - started
+            return wall, time.process_time() + _cpu_seconds(server_pids()) - cpu
 
         def digest(table: str) -> tuple[int, str]:
             count, md5 = sql(f"SELECT count(*), md5(string_agg(t::text, E'\\n' ORDER BY t.id)) FROM \"{table}\" t")
@@ -156,22 +193,29 @@ def run(
                 sides = [("transfer", transfer, "via_transfer"), ("insert_rows", insert_rows, "via_insert_rows")]
                 if index % 2:
                     sides.reverse()
-                seconds = {name: timed(step, table, scenario) for name, step, table in sides}
+                measured = {name: timed(step, table, scenario) for name, step, table in sides}
+                seconds = {name: wall for name, (wall, _) in measured.items()}
+                cpu = {name: used for name, (_, used) in measured.items()}
                 digests = [digest("via_transfer"), digest("via_insert_rows")]
                 assert digests[0] == digests[1], f"the two loads stored different values ({scenario}, pair {index + 1})"
                 assert digests[0][0] == expected, digests
                 ratio = seconds["insert_rows"] / seconds["transfer"]
-                rows.append((seconds["transfer"], seconds["insert_rows"], ratio))
+                cpu_ratio = cpu["insert_rows"] / cpu["transfer"]
+                rows.append(
+                    (seconds["transfer"], seconds["insert_rows"], ratio, cpu["transfer"], cpu["insert_rows"], cpu_ratio)
+                )
                 echo(
                     f"    pair {index + 1} ({sides[0][0]} first): transfer {seconds['transfer']:6.2f} s  "
-                    f"insert_rows {seconds['insert_rows']:6.2f} s  ratio {ratio:5.1f}x"
+                    f"insert_rows {seconds['insert_rows']:6.2f} s  ratio {ratio:5.1f}x   CPU: transfer "
+                    f"{cpu['transfer']:5.2f} s  insert_rows {cpu['insert_rows']:5.2f} s  ratio {cpu_ratio:4.1f}x"
                 )
             result["pairs"][scenario] = rows
             result["medians"][scenario] = tuple(statistics.median(column) for column in zip(*rows, strict=True))
             echo(
                 f"    median of {pairs}: transfer {result['medians'][scenario][0]:.2f} s  insert_rows "
                 f"{result['medians'][scenario][1]:.2f} s  ratio {result['medians'][scenario][2]:.1f}x "
-                f"(range {min(r[2] for r in rows):.1f}x to {max(r[2] for r in rows):.1f}x)"
+                f"(range {min(r[2] for r in rows):.1f}x to {max(r[2] for r in rows):.1f}x); CPU ratio "
+                f"{result['medians'][scenario][5]:.1f}x"
             )
         prepare("via_transfer", "fresh")
         result["transfer_mb"] = _peak_mb(transfer)
@@ -215,10 +259,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  {args.pairs} interleaved pairs per scenario, each run on a table created afresh, then CHECKPOINT")
     result = run(n, pairs=args.pairs, profile=args.profile, echo=lambda line: print(line, flush=True))
     print(f"driver: {result['driver']}")
-    for scenario, (fast, slow, ratio) in result["medians"].items():
+    for scenario, (fast, slow, ratio, fast_cpu, slow_cpu, cpu_ratio) in result["medians"].items():
         print(
             f"{scenario}: median ratio {ratio:.1f}x (target >= {TARGET:.0f}x); medians transfer {fast:.2f} s "
-            f"({n / fast:.0f} rows/s), insert_rows {slow:.2f} s ({n / slow:.0f} rows/s)"
+            f"({n / fast:.0f} rows/s), insert_rows {slow:.2f} s ({n / slow:.0f} rows/s); CPU (this process + "
+            f"the server) transfer {fast_cpu:.2f} s, insert_rows {slow_cpu:.2f} s: {cpu_ratio:.1f}x"
         )
     print(f"peak Python memory: transfer {result['transfer_mb']:.1f} MB, insert_rows {result['insert_rows_mb']:.1f} MB")
     if result.get("profile"):
