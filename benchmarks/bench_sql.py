@@ -94,12 +94,16 @@ def _server_processes(backend_pid: int) -> Callable[[], list[int]]:
 
 
 def _cpu_seconds(pids: list[int]) -> float:
-    """CPU seconds (user + system) the processes used so far; 0 for one that is gone."""
+    """CPU seconds (user + system) the server's processes used so far.
+
+    ``pids[0]`` is the postmaster: its count includes the children it has reaped, so a session
+    that ends within a run (each side opens and closes its own) is counted in full.
+    """
     total = 0
-    for pid in pids:
+    for index, pid in enumerate(pids):
         with suppress(OSError, IndexError, ValueError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            total += sum(int(field) for field in fields[11 : 15 if index == 0 else 13])
     return total / os.sysconf("SC_CLK_TCK")
 
 

@@ -24,6 +24,8 @@ request) is stored as ``NULL``. Enum values this provider does not know are kept
 The rule (the same in the docs): a stored row is replaced when the incoming ``updated_at`` is
 newer or equal to the stored one (or the stored one is ``NULL``); an incoming row without
 ``updated_at`` never replaces a stored row. A listing that holds one id twice keeps its newest.
+A replacement whose values are all the same as the stored row's is skipped: it would change
+nothing, yet cost a new row version (a lookback re-reads days of unchanged consents).
 """
 
 from __future__ import annotations
