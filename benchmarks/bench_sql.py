@@ -79,6 +79,8 @@ def _server_processes(backend_pid: int) -> Callable[[], list[int]]:
     def parent(pid: int) -> int:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
+    if not Path("/proc/self/stat").exists():  # not Linux: the server's CPU is not measured (printed as 0)
+        return lambda: []
     postmaster = parent(backend_pid)
 
     def processes() -> list[int]:

@@ -183,13 +183,14 @@ def test_a_reload_rewrites_only_the_rows_whose_values_changed(db: Db, etelecom_c
     load(create_table=True)
     waiting = [c["id"] for c in sim.consents() if c["reply_status"] == "S" and c["status"] == "P"]
     sim.reply(waiting[0], "N")  # newer updated_at, new values
-    edited = waiting[1]
+    edited, nulled = waiting[1], waiting[2]
     db.execute(f"UPDATE consents SET reply_status = 'edited' WHERE id = '{edited}'")  # same updated_at, other values
+    db.execute(f"UPDATE consents SET shop_id = NULL WHERE id = '{nulled}'")  # a NULL differs from a value
     added = sim.add_consent()["id"]
     results: list[dict[str, Any]] = []
-    assert rewritten_ids(db, lambda: results.append(load(batch_size=64))) == {waiting[0], edited, added}
+    assert rewritten_ids(db, lambda: results.append(load(batch_size=64))) == {waiting[0], edited, nulled, added}
     assert results[0]["count"] == 501
-    assert results[0]["written"] == 3
+    assert results[0]["written"] == 4
     assert db.rows() == served(sim)  # the last write wins: every row is what the platform serves now
     assert rewritten_ids(db, lambda: results.append(load())) == set()  # the same listing again: nothing written
     assert results[1]["written"] == 0
