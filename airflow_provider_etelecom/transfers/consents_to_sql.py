@@ -57,6 +57,8 @@ RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 MERGE_ATTEMPTS = 5
 #: ``temp_buffers`` of the load's own session on PostgreSQL (the staging table's memory, used as needed).
 STAGE_TEMP_BUFFERS = "64MB"
+#: Consents per ``write`` of a batch's ``COPY`` (psycopg 3): the server parses a part while Python renders the next.
+COPY_PART = 1_000
 #: ``work_mem`` of the merge's transaction on PostgreSQL (the default 4 MB sorts 100,000 staged rows on disk).
 MERGE_WORK_MEM = "64MB"
 
@@ -204,9 +206,10 @@ class _TableLoad:
     def stage_consents(self, consents: Sequence[Consent]) -> None:
         """Add a batch of consents (as the API returned them) to the staging table and commit it.
 
-        PostgreSQL gets the whole batch as one ``COPY`` text (:func:`sql_table.copy_batch`: plain
-        string operations, times passed as the API's text to the server's parser) in one
-        ``write``; SQLite one ``executemany``. Each is a short transaction on a private table.
+        PostgreSQL gets the batch as one ``COPY`` (:func:`sql_table.copy_batch`: plain string
+        operations, times passed as the API's text to the server's parser), written in parts of
+        :data:`COPY_PART` consents on psycopg 3 so that the server parses one part while the next
+        is rendered; SQLite one ``executemany``. Each is a short transaction on a private table.
         """
         if not consents:
             return
@@ -216,16 +219,16 @@ class _TableLoad:
             self.conn.executemany(sql_table.stage_insert_sql(self.stage), rows)
             self.conn.execute("COMMIT")
             return
-        text = sql_table.copy_batch(consents)
         cursor = self.conn.cursor()
         try:
-            if hasattr(cursor, "copy_expert"):  # psycopg2
+            if hasattr(cursor, "copy_expert"):  # psycopg2: copy_expert reads one file
                 import io
 
-                cursor.copy_expert(sql_table.copy_sql(self.stage), io.StringIO(text))
-            else:  # psycopg 3
+                cursor.copy_expert(sql_table.copy_sql(self.stage), io.StringIO(sql_table.copy_batch(consents)))
+            else:  # psycopg 3: the server parses each part while the next one is rendered
                 with cursor.copy(sql_table.copy_sql(self.stage)) as copy:
-                    copy.write(text)
+                    for start in range(0, len(consents), COPY_PART):
+                        copy.write(sql_table.copy_batch(consents[start : start + COPY_PART]))
         finally:
             cursor.close()
         self.conn.commit()
@@ -235,7 +238,7 @@ class _TableLoad:
     def merge(self) -> int:
         """Merge the staging table into the target in one transaction; retry it after a deadlock.
 
-        :return: the rows inserted or replaced.
+        :return: the rows inserted or changed (a row whose values are the same is left alone).
         """
         for attempt in range(1, MERGE_ATTEMPTS + 1):
             try:
@@ -316,7 +319,8 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
     Before any request to eTelecom it checks the connection (PostgreSQL or SQLite), the table name
     and the table (its columns, its key on ``id``; a missing table is created in the merge's
     transaction with ``create_table=True``, else refused). The XCom is
-    ``{table, count, written, window}``: consents read, rows inserted or replaced, the window read.
+    ``{table, count, written, window}``: consents read, rows inserted or changed (a re-read consent
+    whose values are the same is not rewritten), the window read.
 
     With the OpenLineage provider installed it reports its own datasets: the eTelecom listing in
     (named as by ListConsentsOperator), the table out (``postgres://host:port`` +
@@ -484,8 +488,8 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
             load.close()
             self.hook.close()
         self.log.info(
-            "Loaded %d consents into %s in %.1f s: %d rows inserted or replaced, %d left as they were (stored "
-            "updated_at newer, or listed twice).",
+            "Loaded %d consents into %s in %.1f s: %d rows inserted or changed, %d left as they were (the same "
+            "values, stored updated_at newer, or listed twice).",
             count,
             table,
             time.monotonic() - started,

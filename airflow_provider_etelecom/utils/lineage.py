@@ -211,7 +211,7 @@ def build_sql_lineage(
     """Build a SQL load's lineage: the listing in (as for an export), the table out.
 
     The table's facets: its columns with their SQL types; once the merge committed, the rows it
-    inserted or replaced as ``outputStatistics.rowCount``, and ``lifecycleStateChange`` ``CREATE``
+    inserted or changed as ``outputStatistics.rowCount``, and ``lifecycleStateChange`` ``CREATE``
     only when this load created the table. An upsert into an existing table replaces neither the
     table nor its other rows, so it reports no lifecycle change (``OVERWRITE`` would tell a
     catalog the table's earlier content is gone).

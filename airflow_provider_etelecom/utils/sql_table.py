@@ -24,6 +24,8 @@ request) is stored as ``NULL``. Enum values this provider does not know are kept
 The rule (the same in the docs): a stored row is replaced when the incoming ``updated_at`` is
 newer or equal to the stored one (or the stored one is ``NULL``); an incoming row without
 ``updated_at`` never replaces a stored row. A listing that holds one id twice keeps its newest.
+A replacement whose values are all the same as the stored row's is skipped: it would change
+nothing, yet cost a new row version (a lookback re-reads days of unchanged consents).
 """
 
 from __future__ import annotations
@@ -192,7 +194,9 @@ def merge_sql(dialect: Dialect, table: TableName, stage: str) -> str:
 
     Rows are inserted in id order, so two loads of overlapping days lock the rows they share in
     the same order and wait for each other instead of deadlocking. A stored row is replaced only
-    when the incoming ``updated_at`` is newer or equal.
+    when the incoming ``updated_at`` is newer or equal, and only when a value differs
+    (:func:`_changed`): replacing a row with the same values would change nothing in the table,
+    yet write a new row version, its index entries and WAL for every consent a lookback re-reads.
     """
     columns = ", ".join(f'"{name}"' for name in COLUMN_NAMES)
     updates = ", ".join(f'"{name}" = excluded."{name}"' for name in COLUMN_NAMES[1:])
@@ -208,8 +212,21 @@ def merge_sql(dialect: Dialect, table: TableName, stage: str) -> str:
         source = f'SELECT {columns} FROM temp."{stage}" WHERE true ORDER BY "id"'
     return (
         f"INSERT INTO {table.quoted()} AS target ({columns}) {source} "
-        f'ON CONFLICT ("id") DO UPDATE SET {updates} WHERE {_replace_rule("target", "excluded")}'
+        f'ON CONFLICT ("id") DO UPDATE SET {updates} '
+        f"WHERE ({_replace_rule('target', 'excluded')}) AND {_changed(dialect, 'target', 'excluded')}"
     )
+
+
+def _changed(dialect: Dialect, target: str, incoming: str) -> str:
+    """Return "a column of the incoming row differs from the stored one" (a NULL differs from a value only).
+
+    Only the consents table's own columns are compared: the merge writes no others.
+    """
+    if dialect == "postgres":
+        stored = ", ".join(f'{target}."{name}"' for name in COLUMN_NAMES[1:])
+        new = ", ".join(f'{incoming}."{name}"' for name in COLUMN_NAMES[1:])
+        return f"ROW({stored}) IS DISTINCT FROM ROW({new})"
+    return "(" + " OR ".join(f'{target}."{name}" IS NOT {incoming}."{name}"' for name in COLUMN_NAMES[1:]) + ")"
 
 
 RowValue = str | int | bool | datetime | None
@@ -332,14 +349,14 @@ def copy_batch(consents: Sequence[Consent]) -> str:
     except TypeError:  # a time that is not text
         return copy_text(map(consent_row, consents))
     if (
-        None not in chain.from_iterable(rows)
-        and all(type(flag) is bool for flag in map(_GET_BOOL, rows))
+        all(type(flag) is bool for flag in map(_GET_BOOL, rows))
         and all(type(code) is int for code in map(_GET_INT, rows))
         and _TIMES.fullmatch(times)
     ):
         text = "\n".join(map(_LINE.__mod__, rows)) + "\n"
         if (
-            "\\" not in text
+            "None" not in text  # no None value (it would be written "None"); a text "None" takes the exact path
+            and "\\" not in text
             and "\r" not in text
             and text.count("\n") == len(rows)
             and text.count("\t") == len(rows) * (len(COLUMNS) - 1)

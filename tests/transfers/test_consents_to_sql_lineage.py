@@ -129,11 +129,12 @@ def test_sql_lineage_of_a_real_dag_run(lineage_run: dict[str, Any], etelecom_con
     types = {f["name"]: f["type"] for f in output["facets"]["schema"]["fields"]}
     assert types == sql_table.column_types("sqlite")
 
-    # The same table upserted again: the same dataset, the rows merged (newer or equal replace), no lifecycle change.
+    # The same table upserted again with the same consents: the same dataset, no row written (the
+    # values are the same), no lifecycle change.
     upsert = only(by_job["sql_lineage.upsert"]["COMPLETE"])
     (again,) = upsert["outputs"]
     assert (again["namespace"], again["name"]) == (lite_namespace, "consents")
-    assert again["outputFacets"]["outputStatistics"]["rowCount"] == 500
+    assert again["outputFacets"]["outputStatistics"]["rowCount"] == 0
     assert "lifecycleStateChange" not in again["facets"]
 
     # PostgreSQL: postgres://host:port and database.schema.table, the schema resolved by the server.
