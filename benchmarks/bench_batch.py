@@ -34,6 +34,8 @@ KEY = "bench-key-0123456789"
 OA = "4239023413265392134"
 LIST = "Zalo/ListRequestConsent"
 TARGET = 20.0
+#: Simulated seconds between two polls: the sensors' default ``poke_interval``.
+POKE_INTERVAL_S = 60.0
 
 
 def _quiet_logs() -> None:
@@ -107,6 +109,7 @@ def run(consents: int, polls: int, seed: int = 7) -> dict[str, Any]:
             )
             for consent_id in order[answered : answered + per_poll]:
                 sim.reply(consent_id, "P")
+            sim.advance(POKE_INTERVAL_S)  # the answers come during the poke interval, not in its last second
         hook.close()
     logging.disable(logging.NOTSET)
     batched_total = sum(row["batched"] for row in rows)
