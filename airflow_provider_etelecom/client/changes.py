@@ -104,12 +104,11 @@ class ChangeFeed:
         if not pending:
             return {}
         self.checks += 1
-        verify = last or self.checks % VERIFY_EVERY == 0
-        if self.given_up is None and self.newest is not None and not verify and pending <= set(known):
-            found = self._read_changed(client, query, pending, self.newest - WATERMARK_MARGIN_S)
+        verify, before = last or self.checks % VERIFY_EVERY == 0, self.newest
+        if self.given_up is None and before is not None and not verify and pending <= set(known):
+            found = self._read_changed(client, query, pending, before - WATERMARK_MARGIN_S)
             if found is not None:
                 return found
-        before = self.newest
         found = self._read_span(client, query, pending)
         if before is not None and self.given_up is None:
             self._verify(found.values(), known, before - WATERMARK_MARGIN_S)

@@ -172,9 +172,11 @@ def test_a_changed_read_cut_by_max_pages_is_replaced_by_the_span(
     wanted = consents[:150]  # the span's first two pages hold them
     wait = wait_for(wanted, max_pages=2)
     check(wait, client)
-    for consent in [*consents[150:], wanted[0]]:  # 151 changes: more than the two pages a check may read
+    sim.reply(str(wanted[0]["id"]), "P")
+    sim.advance(30)  # the cut read's first page is newer than this answer: it must not judge the feed by it
+    for consent in consents[150:]:  # 151 changes: more than the two pages a check may read
         sim.reply(str(consent["id"]), "P")
-    sim.advance(60)
+    sim.advance(30)
     decision = check(wait, client)
     assert decision.consents[str(wanted[0]["id"])]["reply_status"] == "P" and decision.final == 1
     assert not wait.feed.changed and wait.feed.given_up is None, "a cut read is replaced for one check, not given up"
