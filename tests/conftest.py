@@ -39,10 +39,40 @@ def airflow_db() -> Iterator[str]:
     yield _HOME
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    from airflow_provider_etelecom.testing import PLATFORM_VARIANTS
+
+    parser.addoption(
+        "--platform-variant",
+        choices=sorted(PLATFORM_VARIANTS),
+        default=None,
+        help="start every etelecom_simulator with this PLATFORM_VARIANTS entry (e.g. the sensor and "
+        "trigger suites under each READING_VARIANTS entry)",
+    )
+
+
 @pytest.fixture
-def etelecom_simulator_options() -> dict[str, object]:
-    """Simulator settings for the suite: a recognisable key, a small data set."""
-    return {"consents": 500, "seed": 7, "api_key": SECRET_KEY}
+def platform_variant(request: pytest.FixtureRequest) -> str | None:
+    """The ``--platform-variant`` the suite runs under (``None``: the simulator's defaults)."""
+    variant: str | None = request.config.getoption("--platform-variant")
+    return variant
+
+
+@pytest.fixture
+def refused_sort_requests(platform_variant: str | None) -> int:
+    """Requests a wait spends on a refused ``sort=-updated_at`` (the one 400 before it gives changed reads up)."""
+    from airflow_provider_etelecom.testing import PLATFORM_VARIANTS, SORTS
+
+    accepted = PLATFORM_VARIANTS.get(platform_variant or "", {}).get("accepted_sorts", SORTS)
+    return 0 if "-updated_at" in accepted else 1  # type: ignore[operator]
+
+
+@pytest.fixture
+def etelecom_simulator_options(platform_variant: str | None) -> dict[str, object]:
+    """Simulator settings for the suite: a recognisable key, a small data set, the chosen variant."""
+    from airflow_provider_etelecom.testing import PLATFORM_VARIANTS
+
+    return {"consents": 500, "seed": 7, "api_key": SECRET_KEY, **PLATFORM_VARIANTS.get(platform_variant or "", {})}
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ No Airflow here. The sensors (poke and reschedule mode) and the trigger (deferra
 
 Each check lists only what can still change: consents already final are remembered, the listing's
 start moves past the consents that have settled (oldest first from the earliest still pending)
-and the paging stops once every pending id was seen.
+and, after the first check, only the consents updated since the last one are read
+(:mod:`~airflow_provider_etelecom.client.changes`, with its checks and fallback to the full span).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from airflow_provider_etelecom.client.changes import ChangeFeed
 from airflow_provider_etelecom.client.client import EtelecomClient
 from airflow_provider_etelecom.client.models import (
     FINAL_REPLY_STATUSES,
@@ -241,7 +243,7 @@ class ReplyWait:
     failure_statuses: frozenset[str] = frozenset()
     max_pages: int | None = None
     settled: dict[str, Consent] = field(default_factory=dict)
-    pages: int = 0
+    feed: ChangeFeed = field(default_factory=ChangeFeed)
 
     def query(self, client: EtelecomClient) -> ConsentQuery:
         """Return the listing of the next check: from the earliest pending consent seen, if any."""
@@ -266,27 +268,28 @@ class ReplyWait:
         """The ids whose consent may still change (not seen yet, or seen waiting)."""
         return {i for i in self.consent_ids if i not in self.settled or self.settled[i].get("reply_status") == "S"}
 
-    def check(self, client: EtelecomClient, now: datetime, *, not_found_expired: bool) -> Decision:
-        """List once, remember what is final, and decide.
+    def check(self, client: EtelecomClient, now: datetime, *, not_found_expired: bool, last: bool = False) -> Decision:
+        """Read the listing once (:class:`~airflow_provider_etelecom.client.changes.ChangeFeed`) and decide.
 
+        A wait that a changed read would end with consents still pending (``min_share`` < 1) is
+        confirmed by a span read first: an answer the changed read missed could fail it.
+
+        :param last: the wait ends after this check unless it decides (a timeout): read the span.
         :raises EtelecomError: what the listing raised once the client's retry budget was spent.
         """
-        pending, found, seen, self.pages = self.pending, dict(self.settled), set[str](), 0
-        for page in client.iter_consent_pages(self.query(client)) if pending else ():
-            self.pages += 1
-            listed = {consent["id"]: consent for consent in page["consents"] if consent.get("id") in pending}
-            found.update(listed)
-            seen.update(listed)
-            if seen == pending:
+        pending = self.pending
+        for confirm in (False, True):
+            found = self.feed.read(client, self.query(client), pending, self.settled, last=last or confirm)
+            decision = decide(
+                self.consent_ids,
+                {**self.settled, **found},
+                min_share=self.min_share,
+                failure_statuses=self.failure_statuses,
+                now=now,
+                not_found_expired=not_found_expired,
+            )
+            if not (self.feed.changed and decision.status == "done" and decision.final < decision.wanted):
                 break
-        decision = decide(
-            self.consent_ids,
-            found,
-            min_share=self.min_share,
-            failure_statuses=self.failure_statuses,
-            now=now,
-            not_found_expired=not_found_expired,
-        )
         self.settled = decision.consents
         return decision
 
@@ -318,7 +321,7 @@ class ReplyWait:
     def describe(self, decision: Decision | None = None) -> str:
         """Describe the wait (and where ``decision`` left it) for logs, with the phone masked."""
         phone = mask_phone(self.phone) if self.phone else None
-        progress = decision and f": {self.pages} page(s), {decision.final} final, {len(decision.missing)} not listed"
+        progress = decision and f": {self.feed}, {decision.final} final, {len(decision.missing)} not listed"
         return f"{len(self.consent_ids)} consent(s) (oa_id={self.oa_id}, phone={phone}){progress or ''}"
 
     def settings(self) -> dict[str, Any]:

@@ -178,9 +178,10 @@ class ConsentRepliesSensor(BaseSensorOperator):
         :raises EtelecomConsentNotFoundError: listing the ids still unknown after the grace period.
         """
         wait, now = self.wait, datetime.now(timezone.utc)
-        expired = (now - self._started_at(context)).total_seconds() >= self.not_found_grace_period
+        waited = (now - self._started_at(context)).total_seconds()
+        expired, last = waited >= self.not_found_grace_period, waited + self.poke_interval >= self.timeout
         try:
-            decision = wait.check(self.hook.client, now, not_found_expired=expired)
+            decision = wait.check(self.hook.client, now, not_found_expired=expired, last=last)
         except EtelecomTransientError as error:
             self.log.warning("Checking %s failed (%s); checking again later.", wait.describe(), error.message)
             return False

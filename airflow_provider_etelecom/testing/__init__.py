@@ -39,7 +39,11 @@ from airflow_provider_etelecom.testing.store import (
     STATUSES,
     TIME_PRECISIONS,
 )
-from airflow_provider_etelecom.testing.variants import PLATFORM_VARIANT_DESCRIPTIONS, PLATFORM_VARIANTS
+from airflow_provider_etelecom.testing.variants import (
+    PLATFORM_VARIANT_DESCRIPTIONS,
+    PLATFORM_VARIANTS,
+    READING_VARIANTS,
+)
 
 __all__ = [
     "CALL_TYPES",
@@ -49,6 +53,7 @@ __all__ = [
     "MAX_LIMIT",
     "PLATFORM_VARIANTS",
     "PLATFORM_VARIANT_DESCRIPTIONS",
+    "READING_VARIANTS",
     "REASON_CODES",
     "REPLY_STATUSES",
     "SETTINGS",

@@ -108,6 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
     )
     switches.add_argument(
+        "--ignored-sorts",
+        type=_sorts,
+        help="comma-separated paging.sort values accepted but answered in the default order (default none)",
+        default=argparse.SUPPRESS,
+    )
+    switches.add_argument(
+        "--reply-keeps-updated-at",
+        dest="reply_moves_updated_at",
+        action="store_false",
+        help="a reply leaves updated_at as it was (default: a reply sets it)",
+        default=argparse.SUPPRESS,
+    )
+    switches.add_argument(
         "--burst-share",
         type=float,
         help="share of seeded consents inside the burst window (default 0)",
@@ -131,6 +144,8 @@ SWITCHES = (
     "date_filter_precision",
     "created_at_precision",
     "accepted_sorts",
+    "ignored_sorts",
+    "reply_moves_updated_at",
     "burst_share",
     "burst_start",
     "burst_span_s",

@@ -54,6 +54,8 @@ SETTINGS: tuple[str, ...] = (
     "date_filter_precision",
     "created_at_precision",
     "accepted_sorts",
+    "ignored_sorts",
+    "reply_moves_updated_at",
     "rate_limit_per_s",
 )
 FAULT_KINDS = ("500", "502", "503", "429", "403_exhausted", "drop", "truncate", "timeout")
@@ -492,6 +494,10 @@ class EtelecomSimulator:
         in answers (same four values); filtering and sorting still use the exact value.
     :param accepted_sorts: the ``paging.sort`` values the platform accepts (default all of
         :data:`SORTS`); another one gets 400 ``invalid_argument`` naming ``sort``.
+    :param ignored_sorts: accepted ``paging.sort`` values the platform answers in its default order
+        (newest ``created_at`` first) all the same, echoing the ``sort`` asked for: a sort ignored.
+    :param reply_moves_updated_at: a reply (``P``, ``N``, ``NS``) sets ``updated_at`` to its time
+        (default); ``False`` plays a platform that leaves ``updated_at`` alone.
     :param burst_share: share of the seeded consents created inside the burst window (a campaign).
     :param burst_start: start of the burst window (aware datetime, whole seconds); default: centred
         in ``[start, end)``.
@@ -528,6 +534,8 @@ class EtelecomSimulator:
         date_filter_precision: str = "exact",
         created_at_precision: str = "exact",
         accepted_sorts: Collection[str] = SORTS,
+        ignored_sorts: Collection[str] = (),
+        reply_moves_updated_at: bool = True,
         burst_share: float = 0.0,
         burst_start: datetime | None = None,
         burst_span_s: float = 3600.0,
@@ -550,6 +558,8 @@ class EtelecomSimulator:
             date_filter_precision=date_filter_precision,
             created_at_precision=created_at_precision,
             accepted_sorts=accepted_sorts,
+            ignored_sorts=ignored_sorts,
+            reply_moves_updated_at=reply_moves_updated_at,
             burst_share=burst_share,
             burst_start=None if burst_start is None else to_epoch(burst_start, "burst_start"),
             burst_span_s=burst_span_s,
@@ -711,6 +721,24 @@ class EtelecomSimulator:
         self._store.accepted_sorts = value
 
     @property
+    def ignored_sorts(self) -> tuple[str, ...]:
+        """The accepted ``paging.sort`` values answered in the default order anyway (settable)."""
+        return self._store.ignored_sorts
+
+    @ignored_sorts.setter
+    def ignored_sorts(self, value: Collection[str]) -> None:
+        self._store.ignored_sorts = value
+
+    @property
+    def reply_moves_updated_at(self) -> bool:
+        """Whether a reply sets ``updated_at`` (settable; replies already recorded keep theirs)."""
+        return self._store.reply_moves_updated_at
+
+    @reply_moves_updated_at.setter
+    def reply_moves_updated_at(self, value: bool) -> None:
+        self._store.reply_moves_updated_at = bool(value)
+
+    @property
     def burst_share(self) -> float:
         """Share of the seeded consents inside the burst window (fixed when the data is seeded)."""
         return self._store.burst_share
@@ -729,6 +757,7 @@ class EtelecomSimulator:
         """Return the platform switches a running simulator can change (JSON-safe)."""
         values = {name: getattr(self, name) for name in SETTINGS}
         values["accepted_sorts"] = list(self.accepted_sorts)
+        values["ignored_sorts"] = list(self.ignored_sorts)
         return values
 
     def configure(self, **settings: Any) -> dict[str, Any]:
@@ -972,7 +1001,7 @@ class EtelecomSimulator:
         store = self._store
         if method == "Zalo/ListRequestConsent":
             flt = parse_filter(body.get("filter"))
-            paging = parse_paging(body.get("paging"), store.accepted_sorts)
+            paging = parse_paging(body.get("paging"), store.accepted_sorts, store.ignored_sorts)
             items, next_cursor, prev_cursor = store.list_page(flt, paging)
             return {
                 "consents": items,

@@ -510,11 +510,13 @@ def decode_cursor(cursor: str, sort: str, field: str) -> tuple[int, int]:
     return seconds * US + fraction, consent_id
 
 
-def parse_paging(raw: Any, accepted_sorts: Collection[str] = SORTS) -> Paging:
+def parse_paging(raw: Any, accepted_sorts: Collection[str] = SORTS, ignored_sorts: Collection[str] = ()) -> Paging:
     """Validate ``paging``: one sort field of :data:`SORTS`, limit cut to :data:`MAX_LIMIT`, cursors.
 
     :param accepted_sorts: the sorts this platform accepts when asked for by name (the default
         order is served whatever this says: a platform does not refuse its own default).
+    :param ignored_sorts: accepted sorts answered in the default order all the same (the request's
+        ``sort`` is still echoed); their cursors are the default order's.
     :raises InvalidArgument: bad or refused sort, limit type or cursor.
     """
     if raw is None:
@@ -527,6 +529,8 @@ def parse_paging(raw: Any, accepted_sorts: Collection[str] = SORTS) -> Paging:
     sort = raw_sort.strip() or DEFAULT_SORT
     if sort not in SORTS or (raw_sort.strip() and sort not in accepted_sorts):
         raise InvalidArgument("sort", f"paging.sort: không hỗ trợ sắp xếp theo {raw_sort!r}")
+    if sort in ignored_sorts:
+        sort = DEFAULT_SORT
     raw_limit = raw.get("limit")
     if raw_limit in (None, ""):
         limit = DEFAULT_LIMIT
@@ -605,6 +609,9 @@ class Store:
     :param created_at_precision: how times are written in answers; filtering and sorting still use
         the exact value (:data:`TIME_PRECISIONS`).
     :param accepted_sorts: the ``paging.sort`` values accepted by name (a subset of :data:`SORTS`).
+    :param ignored_sorts: accepted ``paging.sort`` values answered in the default order anyway.
+    :param reply_moves_updated_at: a reply (``P``, ``N``, ``NS``) sets ``updated_at`` to its time;
+        ``False`` leaves ``updated_at`` as it was.
     :param burst_share: share of the seeded consents created inside the burst window.
     :param burst_start: first second of the burst window, epoch seconds (default: the window is
         centred in ``[start, end)``, and cut to it when longer).
@@ -629,6 +636,8 @@ class Store:
         date_filter_precision: str = "exact",
         created_at_precision: str = "exact",
         accepted_sorts: Iterable[str] = SORTS,
+        ignored_sorts: Iterable[str] = (),
+        reply_moves_updated_at: bool = True,
         burst_share: float = 0.0,
         burst_start: int | float | None = None,
         burst_span_s: float = 3600.0,
@@ -653,6 +662,8 @@ class Store:
         self.date_filter_precision = date_filter_precision
         self._created_at_precision = check_precision(created_at_precision, "created_at_precision")
         self.accepted_sorts = accepted_sorts
+        self.ignored_sorts = ignored_sorts
+        self.reply_moves_updated_at = bool(reply_moves_updated_at)
         self._init_burst(burst_share, burst_start, burst_span_s)
         self._rng = random.Random(seed)
         rng = self._rng
@@ -739,6 +750,21 @@ class Store:
         if unknown:
             raise ValueError(f"accepted_sorts: unknown sorts {sorted(unknown)}; known: {', '.join(SORTS)}")
         self._accepted_sorts = tuple(s for s in SORTS if s in wanted)
+
+    @property
+    def ignored_sorts(self) -> tuple[str, ...]:
+        """The accepted ``paging.sort`` values answered in the default order anyway, in :data:`SORTS` order."""
+        return self._ignored_sorts
+
+    @ignored_sorts.setter
+    def ignored_sorts(self, value: Iterable[str]) -> None:
+        if isinstance(value, str):
+            raise ValueError("ignored_sorts must be a collection of sort values, not one string")
+        wanted = set(value)
+        unknown = wanted - set(SORTS)
+        if unknown:
+            raise ValueError(f"ignored_sorts: unknown sorts {sorted(unknown)}; known: {', '.join(SORTS)}")
+        self._ignored_sorts = tuple(s for s in SORTS if s in wanted)
 
     # ----------------------------------------------------------------- clock
     def now_s(self) -> float:
@@ -917,7 +943,8 @@ class Store:
     def _set_reply(self, consent: Consent, reply: str, at: int) -> None:
         self._updated_index.pop(bisect_left(self._updated_index, _key(consent.updated, consent.id)))
         consent.reply_status = reply
-        consent.updated = at
+        if self.reply_moves_updated_at:
+            consent.updated = at
         if reply == "P":
             consent.expires = at + AGREEMENT_US
             consent.delivery_status = "seen"

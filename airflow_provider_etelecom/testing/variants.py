@@ -40,8 +40,18 @@ PLATFORM_VARIANTS: dict[str, dict[str, object]] = {
     },
     "listing_lag": {"listing_lag_s": 30.0},
     "updated_at_sort_refused": {"accepted_sorts": ("created_at", "-created_at")},
+    "updated_at_sort_ignored": {"ignored_sorts": ("updated_at", "-updated_at")},
+    "reply_keeps_updated_at": {"reply_moves_updated_at": False},
     "crowded_second": {**_FRACTIONAL, "burst_share": 0.5, "burst_span_s": 1.0},
 }
+
+#: The variants that change how the waiting side's changed reads (``sort=-updated_at``) behave.
+READING_VARIANTS: tuple[str, ...] = (
+    "defaults",
+    "updated_at_sort_refused",
+    "updated_at_sort_ignored",
+    "reply_keeps_updated_at",
+)
 
 #: What real-platform behaviour each of :data:`PLATFORM_VARIANTS` plays, in one line.
 PLATFORM_VARIANT_DESCRIPTIONS: dict[str, str] = {
@@ -58,5 +68,7 @@ PLATFORM_VARIANT_DESCRIPTIONS: dict[str, str] = {
     "shown_s_round+filter_s_truncate": "answers show rounded seconds while filters cut to seconds",
     "listing_lag": "a new consent is listable only 30 s after it was created",
     "updated_at_sort_refused": "only created_at sorts accepted; sort=updated_at gets 400 naming sort",
+    "updated_at_sort_ignored": "sort=updated_at accepted and echoed, but answered newest created_at first",
+    "reply_keeps_updated_at": "a reply (P, N, NS) leaves updated_at at its old value",
     "crowded_second": "half of the seeded consents created inside one second, with microseconds",
 }

@@ -210,4 +210,5 @@ class ConsentRepliesTrigger(BaseTrigger):
 
     async def _check(self, wait: ReplyWait, client: Any, now: datetime) -> Decision:
         expired = now.timestamp() >= self.kwargs["not_found_deadline"]
-        return await asyncio.to_thread(wait.check, client, now, not_found_expired=expired)
+        last = now.timestamp() + self.kwargs["poke_interval"] >= self.kwargs["deadline"]  # read the whole span
+        return await asyncio.to_thread(wait.check, client, now, not_found_expired=expired, last=last)

@@ -29,7 +29,7 @@ from airflow_provider_etelecom.exceptions import (
 )
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.sensors.consents import ConsentRepliesSensor
-from airflow_provider_etelecom.testing import EtelecomSimulator
+from airflow_provider_etelecom.testing import SORTS, EtelecomSimulator
 from airflow_provider_etelecom.triggers.consents import ConsentRepliesTrigger, build_event
 from tests.conftest import SECRET_KEY
 from tests.sensors.conftest import context, event_for
@@ -106,7 +106,9 @@ def test_templated_values_are_accepted_unrendered() -> None:
 # -- one listing per check ---------------------------------------------------------------------------
 
 
-def test_all_answered_returns_every_consent_in_input_order(etelecom_connection: EtelecomSimulator) -> None:
+def test_all_answered_returns_every_consent_in_input_order(
+    etelecom_connection: EtelecomSimulator, refused_sort_requests: int
+) -> None:
     sim = etelecom_connection
     consents = request_many(150)
     s = sensor(list(reversed(consents)))
@@ -123,7 +125,7 @@ def test_all_answered_returns_every_consent_in_input_order(etelecom_connection: 
     assert isinstance(result, PokeReturnValue) and result.is_done
     assert list(result.xcom_value) == [c["id"] for c in reversed(consents)]
     assert {c["reply_status"] for c in result.xcom_value.values()} == {"P", "N"}
-    assert sim.stats.count(method=LIST) == 3 * per_poll
+    assert sim.stats.count(method=LIST) == 3 * per_poll + refused_sort_requests
     # The listing was narrowed: the OA, the consents' created_at minus the margin, oldest first.
     body = list_bodies(sim)[0]
     earliest = min(parse_api_time(c["created_at"]) for c in consents)
@@ -391,3 +393,25 @@ def test_deferrable_refusal_fails_the_task(
     ids = [c["id"] for c in request_many(3)]
     state, seen = run_dag("consent_replies_refused", ids, tmp_path, deferrable=True, failure_statuses=["N"])
     assert state == "failed" and seen is None
+
+
+# -- changed reads ---------------------------------------------------------------------------------
+
+
+def test_the_check_before_the_timeout_lists_the_span(etelecom_connection: EtelecomSimulator) -> None:
+    """A platform whose replies move no ``updated_at``: the changed reads miss an answer, the last check does not."""
+    sim = etelecom_connection
+    sim.configure(accepted_sorts=SORTS, ignored_sorts=(), reply_moves_updated_at=False)
+    old = request_many(1)
+    sim.advance(60)
+    new = request_many(1, start=1)
+    s = sensor([*old, *new], timeout=3600)
+    assert s.poke(context()) is False
+    for consent in (*old, *new):
+        sim.reply(consent["id"], "P")
+    assert s.poke(context()) is False, "a changed read stops above the old consent, whose updated_at stayed"
+    assert s.wait.feed.changed
+    result = s.poke(context(datetime.now(timezone.utc) - timedelta(seconds=3600)))
+    assert isinstance(result, PokeReturnValue) and result.is_done
+    assert {c["reply_status"] for c in result.xcom_value.values()} == {"P"}
+    assert "updated_at" in str(s.wait.feed.given_up)

@@ -102,7 +102,9 @@ def test_templated_values_are_checked_when_rendered() -> None:
 # -- outcomes ----------------------------------------------------------------------------------------
 
 
-def test_waits_then_succeeds_with_the_consent_one_request_per_check(etelecom_connection: EtelecomSimulator) -> None:
+def test_waits_then_succeeds_with_the_consent_one_request_per_check(
+    etelecom_connection: EtelecomSimulator, refused_sort_requests: int
+) -> None:
     sim = etelecom_connection
     consent = request()
     s = sensor(consent["id"])
@@ -113,7 +115,7 @@ def test_waits_then_succeeds_with_the_consent_one_request_per_check(etelecom_con
     result = s.poke(context())
     assert isinstance(result, PokeReturnValue) and result.is_done
     assert result.xcom_value["id"] == consent["id"] and result.xcom_value["reply_status"] == "P"
-    assert sim.stats.count(method=LIST) == 2
+    assert sim.stats.count(method=LIST) == 2 + refused_sort_requests
 
 
 @pytest.mark.parametrize("reply", ["P", "N", "NS"])

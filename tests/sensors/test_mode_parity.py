@@ -113,8 +113,15 @@ def listed_then_answered(world: World, n: int) -> None:
         world.sim.reply(world.subject["id"], "P")
 
 
+def answered_after_first_check(world: World, n: int) -> None:
+    if n == 1:  # the next check is a changed read where the mode keeps the wait (poke)
+        world.sim.reply(world.subject["id"], "P")
+        world.sim.advance(60)
+
+
 CASES = [
     Case("agreed", answer("P")),
+    Case("answered_later", request, answered_after_first_check),
     Case("refused", answer("N"), expected="N"),
     Case(
         "refused_is_a_failure",
@@ -196,7 +203,12 @@ def builder(shape: str, world: World, phone: str, common: dict[str, Any]) -> Cal
 @pytest.mark.parametrize("shape", ["one", "many"])
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_every_mode_ends_the_same_way(
-    airflow_db: str, etelecom_connection: EtelecomSimulator, retry_pauses: list[float], case: Case, shape: str
+    airflow_db: str,
+    etelecom_connection: EtelecomSimulator,
+    retry_pauses: list[float],
+    platform_variant: str | None,
+    case: Case,
+    shape: str,
 ) -> None:
     sim = etelecom_connection
     outcomes: dict[str, Any] = {}
@@ -231,7 +243,11 @@ def test_every_mode_ends_the_same_way(
             waited_retry_after = any(pause >= 2.0 for pause in retry_pauses)
             outcomes[mode] = (result, sim.stats.count(method=LIST), len(retry_pauses), waited_retry_after)
         sim.listing_lag_s, sim.api_key = 0, SECRET_KEY
+    if platform_variant not in (None, "defaults"):
+        # A refused or ignored sort costs the mode that keeps its wait (poke) the changed read it
+        # tries before giving it up; the outcome must not differ.
+        outcomes = {mode: (result, None, *rest[1:]) for mode, (result, *rest) in outcomes.items()}
     assert outcomes["poke"] == outcomes["reschedule"] == outcomes["deferrable"], outcomes
     assert outcomes["poke"][0] == case.expected
     if case.name == "rate_limited":  # the Retry-After was waited (not slept: recorded), within the budget
-        assert outcomes["poke"][1:] == (2, 1, True)
+        assert outcomes["poke"][1:] == (2 if outcomes["poke"][1] is not None else None, 1, True)

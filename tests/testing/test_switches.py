@@ -233,6 +233,38 @@ def test_a_refused_sort_is_400_invalid_argument_naming_sort() -> None:
             sim.accepted_sorts = ("id",)
 
 
+def test_an_ignored_sort_is_echoed_but_served_in_the_default_order() -> None:
+    with _sim(ignored_sorts=("updated_at", "-updated_at")) as sim:
+        some = sim.consents()[::7]
+        for consent in some:  # answered newest-created last: an updated_at order differs from the default one
+            sim.reply(consent["id"], "P")
+            sim.advance(1)
+        default = list_all(sim)
+        for sort in ("updated_at", "-updated_at"):
+            assert _ids(list_all(sim, sort=sort, limit=17)) == _ids(default), sort
+            assert list_page(sim, paging={"sort": sort})["paging"]["sort"] == sort, "the sort asked for is echoed"
+        assert _ids(list_all(sim, sort="created_at")) == _ids(default[::-1]), "other sorts are still applied"
+        sim.ignored_sorts = ()
+        by_update = list_all(sim, sort="-updated_at")
+        assert _ids(by_update) != _ids(default) and _ids(by_update[: len(some)]) == _ids(some[::-1])
+        with pytest.raises(ValueError, match="ignored_sorts"):
+            sim.ignored_sorts = ("id",)
+
+
+@pytest.mark.parametrize("moves", [True, False])
+def test_reply_moves_updated_at_unless_switched_off(moves: bool) -> None:
+    with _sim(reply_moves_updated_at=moves) as sim:
+        agreed, refused, unanswered = (sim.add_consent(reply_status="S", status="P") for _ in range(3))
+        sim.advance(10)
+        shown = {"P": sim.reply(agreed["id"], "P"), "N": sim.reply(refused["id"], "N")}
+        sim.advance(86400)  # the third one's reply window closes: NS
+        shown["NS"] = next(c for c in list_all(sim) if c["id"] == unanswered["id"])
+        for reply, before in zip(("P", "N", "NS"), (agreed, refused, unanswered), strict=True):
+            assert shown[reply]["reply_status"] == reply
+            assert (shown[reply]["updated_at"] != before["updated_at"]) is moves, reply
+        assert sim.settings()["reply_moves_updated_at"] is moves
+
+
 # ------------------------------------------------------------------------ listing lag
 def test_listing_lag_hides_inserted_and_added_consents_until_the_clock_passes_it() -> None:
     with EtelecomSimulator(consents=30, seed=2, api_key=KEY, listing_lag_s=30) as sim:
@@ -384,6 +416,8 @@ REQUIRED_VARIANTS = {
     "date_to_inclusive",
     "filter_s_truncate+date_to_inclusive",
     "shown_s_round+filter_s_truncate",
+    "updated_at_sort_ignored",
+    "reply_keeps_updated_at",
     "listing_lag",
     "updated_at_sort_refused",
 }

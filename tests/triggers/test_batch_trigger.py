@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 from datetime import datetime, timedelta, timezone
@@ -12,7 +13,7 @@ import time_machine
 
 from airflow_provider_etelecom.client.replies import decide
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-from airflow_provider_etelecom.testing import EtelecomSimulator
+from airflow_provider_etelecom.testing import SORTS, EtelecomSimulator
 from airflow_provider_etelecom.triggers.consents import EVENT_VERSION, ConsentRepliesTrigger, parse_event
 from tests.conftest import SECRET_KEY
 from tests.triggers.conftest import drive, drive_with_ticker
@@ -61,7 +62,9 @@ def test_serialize_round_trip_is_json_and_has_no_key(etelecom_connection: Etelec
     assert kwargs["created_from"] == datetime(2026, 1, 31, tzinfo=timezone.utc).timestamp()
 
 
-def test_answers_in_batches_one_listing_per_check(etelecom_connection: EtelecomSimulator) -> None:
+def test_answers_in_batches_one_listing_per_check(
+    etelecom_connection: EtelecomSimulator, refused_sort_requests: int
+) -> None:
     sim = etelecom_connection
     consents = request_many(120)
     sim.reset_stats()
@@ -77,7 +80,7 @@ def test_answers_in_batches_one_listing_per_check(etelecom_connection: EtelecomS
     assert {c["reply_status"] for c in event["decision"]["consents"].values()} == {"P"}
     # 120 consents, at most 2 pages per check, whatever their number: not 120 requests per check.
     # The listing starts past what has settled, so the last check reads only the last page.
-    assert sim.stats.count(method=LIST) <= 2 * checks
+    assert sim.stats.count(method=LIST) <= 2 * checks + refused_sort_requests
     assert parse_event(json.loads(json.dumps(event)))[0] == "done"
 
 
@@ -185,3 +188,23 @@ def test_decide(consents: list[dict[str, Any]], kwargs: dict[str, Any], status: 
     options.update(kwargs)
     decision = decide(["1", "2"], {c["id"]: c for c in consents}, **options)  # type: ignore[misc]
     assert decision.status == status
+
+
+def test_the_check_before_the_deadline_lists_the_span(etelecom_connection: EtelecomSimulator) -> None:
+    """A platform whose replies move no ``updated_at``: the trigger's last check still sees the answers."""
+    sim = etelecom_connection
+    sim.configure(accepted_sorts=SORTS, ignored_sorts=(), reply_moves_updated_at=False)
+    old = request_many(1)
+    sim.advance(60)
+    consents = [*old, *request_many(1)]
+    deadline = datetime.now(timezone.utc) + timedelta(hours=1)
+    trigger = make_trigger(consents, poke_interval=60.0, deadline=deadline)
+    wait, client = trigger.wait(), EtelecomHook().client
+    now = datetime.now(timezone.utc)
+    assert asyncio.run(trigger._check(wait, client, now)).status == "waiting"
+    for consent in consents:
+        sim.reply(consent["id"], "P")
+    assert asyncio.run(trigger._check(wait, client, now)).status == "waiting" and wait.feed.changed
+    last = asyncio.run(trigger._check(wait, client, deadline - timedelta(seconds=30)))
+    assert last.status == "done" and not wait.feed.changed
+    assert "updated_at" in str(wait.feed.given_up)

@@ -56,7 +56,9 @@ def test_serialize_round_trip_is_json_and_has_no_key(etelecom_connection: Etelec
     assert kwargs["deadline"] == kwargs["not_found_deadline"] == 1769817600.0
 
 
-def test_agreed_after_waiting_one_list_request_per_check(etelecom_connection: EtelecomSimulator) -> None:
+def test_agreed_after_waiting_one_list_request_per_check(
+    etelecom_connection: EtelecomSimulator, refused_sort_requests: int
+) -> None:
     sim = etelecom_connection
     consent = request(sim)
     sim.reset_stats()
@@ -70,7 +72,7 @@ def test_agreed_after_waiting_one_list_request_per_check(etelecom_connection: Et
     assert event["status"] == "done"
     assert event["decision"]["consents"][consent["id"]]["reply_status"] == "P"
     assert checks == 4
-    assert sim.stats.count(method=LIST) == checks
+    assert sim.stats.count(method=LIST) == checks + refused_sort_requests
 
 
 @pytest.mark.parametrize("reply", ["N"])

@@ -1,0 +1,186 @@
+"""How a wait reads the listing: the whole span once, then only what changed since the last check.
+
+No Airflow here. :class:`ChangeFeed` is the reading strategy of
+:class:`~airflow_provider_etelecom.client.replies.ReplyWait`; what the consents it returns *mean* is
+decided there.
+
+* A **span read** is the proven listing: the span's pages (oldest first from the earliest pending
+  consent, or newest first), stopping once every pending id was seen. The first check is one, and
+  so is every check until every wanted id has been listed once (listing lag).
+* A **changed read** lists the same span with ``sort=-updated_at`` and stops at the first consent
+  whose ``updated_at`` is older than the *watermark*: the newest ``updated_at`` on the first page
+  of an earlier read, minus :data:`WATERMARK_MARGIN_S`. A consent answered while a check pages
+  has an ``updated_at`` at least as new as that first page, so the next check sees it; the margin
+  covers the platform's one-second clock and a reply written a moment before it shows.
+
+Whether the platform sorts by ``updated_at``, and whether it moves ``updated_at`` when a customer
+answers, are inferred, not documented. So the changed read is checked and, when in doubt, given up
+for the rest of the wait (one warning) in favour of span reads:
+
+* the platform refuses the sort (400): give up;
+* a changed read is not newest ``updated_at`` first, or echoes another sort (the sort was
+  ignored): discard the read, give up;
+* every :data:`VERIFY_EVERY`-th check, and the check before the wait would time out, is a span
+  read that verifies the feed: a pending consent it finds answered with an ``updated_at`` older
+  than the watermark is one the changed reads could never see (``updated_at`` not moved on reply),
+  so give up.
+
+A changed read cut by ``max_pages`` before reaching the watermark is replaced by a span read for
+that check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from airflow_provider_etelecom.client.client import EtelecomClient
+from airflow_provider_etelecom.client.models import Consent, parse_api_time
+from airflow_provider_etelecom.client.validation import ConsentQuery
+from airflow_provider_etelecom.exceptions import EtelecomBadRequestError
+
+__all__ = ["CHANGED_SORT", "VERIFY_EVERY", "WATERMARK_MARGIN_S", "ChangeFeed"]
+
+log = logging.getLogger(__name__)
+
+#: The order of a changed read: most recently updated first.
+CHANGED_SORT = "-updated_at"
+#: Seconds subtracted from the newest ``updated_at`` seen: the platform writes whole seconds, and a
+#: reply may be stamped a moment before the page that shows it is served.
+WATERMARK_MARGIN_S = 2.0
+#: Every this many checks, the check is a span read that verifies the changed reads.
+VERIFY_EVERY = 6
+
+
+def _updated_at(consent: Consent) -> float | None:
+    """Return ``updated_at`` in epoch seconds, or ``None`` when it is missing or not a time."""
+    try:
+        return parse_api_time(str(consent["updated_at"])).timestamp()
+    except (KeyError, ValueError):
+        return None
+
+
+@dataclass
+class ChangeFeed:
+    """What a wait knows about reading its span between checks (kept in memory, never serialised).
+
+    :param newest: the newest ``updated_at`` seen on the first page of a read (epoch seconds).
+    :param checks: the checks that read the listing so far.
+    :param given_up: why changed reads were given up for this wait (``None``: in use).
+    :param pages: pages the last check read.
+    :param changed: whether the last check was a changed read.
+    """
+
+    newest: float | None = None
+    checks: int = 0
+    given_up: str | None = None
+    pages: int = 0
+    changed: bool = False
+
+    def __str__(self) -> str:
+        """Say what the last check read, for the wait's log line."""
+        return f"{self.pages} page(s) of {'changes' if self.changed else 'the span'}"
+
+    def read(
+        self,
+        client: EtelecomClient,
+        query: ConsentQuery,
+        pending: set[str],
+        known: Mapping[str, Consent],
+        *,
+        last: bool = False,
+    ) -> dict[str, Consent]:
+        """Read the span once and return the latest state of the pending consents found, by id.
+
+        :param query: the span (the proven listing).
+        :param pending: the ids whose consent may still change.
+        :param known: the latest state of every wanted consent listed so far.
+        :param last: a span read is required (the wait would end after this check).
+        :raises EtelecomError: what the listing raised once the client's retry budget was spent.
+        """
+        self.pages, self.changed = 0, False
+        if not pending:
+            return {}
+        self.checks += 1
+        verify, before = last or self.checks % VERIFY_EVERY == 0, self.newest
+        if self.given_up is None and before is not None and not verify and pending <= set(known):
+            found = self._read_changed(client, query, pending, before - WATERMARK_MARGIN_S)
+            if found is not None:
+                return found
+        found = self._read_span(client, query, pending)
+        if before is not None and self.given_up is None:
+            self._verify(found.values(), known, before - WATERMARK_MARGIN_S)
+        return found
+
+    def _saw(self, first_page: Iterable[Consent]) -> None:
+        times = [at for at in map(_updated_at, first_page) if at is not None]
+        if times:
+            self.newest = max(times) if self.newest is None else max(self.newest, *times)
+
+    def _read_span(self, client: EtelecomClient, query: ConsentQuery, pending: set[str]) -> dict[str, Consent]:
+        found: dict[str, Consent] = {}
+        for page in client.iter_consent_pages(query):
+            self.pages += 1
+            if self.pages == 1:
+                self._saw(page["consents"])
+            found.update((consent["id"], consent) for consent in page["consents"] if consent.get("id") in pending)
+            if len(found) == len(pending):
+                break
+        return found
+
+    def _read_changed(
+        self, client: EtelecomClient, query: ConsentQuery, pending: set[str], watermark: float
+    ) -> dict[str, Consent] | None:
+        """Return the pending consents updated since ``watermark``, or ``None`` to read the span instead."""
+        found: dict[str, Consent] = {}
+        previous: float | None = None
+        full = False
+        try:
+            for page in client.iter_consent_pages(dataclasses.replace(query, sort=CHANGED_SORT)):
+                self.pages += 1
+                echoed = page["paging"].get("sort")
+                if echoed and echoed != CHANGED_SORT:
+                    self._give_up(f"the listing answered sort={echoed!r} to sort={CHANGED_SORT!r}")
+                    return None
+                if self.pages == 1:
+                    self._saw(page["consents"])
+                full = len(page["consents"]) >= min(page["paging"].get("limit") or query.page_size, query.page_size)
+                for consent in page["consents"]:
+                    at = _updated_at(consent)
+                    if at is None or (previous is not None and at > previous):
+                        self._give_up(
+                            f"the listing asked for sort={CHANGED_SORT!r} did not come back newest updated_at "
+                            f"first (consent {consent.get('id')}): the platform seems to ignore that sort"
+                        )
+                        return None
+                    if at < watermark:
+                        self.changed = True
+                        return found
+                    previous = at
+                    if consent["id"] in pending:
+                        found[consent["id"]] = consent
+        except EtelecomBadRequestError as error:
+            self._give_up(f"the platform refused sort={CHANGED_SORT!r} ({error.message})")
+            return None
+        if full and query.max_pages is not None and self.pages >= query.max_pages:
+            return None  # cut by max_pages before the watermark: the changes below the cut are unknown
+        self.changed = True
+        return found
+
+    def _verify(self, found: Iterable[Consent], known: Mapping[str, Consent], watermark: float) -> None:
+        """Give up changed reads if a span read found an answer the changed reads could never see."""
+        for consent in found:
+            before, at = known.get(consent["id"]), _updated_at(consent)
+            answered = before is not None and before.get("reply_status") == "S" != consent.get("reply_status")
+            if answered and (at is None or at < watermark):
+                self._give_up(
+                    f"consent {consent['id']} left S with updated_at={consent.get('updated_at')!r}, older than the "
+                    f"changes already read: the platform does not seem to move updated_at on a reply"
+                )
+                return
+
+    def _give_up(self, why: str) -> None:
+        self.given_up = why
+        log.warning("Reading only what changed is off for the rest of this wait, each check lists the span: %s.", why)

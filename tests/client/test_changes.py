@@ -1,0 +1,189 @@
+"""The reading strategy of a wait (:class:`ChangeFeed`): the span once, then only what changed.
+
+Every test drives :meth:`ReplyWait.check` against the simulator over loopback HTTP, under each of
+the platform behaviours the changed reads depend on (:data:`READING_VARIANTS`: ``updated_at``
+sorted, the sort refused, the sort ignored, ``updated_at`` not moved on reply). Whatever the
+variant, no answer may be missed for good and no wait may end with a wrong outcome; where the
+platform does what the strategy assumes, the changed reads must also read less.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from airflow_provider_etelecom.client import ClientConfig, EtelecomClient
+from airflow_provider_etelecom.client.changes import VERIFY_EVERY, ChangeFeed
+from airflow_provider_etelecom.client.replies import Decision, ReplyWait
+from airflow_provider_etelecom.testing import PLATFORM_VARIANTS, READING_VARIANTS, EtelecomSimulator
+
+KEY = "changes-key-0123456789"
+OA = "4239023413265392134"
+LIST = "Zalo/ListRequestConsent"
+#: Whether a variant lets changed reads work (else the wait must give them up and list the span).
+TRUSTWORTHY = {"defaults": True}
+
+
+@pytest.fixture(params=READING_VARIANTS)
+def variant(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def sim(variant: str) -> Iterator[EtelecomSimulator]:
+    with EtelecomSimulator(consents=50, seed=11, api_key=KEY, **PLATFORM_VARIANTS[variant]) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def client(sim: EtelecomSimulator) -> Iterator[EtelecomClient]:
+    with EtelecomClient(ClientConfig(base_url=sim.base_url, api_key=KEY)) as made:
+        yield made
+
+
+def campaign(sim: EtelecomSimulator, n: int) -> list[dict[str, object]]:
+    """``n`` pending consents of one OA, created over the last ``n`` seconds (oldest first)."""
+    start = sim.now() - timedelta(seconds=n + 60)
+    return [
+        sim.add_consent(
+            oa_id=OA, phone=f"0915{i:06d}", reply_status="S", status="P", created_at=start + timedelta(seconds=i)
+        )
+        for i in range(n)
+    ]
+
+
+def wait_for(consents: list[dict[str, object]], **kwargs: object) -> ReplyWait:
+    created = min(datetime.fromisoformat(str(c["created_at"]).replace("Z", "+00:00")) for c in consents)
+    return ReplyWait(
+        consent_ids=[str(c["id"]) for c in consents],
+        oa_id=OA,
+        created_from=created - timedelta(minutes=5),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def check(wait: ReplyWait, client: EtelecomClient, **kwargs: bool) -> Decision:
+    return wait.check(client, datetime.now(timezone.utc), not_found_expired=False, **kwargs)
+
+
+def truth(sim: EtelecomSimulator, ids: list[str]) -> dict[str, object]:
+    return {i: (sim.consent(i) or {}).get("reply_status") for i in ids}
+
+
+def test_every_answer_is_seen_and_changed_reads_read_less_under_every_variant(
+    sim: EtelecomSimulator, client: EtelecomClient, variant: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    consents = campaign(sim, 600)
+    ids = [str(c["id"]) for c in consents]
+    order = ids[:]
+    random.Random(3).shuffle(order)
+    wait = wait_for(consents, failure_statuses=frozenset())
+    pages: list[tuple[int, bool]] = []
+    lagging: set[str] = set()  # answered, but not yet seen by the wait
+    caplog.set_level(logging.WARNING, logger="airflow_provider_etelecom.client.changes")
+    for n in range(12):
+        sim.reset_stats()
+        decision = check(wait, client)
+        pages.append((sim.stats.count(method=LIST), wait.feed.changed))
+        seen = {i: c.get("reply_status") for i, c in decision.consents.items()}
+        lagging = {i for i, reply in truth(sim, ids).items() if seen[i] != reply}
+        if TRUSTWORTHY.get(variant) or wait.feed.given_up:
+            assert not lagging, f"check {n + 1} missed {len(lagging)} answers"
+        if decision.status == "done":
+            break
+        for consent_id in order[n * 60 : (n + 1) * 60]:
+            sim.reply(consent_id, random.Random(consent_id).choice("PN"))
+        sim.advance(60)
+    assert decision.status == "done" and not lagging
+    assert {i: c["reply_status"] for i, c in decision.consents.items()} == truth(sim, ids)
+    if TRUSTWORTHY.get(variant):
+        assert wait.feed.given_up is None and not caplog.records
+        changed = [count for count, was_changed in pages if was_changed]
+        assert len(changed) >= 7 and max(changed[1:]) <= 3, pages  # 60-120 changes: two pages and the stop
+        span_reads = [n for n, (_, was_changed) in enumerate(pages, 1) if not was_changed]
+        assert span_reads == [n for n in range(1, len(pages) + 1) if n == 1 or n % VERIFY_EVERY == 0]
+    else:
+        assert wait.feed.given_up, "the wait went on trusting a feed the platform does not give"
+        assert len(caplog.records) == 1, "one warning for the rest of the wait"
+        assert not any(was_changed for _, was_changed in pages[VERIFY_EVERY:])
+
+
+@pytest.mark.parametrize("variant", ["defaults", "updated_at_sort_refused", "updated_at_sort_ignored"], indirect=True)
+def test_a_sort_refused_or_ignored_is_given_up_in_the_check_that_meets_it(
+    variant: str, sim: EtelecomSimulator, client: EtelecomClient
+) -> None:
+    consents = campaign(sim, 250)
+    wait = wait_for(consents)
+    check(wait, client)
+    for consent in consents[::2]:  # half answered: an updated_at order differs from any created_at order
+        sim.reply(str(consent["id"]), "P")
+    sim.advance(60)
+    decision = check(wait, client)
+    assert decision.final == 125, "the check that gives the changed read up still sees every answer"
+    expected = {"updated_at_sort_refused": "refused", "updated_at_sort_ignored": "ignore"}
+    if variant in expected:
+        assert expected[variant] in str(wait.feed.given_up) and not wait.feed.changed
+    else:
+        assert wait.feed.given_up is None and wait.feed.changed
+
+
+@pytest.mark.parametrize("variant", ["reply_keeps_updated_at"], indirect=True)
+def test_a_min_share_reached_on_a_changed_read_is_confirmed_by_the_span(
+    sim: EtelecomSimulator, client: EtelecomClient
+) -> None:
+    """The refusal a changed read cannot see (updated_at not moved) still fails the wait."""
+    consents = campaign(sim, 10)
+    ids = [str(c["id"]) for c in consents]
+    wait = wait_for(consents, min_share=0.3, failure_statuses=frozenset({"N"}))
+    assert check(wait, client).status == "waiting"
+    sim.reply(ids[0], "N")  # the oldest: its updated_at stays below the watermark
+    sim.advance(60)
+    for consent_id in ids[7:]:  # enough for min_share, and updated_at at or above the watermark
+        sim.reply(consent_id, "P")
+    decision = check(wait, client)
+    assert decision.status == "failed" and decision.failed == (ids[0],)
+    assert "updated_at" in str(wait.feed.given_up)
+
+
+@pytest.mark.parametrize("variant", ["reply_keeps_updated_at"], indirect=True)
+def test_the_check_before_a_timeout_reads_the_span(sim: EtelecomSimulator, client: EtelecomClient) -> None:
+    consents = campaign(sim, 10)
+    wait = wait_for(consents)
+    check(wait, client)
+    for consent in consents:
+        sim.reply(str(consent["id"]), "P")
+    sim.advance(60)
+    assert check(wait, client).status == "waiting", "a changed read cannot see answers that move no updated_at"
+    assert wait.feed.changed
+    assert check(wait, client, last=True).status == "done"
+    assert not wait.feed.changed and "updated_at" in str(wait.feed.given_up)
+
+
+@pytest.mark.parametrize("variant", ["defaults"], indirect=True)
+def test_a_changed_read_cut_by_max_pages_is_replaced_by_the_span(
+    sim: EtelecomSimulator, client: EtelecomClient
+) -> None:
+    consents = campaign(sim, 300)
+    wanted = consents[:150]  # the span's first two pages hold them
+    wait = wait_for(wanted, max_pages=2)
+    check(wait, client)
+    sim.reply(str(wanted[0]["id"]), "P")
+    sim.advance(30)  # the cut read's first page is newer than this answer: it must not judge the feed by it
+    for consent in consents[150:]:  # 151 changes: more than the two pages a check may read
+        sim.reply(str(consent["id"]), "P")
+    sim.advance(30)
+    decision = check(wait, client)
+    assert decision.consents[str(wanted[0]["id"])]["reply_status"] == "P" and decision.final == 1
+    assert not wait.feed.changed and wait.feed.given_up is None, "a cut read is replaced for one check, not given up"
+
+
+def test_a_fresh_feed_reads_the_span_and_nothing_when_nothing_is_pending() -> None:
+    feed = ChangeFeed()
+    assert str(feed) == "0 page(s) of the span"
+    assert feed.read(None, None, set(), {}) == {}  # type: ignore[arg-type]
+    assert feed.checks == 0 and feed.pages == 0
