@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -155,7 +155,7 @@ def decide(
     consents: Mapping[str, Consent],
     *,
     min_share: float,
-    failure_statuses: Iterable[str],
+    failure_statuses: Collection[str],
     now: datetime,
     not_found_expired: bool,
 ) -> Decision:
@@ -169,7 +169,6 @@ def decide(
     :param not_found_expired: whether the not-found grace period has passed.
     """
     wanted = list(dict.fromkeys(consent_ids))
-    failing = frozenset(failure_statuses)
     final, failed, unknown, missing = 0, [], [], []
     for consent_id in wanted:
         consent = consents.get(consent_id)
@@ -180,7 +179,7 @@ def decide(
             final += 1
             if state is ConsentState.UNKNOWN:
                 unknown.append(consent_id)
-            elif state is not ConsentState.ANSWERED or consent.get("reply_status") in failing:
+            elif state is not ConsentState.ANSWERED or consent.get("reply_status") in failure_statuses:
                 failed.append(consent_id)
     if unknown or failed:
         status = "unknown" if unknown else "failed"
@@ -268,18 +267,21 @@ class ReplyWait:
         """The ids whose consent may still change (not seen yet, or seen waiting)."""
         return {i for i in self.consent_ids if i not in self.settled or self.settled[i].get("reply_status") == "S"}
 
-    def check(self, client: EtelecomClient, now: datetime, *, not_found_expired: bool, last: bool = False) -> Decision:
+    def check(
+        self, client: EtelecomClient, now: datetime, *, not_found_expired: bool, ends: Callable[[], bool] = bool
+    ) -> Decision:
         """Read the listing once (:class:`~airflow_provider_etelecom.client.changes.ChangeFeed`) and decide.
 
-        A wait that a changed read would end with consents still pending (``min_share`` < 1) is
-        confirmed by a span read first: an answer the changed read missed could fail it.
+        A changed read is followed by a span read when its decision could be wrong for good: a wait
+        it would end with consents still pending (``min_share`` < 1; an answer it missed could fail
+        it), or a wait that ``ends()`` says times out after this check. ``ends`` is asked after the
+        read, so a check slower than the poke interval still ends its wait on the span.
 
-        :param last: the wait ends after this check unless it decides (a timeout): read the span.
+        :param ends: whether the wait times out unless this check decides.
         :raises EtelecomError: what the listing raised once the client's retry budget was spent.
         """
-        pending = self.pending
-        for confirm in (False, True):
-            found = self.feed.read(client, self.query(client), pending, self.settled, last=last or confirm)
+        for span in (False, True):
+            found = self.feed.read(client, self.query(client), self.pending, self.settled, last=span)
             decision = decide(
                 self.consent_ids,
                 {**self.settled, **found},
@@ -288,7 +290,8 @@ class ReplyWait:
                 now=now,
                 not_found_expired=not_found_expired,
             )
-            if not (self.feed.changed and decision.status == "done" and decision.final < decision.wanted):
+            confirm = decision.status == "done" and decision.final < decision.wanted
+            if not (self.feed.changed and (confirm or (decision.status == "waiting" and ends()))):
                 break
         self.settled = decision.consents
         return decision

@@ -113,7 +113,7 @@ class ConsentRepliesSensor(BaseSensorOperator):
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
         self.consent_ids, self.oa_id, self.phone, self.created_from = consent_ids, oa_id, phone, created_from
-        self.etelecom_conn_id = etelecom_conn_id
+        self.etelecom_conn_id, self.deferrable = etelecom_conn_id, deferrable
         if isinstance(min_share, bool) or not isinstance(min_share, (int, float)) or not 0 < min_share <= 1:
             raise EtelecomValidationError(
                 f"min_share={min_share!r} must be a number above 0 and at most 1 (1.0 waits for every consent).",
@@ -123,7 +123,6 @@ class ConsentRepliesSensor(BaseSensorOperator):
         self.failure_statuses = validate_failure_statuses(failure_statuses)
         self.not_found_grace_period = validate_seconds("not_found_grace_period", not_found_grace_period)
         self.max_pages = validate_optional_positive_int("max_pages", max_pages)
-        self.deferrable = deferrable
         self.retry_permanent_errors = validate_retry_permanent_errors(retry_permanent_errors)
         if not is_unrendered(consent_ids):  # templates are checked once rendered (``wait``)
             wanted_consents(consent_ids)
@@ -177,11 +176,12 @@ class ConsentRepliesSensor(BaseSensorOperator):
         :raises EtelecomConsentOutcomeError: listing the consents whose outcome fails the task.
         :raises EtelecomConsentNotFoundError: listing the ids still unknown after the grace period.
         """
-        wait, now = self.wait, datetime.now(timezone.utc)
-        waited = (now - self._started_at(context)).total_seconds()
-        expired, last = waited >= self.not_found_grace_period, waited + self.poke_interval >= self.timeout
+        wait, now, started = self.wait, datetime.now(timezone.utc), self._started_at(context)
+        expired = (now - started).total_seconds() >= self.not_found_grace_period
+        # Airflow times out once a check returns after the timeout: then this is the last check.
+        ends = lambda: (datetime.now(timezone.utc) - started).total_seconds() + 1 > self.timeout  # noqa: E731
         try:
-            decision = wait.check(self.hook.client, now, not_found_expired=expired, last=last)
+            decision = wait.check(self.hook.client, now, not_found_expired=expired, ends=ends)
         except EtelecomTransientError as error:
             self.log.warning("Checking %s failed (%s); checking again later.", wait.describe(), error.message)
             return False

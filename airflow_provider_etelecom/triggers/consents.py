@@ -209,6 +209,6 @@ class ConsentRepliesTrigger(BaseTrigger):
             client.close()
 
     async def _check(self, wait: ReplyWait, client: Any, now: datetime) -> Decision:
-        expired = now.timestamp() >= self.kwargs["not_found_deadline"]
-        last = now.timestamp() + self.kwargs["poke_interval"] >= self.kwargs["deadline"]  # read the whole span
-        return await asyncio.to_thread(wait.check, client, now, not_found_expired=expired, last=last)
+        k, expired = self.kwargs, now.timestamp() >= self.kwargs["not_found_deadline"]
+        ends = lambda: datetime.now(timezone.utc).timestamp() + k["poke_interval"] >= k["deadline"]  # noqa: E731
+        return await asyncio.to_thread(wait.check, client, now, not_found_expired=expired, ends=ends)

@@ -13,6 +13,7 @@ import logging
 import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -67,7 +68,7 @@ def wait_for(consents: list[dict[str, object]], **kwargs: object) -> ReplyWait:
     )
 
 
-def check(wait: ReplyWait, client: EtelecomClient, **kwargs: bool) -> Decision:
+def check(wait: ReplyWait, client: EtelecomClient, **kwargs: Any) -> Decision:
     return wait.check(client, datetime.now(timezone.utc), not_found_expired=False, **kwargs)
 
 
@@ -160,7 +161,13 @@ def test_the_check_before_a_timeout_reads_the_span(sim: EtelecomSimulator, clien
     sim.advance(60)
     assert check(wait, client).status == "waiting", "a changed read cannot see answers that move no updated_at"
     assert wait.feed.changed
-    assert check(wait, client, last=True).status == "done"
+    asked_after: list[int] = []
+    ends = lambda: asked_after.append(sim.stats.count(method=LIST)) or True  # noqa: E731
+    before = sim.stats.count(method=LIST)
+    assert check(wait, client, ends=ends).status == "done"
+    assert asked_after == [asked_after[0]] and before < asked_after[0] < sim.stats.count(method=LIST), (
+        "ends() is asked once, after the changed read and before the span read"
+    )
     assert not wait.feed.changed and "updated_at" in str(wait.feed.given_up)
 
 

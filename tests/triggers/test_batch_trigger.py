@@ -205,6 +205,7 @@ def test_the_check_before_the_deadline_lists_the_span(etelecom_connection: Etele
     for consent in consents:
         sim.reply(consent["id"], "P")
     assert asyncio.run(trigger._check(wait, client, now)).status == "waiting" and wait.feed.changed
-    last = asyncio.run(trigger._check(wait, client, deadline - timedelta(seconds=30)))
+    trigger.kwargs["deadline"] = (datetime.now(timezone.utc) + timedelta(seconds=30)).timestamp()  # within a poke
+    last = asyncio.run(trigger._check(wait, client, datetime.now(timezone.utc)))
     assert last.status == "done" and not wait.feed.changed
     assert "updated_at" in str(wait.feed.given_up)
