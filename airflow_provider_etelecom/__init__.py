@@ -86,7 +86,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "eTelecom",
-                "python-modules": ["airflow_provider_etelecom.operators.consents"],
+                "python-modules": [
+                    "airflow_provider_etelecom.operators.list_consents",
+                    "airflow_provider_etelecom.operators.request_consent",
+                ],
             }
         ],
         "transfers": [
@@ -104,13 +107,16 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [
             {
                 "integration-name": "eTelecom",
-                "python-modules": ["airflow_provider_etelecom.sensors.consents"],
+                "python-modules": ["airflow_provider_etelecom.sensors.consent_replies"],
             }
         ],
         "triggers": [
             {
                 "integration-name": "eTelecom",
-                "python-modules": ["airflow_provider_etelecom.triggers.consents"],
+                "python-modules": [
+                    "airflow_provider_etelecom.triggers.consent_replies",
+                    "airflow_provider_etelecom.triggers.consent_reply_event",
+                ],
             }
         ],
         "connection-types": [

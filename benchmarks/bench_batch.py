@@ -59,7 +59,7 @@ def run(consents: int, polls: int, seed: int = 7) -> dict[str, Any]:
             {"conn_type": "etelecom", "host": sim.base_url, "password": KEY}
         )
         from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-        from airflow_provider_etelecom.sensors.consents import ConsentRepliesSensor, ConsentReplySensor
+        from airflow_provider_etelecom.sensors.consent_replies import ConsentRepliesSensor, ConsentReplySensor
 
         _quiet_logs()  # after Airflow set its logging up: 2,000 sensors logging every poke time the logger
 

@@ -63,7 +63,7 @@ def _rss_mb() -> float:
 
 def _child_operator(base_url: str, out: str, pages: int, cold: bool = False) -> int:
     os.environ["AIRFLOW_CONN_ETELECOM_BENCH"] = json.dumps({"conn_type": "etelecom", "host": base_url, "password": KEY})
-    from airflow_provider_etelecom.operators.consents import ListConsentsOperator
+    from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
 
     op = ListConsentsOperator(
         task_id="bench", etelecom_conn_id="etelecom_bench", output_path=f"file://{out}", max_pages=pages

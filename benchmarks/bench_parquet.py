@@ -35,7 +35,7 @@ def _child(base_url: str, out: str, pages: int) -> None:
     logging.disable(logging.WARNING)
     import pyarrow.parquet as pq
 
-    from airflow_provider_etelecom.operators.consents import ListConsentsOperator
+    from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
 
     os.environ["AIRFLOW_CONN_ETELECOM_BENCH"] = json.dumps({"conn_type": "etelecom", "host": base_url, "password": KEY})
     op = ListConsentsOperator(

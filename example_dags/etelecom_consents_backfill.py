@@ -22,7 +22,7 @@ from datetime import timedelta
 import pendulum
 from airflow.providers.common.compat.sdk import DAG
 
-from airflow_provider_etelecom.operators.consents import ListConsentsOperator
+from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
 from airflow_provider_etelecom.utils.windows import split_windows
 
 LOCAL_TZ = "Asia/Ho_Chi_Minh"

@@ -39,7 +39,7 @@ try:
 except ImportError:  # Airflow 2
     from airflow.timetables.interval import CronDataIntervalTimetable
 
-from airflow_provider_etelecom.operators.consents import ListConsentsOperator
+from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
 
 LOCAL_TZ = "Asia/Ho_Chi_Minh"
 EXPORT_BASE = os.environ.get("ETELECOM_EXPORT_BASE", "file:///tmp/etelecom").rstrip("/")

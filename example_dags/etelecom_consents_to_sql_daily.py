@@ -31,7 +31,7 @@ try:
 except ImportError:  # Airflow 2
     from airflow.timetables.interval import CronDataIntervalTimetable
 
-from airflow_provider_etelecom.transfers import ConsentsToSqlOperator
+from airflow_provider_etelecom.transfers.consents_to_sql import ConsentsToSqlOperator
 
 LOCAL_TZ = "Asia/Ho_Chi_Minh"
 SQL_CONN_ID = os.environ.get("ETELECOM_SQL_CONN_ID", "etelecom_warehouse")

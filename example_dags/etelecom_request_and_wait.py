@@ -24,8 +24,8 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, Param, task
 
-from airflow_provider_etelecom.operators.consents import RequestConsentOperator
-from airflow_provider_etelecom.sensors.consents import ConsentReplySensor
+from airflow_provider_etelecom.operators.request_consent import RequestConsentOperator
+from airflow_provider_etelecom.sensors.consent_replies import ConsentReplySensor
 
 SENSOR_MODE = os.environ.get("ETELECOM_EXAMPLE_SENSOR_MODE", "deferrable")
 POKE_INTERVAL = float(os.environ.get("ETELECOM_EXAMPLE_POKE_INTERVAL", "30"))

@@ -56,6 +56,7 @@ __all__ = [
     "validate_request_arguments",
     "validate_sort",
     "validate_time",
+    "validate_timezone",
 ]
 
 #: The platform's page cap: a larger ``limit`` is silently cut to 100, so asking for more would
@@ -208,7 +209,11 @@ def validate_sort(value: object) -> str | None:
     )
 
 
-def _zone(timezone_name: str | None) -> ZoneInfo | None:
+def validate_timezone(timezone_name: str | None) -> ZoneInfo | None:
+    """Return the IANA zone named ``timezone_name`` (``None``: none), for ``timezone`` parameters.
+
+    :raises EtelecomValidationError: for a name that is not an IANA time zone.
+    """
     if timezone_name is None:
         return None
     try:
@@ -229,7 +234,7 @@ def validate_time(parameter: str, value: object, *, timezone_name: str | None = 
     :raises EtelecomValidationError: for other types, malformed strings, or naive values without
         a ``timezone``.
     """
-    zone = _zone(timezone_name)
+    zone = validate_timezone(timezone_name)
     parsed: datetime
     if isinstance(value, datetime):
         parsed = value

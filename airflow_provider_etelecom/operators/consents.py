@@ -1,7 +1,8 @@
-"""Operators for eTelecom consents: export them (:class:`ListConsentsOperator`) and request one
-(:class:`RequestConsentOperator`).
+"""The operators' import path in earlier versions of the README; kept so DAGs written with it still import.
 
-Each operator lives in its own module; this module is the public import path.
+Each operator lives in the module named after it, its one documented path:
+:mod:`airflow_provider_etelecom.operators.list_consents` and
+:mod:`airflow_provider_etelecom.operators.request_consent`.
 """
 
 from __future__ import annotations

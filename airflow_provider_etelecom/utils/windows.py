@@ -17,9 +17,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, tzinfo
 from datetime import timezone as dt_timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from airflow_provider_etelecom.client.validation import floor_second, validate_time
+from airflow_provider_etelecom.client.validation import floor_second, validate_time, validate_timezone
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 
 __all__ = ["DEFAULT_MAX_WINDOWS", "parse_every", "split_windows"]
@@ -58,17 +57,6 @@ def parse_every(every: timedelta | str) -> timedelta:
     return step
 
 
-def _zone(timezone: str | None) -> tzinfo | None:
-    if timezone is None:
-        return None
-    try:
-        return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise EtelecomValidationError(
-            f"timezone={timezone!r} is not an IANA time zone such as 'Asia/Ho_Chi_Minh'.", parameter="timezone"
-        ) from error
-
-
 def split_windows(
     start: datetime | str,
     end: datetime | str,
@@ -104,7 +92,7 @@ def split_windows(
         many windows.
     """
     step = parse_every(every)
-    zone = _zone(timezone)
+    zone: tzinfo | None = validate_timezone(timezone)
     first = validate_time("start", start, timezone_name=timezone)
     last = validate_time("end", end, timezone_name=timezone)
     if first >= last:

@@ -10,7 +10,8 @@ from airflow_provider_etelecom.client import validation
 from airflow_provider_etelecom.client.validation import ConsentQuery
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.operators import request_consent
-from airflow_provider_etelecom.operators.consents import ListConsentsOperator, RequestConsentOperator
+from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
+from airflow_provider_etelecom.operators.request_consent import RequestConsentOperator
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from tests.operators.test_request_consent import SEND, context, operator
 
@@ -27,7 +28,7 @@ def test_the_filters_the_query_and_the_operators_agree() -> None:
         ConsentPaging,
     )
     from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
-    from airflow_provider_etelecom.transfers import ConsentsToSqlOperator
+    from airflow_provider_etelecom.transfers.consents_to_sql import ConsentsToSqlOperator
 
     assert tuple(ConsentFilters.__annotations__) == FILTER_FIELDS
     assert FILTER_FIELDS + tuple(ConsentPaging.__annotations__) == LISTING_FIELDS

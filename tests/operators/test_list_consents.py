@@ -16,7 +16,7 @@ import pytest
 from airflow_provider_etelecom.client.validation import FILTER_MARGIN
 from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomValidationError
 from airflow_provider_etelecom.operators import list_consents as module
-from airflow_provider_etelecom.operators.consents import ListConsentsOperator
+from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from tests.conftest import SECRET_KEY
 
@@ -422,7 +422,7 @@ from datetime import datetime, timezone
 from airflow.providers.common.compat.sdk import DAG, Asset
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from airflow_provider_etelecom.operators.consents import ListConsentsOperator
+from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
 
 with DAG(
     "test_list_consents_templated",

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 
 from airflow.providers.common.compat.sdk import DAG
 
-from airflow_provider_etelecom.operators.consents import ListConsentsOperator
+from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
 
 with DAG({dag_id!r}, schedule=None, start_date=datetime(2020, 1, 1, tzinfo=timezone.utc)) as dag:
     ListConsentsOperator(

@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 
 from airflow.providers.common.compat.sdk import DAG
 
-from airflow_provider_etelecom.operators.consents import ListConsentsOperator
+from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
 
 
 class UndeclaredLineage(ListConsentsOperator):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomValidationError
-from airflow_provider_etelecom.operators.consents import ListConsentsOperator
+from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from tests.operators.test_list_consents import LIST, leftovers, run, set_connection
 from tests.utils.test_parquet import ZERO_TIME, expected_rows, read_with_duckdb, read_with_pyarrow
@@ -101,7 +101,7 @@ def test_the_provider_imports_and_exports_without_pyarrow_or_openlineage(tmp_pat
         "import sys\n"
         "for name in ('pyarrow', 'openlineage'):  # the OpenLineage client and pyarrow\n"
         "    sys.modules[name] = None\n"
-        "from airflow_provider_etelecom.operators.consents import ListConsentsOperator\n"
+        "from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator\n"
         "from airflow_provider_etelecom.testing import EtelecomSimulator\n"
         "import json, os\n"
         "with EtelecomSimulator(consents=150, seed=1) as sim:\n"

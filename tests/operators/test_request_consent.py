@@ -21,9 +21,12 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomTransientError,
     EtelecomValidationError,
 )
-from airflow_provider_etelecom.operators.consents import RequestConsentOperator
-from airflow_provider_etelecom.operators.request_consent import SEND_RECORD_KEY, first_try_anchor
-from airflow_provider_etelecom.sensors.consents import LISTING_LAG_GRACE_S, ConsentReplySensor
+from airflow_provider_etelecom.operators.request_consent import (
+    SEND_RECORD_KEY,
+    RequestConsentOperator,
+    first_try_anchor,
+)
+from airflow_provider_etelecom.sensors.consent_replies import LISTING_LAG_GRACE_S, ConsentReplySensor
 from airflow_provider_etelecom.testing import EtelecomSimulator
 
 SEND = "Zalo/RequestConsent"

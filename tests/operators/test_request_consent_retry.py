@@ -40,7 +40,7 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.providers.common.compat.sdk import DAG
 
-from airflow_provider_etelecom.operators.consents import RequestConsentOperator
+from airflow_provider_etelecom.operators.request_consent import RequestConsentOperator
 
 
 class DiesAfterSending(RequestConsentOperator):

@@ -407,7 +407,7 @@ def trigger_load(
         Python's default, as Airflow's triggerer does.
     """
     from airflow_provider_etelecom.client import ClientConfig, EtelecomClient
-    from airflow_provider_etelecom.triggers.consents import ConsentRepliesTrigger
+    from airflow_provider_etelecom.triggers.consent_replies import ConsentRepliesTrigger
 
     # In its own process, as a remote API would be: the loop lag measured is the triggers' own.
     sim = SimulatorProcess("--consents", "10", api_key=KEY, stderr=subprocess.DEVNULL).start()
@@ -571,7 +571,7 @@ def _request_operator(**kwargs: Any) -> Callable[[str], object]:
 
 def _sensor(**kwargs: Any) -> Callable[[str], object]:
     def call(conn_id: str) -> object:
-        from airflow_provider_etelecom.sensors.consents import ConsentReplySensor
+        from airflow_provider_etelecom.sensors.consent_replies import ConsentReplySensor
 
         base = {"consent_id": "1", "oa_id": OA, "phone": "0912345678", "poke_interval": 1, "timeout": 5}
         sensor = ConsentReplySensor(task_id="bad", etelecom_conn_id=conn_id, **{**base, **kwargs})

@@ -13,9 +13,9 @@ from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferr
 
 from airflow_provider_etelecom.exceptions import EtelecomAuthError, EtelecomTransientError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-from airflow_provider_etelecom.sensors.consents import ConsentReplySensor
+from airflow_provider_etelecom.sensors.consent_replies import ConsentReplySensor
 from airflow_provider_etelecom.testing import EtelecomSimulator
-from airflow_provider_etelecom.triggers.consents import ConsentRepliesTrigger
+from airflow_provider_etelecom.triggers.consent_replies import ConsentRepliesTrigger
 from tests.conftest import SECRET_KEY
 from tests.reliability.scenarios import export_under_faults, export_while_inserting, export_with_outage
 from tests.triggers.conftest import drive

@@ -28,7 +28,7 @@ from airflow_provider_etelecom.client import ClientConfig, EtelecomClient
 from airflow_provider_etelecom.exceptions import EtelecomAuthError, EtelecomConfigError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
-from airflow_provider_etelecom.sensors.consents import ConsentReplySensor
+from airflow_provider_etelecom.sensors.consent_replies import ConsentReplySensor
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from tests.conftest import SECRET_KEY
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_etelecom.client.replies import decide
-from airflow_provider_etelecom.triggers.consents import build_event
+from airflow_provider_etelecom.triggers.consent_replies import build_event
 
 
 @pytest.fixture(autouse=True)

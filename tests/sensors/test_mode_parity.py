@@ -25,7 +25,7 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomConsentOutcomeError,
 )
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-from airflow_provider_etelecom.sensors.consents import ConsentRepliesSensor, ConsentReplySensor
+from airflow_provider_etelecom.sensors.consent_replies import ConsentRepliesSensor, ConsentReplySensor
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from tests.conftest import SECRET_KEY
 from tests.triggers.conftest import drive

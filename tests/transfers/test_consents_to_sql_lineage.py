@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 
 from airflow.providers.common.compat.sdk import DAG
 
-from airflow_provider_etelecom.transfers import ConsentsToSqlOperator
+from airflow_provider_etelecom.transfers.consents_to_sql import ConsentsToSqlOperator
 
 with DAG("sql_lineage", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc), catchup=False) as dag:
     created = ConsentsToSqlOperator(task_id="created", sql_conn_id="lite", table="consents", create_table=True)

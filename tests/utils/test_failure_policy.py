@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
-from airflow_provider_etelecom.operators.consents import ListConsentsOperator, RequestConsentOperator
-from airflow_provider_etelecom.sensors.consents import ConsentRepliesSensor, ConsentReplySensor
+from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
+from airflow_provider_etelecom.operators.request_consent import RequestConsentOperator
+from airflow_provider_etelecom.sensors.consent_replies import ConsentRepliesSensor, ConsentReplySensor
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from airflow_provider_etelecom.utils.failure_policy import failure_policy
 from tests.operators.test_list_consents import load_dag_file, run_dag
@@ -33,8 +34,9 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.providers.common.compat.sdk import DAG
 
-from airflow_provider_etelecom.operators.consents import ListConsentsOperator, RequestConsentOperator
-from airflow_provider_etelecom.sensors.consents import ConsentRepliesSensor, ConsentReplySensor
+from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
+from airflow_provider_etelecom.operators.request_consent import RequestConsentOperator
+from airflow_provider_etelecom.sensors.consent_replies import ConsentRepliesSensor, ConsentReplySensor
 
 with DAG(
     {dag_id!r},

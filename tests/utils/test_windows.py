@@ -90,7 +90,7 @@ def test_too_many_windows_mentions_max_map_length() -> None:
 
 
 def test_windows_feed_the_operator() -> None:
-    from airflow_provider_etelecom.operators.consents import ListConsentsOperator
+    from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
 
     for window in split_windows(
         "2026-01-01T00:00:00+07:00", "2026-01-03T00:00:00+07:00", "1d", output_path="file:///x/{date}.jsonl"

@@ -23,9 +23,9 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomValidationError,
 )
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-from airflow_provider_etelecom.sensors.consents import ConsentReplySensor
+from airflow_provider_etelecom.sensors.consent_replies import ConsentReplySensor
 from airflow_provider_etelecom.testing import EtelecomSimulator
-from airflow_provider_etelecom.triggers.consents import ConsentRepliesTrigger, build_event
+from airflow_provider_etelecom.triggers.consent_replies import ConsentRepliesTrigger, build_event
 from tests.conftest import SECRET_KEY
 from tests.sensors.conftest import context, event_for
 

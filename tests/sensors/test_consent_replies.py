@@ -28,9 +28,9 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomValidationError,
 )
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-from airflow_provider_etelecom.sensors.consents import ConsentRepliesSensor
+from airflow_provider_etelecom.sensors.consent_replies import ConsentRepliesSensor
 from airflow_provider_etelecom.testing import SORTS, EtelecomSimulator
-from airflow_provider_etelecom.triggers.consents import ConsentRepliesTrigger, build_event
+from airflow_provider_etelecom.triggers.consent_replies import ConsentRepliesTrigger, build_event
 from tests.conftest import SECRET_KEY
 from tests.sensors.conftest import context, event_for
 
@@ -331,7 +331,7 @@ from datetime import datetime, timezone
 
 from airflow.providers.common.compat.sdk import DAG, task
 
-from airflow_provider_etelecom.sensors.consents import ConsentRepliesSensor
+from airflow_provider_etelecom.sensors.consent_replies import ConsentRepliesSensor
 
 with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc)) as dag:
     wait = ConsentRepliesSensor(

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 
 from airflow.providers.common.compat.sdk import DAG, task
 
-from airflow_provider_etelecom.sensors.consents import ConsentReplySensor
+from airflow_provider_etelecom.sensors.consent_replies import ConsentReplySensor
 
 with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc)) as dag:
     wait = ConsentReplySensor(

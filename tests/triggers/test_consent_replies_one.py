@@ -14,7 +14,12 @@ from airflow_provider_etelecom.client.replies import Decision, serializable
 from airflow_provider_etelecom.exceptions import EtelecomAuthError, EtelecomError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.testing import EtelecomSimulator
-from airflow_provider_etelecom.triggers.consents import EVENT_VERSION, ConsentRepliesTrigger, build_event, parse_event
+from airflow_provider_etelecom.triggers.consent_replies import (
+    EVENT_VERSION,
+    ConsentRepliesTrigger,
+    build_event,
+    parse_event,
+)
 from tests.conftest import SECRET_KEY
 from tests.triggers.conftest import drive, drive_with_ticker
 

@@ -14,7 +14,7 @@ import time_machine
 from airflow_provider_etelecom.client.replies import decide
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.testing import SORTS, EtelecomSimulator
-from airflow_provider_etelecom.triggers.consents import EVENT_VERSION, ConsentRepliesTrigger, parse_event
+from airflow_provider_etelecom.triggers.consent_replies import EVENT_VERSION, ConsentRepliesTrigger, parse_event
 from tests.conftest import SECRET_KEY
 from tests.triggers.conftest import drive, drive_with_ticker
 
