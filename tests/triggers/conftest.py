@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import json
 from typing import Any
 
 import pytest
 from airflow.triggers.base import BaseTrigger
+
+from tests.conftest import SECRET_KEY
 
 
 @pytest.fixture(autouse=True)
@@ -77,3 +81,18 @@ def drive_with_ticker(trigger: BaseTrigger) -> tuple[dict[str, Any], int]:
         return events[0].payload, ticks
 
     return asyncio.run(scenario())
+
+
+def rebuilt(trigger: BaseTrigger) -> tuple[str, dict[str, Any], BaseTrigger]:
+    """Serialise ``trigger`` as the triggerer stores it (JSON, never the key) and build it again.
+
+    :return: the class path, the keyword arguments, and the trigger rebuilt from them, which
+        serialises to the same.
+    """
+    path, kwargs = trigger.serialize()
+    text = json.dumps(kwargs)
+    assert SECRET_KEY not in text and "password" not in text
+    module, _, name = path.rpartition(".")
+    again = getattr(importlib.import_module(module), name)(**json.loads(text))
+    assert again.serialize() == (path, kwargs)
+    return path, kwargs, again

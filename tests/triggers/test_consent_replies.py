@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -16,7 +15,7 @@ from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.testing import SORTS, EtelecomSimulator
 from airflow_provider_etelecom.triggers.consent_replies import EVENT_VERSION, ConsentRepliesTrigger, parse_event
 from tests.conftest import SECRET_KEY
-from tests.triggers.conftest import drive, drive_with_ticker
+from tests.triggers.conftest import drive, drive_with_ticker, rebuilt
 
 LIST = "Zalo/ListRequestConsent"
 OA = "4239023413265392134"
@@ -52,12 +51,7 @@ def test_serialize_round_trip_is_json_and_has_no_key(etelecom_connection: Etelec
         failure_statuses={"NS", "N"},
         max_pages=3,
     )
-    path, kwargs = trigger.serialize()
-    text = json.dumps(kwargs)
-    assert SECRET_KEY not in text and "password" not in text
-    module, _, name = path.rpartition(".")
-    rebuilt = getattr(importlib.import_module(module), name)(**json.loads(text))
-    assert rebuilt.serialize() == (path, kwargs)
+    _, kwargs, _ = rebuilt(trigger)
     assert kwargs["consent_ids"] == ["5", "6"] and kwargs["failure_statuses"] == ["N", "NS"]
     assert kwargs["created_from"] == datetime(2026, 1, 31, tzinfo=timezone.utc).timestamp()
 

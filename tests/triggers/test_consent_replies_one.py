@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -21,7 +20,7 @@ from airflow_provider_etelecom.triggers.consent_replies import (
     parse_event,
 )
 from tests.conftest import SECRET_KEY
-from tests.triggers.conftest import drive, drive_with_ticker
+from tests.triggers.conftest import drive, drive_with_ticker, rebuilt
 
 LIST = "Zalo/ListRequestConsent"
 OA = "4239023413265392134"
@@ -52,12 +51,7 @@ def make_trigger(consent_id: str, **overrides: Any) -> ConsentRepliesTrigger:
 
 def test_serialize_round_trip_is_json_and_has_no_key(etelecom_connection: EtelecomSimulator) -> None:
     trigger = make_trigger("123", deadline="2026-01-31T00:00:00+00:00", not_found_deadline=1769817600.0)
-    path, kwargs = trigger.serialize()
-    text = json.dumps(kwargs)
-    assert SECRET_KEY not in text and "password" not in text
-    module, _, name = path.rpartition(".")
-    rebuilt = getattr(importlib.import_module(module), name)(**json.loads(text))
-    assert rebuilt.serialize() == (path, kwargs)
+    _, kwargs, _ = rebuilt(trigger)
     assert kwargs["deadline"] == kwargs["not_found_deadline"] == 1769817600.0
 
 

@@ -9,7 +9,6 @@ the watcher there).
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -21,6 +20,7 @@ from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from airflow_provider_etelecom.triggers.consent_reply_event import ConsentReplyEventTrigger
 from tests.conftest import SECRET_KEY
+from tests.triggers.conftest import rebuilt
 
 LIST = "Zalo/ListRequestConsent"
 OA = "4239023413265392134"
@@ -133,14 +133,9 @@ def test_serialize_is_json_deterministic_and_has_no_key(etelecom_connection: Ete
     from airflow.triggers.base import BaseEventTrigger
 
     trigger = watcher(call_type="audio", reason_code="update_order", include_phone=True)
-    path, kwargs = trigger.serialize()
-    text = json.dumps(kwargs)
-    assert SECRET_KEY not in text and "password" not in text
-    module, _, name = path.rpartition(".")
-    rebuilt = getattr(importlib.import_module(module), name)(**json.loads(text))
-    assert rebuilt.serialize() == (path, kwargs)
-    assert BaseEventTrigger.hash(path, kwargs) == BaseEventTrigger.hash(*rebuilt.serialize())
-    assert rebuilt.state_key == trigger.state_key != watcher().state_key
+    path, kwargs, again = rebuilt(trigger)
+    assert BaseEventTrigger.hash(path, kwargs) == BaseEventTrigger.hash(*again.serialize())
+    assert again.state_key == trigger.state_key != watcher().state_key
 
 
 def test_cost_per_poll_is_the_pending_span_not_the_history(etelecom_connection: EtelecomSimulator) -> None:
