@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -82,13 +83,19 @@ def moto_server() -> Iterator[str]:
     # The Amazon provider's s3 filesystem needs s3fs >= 2023 (async, on aiobotocore); an environment
     # resolved to the old synchronous s3fs 0.4 cannot write s3:// through ObjectStoragePath at all.
     pytest.importorskip("aiobotocore", reason="s3:// through ObjectStoragePath needs s3fs>=2023 with aiobotocore")
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
+    # What moto's ThreadedMotoServer serves, with a short poll interval: its stop() waits for
+    # serve_forever's next poll, 0.5 s by default.
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
     yield f"http://{host}:{port}"
-    server.stop()
+    server.shutdown()
+    thread.join()
 
 
 @pytest.fixture
