@@ -20,13 +20,15 @@ for the rest of the wait (one warning) in favour of span reads:
 * the platform refuses the sort (400): give up;
 * a changed read is not newest ``updated_at`` first, or echoes another sort (the sort was
   ignored): discard the read, give up;
-* every :data:`VERIFY_EVERY`-th check, and the check before the wait would time out, is a span
-  read that verifies the feed: a pending consent it finds answered with an ``updated_at`` older
-  than the watermark is one the changed reads could never see (``updated_at`` not moved on reply),
-  so give up.
+* every :data:`VERIFY_EVERY`-th check is a span read that verifies the feed: a pending consent it
+  finds answered with an ``updated_at`` older than the watermark is one the changed reads could
+  never see (``updated_at`` not moved on reply); and a changed read run right after it must
+  return every answer it found at or above the watermark (a sort ignored without any page out of
+  order: the default order can stop a changed read at its first consent). Either: give up.
+* the last check of a wait (``last``, or a decision the wait asks to confirm) is a span read.
 
-A changed read cut by ``max_pages`` before reaching the watermark is replaced by a span read for
-that check.
+A changed read cut by ``max_pages`` before reaching the watermark (judged on the pages as served,
+``listed``, not on what the window check kept) is replaced by a span read for that check.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from airflow_provider_etelecom.client.client import EtelecomClient
-from airflow_provider_etelecom.client.models import Consent, parse_api_time
+from airflow_provider_etelecom.client.models import Consent, consent_time
 from airflow_provider_etelecom.client.validation import ConsentQuery
 from airflow_provider_etelecom.exceptions import EtelecomBadRequestError
 
@@ -56,10 +58,8 @@ VERIFY_EVERY = 6
 
 def _updated_at(consent: Consent) -> float | None:
     """Return ``updated_at`` in epoch seconds, or ``None`` when it is missing or not a time."""
-    try:
-        return parse_api_time(str(consent["updated_at"])).timestamp()
-    except (KeyError, ValueError):
-        return None
+    at = consent_time(consent, "updated_at")
+    return None if at is None else at.timestamp()
 
 
 @dataclass
@@ -111,7 +111,8 @@ class ChangeFeed:
                 return found
         found = self._read_span(client, query, pending)
         if before is not None and self.given_up is None:
-            self._verify(found.values(), known, before - WATERMARK_MARGIN_S)
+            cross = not last and pending <= set(known)
+            self._verify(client, query, found, known, before - WATERMARK_MARGIN_S, cross=cross)
         return found
 
     def _saw(self, first_page: Iterable[Consent]) -> None:
@@ -136,17 +137,18 @@ class ChangeFeed:
         """Return the pending consents updated since ``watermark``, or ``None`` to read the span instead."""
         found: dict[str, Consent] = {}
         previous: float | None = None
-        full = False
+        pages, full = 0, False
         try:
             for page in client.iter_consent_pages(dataclasses.replace(query, sort=CHANGED_SORT)):
-                self.pages += 1
+                self.pages, pages = self.pages + 1, pages + 1
                 echoed = page["paging"].get("sort")
                 if echoed and echoed != CHANGED_SORT:
                     self._give_up(f"the listing answered sort={echoed!r} to sort={CHANGED_SORT!r}")
                     return None
                 if self.pages == 1:
                     self._saw(page["consents"])
-                full = len(page["consents"]) >= min(page["paging"].get("limit") or query.page_size, query.page_size)
+                limit = min(page["paging"].get("limit") or query.page_size, query.page_size)
+                full = page.get("listed", len(page["consents"])) >= limit
                 for consent in page["consents"]:
                     at = _updated_at(consent)
                     if at is None or (previous is not None and at > previous):
@@ -164,22 +166,53 @@ class ChangeFeed:
         except EtelecomBadRequestError as error:
             self._give_up(f"the platform refused sort={CHANGED_SORT!r} ({error.message})")
             return None
-        if full and query.max_pages is not None and self.pages >= query.max_pages:
+        if full and query.max_pages is not None and pages >= query.max_pages:
             return None  # cut by max_pages before the watermark: the changes below the cut are unknown
         self.changed = True
         return found
 
-    def _verify(self, found: Iterable[Consent], known: Mapping[str, Consent], watermark: float) -> None:
-        """Give up changed reads if a span read found an answer the changed reads could never see."""
-        for consent in found:
-            before, at = known.get(consent["id"]), _updated_at(consent)
-            answered = before is not None and before.get("reply_status") == "S" != consent.get("reply_status")
-            if answered and (at is None or at < watermark):
+    def _verify(
+        self,
+        client: EtelecomClient,
+        query: ConsentQuery,
+        found: Mapping[str, Consent],
+        known: Mapping[str, Consent],
+        watermark: float,
+        *,
+        cross: bool,
+    ) -> None:
+        """Give up changed reads if a span read found an answer the changed reads miss.
+
+        An answer stamped older than the watermark is one no changed read can see (``updated_at``
+        not moved on reply). With ``cross``, a changed read right after the span must also return
+        every answer the span found at or above the watermark: those were written before it began,
+        so a platform that ignores the sort (serving its default order, which may stop the read at
+        once) is caught here even when no page breaks the order.
+        """
+        answered = [
+            (consent, _updated_at(consent))
+            for consent in found.values()
+            if (before := known.get(consent["id"])) is not None
+            and before.get("reply_status") == "S" != consent.get("reply_status")
+        ]
+        for consent, at in answered:
+            if at is None or at < watermark:
                 self._give_up(
                     f"consent {consent['id']} left S with updated_at={consent.get('updated_at')!r}, older than the "
                     f"changes already read: the platform does not seem to move updated_at on a reply"
                 )
                 return
+        if not (cross and answered):
+            return
+        changed = self._read_changed(client, query, set(found), watermark)
+        self.changed = False  # this check's answer is the span's
+        missed = [consent["id"] for consent, _ in answered if changed is not None and consent["id"] not in changed]
+        if missed and self.given_up is None:
+            self._give_up(
+                f"a changed read right after the span missed consent {missed[0]}, which the span shows answered "
+                f"with updated_at={found[missed[0]].get('updated_at')!r}: the platform seems to ignore "
+                f"sort={CHANGED_SORT!r}"
+            )
 
     def _give_up(self, why: str) -> None:
         self.given_up = why

@@ -578,7 +578,7 @@ class EtelecomClient:
                 ) from None
             self.stats.pages += 1
             self.stats.consents += len(consents)
-            yield ConsentPage(consents=consents, paging=page_paging)
+            yield ConsentPage(consents=consents, paging=page_paging, listed=len(raw_consents))
             next_cursor = page_paging.get("next") or ""
             effective_limit = page_paging.get("limit") or min(query.page_size, MAX_PAGE_SIZE)
             if not next_cursor or len(raw_consents) < effective_limit:

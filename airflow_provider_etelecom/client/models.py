@@ -8,8 +8,9 @@ Every place that needs to know whether a consent is still waiting, answered or d
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TypedDict
+from typing import Any, NotRequired, TypedDict
 
 __all__ = [
     "CALL_TYPES",
@@ -28,6 +29,7 @@ __all__ = [
     "ReplyStatus",
     "SendStatus",
     "classify_consent",
+    "consent_time",
     "parse_api_time",
 ]
 
@@ -114,10 +116,16 @@ class Paging(TypedDict, total=False):
 
 
 class ConsentPage(TypedDict):
-    """One page of a listing: its consents and its paging block."""
+    """One page of a listing: its consents, its paging block, and how many consents the platform sent.
+
+    ``listed`` counts the page as served, before the client dropped consents outside the window
+    (the server filter is a second wider on each side): whether a page was full, and so whether
+    more may follow, is judged on it, never on ``len(consents)``.
+    """
 
     consents: list[Consent]
     paging: Paging
+    listed: NotRequired[int]
 
 
 class ConsentCheck(TypedDict, total=False):
@@ -157,6 +165,21 @@ def parse_api_time(value: str) -> datetime:
     return parsed.astimezone(timezone.utc)
 
 
+def consent_time(consent: Mapping[str, Any], name: str) -> datetime | None:
+    """Return the consent's time field ``name`` as aware UTC, or ``None`` when missing or not a time.
+
+    For decisions that must not crash on a malformed field the platform sent (they treat it as
+    unknown); the listing's own window check raises instead.
+    """
+    value = consent.get(name)
+    if isinstance(value, datetime):  # a consent dict built in Python rather than read from the API
+        return value.astimezone(timezone.utc) if value.tzinfo is not None else None
+    try:
+        return parse_api_time(value) if isinstance(value, str) and value else None
+    except ValueError:
+        return None
+
+
 def classify_consent(consent: Consent, *, now: datetime | None = None) -> ConsentState:
     """Classify a consent for someone waiting on the customer's reply.
 
@@ -175,13 +198,7 @@ def classify_consent(consent: Consent, *, now: datetime | None = None) -> Consen
         return ConsentState.NOT_SENT
     if reply != ReplyStatus.WAITING.value:
         return ConsentState.UNKNOWN
-    expires_at = consent.get("expires_at")
-    if expires_at:
-        try:
-            expiry = parse_api_time(expires_at)
-        except ValueError:
-            return ConsentState.WAITING
-        current = now or datetime.now(timezone.utc)
-        if expiry.year > 1 and expiry <= current:
-            return ConsentState.EXPIRED
+    expiry = consent_time(consent, "expires_at")
+    if expiry is not None and expiry.year > 1 and expiry <= (now or datetime.now(timezone.utc)):
+        return ConsentState.EXPIRED
     return ConsentState.WAITING

@@ -31,6 +31,7 @@ from airflow_provider_etelecom.client.models import (
     Consent,
     ConsentState,
     classify_consent,
+    consent_time,
     parse_api_time,
 )
 from airflow_provider_etelecom.client.validation import ConsentQuery, floor_second, mask_phone, validate_int64_id
@@ -113,10 +114,7 @@ def wanted_consents(value: object) -> tuple[list[str], datetime | None]:
                     f"RequestConsentOperator returns them, or their ids.",
                     parameter="consent_ids",
                 )
-            try:
-                moment: datetime | None = parse_api_time(str(item.get("created_at")))
-            except ValueError:
-                moment = None
+            moment = consent_time(item, "created_at")
             if moment is not None and (earliest is None or moment < earliest):
                 earliest = moment
             item = item["id"]
@@ -274,14 +272,17 @@ class ReplyWait:
 
         A changed read is followed by a span read when its decision could be wrong for good: a wait
         it would end with consents still pending (``min_share`` < 1; an answer it missed could fail
-        it), or a wait that ``ends()`` says times out after this check. ``ends`` is asked after the
-        read, so a check slower than the poke interval still ends its wait on the span.
+        it), a failure it did not read but inferred from a state kept from an earlier check (a
+        consent kept as ``S`` whose ``expires_at`` has passed may have been answered unseen), or a
+        wait that ``ends()`` says times out after this check. ``ends`` is asked after the read, so
+        a check slower than the poke interval still ends its wait on the span.
 
         :param ends: whether the wait times out unless this check decides.
         :raises EtelecomError: what the listing raised once the client's retry budget was spent.
         """
-        for span in (False, True):
-            found = self.feed.read(client, self.query(client), self.pending, self.settled, last=span)
+        found: dict[str, Consent] = {}
+        for span in (False, True):  # the span read is fresher, and keeps what a changed read found beyond a cut
+            found.update(self.feed.read(client, self.query(client), self.pending, self.settled, last=span))
             decision = decide(
                 self.consent_ids,
                 {**self.settled, **found},
@@ -290,7 +291,8 @@ class ReplyWait:
                 now=now,
                 not_found_expired=not_found_expired,
             )
-            confirm = decision.status == "done" and decision.final < decision.wanted
+            stale = not set(decision.failed + decision.unknown) <= set(found)  # e.g. an old S now expired
+            confirm = stale or (decision.status == "done" and decision.final < decision.wanted)
             if not (self.feed.changed and (confirm or (decision.status == "waiting" and ends()))):
                 break
         self.settled = decision.consents

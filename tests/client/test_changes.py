@@ -189,6 +189,84 @@ def test_a_changed_read_cut_by_max_pages_is_replaced_by_the_span(
     assert not wait.feed.changed and wait.feed.given_up is None, "a cut read is replaced for one check, not given up"
 
 
+def test_an_answer_a_changed_read_missed_never_fails_as_expired(
+    variant: str, sim: EtelecomSimulator, client: EtelecomClient
+) -> None:
+    """A consent kept as ``S`` from an earlier check, past its ``expires_at``: the span says what it is."""
+    start = sim.now() - timedelta(hours=23, minutes=58)
+    consents = [
+        sim.add_consent(
+            oa_id=OA,
+            phone=f"0915{i:06d}",
+            reply_status="S",
+            status="P",
+            created_at=start + timedelta(seconds=i),
+            expires_at=start + timedelta(hours=24, seconds=i),
+        )
+        for i in range(10)
+    ]
+    ids = [str(c["id"]) for c in consents]
+    sim.reply(ids[-1], "P")  # the newest created is the newest updated: an ignored sort stops at it
+    wait = wait_for(consents)
+    assert wait.check(client, sim.now(), not_found_expired=False).status == "waiting"
+    sim.advance(60)
+    assert wait.check(client, sim.now(), not_found_expired=False).status == "waiting"
+    sim.reply(ids[0], "P")  # half a minute before the request would expire
+    sim.advance(60)  # this check comes after the old expires_at
+    decision = wait.check(client, sim.now(), not_found_expired=False)
+    assert decision.status == "waiting" and decision.failed == ()
+    assert decision.consents[ids[0]]["reply_status"] == "P"
+
+
+@pytest.mark.parametrize("variant", ["updated_at_sort_ignored"], indirect=True)
+def test_a_sort_ignored_without_a_page_out_of_order_is_caught_by_the_verification(
+    sim: EtelecomSimulator, client: EtelecomClient
+) -> None:
+    """The default order's first consent is below the watermark: each changed read stops at once."""
+    consents = campaign(sim, 250)
+    answered = str(consents[10]["id"])
+    wait = wait_for(consents)
+    check(wait, client)
+    sim.reply(answered, "P")
+    sim.advance(60)
+    for _ in range(2, VERIFY_EVERY):
+        assert check(wait, client).consents[answered]["reply_status"] == "S"
+        assert wait.feed.changed and wait.feed.given_up is None, "no page breaks the order: nothing to see"
+        sim.advance(60)
+    decision = check(wait, client)  # the verification: a span, then a changed read that must agree
+    assert decision.consents[answered]["reply_status"] == "P"
+    assert "ignore" in str(wait.feed.given_up) and not wait.feed.changed
+    check(wait, client)
+    assert not wait.feed.changed, "given up for the rest of the wait"
+
+
+@pytest.mark.parametrize("variant", ["defaults"], indirect=True)
+def test_a_changed_read_that_used_all_of_max_pages_is_replaced_even_if_its_last_page_looks_short(
+    sim: EtelecomSimulator, client: EtelecomClient
+) -> None:
+    """A consent created just before the span's start is listed and dropped by the window check."""
+    base = sim.now().replace(microsecond=0) - timedelta(seconds=2000)
+
+    def add(i: int, at: int) -> str:
+        made = sim.add_consent(
+            oa_id=OA, phone=f"0915{i:06d}", reply_status="S", status="P", created_at=base + timedelta(seconds=at)
+        )
+        return str(made["id"])
+
+    first, outside = add(0, 0), add(499, -2)
+    wanted = [add(1 + i, 2 + i) for i in range(150)]
+    others = [add(500 + i, 300 + i) for i in range(250)]
+    wait = ReplyWait(consent_ids=[first, *wanted], oa_id=OA, created_from=base - timedelta(minutes=5), max_pages=2)
+    check(wait, client)
+    answered = wanted[0]
+    for consent_id in [answered, *others[:109], outside, *others[109:209]]:  # ``outside`` on the 2nd page
+        sim.reply(consent_id, "P")
+        sim.advance(1)
+    decision = check(wait, client)
+    assert decision.consents[answered]["reply_status"] == "P"
+    assert not wait.feed.changed and wait.feed.given_up is None
+
+
 def test_a_fresh_feed_reads_the_span_and_nothing_when_nothing_is_pending() -> None:
     feed = ChangeFeed()
     assert str(feed) == "0 page(s) of the span"
