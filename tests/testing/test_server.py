@@ -289,11 +289,10 @@ def test_import_creates_no_files_and_imports_no_airflow(tmp_path: Path) -> None:
     assert os.listdir(str(tmp_path)) == []
 
 
-def test_large_store_generation_is_fast() -> None:
-    import time
-
-    started = time.process_time()
-    sim = EtelecomSimulator(consents=20_000, seed=1, api_key=KEY)
-    # About 3 s for 200,000 on a slow machine; a generous bound keeps this test honest, not flaky.
-    assert time.process_time() - started < 1.5
-    assert sim.consent(sim.consents()[0]["id"]) is not None
+def test_a_large_store_is_generated_whole_and_the_same_for_a_seed() -> None:
+    """How fast it is generated is for the benchmarks (machines are noisy); what it holds is tested here."""
+    first, again = (EtelecomSimulator(consents=20_000, seed=1, api_key=KEY) for _ in range(2))
+    ids = [c["id"] for c in first.consents()]
+    assert len(ids) == len(set(ids)) == 20_000
+    assert ids == [c["id"] for c in again.consents()]
+    assert first.consent(ids[0]) is not None and first.consent(ids[-1]) is not None
