@@ -176,7 +176,7 @@ def consent_time(consent: Mapping[str, Any], name: str) -> datetime | None:
         return value.astimezone(timezone.utc) if value.tzinfo is not None else None
     try:
         return parse_api_time(value) if isinstance(value, str) and value else None
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved across UTC
         return None
 
 

@@ -338,7 +338,7 @@ def _list_window(
         for page in pages:
             kept, past_the_cut = scheduler.hand_over(window, page["consents"])
             client.stats.consents -= len(page["consents"]) - len(kept)
-            if not offer(ConsentPage(consents=kept, paging=page["paging"])):
+            if not offer(ConsentPage(consents=kept, paging=page["paging"], listed=page.get("listed", len(kept)))):
                 return False
             if past_the_cut:
                 break

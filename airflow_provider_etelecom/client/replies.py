@@ -32,7 +32,6 @@ from airflow_provider_etelecom.client.models import (
     ConsentState,
     classify_consent,
     consent_time,
-    parse_api_time,
 )
 from airflow_provider_etelecom.client.validation import ConsentQuery, floor_second, mask_phone, validate_int64_id
 from airflow_provider_etelecom.exceptions import (
@@ -156,6 +155,7 @@ def decide(
     failure_statuses: Collection[str],
     now: datetime,
     not_found_expired: bool,
+    read: Collection[str] | None = None,
 ) -> Decision:
     """Decide a wait from the latest state of its consents, with the one status table.
 
@@ -165,12 +165,17 @@ def decide(
     :param failure_statuses: final replies that fail the task.
     :param now: the time to classify at (expiry).
     :param not_found_expired: whether the not-found grace period has passed.
+    :param read: the ids whose state this check read (``None``: every one). A waiting state kept
+        from an earlier check is never judged expired: the answer may have come since, unread (a
+        changed read that missed it, a span cut by ``max_pages``); the platform's own state decides.
     """
     wanted = list(dict.fromkeys(consent_ids))
     final, failed, unknown, missing = 0, [], [], []
     for consent_id in wanted:
         consent = consents.get(consent_id)
         state = None if consent is None else classify_consent(consent, now=now)
+        if state is ConsentState.EXPIRED and read is not None and consent_id not in read:
+            state = ConsentState.WAITING
         if consent is None:
             missing.append(consent_id)
         elif state is not ConsentState.WAITING:
@@ -245,10 +250,8 @@ class ReplyWait:
     def query(self, client: EtelecomClient) -> ConsentQuery:
         """Return the listing of the next check: from the earliest pending consent seen, if any."""
         start, pending = self.created_from, self.pending
-        try:
-            pending_at = [parse_api_time(str(self.settled[i]["created_at"])) for i in pending if i in self.settled]
-        except ValueError:
-            pending_at = []
+        times = [consent_time(self.settled[i], "created_at") for i in pending if i in self.settled]
+        pending_at = [at for at in times if at is not None]  # every pending one listed, with a time
         if start is not None and pending_at and len(pending_at) == len(pending):
             start = max(start, floor_second(min(pending_at)) - timedelta(seconds=1))
         return ConsentQuery.build(
@@ -272,10 +275,9 @@ class ReplyWait:
 
         A changed read is followed by a span read when its decision could be wrong for good: a wait
         it would end with consents still pending (``min_share`` < 1; an answer it missed could fail
-        it), a failure it did not read but inferred from a state kept from an earlier check (a
-        consent kept as ``S`` whose ``expires_at`` has passed may have been answered unseen), or a
-        wait that ``ends()`` says times out after this check. ``ends`` is asked after the read, so
-        a check slower than the poke interval still ends its wait on the span.
+        it), or a wait that ``ends()`` says times out after this check. ``ends`` is asked after the
+        read, so a check slower than the poke interval still ends its wait on the span. Expiry is
+        judged only on states read in this check (``decide``'s ``read``).
 
         :param ends: whether the wait times out unless this check decides.
         :raises EtelecomError: what the listing raised once the client's retry budget was spent.
@@ -290,10 +292,9 @@ class ReplyWait:
                 failure_statuses=self.failure_statuses,
                 now=now,
                 not_found_expired=not_found_expired,
+                read=found,
             )
-            stale = not set(decision.failed + decision.unknown) <= set(found)  # e.g. an old S now expired
-            confirm = stale or (decision.status == "done" and decision.final < decision.wanted)
-            if not (self.feed.changed and (confirm or (decision.status == "waiting" and ends()))):
+            if not (self.feed.changed and decision.final < decision.wanted and (decision.status == "done" or ends())):
                 break
         self.settled = decision.consents
         return decision

@@ -210,5 +210,6 @@ class ConsentRepliesTrigger(BaseTrigger):
 
     async def _check(self, wait: ReplyWait, client: Any, now: datetime) -> Decision:
         k, expired = self.kwargs, now.timestamp() >= self.kwargs["not_found_deadline"]
-        ends = lambda: datetime.now(timezone.utc).timestamp() + k["poke_interval"] >= k["deadline"]  # noqa: E731
+        # The deadline falls before the next check (a second early: the loop and the sleep take time).
+        ends = lambda: datetime.now(timezone.utc).timestamp() + k["poke_interval"] + 1 >= k["deadline"]  # noqa: E731
         return await asyncio.to_thread(wait.check, client, now, not_found_expired=expired, ends=ends)

@@ -214,8 +214,40 @@ def test_an_answer_a_changed_read_missed_never_fails_as_expired(
     sim.reply(ids[0], "P")  # half a minute before the request would expire
     sim.advance(60)  # this check comes after the old expires_at
     decision = wait.check(client, sim.now(), not_found_expired=False)
+    assert decision.status == "waiting" and decision.failed == (), "a kept S is not judged expired"
+    decision = wait.check(client, sim.now(), not_found_expired=False, ends=lambda: True)  # the last check
+    assert decision.status == "waiting" and decision.consents[ids[0]]["reply_status"] == "P"
+
+
+@pytest.mark.parametrize("variant", ["defaults", "updated_at_sort_refused"], indirect=True)
+def test_a_consent_a_cut_span_did_not_reach_is_not_judged_expired(
+    sim: EtelecomSimulator, client: EtelecomClient
+) -> None:
+    """Newest first with ``max_pages=1``: newer requests push the wanted ones off the page read."""
+    start = sim.now() - timedelta(hours=23, minutes=58)
+    ids = [
+        str(
+            sim.add_consent(
+                oa_id=OA,
+                phone=f"0915{i:06d}",
+                reply_status="S",
+                status="P",
+                created_at=start + timedelta(seconds=i),
+                expires_at=start + timedelta(hours=24, seconds=i),
+            )["id"]
+        )
+        for i in range(2)
+    ]
+    wait = ReplyWait(consent_ids=ids, oa_id=OA, max_pages=1)
+    assert wait.check(client, sim.now(), not_found_expired=False).status == "waiting"
+    for i in range(150):  # a busy OA: newer requests, answered too (more changes than one page)
+        sim.reply(str(sim.add_consent(oa_id=OA, phone=f"0916{i:06d}", reply_status="S", status="P")["id"]), "P")
+    sim.advance(30)
+    for consent_id in ids:
+        sim.reply(consent_id, "P")  # both agree before their requests expire
+    sim.advance(90)  # the next check comes after the old expires_at, and reads neither
+    decision = wait.check(client, sim.now(), not_found_expired=False)
     assert decision.status == "waiting" and decision.failed == ()
-    assert decision.consents[ids[0]]["reply_status"] == "P"
 
 
 @pytest.mark.parametrize("variant", ["updated_at_sort_ignored"], indirect=True)
