@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -150,3 +153,61 @@ def retry_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     monkeypatch.setattr(etelecom._RereadingClient, "__init__", recording)
     return pauses
+
+
+#: Runs one DAG file with ``dag.test()`` in a fresh interpreter and writes the run's state.
+LINEAGE_RUNNER = """
+import json, runpy, sys
+from datetime import datetime, timezone
+from airflow.providers.common.compat.sdk import AIRFLOW_V_3_0_PLUS
+dag = runpy.run_path(sys.argv[1])["dag"]
+when = datetime(2026, 1, 5, tzinfo=timezone.utc)
+run = dag.test(logical_date=when) if AIRFLOW_V_3_0_PLUS else dag.test(execution_date=when)
+open(sys.argv[2], "w").write(json.dumps({"state": str(run.state)}))
+"""
+
+
+def run_dag_for_lineage(
+    file_name: str, dag_source: str, tmp_path: Path
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, list[dict[str, Any]]]], str]:
+    """Run ``dag_source`` once with OpenLineage's file transport, in a fresh interpreter.
+
+    A fresh interpreter, because the OpenLineage listener is registered when Airflow starts. The
+    DAG's task ``fails`` is meant to fail, so the run must end ``failed``.
+
+    :return: the events, the events by job name and event type, and the raw text of the file.
+    """
+    dags = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    dags.mkdir(parents=True, exist_ok=True)
+    dag_file = dags / file_name
+    dag_file.write_text(dag_source)
+    events_file = tmp_path / "events.jsonl"
+    env = {
+        **os.environ,
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+            {"type": "file", "log_file_path": str(events_file), "append": True}
+        ),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "etelecom-tests",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", LINEAGE_RUNNER, str(dag_file), str(tmp_path / "state.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "state.json").read_text()) == {"state": "failed"}  # "fails" fails, as meant
+    text = events_file.read_text()
+    events = [json.loads(line) for line in text.splitlines() if line.strip()]
+    by_job: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for event in events:
+        by_job.setdefault(event["job"]["name"], {}).setdefault(event["eventType"], []).append(event)
+    return events, by_job, text
+
+
+def only(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one event of a list that must hold exactly one."""
+    assert len(events) == 1, events
+    return events[0]

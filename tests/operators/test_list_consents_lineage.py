@@ -11,9 +11,6 @@ the fallback is live in this run and that the operator's own datasets win over i
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,7 @@ import pytest
 
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from airflow_provider_etelecom.utils.parquet import CONSENT_COLUMNS, EXTRA_COLUMN
-from tests.conftest import SECRET_KEY
+from tests.conftest import SECRET_KEY, only, run_dag_for_lineage
 
 pytest.importorskip("airflow.providers.openlineage", reason="the test extra installs the OpenLineage provider")
 
@@ -71,16 +68,6 @@ with DAG("test_lineage", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=t
     )
 '''
 
-RUNNER = """
-import json, runpy, sys
-from datetime import datetime, timezone
-from airflow.providers.common.compat.sdk import AIRFLOW_V_3_0_PLUS
-dag = runpy.run_path(sys.argv[1])["dag"]
-when = datetime(2026, 1, 5, tzinfo=timezone.utc)
-run = dag.test(logical_date=when) if AIRFLOW_V_3_0_PLUS else dag.test(execution_date=when)
-open(sys.argv[2], "w").write(json.dumps({"state": str(run.state)}))
-"""
-
 
 @pytest.fixture
 def flaky_simulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[EtelecomSimulator]:
@@ -100,39 +87,8 @@ def lineage_run(
     folder = tmp_path / "out"
     folder.mkdir()
     (folder / "2026-01-05.parquet").write_bytes(b"an earlier export, to be overwritten")
-    dags = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-    dags.mkdir(parents=True, exist_ok=True)
-    dag_file = dags / "test_lineage.py"
-    dag_file.write_text(DAG_SOURCE % {"folder": folder})
-    events_file = tmp_path / "events.jsonl"
-    env = {
-        **os.environ,
-        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
-            {"type": "file", "log_file_path": str(events_file), "append": True}
-        ),
-        "AIRFLOW__OPENLINEAGE__NAMESPACE": "etelecom-tests",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", RUNNER, str(dag_file), str(tmp_path / "state.json")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads((tmp_path / "state.json").read_text()) == {"state": "failed"}  # "fails" fails, as meant
-    text = events_file.read_text()
-    events = [json.loads(line) for line in text.splitlines() if line.strip()]
-    by_job: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for event in events:
-        by_job.setdefault(event["job"]["name"], {}).setdefault(event["eventType"], []).append(event)
+    events, by_job, text = run_dag_for_lineage("test_lineage.py", DAG_SOURCE % {"folder": folder}, tmp_path)
     return {"events": events, "by_job": by_job, "text": text, "folder": folder, "flaky": flaky_simulator}
-
-
-def only(events: list[dict[str, Any]]) -> dict[str, Any]:
-    assert len(events) == 1, events
-    return events[0]
 
 
 def test_lineage_of_a_real_dag_run(lineage_run: dict[str, Any], etelecom_connection: EtelecomSimulator) -> None:
