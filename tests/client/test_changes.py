@@ -58,6 +58,22 @@ def campaign(sim: EtelecomSimulator, n: int) -> list[dict[str, object]]:
     ]
 
 
+def near_expiry(sim: EtelecomSimulator, n: int) -> list[dict[str, object]]:
+    """``n`` pending consents of one OA, requested 23 h 58 min ago: two minutes before they expire."""
+    start = sim.now() - timedelta(hours=23, minutes=58)
+    return [
+        sim.add_consent(
+            oa_id=OA,
+            phone=f"0915{i:06d}",
+            reply_status="S",
+            status="P",
+            created_at=start + timedelta(seconds=i),
+            expires_at=start + timedelta(hours=24, seconds=i),
+        )
+        for i in range(n)
+    ]
+
+
 def wait_for(consents: list[dict[str, object]], **kwargs: object) -> ReplyWait:
     created = min(datetime.fromisoformat(str(c["created_at"]).replace("Z", "+00:00")) for c in consents)
     return ReplyWait(
@@ -193,18 +209,7 @@ def test_an_answer_a_changed_read_missed_never_fails_as_expired(
     variant: str, sim: EtelecomSimulator, client: EtelecomClient
 ) -> None:
     """A consent kept as ``S`` from an earlier check, past its ``expires_at``: the span says what it is."""
-    start = sim.now() - timedelta(hours=23, minutes=58)
-    consents = [
-        sim.add_consent(
-            oa_id=OA,
-            phone=f"0915{i:06d}",
-            reply_status="S",
-            status="P",
-            created_at=start + timedelta(seconds=i),
-            expires_at=start + timedelta(hours=24, seconds=i),
-        )
-        for i in range(10)
-    ]
+    consents = near_expiry(sim, 10)
     ids = [str(c["id"]) for c in consents]
     sim.reply(ids[-1], "P")  # the newest created is the newest updated: an ignored sort stops at it
     wait = wait_for(consents)
@@ -224,20 +229,7 @@ def test_a_consent_a_cut_span_did_not_reach_is_not_judged_expired(
     sim: EtelecomSimulator, client: EtelecomClient
 ) -> None:
     """Newest first with ``max_pages=1``: newer requests push the wanted ones off the page read."""
-    start = sim.now() - timedelta(hours=23, minutes=58)
-    ids = [
-        str(
-            sim.add_consent(
-                oa_id=OA,
-                phone=f"0915{i:06d}",
-                reply_status="S",
-                status="P",
-                created_at=start + timedelta(seconds=i),
-                expires_at=start + timedelta(hours=24, seconds=i),
-            )["id"]
-        )
-        for i in range(2)
-    ]
+    ids = [str(c["id"]) for c in near_expiry(sim, 2)]
     wait = ReplyWait(consent_ids=ids, oa_id=OA, max_pages=1)
     assert wait.check(client, sim.now(), not_found_expired=False).status == "waiting"
     for i in range(150):  # a busy OA: newer requests, answered too (more changes than one page)
