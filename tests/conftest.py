@@ -32,6 +32,24 @@ pytest_plugins = ["airflow_provider_etelecom.testing.pytest_plugin"]
 #: A recognisable key: long enough for Airflow's secrets masker (it skips secrets under 5 chars),
 #: and easy to grep for in logs, exceptions and XComs.
 SECRET_KEY = "etl-SECRET-key-7f3a9c1e5b"
+#: The test property under which a contract detector records what it found on the real platform
+#: (tests/contract/conftest.py). Properties travel from pytest-xdist's workers to the main process,
+#: which prints them at the end of the run ("eTelecom platform findings").
+PLATFORM_FINDING = "etelecom_platform_finding"
+_FINDINGS: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":  # later phases' reports carry the item's properties again
+        _FINDINGS.extend(str(value) for name, value in report.user_properties if name == PLATFORM_FINDING)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print what the detectors found on the real platform, so the first real run settles each unknown."""
+    if _FINDINGS:
+        terminalreporter.section("eTelecom platform findings")
+        for line in _FINDINGS:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

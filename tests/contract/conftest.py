@@ -25,6 +25,7 @@ import pytest
 import requests
 
 from airflow_provider_etelecom.testing import PLATFORM_VARIANTS, EtelecomSimulator
+from tests.conftest import PLATFORM_FINDING
 
 BASE_URL_ENV = "ETELECOM_CONTRACT_BASE_URL"
 API_KEY_ENV = "ETELECOM_CONTRACT_API_KEY"
@@ -34,8 +35,6 @@ SIM_KEY = "contract-key-0123456789"
 PLATFORM = "platform"
 SIM_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SIM_END = datetime(2026, 1, 31, tzinfo=timezone.utc)
-#: What the detectors found on the real platform, printed at the end of the run.
-FINDINGS: list[str] = []
 
 
 @dataclass
@@ -144,14 +143,6 @@ def report(record_property: Callable[[str, object], None]) -> Report:
         line = f"{target.name}: {unknown}: {finding}"
         print(line)
         if target.sim is None:
-            FINDINGS.append(line)
+            record_property(PLATFORM_FINDING, line)  # printed at the end of the run by tests/conftest.py
 
     return _report
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Print what the detectors found on the real platform, so the first real run settles each unknown."""
-    if FINDINGS:
-        terminalreporter.section("eTelecom platform findings")
-        for line in FINDINGS:
-            terminalreporter.write_line(line)
