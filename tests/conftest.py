@@ -39,6 +39,15 @@ PLATFORM_FINDING = "etelecom_platform_finding"
 _FINDINGS: list[str] = []
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests marked ``slow`` first (otherwise in collection order).
+
+    ``scripts/test`` spreads the suite over the machine's cores (pytest-xdist, ``--dist worksteal``):
+    a long test started last would run alone while the other workers wait for it.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call":  # later phases' reports carry the item's properties again
         _FINDINGS.extend(str(value) for name, value in report.user_properties if name == PLATFORM_FINDING)

@@ -28,6 +28,9 @@ LIST = "Zalo/ListRequestConsent"
 START_DEADLINE_S = 120.0
 EXIT_DEADLINE_S = 60.0
 
+#: A fresh Airflow interpreter per run: among the longest tests, so run first (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 DAG_SOURCE = """
 from datetime import datetime, timezone
 

@@ -26,6 +26,9 @@ pytest.importorskip("airflow.providers.openlineage", reason="the test extra inst
 LISTING = "Zalo/ListRequestConsent?connection="
 FIELDS = [c.name for c in CONSENT_COLUMNS]
 
+#: A fresh Airflow interpreter per run: among the longest tests, so run first (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 DAG_SOURCE = '''
 from datetime import datetime, timezone
 

@@ -95,6 +95,7 @@ def test_without_pyarrow_a_rendered_parquet_path_fails_before_any_request(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # a fresh interpreter: run first (tests/conftest.py)
 def test_the_provider_imports_and_exports_without_pyarrow_or_openlineage(tmp_path: Path) -> None:
     """In a fresh interpreter where neither can be imported, the operator still imports and works."""
     script = (
