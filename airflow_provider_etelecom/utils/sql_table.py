@@ -18,8 +18,9 @@ times (``*_at``,          ``timestamptz``        ``TEXT``, ISO 8601 UTC with six
 ``error_code``            ``bigint``             ``INTEGER``
 ========================  =====================  ==========================================
 
-The platform's zero time (``0001-01-01T00:00:00Z``, e.g. the ``delivery_time`` of an undelivered
-request) is stored as ``NULL``. Enum values this provider does not know are kept as they are.
+On PostgreSQL ``id`` is ``COLLATE "C"`` (:data:`_PG_ID_COLLATION`). The platform's zero time
+(``0001-01-01T00:00:00Z``, e.g. the ``delivery_time`` of an undelivered request) is stored as
+``NULL``. Enum values this provider does not know are kept as they are.
 
 The rule (the same in the docs): a stored row is replaced when the incoming ``updated_at`` is
 newer or equal to the stored one (or the stored one is ``NULL``); an incoming row without
@@ -99,6 +100,12 @@ _PG_ACCEPTED: dict[Kind, tuple[str, ...]] = {
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 #: PostgreSQL's identifier limit (NAMEDATALEN - 1); longer names would be cut silently.
 _MAX_IDENTIFIER = 63
+#: PostgreSQL's ``id`` collation, in the table and the staging table: byte order. An id is an opaque
+#: key (the API's int64 as text), so a language's collation buys nothing, and it is what the merge
+#: spends most on: its sort of the staged ids and every primary-key comparison of the insert go
+#: through the C library's ``strcoll`` (without PostgreSQL's abbreviated keys) instead of ``memcmp``.
+#: A table created without it works the same, only slower.
+_PG_ID_COLLATION = ' COLLATE "C"'
 _ZERO_YEAR = 1
 _YEAR_2 = "timestamptz '0002-01-01T00:00:00Z'"
 _ZERO_AS_NULL = f'CASE WHEN "updated_at" >= {_YEAR_2} THEN "updated_at" END'
@@ -147,12 +154,8 @@ def column_types(dialect: Dialect) -> dict[str, str]:
 
 def _column_definitions(dialect: Dialect, *, primary_key: bool) -> str:
     types = _TYPES[dialect]
-    lines = [
-        f'    "{name}" {types[kind]}' + (" PRIMARY KEY" if primary_key and name == "id" else "")
-        for name, kind in COLUMNS
-    ]
-    if not primary_key:
-        lines[0] += " NOT NULL"
+    lines = [f'    "{name}" {types[kind]}' for name, kind in COLUMNS]
+    lines[0] += (_PG_ID_COLLATION if dialect == "postgres" else "") + (" PRIMARY KEY" if primary_key else " NOT NULL")
     return ",\n".join(lines)
 
 

@@ -434,12 +434,35 @@ def test_create_table_makes_the_documented_table(db: Db, etelecom_connection: Et
         assert dict(types)["updated_at"] == "timestamp with time zone"
         assert dict(types)["is_charged"] == "boolean"
         assert dict(types)["error_code"] == "bigint"
+        # The id compares bytes (the merge's sort and the primary key), not the database's language.
+        assert db.execute(
+            "SELECT collation_name FROM information_schema.columns WHERE table_name = 'consents' AND column_name = 'id'"
+        ) == [("C",)]
         assert db.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'etelecom_stage_%'") == [(0,)]
     else:
         info = db.execute("PRAGMA table_info(consents)")
         assert [row[1] for row in info] == list(COLUMNS)
         assert [row[1] for row in info if row[5]] == ["id"]
     assert len(db.rows()) == 500
+
+
+def test_a_postgres_table_with_the_database_collation_on_id_loads_alike(
+    pg: Db, etelecom_connection: EtelecomSimulator
+) -> None:
+    """A table created without ``COLLATE "C"`` on ``id`` (before it was in the DDL) is loaded the same."""
+    pg.create("template")
+    pg.execute("CREATE TABLE consents (LIKE template INCLUDING ALL); ALTER TABLE consents ALTER COLUMN id TYPE text")
+    assert pg.execute(
+        "SELECT collation_name FROM information_schema.columns WHERE table_name = 'consents' AND column_name = 'id'"
+    ) == [(None,)]
+    first = load()
+    assert first["written"] == 500
+    assert pg.rows() == served(etelecom_connection)
+    waiting = [c["id"] for c in etelecom_connection.consents() if c["reply_status"] == "S" and c["status"] == "P"]
+    etelecom_connection.reply(waiting[0], "P")
+    again = load()
+    assert again["written"] == 1
+    assert pg.rows() == served(etelecom_connection)
 
 
 def test_the_docs_show_the_ddl_create_table_runs() -> None:
