@@ -43,6 +43,10 @@ def find_binaries() -> str | None:
     return str(Path(folders[-1]).parent) if folders else None
 
 
+#: Starts tried, each on a newly picked port, when the picked port was taken before the server bound it.
+_START_ATTEMPTS = 3
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -65,21 +69,26 @@ def run_postgres() -> Iterator[PostgresServer]:
     root = Path(tempfile.mkdtemp(prefix="etelecom-pg-"))
     if as_postgres:
         shutil.chown(root, "postgres", "postgres")
-    data, port = root / "data", _free_port()
+    data, log = root / "data", root / "log"
     user = "postgres" if as_postgres else os.environ.get("USER", "postgres")
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
     try:
         subprocess.run(
             [*as_postgres, f"{folder}/initdb", "-D", str(data), "-U", user, "-A", "trust", "-E", "UTF8", "--no-sync"],
             check=True,
             capture_output=True,
         )
-        start = [*as_postgres, f"{folder}/pg_ctl", "-D", str(data), "-l", str(root / "log"), "-o", options, "-w"]
-        if subprocess.run([*start, "start"], capture_output=True, check=False).returncode != 0:
-            log = root / "log"
-            raise RuntimeError(
-                f"PostgreSQL did not start:\n{log.read_text(errors='replace')[-3000:] if log.exists() else ''}"
-            )
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            # The port is free when picked, but another process (a parallel test worker starting its
+            # own server) may take it before the server binds it: then pick another one.
+            port = _free_port()
+            log.unlink(missing_ok=True)  # this attempt's log only
+            options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+            start = [*as_postgres, f"{folder}/pg_ctl", "-D", str(data), "-l", str(log), "-o", options, "-w"]
+            if subprocess.run([*start, "start"], capture_output=True, check=False).returncode == 0:
+                break
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if "could not bind" not in text or attempt == _START_ATTEMPTS:
+                raise RuntimeError(f"PostgreSQL did not start:\n{text[-3000:]}")
         try:
             yield PostgresServer("127.0.0.1", port, user)
         finally:
