@@ -4,6 +4,9 @@
     python -m benchmarks.run --quick    # small runs: checks the scripts work (CI does this)
     python -m benchmarks.run hook parallel   # a selection
 
+The test suite's own wall time against a baseline commit is benchmarks.bench_tests (it runs the
+whole suite several times, so it is run alone).
+
 Benchmarks print figures and ratios against a baseline run side by side; they never assert on
 time (machines are noisy), so a slow machine prints worse ratios rather than failing.
 """
