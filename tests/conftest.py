@@ -24,7 +24,10 @@ _HOME = tempfile.mkdtemp(prefix="etelecom-airflow-home-")
 os.environ["AIRFLOW_HOME"] = _HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
-os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", os.path.join(_HOME, "dags"))
+# Set, not defaulted: pytest-xdist's workers inherit the controller's environment, and the tests
+# write DAG files by name into this folder (the same names in several modules), which
+# Airflow 3's dag.test() parses whole: each process gets its own.
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(_HOME, "dags")
 os.environ.pop("AIRFLOW_CONN_ETELECOM_DEFAULT", None)
 
 pytest_plugins = ["airflow_provider_etelecom.testing.pytest_plugin"]

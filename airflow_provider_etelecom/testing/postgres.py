@@ -82,10 +82,19 @@ def run_postgres() -> Iterator[PostgresServer]:
             # own server) may take it before the server binds it: then pick another one.
             port = _free_port()
             log.unlink(missing_ok=True)  # this attempt's log only
-            options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+            options = (
+                f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+                " -c lc_messages=C"  # the log in English: "could not bind" is matched below
+            )
             start = [*as_postgres, f"{folder}/pg_ctl", "-D", str(data), "-l", str(log), "-o", options, "-w"]
             if subprocess.run([*start, "start"], capture_output=True, check=False).returncode == 0:
                 break
+            # A server still starting when pg_ctl gave up waiting would outlive the folder: stop it.
+            subprocess.run(
+                [*as_postgres, f"{folder}/pg_ctl", "-D", str(data), "-m", "immediate", "stop"],
+                capture_output=True,
+                check=False,
+            )
             text = log.read_text(errors="replace") if log.exists() else ""
             if "could not bind" not in text or attempt == _START_ATTEMPTS:
                 raise RuntimeError(f"PostgreSQL did not start:\n{text[-3000:]}")

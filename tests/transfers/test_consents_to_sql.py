@@ -449,12 +449,19 @@ def test_create_table_makes_the_documented_table(db: Db, etelecom_connection: Et
 def test_a_postgres_table_with_the_database_collation_on_id_loads_alike(
     pg: Db, etelecom_connection: EtelecomSimulator
 ) -> None:
-    """A table created without ``COLLATE "C"`` on ``id`` (before it was in the DDL) is loaded the same."""
+    """A table whose ``id`` has a language's collation (made before ``COLLATE "C"`` was in the DDL) loads the same."""
+    # A collation other than "C" whatever the server's default is: ICU's root locale, else glibc's C.UTF-8.
+    found = pg.execute(
+        "SELECT collname FROM pg_collation WHERE collname IN ('und-x-icu', 'C.utf8') ORDER BY collname DESC"
+    )
+    assert found, "neither ICU's und-x-icu nor glibc's C.utf8 collation is on this server"
+    collation = found[0][0]
     pg.create("template")
-    pg.execute("CREATE TABLE consents (LIKE template INCLUDING ALL); ALTER TABLE consents ALTER COLUMN id TYPE text")
+    pg.execute("CREATE TABLE consents (LIKE template INCLUDING ALL)")
+    pg.execute(f'ALTER TABLE consents ALTER COLUMN id TYPE text COLLATE "{collation}"')
     assert pg.execute(
         "SELECT collation_name FROM information_schema.columns WHERE table_name = 'consents' AND column_name = 'id'"
-    ) == [(None,)]
+    ) == [(collation,)]
     first = load()
     assert first["written"] == 500
     assert pg.rows() == served(etelecom_connection)

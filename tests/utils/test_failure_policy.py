@@ -76,10 +76,13 @@ FAILURES_TASKS = """
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@pytest.fixture
+def down_port() -> Iterator[int]:
+    """A loopback port nothing listens on, held for the test: bound, never listening, so a
+    connection is refused and no other process (a parallel test worker) can take it meanwhile."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
 
 
 def _set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: Any) -> None:
@@ -126,6 +129,7 @@ def test_each_failure_class_in_a_real_task_run(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     captured: Any,
+    down_port: int,
 ) -> None:
     sim = etelecom_connection
     _set_connection(monkeypatch, "etelecom_wrong_key", host=sim.base_url, password="etl-WRONG-key-0123456789")
@@ -135,7 +139,7 @@ def test_each_failure_class_in_a_real_task_run(
     _set_connection(
         monkeypatch,
         "etelecom_down",
-        host=f"http://127.0.0.1:{_free_port()}/v1/shop",
+        host=f"http://127.0.0.1:{down_port}/v1/shop",
         password=sim.api_key,
         extra={"max_retries": 0},
     )
