@@ -77,30 +77,26 @@ def run_postgres() -> Iterator[PostgresServer]:
             check=True,
             capture_output=True,
         )
-        for attempt in range(1, _START_ATTEMPTS + 1):
-            # The port is free when picked, but another process (a parallel test worker starting its
-            # own server) may take it before the server binds it: then pick another one.
-            port = _free_port()
-            log.unlink(missing_ok=True)  # this attempt's log only
-            options = (
-                f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
-                " -c lc_messages=C"  # the log in English: "could not bind" is matched below
-            )
-            start = [*as_postgres, f"{folder}/pg_ctl", "-D", str(data), "-l", str(log), "-o", options, "-w"]
-            if subprocess.run([*start, "start"], capture_output=True, check=False).returncode == 0:
-                break
-            # A server still starting when pg_ctl gave up waiting would outlive the folder: stop it.
-            subprocess.run(
-                [*as_postgres, f"{folder}/pg_ctl", "-D", str(data), "-m", "immediate", "stop"],
-                capture_output=True,
-                check=False,
-            )
-            text = log.read_text(errors="replace") if log.exists() else ""
-            if "could not bind" not in text or attempt == _START_ATTEMPTS:
-                raise RuntimeError(f"PostgreSQL did not start:\n{text[-3000:]}")
         try:
+            for attempt in range(1, _START_ATTEMPTS + 1):
+                # The port is free when picked, but another process (a parallel test worker starting
+                # its own server) may take it before the server binds it: then pick another one.
+                port = _free_port()
+                log.unlink(missing_ok=True)  # this attempt's log only
+                options = (
+                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+                    " -c lc_messages=C"  # the log in English: "could not bind" is matched below
+                )
+                start = [*as_postgres, f"{folder}/pg_ctl", "-D", str(data), "-l", str(log), "-o", options, "-w"]
+                if subprocess.run([*start, "start"], capture_output=True, check=False).returncode == 0:
+                    break
+                text = log.read_text(errors="replace") if log.exists() else ""
+                if "could not bind" not in text or attempt == _START_ATTEMPTS:
+                    raise RuntimeError(f"PostgreSQL did not start:\n{text[-3000:]}")
             yield PostgresServer("127.0.0.1", port, user)
         finally:
+            # Also after a failed start: a server still starting when pg_ctl gave up waiting would
+            # outlive its folder (a server that never started makes this a no-op).
             subprocess.run(
                 [*as_postgres, f"{folder}/pg_ctl", "-D", str(data), "-m", "immediate", "stop"],
                 capture_output=True,
