@@ -13,6 +13,7 @@ __all__ = [
     "EtelecomConfigError",
     "EtelecomConsentNotFoundError",
     "EtelecomConsentOutcomeError",
+    "EtelecomContractError",
     "EtelecomError",
     "EtelecomMalformedResponseError",
     "EtelecomNotFoundError",
@@ -125,6 +126,24 @@ class EtelecomMalformedResponseError(EtelecomTransientError):
 
 class EtelecomPagingError(EtelecomError):
     """The platform broke the paging contract (a cursor came back twice); never loops."""
+
+
+class EtelecomContractError(EtelecomError):
+    """An answer broke what the provider relies on to be exact; nothing is published, and a retry would repeat it.
+
+    Raised instead of publishing a partial or doubled set: a consent outside the date filters sent
+    (the platform filters in another time zone, or on another field), a second holding more
+    consents than its cursor can page through, a page without a ``next`` cursor when no date bound
+    can continue it. The message names the behaviour and what to set (usually a connection
+    setting) to work with it.
+
+    :param behaviour: a short name of what the platform did (``window_mismatch``, ``crowded_second``,
+        ``listing_cannot_continue``, ``incomplete_export``, ...).
+    """
+
+    def __init__(self, message: str, *, behaviour: str, **details: object) -> None:
+        super().__init__(message, **details)  # type: ignore[arg-type]
+        self.behaviour = behaviour
 
 
 class EtelecomConsentNotFoundError(EtelecomError):

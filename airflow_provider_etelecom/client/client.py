@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import requests
 import tenacity
@@ -26,23 +27,24 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from airflow_provider_etelecom import __version__
 from airflow_provider_etelecom.client.errors import NOT_RESENT_ADVICE, error_from_response
-from airflow_provider_etelecom.client.models import CallType, Consent, ConsentCheck, ConsentPage, Paging, ReasonCode
+from airflow_provider_etelecom.client.models import CallType, Consent, ConsentCheck, ConsentPage, ReasonCode
+from airflow_provider_etelecom.client.paging import Listing, PlatformFacts, normalize_consent
+from airflow_provider_etelecom.client.seen import SeenIds
 from airflow_provider_etelecom.client.validation import (
-    MAX_PAGE_SIZE,
     ConsentQuery,
     ConsentRequest,
     mask_phone,
     normalize_phone,
     validate_int64_id,
+    validate_timezone,
 )
 from airflow_provider_etelecom.exceptions import (
-    EtelecomBadRequestError,
     EtelecomConfigError,
     EtelecomError,
     EtelecomMalformedResponseError,
-    EtelecomPagingError,
     EtelecomRateLimitError,
     EtelecomTransientError,
+    EtelecomValidationError,
 )
 
 __all__ = [
@@ -109,6 +111,14 @@ class ClientStats:
     rate_limit_waited_s: float = 0.0
     pages: int = 0
     consents: int = 0
+    #: Consents a cursor served again, dropped by the once-each rule: a sign of an unstable cursor.
+    repeats: int = 0
+    #: Consents a date-bound step read again (the expected overlap of continuing without a cursor).
+    rereads: int = 0
+    #: Pages continued by a date bound because their cursor was missing or refused.
+    resumes: int = 0
+    #: Requests spent learning what the platform's cursor holds (two, once, from a tie in a page).
+    probes: int = 0
 
     def as_dict(self) -> dict[str, float]:
         """Return the counters as a plain dict."""
@@ -242,6 +252,9 @@ class ClientConfig:
     retry: RetryPolicy = RetryPolicy()
     normalize_phones: bool = True
     timezone: str | None = None
+    filter_zone: ZoneInfo | None = None
+    shown_zone: ZoneInfo | None = None
+    client_date_filters: bool = False
 
     @classmethod
     def build(
@@ -256,6 +269,9 @@ class ClientConfig:
         allow_insecure_http: bool = False,
         normalize_phones: bool = True,
         timezone: str | None = None,
+        platform_filter_zone: str | None = None,
+        platform_shown_zone: str | None = None,
+        date_filters_on_client: bool = False,
     ) -> ClientConfig:
         """Validate the settings of a connection and return the config.
 
@@ -270,6 +286,14 @@ class ClientConfig:
         :param allow_insecure_http: allow ``http://`` to a non-loopback host (a warning is logged).
         :param normalize_phones: put phone numbers in the ``84…`` form before sending them.
         :param timezone: IANA zone for naive datetimes in filters (else they are refused).
+        :param platform_filter_zone: the IANA zone whose wall clock the platform reads the date filters
+            in, whatever offset they carry: filters are then written in that zone, with its offset
+            (which a platform that honours offsets reads the same way). No extra cost.
+        :param platform_shown_zone: the IANA zone the platform writes its times in although it labels
+            them ``Z``: every time read is rewritten to true UTC. No extra cost.
+        :param date_filters_on_client: send no date filters and keep the window by ``created_at`` on
+            this side, for a platform whose date filters apply to another field (``updated_at``).
+            Cost: each listing reads the whole history newer than its window.
         :raises EtelecomConfigError: saying what is wrong and how to fix it.
         """
         if api_key is None or not str(api_key).strip():
@@ -327,7 +351,21 @@ class ClientConfig:
             retry=RetryPolicy(max_retries=retries, max_retry_time=float(retry_time)),
             normalize_phones=normalize_phones,
             timezone=timezone,
+            filter_zone=_zone("platform_filter_zone", platform_filter_zone),
+            shown_zone=_zone("platform_shown_zone", platform_shown_zone),
+            client_date_filters=bool(date_filters_on_client),
         )
+
+
+def _zone(name: str, value: str | None) -> ZoneInfo | None:
+    if value in (None, ""):
+        return None
+    try:
+        return validate_timezone(value)
+    except EtelecomValidationError:
+        raise EtelecomConfigError(
+            f"The connection's {name!r} is {value!r}, which is not an IANA time zone such as 'Asia/Ho_Chi_Minh'."
+        ) from None
 
 
 class EtelecomClient:
@@ -341,6 +379,7 @@ class EtelecomClient:
     :param sleep: how to wait between retries (tests pass a recorder to drive time).
     :param gate: a pause shared with other clients after a rate limit.
     :param rng: random source for jitter (seedable in tests).
+    :param facts: what is known of the platform's paging, shared with other clients (parallel windows).
     """
 
     def __init__(
@@ -350,9 +389,11 @@ class EtelecomClient:
         sleep: Callable[[float], None] = time.sleep,
         gate: RateLimitGate | None = None,
         rng: random.Random | None = None,
+        facts: PlatformFacts | None = None,
     ) -> None:
         self.config = config
         self.stats = ClientStats()
+        self.facts = facts if facts is not None else PlatformFacts()
         self._sleep = sleep
         self._gate = gate
         self._rng = rng or random.Random()
@@ -399,7 +440,9 @@ class EtelecomClient:
     def _scrub_bytes(self, body: bytes) -> bytes:
         return body.replace(self.config.api_key.encode(), b"***") if self.config.api_key else body
 
-    def _send_once(self, endpoint: str, payload: bytes, idempotent: bool = True) -> Any:
+    def _send_once(
+        self, endpoint: str, payload: bytes, idempotent: bool = True, parse: Callable[[Any], Any] | None = None
+    ) -> Any:
         if self._gate is not None:
             resume_at, pause = self._gate.pending()
             # A client that set the pause has already slept it as its retry wait.
@@ -441,7 +484,7 @@ class EtelecomClient:
                 endpoint, response.status_code, self._scrub_bytes(body), response.headers, idempotent=idempotent
             )
         try:
-            return json.loads(body)
+            data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             body = self._scrub_bytes(body)
             raise EtelecomMalformedResponseError(
@@ -450,6 +493,7 @@ class EtelecomClient:
                 endpoint=endpoint,
                 status=200,
             ) from None
+        return data if parse is None else parse(data)
 
     def _wait(self, retry_state: tenacity.RetryCallState) -> float:
         error = retry_state.outcome.exception() if retry_state.outcome else None
@@ -475,8 +519,15 @@ class EtelecomClient:
             wait,
         )
 
-    def call(self, endpoint: str, body: dict[str, Any], *, idempotent: bool = True) -> Any:
-        """POST ``body`` to ``{base_url}.{endpoint}`` and return the decoded JSON answer.
+    def call(
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        *,
+        idempotent: bool = True,
+        parse: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """POST ``body`` to ``{base_url}.{endpoint}`` and return the decoded JSON answer (or ``parse``'s result).
 
         Transient failures are retried per the :class:`RetryPolicy`; the same request is
         re-sent, so a fault on page 40 never restarts a listing from page 1.
@@ -485,6 +536,8 @@ class EtelecomClient:
         :param body: the JSON body.
         :param idempotent: ``False`` for calls that act on the world (``RequestConsent``): they are
             retried only when the request certainly never reached the server.
+        :param parse: checks and converts the decoded answer inside the retry loop, so an answer of the
+            wrong shape (:class:`EtelecomMalformedResponseError`) is retried like a network fault.
         :raises EtelecomError: the mapped failure once retries are spent or for a final answer.
         """
         payload = json.dumps(body, separators=(",", ":")).encode()
@@ -505,7 +558,7 @@ class EtelecomClient:
             reraise=True,
         )
         try:
-            return retrying(self._send_once, endpoint, payload, idempotent)
+            return retrying(self._send_once, endpoint, payload, idempotent, parse)
         except EtelecomError as error:
             attempts = retrying.statistics.get("attempt_number", 1)
             if attempts > 1:
@@ -515,83 +568,54 @@ class EtelecomClient:
             raise
 
     def _call_object(self, endpoint: str, body: dict[str, Any], *, idempotent: bool = True) -> dict[str, Any]:
-        data = self.call(endpoint, body, idempotent=idempotent)
-        if not isinstance(data, dict):
-            raise EtelecomMalformedResponseError(
-                f"eTelecom {endpoint} answered with JSON {type(data).__name__}, expected an object.",
-                endpoint=endpoint,
-                status=200,
-            )
-        return data
+        def parse(data: Any) -> dict[str, Any]:
+            if not isinstance(data, dict):
+                raise EtelecomMalformedResponseError(
+                    f"eTelecom {endpoint} answered with JSON {type(data).__name__}, expected an object.",
+                    endpoint=endpoint,
+                    status=200,
+                )
+            if "errors" in data or ("code" in data and "msg" in data):
+                raise EtelecomMalformedResponseError(
+                    f"eTelecom {endpoint} answered HTTP 200 with an error body (code={data.get('code')!r}, "
+                    f"msg={str(data.get('msg') or data.get('errors'))[:200]!r}), which is not its answer.",
+                    endpoint=endpoint,
+                    status=200,
+                )
+            return data
+
+        return cast(dict[str, Any], self.call(endpoint, body, idempotent=idempotent, parse=parse))
 
     # -- paging ------------------------------------------------------------------------------
 
-    def iter_consent_pages(self, query: ConsentQuery | None = None) -> Iterator[ConsentPage]:
-        """Yield the pages of ``ListRequestConsent`` for ``query``, lazily, one request per page.
+    def listing(
+        self, query: ConsentQuery | None = None, *, seen: SeenIds | None = None, sort_fallback: bool = False
+    ) -> Listing:
+        """Return the listing of ``query``: iterate it for its pages (see :mod:`.paging` for the rules).
 
-        The contract (inferred from the platform's shared cursor paging): pages hold at most 100
-        consents; the answer's ``paging.next`` is sent as ``paging.after`` for the following page;
-        ``next`` is filled on every non-empty page, the last included, and there is no total. So
-        the listing stops on an empty page, on an empty ``next``, or on a page shorter than the
-        echoed effective ``limit``; ``max_pages`` bounds it; a cursor seen twice raises instead of
-        looping. Consents outside ``[date_from, date_to)`` are dropped, so adjacent windows never
-        overlap whatever the platform does at the ``date_to`` edge.
+        :param seen: the ids already yielded (parallel windows share one); default: the listing's own.
+        :param sort_fallback: read in the default order when the platform refuses the query's sort.
+        """
+        return Listing(self, query or ConsentQuery(), seen=seen, sort_fallback=sort_fallback)
+
+    def iter_consent_pages(self, query: ConsentQuery | None = None) -> Iterator[ConsentPage]:
+        """Yield the pages of ``ListRequestConsent`` for ``query``, lazily, about one request per page.
+
+        The contract the listing relies on is only what eTelecom documents or what the listing in
+        hand has shown (:mod:`airflow_provider_etelecom.client.paging`): it ends on an empty page (or
+        ``max_pages``), never on a short page or a missing ``next`` cursor (it continues from the
+        last consent by a date bound); every answer's shape is checked inside the retry loop; each
+        consent id is yielded once; a cursor that skips ties is never followed; a consent answered
+        outside the date filters sent fails loudly; consents outside ``[date_from, date_to)`` are
+        dropped, so adjacent windows never overlap whatever the platform does at the ``date_to``
+        edge. Pages may hold fewer consents than the platform served (``listed``).
 
         :param query: the validated query (default: everything, newest first).
+        :raises EtelecomContractError: when an answer breaks what the listing relies on.
         :raises EtelecomPagingError: when the platform hands back a cursor it gave before.
         :raises EtelecomError: for failures that outlast the retry budget.
         """
-        query = query or ConsentQuery()
-        filter_body = query.filter_body()
-        after: str | None = None
-        seen_cursors: set[str] = set()
-        pages = 0
-        while query.max_pages is None or pages < query.max_pages:
-            paging: dict[str, Any] = {"limit": query.page_size}
-            if query.sort:
-                paging["sort"] = query.sort
-            if after:
-                paging["after"] = after
-            try:
-                data = self._call_object("Zalo/ListRequestConsent", {"filter": filter_body, "paging": paging})
-            except EtelecomBadRequestError as error:
-                if query.sort:
-                    # Which sorts the platform accepts is inferred, not documented: name the parameter.
-                    error.message = (
-                        f"{error.message} The listing asked for sort={query.sort!r}; eTelecom's docs do not "
-                        f"confirm which sorts it accepts: try sort=None (newest first, by created_at)."
-                    )
-                    error.args = (error.message,)
-                raise
-            raw_consents, page_paging = _parse_page(data)
-            if not raw_consents:
-                return
-            pages += 1
-            try:
-                consents = [c for c in raw_consents if query.in_window(c.get("created_at"))]
-            except ValueError as error:
-                raise EtelecomMalformedResponseError(
-                    f"eTelecom ListRequestConsent answered with a consent whose {error}; the window "
-                    f"[date_from, date_to) cannot be enforced on it.",
-                    endpoint="Zalo/ListRequestConsent",
-                    status=200,
-                ) from None
-            self.stats.pages += 1
-            self.stats.consents += len(consents)
-            yield ConsentPage(consents=consents, paging=page_paging, listed=len(raw_consents))
-            next_cursor = page_paging.get("next") or ""
-            effective_limit = page_paging.get("limit") or min(query.page_size, MAX_PAGE_SIZE)
-            if not next_cursor or len(raw_consents) < effective_limit:
-                return
-            if next_cursor in seen_cursors or next_cursor == after:
-                raise EtelecomPagingError(
-                    f"eTelecom ListRequestConsent returned cursor {next_cursor[:40]!r} a second time after "
-                    f"{pages} pages; stopping instead of looping. Retry the task; report it to eTelecom "
-                    f"if it repeats.",
-                    endpoint="Zalo/ListRequestConsent",
-                )
-            seen_cursors.add(next_cursor)
-            after = next_cursor
+        return iter(self.listing(query))
 
     def iter_consents(self, query: ConsentQuery | None = None) -> Iterator[Consent]:
         """Yield every consent matching ``query`` across all pages (see :meth:`iter_consent_pages`)."""
@@ -650,7 +674,9 @@ class EtelecomClient:
         :return: the created consent (``status`` ``P`` sent, or ``N`` with ``error_code``).
         """
         log.info("Requesting consent from %s via OA %s.", mask_phone(request.phone), request.oa_id)
-        return cast(Consent, self._call_object("Zalo/RequestConsent", request.body(), idempotent=False))
+        answer = self._call_object("Zalo/RequestConsent", request.body(), idempotent=False)
+        # Its outcome is unknown if the answer is not a consent: never sent again here (send-once rules).
+        return normalize_consent(answer, self.config.shown_zone)
 
     def check_consent(self, *, oa_id: object, phone: object) -> ConsentCheck:
         """Ask whether the customer currently lets the OA call (``Zalo/CheckConsent``).
@@ -681,32 +707,3 @@ def _certainly_not_sent(error: requests.RequestException) -> bool:
     reason: object = error.args[0] if error.args else None
     reason = getattr(reason, "reason", reason)
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
-
-
-def _parse_page(data: dict[str, Any]) -> tuple[list[Consent], Paging]:
-    consents = data.get("consents") or []
-    paging = data.get("paging") or {}
-    if not isinstance(consents, list) or not all(isinstance(c, dict) for c in consents):
-        raise EtelecomMalformedResponseError(
-            "eTelecom ListRequestConsent answered with 'consents' that is not a list of objects.",
-            endpoint="Zalo/ListRequestConsent",
-            status=200,
-        )
-    if not isinstance(paging, dict):
-        raise EtelecomMalformedResponseError(
-            "eTelecom ListRequestConsent answered with 'paging' that is not an object.",
-            endpoint="Zalo/ListRequestConsent",
-            status=200,
-        )
-    next_cursor = paging.get("next")
-    limit = paging.get("limit")
-    if (next_cursor is not None and not isinstance(next_cursor, str)) or (
-        limit is not None and (isinstance(limit, bool) or not isinstance(limit, int))
-    ):
-        raise EtelecomMalformedResponseError(
-            "eTelecom ListRequestConsent answered with a malformed 'paging' block (next must be a string, "
-            "limit an integer).",
-            endpoint="Zalo/ListRequestConsent",
-            status=200,
-        )
-    return cast(list[Consent], consents), cast(Paging, paging)

@@ -73,8 +73,9 @@ REASON_CODES: frozenset[str] = frozenset(r.value for r in ReasonCode)
 REPLY_STATUSES: frozenset[str] = frozenset(r.value for r in ReplyStatus)
 SEND_STATUSES: frozenset[str] = frozenset(s.value for s in SendStatus)
 FINAL_REPLY_STATUSES: frozenset[str] = frozenset({"P", "N", "NS"})
-#: Fields the platform sorts by; ``id`` and multi-field sorts are refused by the platform (400).
-SORT_FIELDS: frozenset[str] = frozenset({"created_at", "updated_at"})
+#: Fields a listing may be sorted by: ``created_at`` only (a cursor on ``updated_at``, a value that
+#: changes while the listing pages, loses or repeats consents answered meanwhile).
+SORT_FIELDS: frozenset[str] = frozenset({"created_at"})
 
 
 class Consent(TypedDict, total=False):

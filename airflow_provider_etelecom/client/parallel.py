@@ -12,11 +12,15 @@ a ``created_at`` sort the split needs no re-reading: a window paged newest first
 everything from its end down to the ``created_at`` its cursor has reached, so its remaining range
 is ``[start, reached]``. It is cut at a whole second in the middle of that range (never leaving
 either side under one second); the owner keeps paging and stops at the first consent shown below
-the cut (``created_at`` as shown is monotone in the platform's order, so everything after it is
-below the cut too), dropping those below it; the new worker lists ``[start, cut)``. Paged oldest
-first (``sort="created_at"``) the same happens mirrored. With any other sort (``updated_at``) the
-cursor's position says nothing about ``created_at``, so the range is split into fixed windows up
-front instead (:data:`WINDOWS_PER_WORKER` per worker), as before adaptive splitting existed.
+the cut, dropping those below it; the new worker lists ``[start, cut)``. Paged oldest first
+(``sort="created_at"``) the same happens mirrored.
+
+Stopping at a cut relies on the pages coming in ``created_at`` order, which the platform does not
+document: an owner stops by order only while every page read so far, by every worker, and every
+page boundary came in that order (:class:`~.paging.PlatformFacts`). The first inversion ends it:
+no more splits, owners page their listing to its end (dropping what a cut gave away), and every
+window that had already ended by order is listed again with its date filters (the once-each rule
+drops what it read before), so nothing an order-based stop skipped is lost.
 
 Correctness rests on the client's half-open guarantee: every window yields only consents with
 ``window_start <= created_at < window_end`` by the ``created_at`` the platform shows, so adjacent
@@ -42,6 +46,8 @@ from typing import cast
 
 from airflow_provider_etelecom.client.client import ClientStats, EtelecomClient, RateLimitGate
 from airflow_provider_etelecom.client.models import Consent, ConsentPage, parse_api_time
+from airflow_provider_etelecom.client.paging import CREATED_SORTS, PlatformFacts
+from airflow_provider_etelecom.client.seen import SeenIds
 from airflow_provider_etelecom.client.validation import ConsentQuery, ceil_second, floor_second
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 
@@ -57,9 +63,6 @@ __all__ = [
 
 #: More threads than this only adds 429s: the platform is one service behind one key.
 MAX_PARALLEL_WINDOWS = 32
-#: Fixed windows per worker, for sorts that cannot be split adaptively (``updated_at``): time-skewed
-#: data balances better over more, smaller windows picked up by whichever worker is free.
-WINDOWS_PER_WORKER = 4
 #: How long closing the listing waits, in all, for the workers to finish their current request.
 #: They are daemon threads that stop at their next page; an export told to stop (``on_kill``)
 #: must delete its temporary file within the few seconds before Airflow's SIGKILL.
@@ -97,20 +100,24 @@ class ParallelStats:
     Pass one to :func:`iter_consent_pages_parallel` and read it when the listing is over (or has
     failed); :meth:`describe` gives the closing log line's text.
 
-    :param adaptive: ``False`` when the sort is not by ``created_at`` and fixed windows were used.
+    :param adaptive: ``False`` once the pages came out of ``created_at`` order: no more splits.
     :param splits: windows split because a worker ran out of work.
+    :param relisted: windows that had ended by order and were listed again after an inversion.
     :param windows: every window listed, with its final bounds (a cut moves the owner's edge).
     :param workers: one entry per worker thread, in start order.
     """
 
     adaptive: bool = True
     splits: int = 0
+    relisted: int = 0
     windows: list[tuple[datetime, datetime]] = field(default_factory=list)
     workers: list[WorkerStats] = field(default_factory=list)
 
     def describe(self) -> str:
         """Return ``"N splits over M windows; per worker pages/idle s: 0: 40/0.1, 1: ..."``."""
-        mode = f"{self.splits} splits" if self.adaptive else "fixed windows (sort not by created_at)"
+        mode = f"{self.splits} splits" + ("" if self.adaptive else " (then none: pages out of created_at order)")
+        if self.relisted:
+            mode += f", {self.relisted} windows listed again"
         per_worker = ", ".join(f"{i}: {w.pages}/{w.idle_s:.1f}" for i, w in enumerate(self.workers))
         return f"{mode} over {len(self.windows)} windows; per worker pages/idle s: {per_worker}"
 
@@ -153,17 +160,17 @@ def iter_consent_pages_parallel(
     max_pages_in_flight: int | None = None,
     stats: ClientStats | None = None,
     parallel_stats: ParallelStats | None = None,
+    facts: PlatformFacts | None = None,
 ) -> Iterator[ConsentPage]:
     """Yield the pages of ``query`` fetched by ``parallel_windows`` workers over sub-windows.
 
     Pages arrive in completion order, not in the platform's sort order. Each worker has its own
     client (its own connection); all share one :class:`RateLimitGate`, so a rate limit seen by
-    one slows every worker instead of turning into a 429 storm. With a ``created_at`` sort (the
-    default, newest first, or oldest first) a worker that runs out of work splits the busiest
-    window; with an ``updated_at`` sort the range is cut into fixed windows up front (see the
-    module docstring). The first failure stops all workers and is raised here before any page
-    still waiting in the queue (so nothing after a failure reaches the writer); closing the
-    generator early stops the workers too.
+    one slows every worker instead of turning into a 429 storm. Each window yields each id once;
+    windows never overlap (the half-open rule). A worker that runs out of work splits the busiest window, while
+    the pages come in ``created_at`` order (see the module docstring). The first failure stops all
+    workers and is raised here before any page still waiting in the queue (so nothing after a
+    failure reaches the writer); closing the generator early stops the workers too.
 
     :param make_client: builds a client that uses the given gate (one per worker).
     :param query: the validated query; ``date_from`` and ``date_to`` are required.
@@ -171,6 +178,8 @@ def iter_consent_pages_parallel(
     :param max_pages_in_flight: pages that may wait for the consumer (default: 2 per worker).
     :param stats: where to add the workers' request, retry and rate-limit counters.
     :param parallel_stats: where to record splits, windows and per-worker pages and idle time.
+    :param facts: what is known of the platform's order and cursor (the hook passes its client's);
+        every worker's client uses it.
     :raises EtelecomValidationError: without a bounded window or with a bad worker count.
     """
     if (
@@ -194,12 +203,16 @@ def iter_consent_pages_parallel(
             "max_parallel_windows needs both date_from and date_to: the range is split into windows.",
             parameter="max_parallel_windows",
         )
+    if query.sort not in CREATED_SORTS:
+        raise EtelecomValidationError(
+            f"max_parallel_windows needs a created_at sort, not sort={query.sort!r}.", parameter="sort"
+        )
     report = parallel_stats if parallel_stats is not None else ParallelStats()
-    sort = query.sort or "-created_at"
-    report.adaptive = sort in ("created_at", "-created_at")
-    parts = parallel_windows if report.adaptive else parallel_windows * WINDOWS_PER_WORKER
-    windows = split_range(query.date_from, query.date_to, parts)
-    scheduler = _Scheduler(windows, descending=sort.startswith("-"), page_size=query.page_size, report=report)
+    windows = split_range(query.date_from, query.date_to, parallel_windows)
+    descending = query.sort != "created_at"
+    scheduler = _Scheduler(windows, descending=descending, page_size=query.page_size, report=report)
+    if facts is not None:
+        scheduler.facts = facts
     return _run_workers(make_client, query, scheduler, parallel_windows, max_pages_in_flight, stats, report)
 
 
@@ -210,9 +223,13 @@ class _Window:
     """One window being listed. Its ``keep`` edge (``start`` newest first, ``end`` oldest first)
     moves when it is cut; ``reached`` is the furthest ``created_at`` handed over so far."""
 
-    def __init__(self, start: datetime, end: datetime, *, descending: bool) -> None:
+    def __init__(self, start: datetime, end: datetime, *, descending: bool, seen: SeenIds | None = None) -> None:
         self.start, self.end = start, end
         self.descending = descending
+        #: The ids this window yielded: windows are disjoint, so each keeps its own; listed again after
+        #: an inversion, a window keeps its set. (A shared set would also hold the ids an owner read
+        #: past its cut and dropped, and its piece would then drop them as repeats.)
+        self.seen = seen if seen is not None else SeenIds()
         self.reached: datetime | None = None
         #: Consents per second of the last page: consents cluster in time, so what lies just beyond
         #: the cursor looks more like the last page than like the window's average.
@@ -242,11 +259,25 @@ class _Scheduler:
         report: ParallelStats,
     ) -> None:
         self._cond = threading.Condition()
+        self._descending = descending
         self._pending = deque(_Window(a, b, descending=descending) for a, b in windows)
         self._active: list[_Window] = []
+        self._ended_by_order: list[_Window] = []
         self._page_size = page_size
         self._min_split = MIN_SPLIT_PAGES * page_size
         self._report = report
+        self.facts = PlatformFacts()
+
+    def _relist_ended_by_order(self) -> None:
+        """Once the pages came out of order, queue every window that ended by order to be listed again."""
+        if self.facts.ordered:
+            return
+        self._report.adaptive = False
+        if self._ended_by_order:
+            self._report.relisted += len(self._ended_by_order)
+            for ended in self._ended_by_order:
+                self._pending.append(_Window(ended.start, ended.end, descending=self._descending, seen=ended.seen))
+            self._ended_by_order.clear()
 
     def take(self, worker: WorkerStats, stop: threading.Event) -> _Window | None:
         """Return the next window for ``worker``, waiting for one to become splittable; ``None`` at the end."""
@@ -254,6 +285,7 @@ class _Scheduler:
         with self._cond:
             try:
                 while not stop.is_set():
+                    self._relist_ended_by_order()
                     window = self._pending.popleft() if self._pending else self._split_busiest()
                     if window is not None:
                         self._active.append(window)
@@ -275,7 +307,7 @@ class _Scheduler:
         then. A piece just split off inherits nothing, so a guess is never split again before it
         has been looked at (that is what kept splitting empty stretches next to a burst).
         """
-        if not self._report.adaptive:
+        if not self.facts.ordered:
             return None
         best: tuple[float, _Window, datetime] | None = None
         for window in self._active:
@@ -298,30 +330,41 @@ class _Scheduler:
             owner.end = cut
         return piece
 
-    def hand_over(self, window: _Window, consents: list[Consent]) -> tuple[list[Consent], bool]:
+    def hand_over(self, window: _Window, consents: list[Consent], listed: int) -> tuple[list[Consent], bool]:
         """Apply the window's (possibly moved) edge to a page; return what to keep and whether to stop.
 
-        ``created_at`` as shown is monotone in the platform's order, so the first consent past the
-        edge means every later one is past it too: the owner stops there.
+        While the pages have come in ``created_at`` order (the facts every worker's listing keeps),
+        the first consent past the edge means every later one is past it too: the owner stops
+        there. Once they have not, the owner pages on to its listing's end, dropping what lies past
+        the edge.
+
+        :param listed: the consents the page held as served (a short page may be the last).
         """
         times = [parse_api_time(str(c.get("created_at"))) for c in consents]
         with self._cond:
             keep = [(t >= window.start) if window.descending else (t < window.end) for t in times]
             kept = [c for c, k in zip(consents, keep, strict=True) if k]
             kept_times = [t for t, k in zip(times, keep, strict=True) if k]
-            window.on_last_page = len(consents) < self._page_size
+            window.on_last_page = listed < self._page_size
             if kept_times:
                 before = window.reached or (window.end if window.descending else window.start)
                 window.reached = min(kept_times) if window.descending else max(kept_times)
                 window.recent_density = len(kept) / max(1.0, abs((before - window.reached).total_seconds()))
                 self._cond.notify_all()
-            return kept, len(kept) < len(consents)
+            return kept, len(kept) < len(consents) and self.facts.ordered
 
-    def finish(self, window: _Window) -> None:
-        """Record a window as listed and wake idle workers (the listing may be over)."""
+    def finish(self, window: _Window, *, by_order: bool) -> None:
+        """Record a window as listed and wake idle workers (the listing may be over).
+
+        :param by_order: the window ended by order (a cut, or its far edge), not on an empty page:
+            it is listed again if the pages turn out not to come in order.
+        """
         with self._cond:
             self._active.remove(window)
             self._report.windows.append((window.start, window.end))
+            if by_order:
+                self._ended_by_order.append(window)
+            self._relist_ended_by_order()
             self._cond.notify_all()
 
 
@@ -329,22 +372,30 @@ class _Scheduler:
 
 
 def _list_window(
-    client: EtelecomClient, query: ConsentQuery, scheduler: _Scheduler, window: _Window, offer: Callable[[object], bool]
+    client: EtelecomClient,
+    query: ConsentQuery,
+    scheduler: _Scheduler,
+    window: _Window,
+    offer: Callable[[object], bool],
 ) -> bool:
     """Page one window into the queue until its end or its cut; ``False`` when told to stop."""
     window_query = replace(query, date_from=window.start, date_to=window.end, max_pages=None)
-    pages = cast(Generator[ConsentPage, None, None], client.iter_consent_pages(window_query))
+    listing = client.listing(window_query, seen=window.seen)
+    pages = cast(Generator[ConsentPage, None, None], iter(listing))
+    by_order = False
     try:
         for page in pages:
-            kept, past_the_cut = scheduler.hand_over(window, page["consents"])
+            listed = page.get("listed", len(page["consents"]))
+            kept, past_the_cut = scheduler.hand_over(window, page["consents"], listed)
             client.stats.consents -= len(page["consents"]) - len(kept)
-            if not offer(ConsentPage(consents=kept, paging=page["paging"], listed=page.get("listed", len(kept)))):
+            if not offer(ConsentPage(consents=kept, paging=page["paging"], listed=listed)):
                 return False
             if past_the_cut:
+                by_order = True
                 break
     finally:
         pages.close()
-    scheduler.finish(window)
+    scheduler.finish(window, by_order=by_order or listing.ended_by_order)
     return True
 
 
@@ -392,6 +443,7 @@ def _run_workers(
         client: EtelecomClient | None = None
         try:
             client = make_client(gate)
+            client.facts = scheduler.facts  # one order and cursor lesson for every window
             while (window := scheduler.take(worker, stop)) is not None:
                 if not _list_window(client, query, scheduler, window, offer):
                     return

@@ -11,7 +11,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Annotated, Any, TypedDict, Unpack, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -45,6 +45,7 @@ __all__ = [
     "ceil_second",
     "floor_second",
     "format_api_time",
+    "format_filter_time",
     "listing_param_docs",
     "mask_phone",
     "normalize_phone",
@@ -192,19 +193,23 @@ def is_unrendered(value: object) -> bool:
 
 
 def validate_sort(value: object) -> str | None:
-    """Return a sort the platform accepts: one field, optional ``-`` prefix for descending.
+    """Return a sort a listing can be walked exactly in: ``created_at`` or ``-created_at`` (``None``: newest first).
 
-    :raises EtelecomValidationError: for ``id``, multi-field sorts or unknown fields (the
-        platform answers those with 400).
+    A listing's cursor is a position in its sort: on ``updated_at``, a value that changes while the
+    listing pages, a consent answered mid-listing moves past the cursor (lost) or back before it
+    (repeated). The waits read changes by ``updated_at`` internally, with their own checks.
+
+    :raises EtelecomValidationError: for any other sort, naming ``sort``.
     """
     if value is None:
         return None
-    allowed = sorted({*SORT_FIELDS, *(f"-{f}" for f in SORT_FIELDS)})
+    allowed = sorted(f"{sign}{f}" for f in SORT_FIELDS for sign in ("", "-"))
     if isinstance(value, str) and value.strip() in allowed:
         return value.strip()
     raise EtelecomValidationError(
-        f"sort={_show(value)} is not valid: eTelecom sorts by one field, with '-' for descending; "
-        f"allowed: {', '.join(allowed)} (None = newest first).",
+        f"sort={_show(value)} is not valid: a listing is exact only by created_at; allowed: "
+        f"{', '.join(allowed)} (None = newest first). Sorting by updated_at loses or repeats consents "
+        f"answered while the listing pages.",
         parameter="sort",
     )
 
@@ -288,6 +293,19 @@ def format_api_time(moment: datetime) -> str:
     if utc.microsecond:
         text += f".{utc.microsecond:06d}".rstrip("0")
     return text + "Z"
+
+
+def format_filter_time(moment: datetime, zone: tzinfo | None = None) -> str:
+    """Format a date filter: RFC 3339 UTC with ``Z``, or ``zone``'s wall clock with its offset.
+
+    ``2025-03-01T00:00:00Z`` in ``Asia/Ho_Chi_Minh`` is ``2025-03-01T07:00:00+07:00``: the same
+    instant for a platform that honours offsets, and the right one for a platform that reads the
+    wall clock in that zone whatever the offset says.
+    """
+    if zone is None:
+        return format_api_time(moment)
+    local = moment.astimezone(zone)
+    return local.isoformat(timespec="microseconds" if local.microsecond else "seconds")
 
 
 def normalize_phone(value: object, *, normalize: bool = True, parameter: str = "phone") -> str:
@@ -421,7 +439,7 @@ class ConsentPaging(TypedDict, total=False):
     page_size: Annotated[int, Param("consents per request, 1 to 100 (the platform's cap).", _page_size)]
     sort: Annotated[
         str | None,
-        Param("``created_at``, ``-created_at``, ``updated_at`` or ``-updated_at``; default newest first.", _sort),
+        Param("``created_at`` (oldest first) or ``-created_at``; default newest first.", _sort),
     ]
     max_pages: Annotated[int | None, Param("stop after this many pages (default: until the listing ends).", _max_pages)]
 
@@ -551,31 +569,50 @@ class ConsentQuery:
                 parameter="date_from",
             )
 
-    def filter_body(self) -> dict[str, Any]:
+    def sent_window(self) -> tuple[datetime | None, datetime | None]:
+        """Return the date filters to send: the window rounded outward to whole seconds, widened by
+        :data:`FILTER_MARGIN` on each side (``None`` where unbounded).
+
+        Whole seconds read the same at every precision, and the margin covers a ``created_at`` shown
+        up to a second away from the value the platform filters on; :meth:`in_window` then keeps
+        exactly ``[date_from, date_to)``.
+        """
+        return (
+            None if self.date_from is None else floor_second(self.date_from) - FILTER_MARGIN,
+            None if self.date_to is None else ceil_second(self.date_to) + FILTER_MARGIN,
+        )
+
+    def filter_body(
+        self,
+        *,
+        window: tuple[datetime | None, datetime | None] | None = None,
+        zone: tzinfo | None = None,
+    ) -> dict[str, Any]:
         """Return the ``filter`` object of the request, with only the fields that are set.
 
-        The date filters are a superset of the window: rounded outward to whole seconds and widened
-        by :data:`FILTER_MARGIN`, so the answer never depends on the platform's time precision;
-        :meth:`in_window` then keeps exactly ``[date_from, date_to)``.
+        :param window: the date filters to send (default :meth:`sent_window`; ``(None, None)`` sends none).
+        :param zone: write the date filters as this zone's wall clock, with its offset (for a platform
+            that reads the wall clock in its own zone); default UTC with ``Z``.
         """
         body: dict[str, Any] = {}
         for name in FILTER_FIELDS:
             value = getattr(self, name)
             if value is not None and name not in ("date_from", "date_to"):
                 body[name] = value
-        if self.date_from is not None:
-            body["date_from"] = format_api_time(floor_second(self.date_from) - FILTER_MARGIN)
-        if self.date_to is not None:
-            body["date_to"] = format_api_time(ceil_second(self.date_to) + FILTER_MARGIN)
+        date_from, date_to = self.sent_window() if window is None else window
+        if date_from is not None:
+            body["date_from"] = format_filter_time(date_from, zone)
+        if date_to is not None:
+            body["date_to"] = format_filter_time(date_to, zone)
         return body
 
     def in_window(self, created_at: object) -> bool:
         """Tell whether a consent created at ``created_at`` lies in ``[date_from, date_to)``.
 
-        The client applies this to every consent it yields, by the ``created_at`` the platform
+        The listing applies this to every consent it yields, by the ``created_at`` the platform
         shows, so adjacent windows never overlap nor leave a gap whatever the platform does at the
         ``date_to`` edge or with fractions of a second (the filter sent is a wider superset, see
-        :meth:`filter_body`).
+        :meth:`sent_window`).
 
         :raises ValueError: when the query has a window and ``created_at`` is not an RFC 3339 time:
             keeping such a consent could put it in two adjacent windows, dropping it would lose it.
@@ -584,10 +621,13 @@ class ConsentQuery:
             return True
         if not isinstance(created_at, str):
             raise ValueError(f"created_at {created_at!r} is not an RFC 3339 time string")
-        moment = parse_api_time(created_at)
-        if self.date_from is not None and moment < self.date_from:
+        return self.holds(parse_api_time(created_at).timestamp())
+
+    def holds(self, moment: float) -> bool:
+        """Tell whether ``moment`` (epoch seconds) lies in ``[date_from, date_to)``: the half-open rule."""
+        if self.date_from is not None and moment < self.date_from.timestamp():
             return False
-        return not (self.date_to is not None and moment >= self.date_to)
+        return not (self.date_to is not None and moment >= self.date_to.timestamp())
 
     def describe(self) -> str:
         """Describe the query for logs, with the phone masked and the window as asked for."""

@@ -189,10 +189,17 @@ class _RereadingClient(EtelecomClient):
         self._reread = reread
         self._conn_id = conn_id
 
-    def call(self, endpoint: str, body: dict[str, Any], *, idempotent: bool = True) -> Any:
+    def call(
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        *,
+        idempotent: bool = True,
+        parse: Callable[[Any], Any] | None = None,
+    ) -> Any:
         """Call as :meth:`EtelecomClient.call`; after a refused key, read the connection once and try again."""
         try:
-            return super().call(endpoint, body, idempotent=idempotent)
+            return super().call(endpoint, body, idempotent=idempotent, parse=parse)
         except EtelecomAuthError as error:
             fresh = self._reread()
             if fresh.api_key == self.config.api_key:
@@ -205,7 +212,7 @@ class _RereadingClient(EtelecomClient):
             self.config = fresh
             self._session.headers["Authorization"] = f"Bearer {fresh.api_key}"
         try:
-            return super().call(endpoint, body, idempotent=idempotent)
+            return super().call(endpoint, body, idempotent=idempotent, parse=parse)
         except EtelecomAuthError as again:
             again.message = (
                 f"{again.message} The connection {self._conn_id!r} was read again after a first refusal, and "
@@ -287,6 +294,9 @@ class EtelecomHook(BaseHook):
                 allow_insecure_http=_bool("allow_insecure_http", _extra_value(extra, "allow_insecure_http")),
                 normalize_phones=self.normalize_phones,
                 timezone=self.timezone,
+                platform_filter_zone=_extra_value(extra, "platform_filter_zone"),
+                platform_shown_zone=_extra_value(extra, "platform_shown_zone"),
+                date_filters_on_client=_bool("date_filters_on_client", _extra_value(extra, "date_filters_on_client")),
             )
         except EtelecomConfigError as error:
             if not composed or "Base URL" not in error.message:
@@ -406,6 +416,7 @@ class EtelecomHook(BaseHook):
             parallel_windows=max_parallel_windows,
             stats=self.client.stats,
             parallel_stats=parallel_stats,
+            facts=self.client.facts,
         )
 
     def list_consents(

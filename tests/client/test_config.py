@@ -81,10 +81,9 @@ def test_a_host_only_url_reaches_the_simulator(
         consents = list(client.iter_consents())
     assert account["type"] == path.rsplit("/", 1)[-1]
     assert len(consents) == 30
-    assert [entry["path"] for entry in sim.requests_log] == [
-        f"{path}.Misc/CurrentAccount",
-        f"{path}.Zalo/ListRequestConsent",
-    ]
+    paths = [entry["path"] for entry in sim.requests_log]
+    assert paths[0] == f"{path}.Misc/CurrentAccount"
+    assert set(paths[1:]) == {f"{path}.Zalo/ListRequestConsent"}
     assert all(entry["status"] == 200 for entry in sim.requests_log)
 
 

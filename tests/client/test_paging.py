@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from airflow_provider_etelecom.client import ClientConfig, ConsentQuery, EtelecomClient
+from airflow_provider_etelecom.client.paging import CursorKind, PlatformFacts
 from airflow_provider_etelecom.exceptions import EtelecomMalformedResponseError, EtelecomPagingError
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from tests.client.conftest import CannedServer
@@ -31,21 +32,20 @@ def list_bodies(sim: EtelecomSimulator) -> list[dict]:
     return [entry["body"] for entry in sim.requests_log if entry["method"] == LIST]
 
 
-def test_three_pages_short_last_page_one_connection(sim: EtelecomSimulator) -> None:
+def test_a_listing_ends_on_the_empty_page_over_one_connection(sim: EtelecomSimulator) -> None:
     client = make_client(sim.base_url)
-    pages = list(client.iter_consent_pages(ConsentQuery.build(page_size=100)))
-    assert [len(p["consents"]) for p in pages] == [100, 100, 50]
+    listing = client.listing(ConsentQuery.build(page_size=100))
+    pages = list(listing)
     ids = [c["id"] for p in pages for c in p["consents"]]
     assert sorted(ids) == sorted(c["id"] for c in sim.consents())
-    assert len(set(ids)) == 250
-    # The short last page ends the listing: no fourth request; all over one keep-alive connection.
-    assert sim.stats.count(method=LIST) == 3
-    assert sim.stats.connections == 1
+    assert len(set(ids)) == 250 and listing.ended
+    # The last page was short, yet not taken for the end: one more request met the empty page.
+    assert pages[-1]["listed"] < 100
     bodies = list_bodies(sim)
+    assert len(bodies) == client.stats.requests == sim.stats.count(method=LIST)
+    assert bodies[-1]["paging"]["after"] == pages[-1]["paging"]["next"]
     assert "after" not in bodies[0]["paging"]
-    assert bodies[1]["paging"]["after"] == pages[0]["paging"]["next"]
-    assert bodies[2]["paging"]["after"] == pages[1]["paging"]["next"]
-    assert all(b["paging"]["limit"] == 100 for b in bodies)
+    assert sim.stats.connections == 1
     sent = sim.requests_log[0]["headers"]
     assert sent["Content-Type"] == "application/json"
     assert sent["Accept"] == "application/json"
@@ -60,19 +60,24 @@ def test_default_order_is_newest_first(sim: EtelecomSimulator) -> None:
 def test_exact_multiple_ends_on_the_empty_page() -> None:
     with EtelecomSimulator(consents=200, seed=4, api_key=KEY) as sim:
         client = make_client(sim.base_url)
-        consents = list(client.iter_consents())
-        assert len(consents) == 200
-        # page 2 is full and carries a `next` (the platform fills it on the last page too), so the
+        listing = client.listing()
+        consents = [c for page in listing for c in page["consents"]]
+        assert len(consents) == len({c["id"] for c in consents}) == 200
+        # the last full page carries a `next` (the platform fills it on the last page too), so the
         # client must ask once more and stop on the empty page.
-        assert sim.stats.count(method=LIST) == 3
-        assert client.stats.pages == 2
+        assert listing.ended
+        assert sim.stats.count(method=LIST) == client.stats.requests
 
 
 def test_small_page_size_and_max_pages(sim: EtelecomSimulator) -> None:
     client = make_client(sim.base_url)
-    assert len(list(client.iter_consents(ConsentQuery.build(page_size=7, max_pages=4)))) == 28
-    assert sim.stats.count(method=LIST) == 4
-    assert all(b["paging"]["limit"] == 7 for b in list_bodies(sim))
+    listing = client.listing(ConsentQuery.build(page_size=7, max_pages=4))
+    consents = [c for page in listing for c in page["consents"]]
+    assert client.stats.pages == 4 and not listing.ended
+    # A page may repeat the last consent of the one before (a date-bound step); each is yielded once.
+    assert 4 * 6 <= len(consents) == len({c["id"] for c in consents}) <= 4 * 7
+    assert sum(b["paging"]["limit"] == 7 for b in list_bodies(sim)) == 4
+    assert sim.stats.count(method=LIST) == 4 + client.stats.probes
 
 
 def test_filters_are_sent_and_honoured(sim: EtelecomSimulator) -> None:
@@ -115,49 +120,72 @@ def test_a_fault_on_a_later_page_resends_that_page_not_page_one(sim: EtelecomSim
     client = make_client(sim.base_url)
     pages = client.iter_consent_pages(ConsentQuery.build(page_size=50))
     first, second = next(pages), next(pages)
+    sent_before = len(list_bodies(sim))
     sim.script_faults(["503", "drop", "truncate"])
     rest = list(pages)
     ids = [c["id"] for p in [first, second, *rest] for c in p["consents"]]
     assert sorted(ids) == sorted(c["id"] for c in sim.consents())
-    bodies = list_bodies(sim)
-    # requests 3..6 are the same page-3 request: three faulted tries and the good one
-    assert {b["paging"].get("after") for b in bodies[2:6]} == {second["paging"]["next"]}
+    # the three faulted tries and the good one are the same request, and not the first page's
+    bodies = list_bodies(sim)[sent_before : sent_before + 4]
+    assert all(body == bodies[0] for body in bodies) and bodies[0] != list_bodies(sim)[0]
     assert client.stats.retries == 3
 
 
+def at(second: int) -> str:
+    return f"2026-01-01T00:00:{second:02d}Z"
+
+
 def page(ids: list[str], next_cursor: str, limit: int = 2) -> dict:
+    """A canned page whose consents are newest first, one second apart (id ``n`` at second ``n``)."""
     return {
-        "consents": [{"id": i, "created_at": "2026-01-01T00:00:00Z"} for i in ids],
+        "consents": [{"id": i, "created_at": at(int(i))} for i in ids],
         "paging": {"next": next_cursor, "limit": limit},
     }
 
 
+def keyset_client(base_url: str, **kwargs: object) -> EtelecomClient:
+    """A client that has learnt a keyset cursor, so it follows `next` as a canned answer says."""
+    client = make_client(base_url, **kwargs)
+    client.facts = PlatformFacts(cursor=CursorKind.KEYSET)
+    return client
+
+
 def test_a_repeated_cursor_raises_instead_of_looping(canned_server: CannedServer) -> None:
-    canned_server.add(page(["1", "2"], "A"))
-    canned_server.add(page(["3", "4"], "B"))
-    canned_server.add(page(["5", "6"], "A"))
-    client = make_client(canned_server.base_url)
+    canned_server.add(page(["9", "8"], "A"))
+    canned_server.add(page(["7", "6"], "B"))
+    canned_server.add(page(["5", "4"], "A"))
+    client = keyset_client(canned_server.base_url)
     seen: list[str] = []
     with pytest.raises(EtelecomPagingError, match="second time"):
         for consent in client.iter_consents(ConsentQuery.build(page_size=2)):
             seen.append(consent["id"])
-    assert seen == ["1", "2", "3", "4", "5", "6"]
+    assert seen == ["9", "8", "7", "6", "5", "4"]
     assert len(canned_server.received) == 3
 
 
-def test_empty_next_ends_the_listing(canned_server: CannedServer) -> None:
-    canned_server.add(page(["1", "2"], ""))
-    assert [c["id"] for c in make_client(canned_server.base_url).iter_consents(ConsentQuery.build(page_size=2))] == [
-        "1",
-        "2",
-    ]
-    assert len(canned_server.received) == 1
+def test_a_page_without_next_continues_by_a_date_bound(canned_server: CannedServer) -> None:
+    """Finding 1: an empty `next` on a non-empty page is no end; the listing goes on from its last consent."""
+    canned_server.add(page(["9", "8"], ""))
+    canned_server.add(page(["8", "7"], ""))  # the bound re-reads consent 8's second: dropped once
+    canned_server.add({"consents": None, "paging": {"next": ""}})  # Go's nil slice: the end
+    client = keyset_client(canned_server.base_url)
+    listing = client.listing(ConsentQuery.build(page_size=2))
+    assert [c["id"] for p in listing for c in p["consents"]] == ["9", "8", "7"]
+    assert listing.ended
+    bounds = [body["filter"].get("date_to") for body in canned_server.received]
+    assert bounds == [None, at(9), at(8)]
+    assert all("after" not in body["paging"] for body in canned_server.received)
+    assert (client.stats.resumes, client.stats.rereads, client.stats.repeats) == (2, 1, 0)
 
 
-def test_missing_consents_key_is_an_empty_page(canned_server: CannedServer) -> None:
-    # protobuf JSON encoders omit empty repeated fields
-    canned_server.add({"paging": {"limit": 100}})
-    assert list(make_client(canned_server.base_url).iter_consents()) == []
+def test_a_page_without_next_in_a_window_keeps_the_window(canned_server: CannedServer) -> None:
+    canned_server.add(page(["30", "29"], ""))
+    canned_server.add({"paging": {"limit": 2}})  # protobuf's JSON leaves the empty list out: an end
+    client = keyset_client(canned_server.base_url)
+    query = ConsentQuery.build(date_from="2026-01-01T00:00:10Z", date_to="2026-01-01T00:00:40Z", page_size=2)
+    assert [c["id"] for c in client.iter_consents(query)] == ["30", "29"]
+    sent = [(body["filter"]["date_from"], body["filter"]["date_to"]) for body in canned_server.received]
+    assert sent == [(at(9), at(41)), (at(9), at(30))]
 
 
 def test_unknown_enum_values_pass_through(canned_server: CannedServer) -> None:
@@ -169,7 +197,39 @@ def test_unknown_enum_values_pass_through(canned_server: CannedServer) -> None:
         "created_at": "2026-01-01T00:00:00Z",
     }
     canned_server.add({"consents": [odd], "paging": {"next": "c", "limit": 100}})
+    canned_server.add({"consents": [], "paging": {"next": ""}})
     assert list(make_client(canned_server.base_url).iter_consents()) == [odd]
+
+
+def test_ids_sent_as_json_numbers_become_strings(canned_server: CannedServer) -> None:
+    """Finding 8: a Go int64 without the `,string` tag arrives as a number; every id is a string after parsing."""
+    big = 1_234_567_890_123_456_789
+    raw = {"id": big, "shop_id": big + 1, "user_id": big + 2, "oa_id": big + 3, "created_at": at(5)}
+    canned_server.add({"consents": [raw], "paging": {"next": "c"}})
+    canned_server.add({"consents": [], "paging": {}})
+    (consent,) = make_client(canned_server.base_url).iter_consents()
+    assert [consent[name] for name in ("id", "shop_id", "user_id", "oa_id")] == [str(big + n) for n in range(4)]
+
+
+@pytest.mark.parametrize(
+    "error_body",
+    [
+        {"code": "unavailable", "msg": "Hệ thống đang bận"},
+        {"errors": [{"message": "upstream timed out"}]},
+        {"consents": [{"id": "5", "created_at": "2026-01-01T00:00:05Z"}]},  # a page without paging
+        {},
+    ],
+)
+def test_an_error_body_in_a_200_is_retried_never_an_end(canned_server: CannedServer, error_body: dict) -> None:
+    """Finding 2: a proxy's 200 is not the last page; it is retried within the budget like a network fault."""
+    canned_server.add(page(["9", "8"], "A"))
+    canned_server.add(error_body)
+    canned_server.add(page(["7", "6"], "B"))
+    canned_server.add({"consents": [], "paging": {"next": ""}})
+    client = keyset_client(canned_server.base_url)
+    assert [c["id"] for c in client.iter_consents(ConsentQuery.build(page_size=2))] == ["9", "8", "7", "6"]
+    assert client.stats.retries == 1
+    assert canned_server.received[1] == canned_server.received[2]
 
 
 @pytest.mark.parametrize(
@@ -181,6 +241,12 @@ def test_unknown_enum_values_pass_through(canned_server: CannedServer) -> None:
         {"consents": [{"id": "1"}], "paging": {"next": 5}},
         {"consents": [{"id": "1"}], "paging": {"limit": "100"}},
         [1, 2, 3],
+        {"code": "internal", "msg": "Lỗi hệ thống"},
+        {"errors": ["bad gateway"]},
+        {"consents": [{"id": "1", "created_at": "2026-01-01T00:00:00Z"}]},
+        {"consents": None, "paging": {"next": "more"}},
+        {"consents": [{"created_at": "2026-01-01T00:00:00Z"}], "paging": {}},
+        {},
     ],
 )
 def test_malformed_pages_raise_the_documented_error(canned_server: CannedServer, body: object) -> None:
@@ -189,5 +255,6 @@ def test_malformed_pages_raise_the_documented_error(canned_server: CannedServer,
     client = EtelecomClient(
         ClientConfig.build(base_url=canned_server.base_url, api_key=KEY, max_retries=2), sleep=lambda s: None
     )
-    with pytest.raises(EtelecomMalformedResponseError):
+    with pytest.raises(EtelecomMalformedResponseError, match=r"retried|not a listing|created_at"):
         list(client.iter_consents())
+    assert len(canned_server.received) == 3  # the first try and two retries: never read as the end

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
 from airflow_provider_etelecom.client import (
     ClientConfig,
     ClientStats,
-    ConsentPage,
     ConsentQuery,
     EtelecomClient,
     RateLimitGate,
 )
+from airflow_provider_etelecom.client.paging import Listing
 from airflow_provider_etelecom.client.parallel import (
-    WINDOWS_PER_WORKER,
     ParallelStats,
     WorkerStats,
     _Scheduler,
@@ -225,9 +226,9 @@ def test_an_idle_worker_splits_the_busiest_window_at_its_cursor() -> None:
     assert quiet is not None and busy is not None
     # The busy window's owner hands over a full page, newest first, one consent a second from its end.
     page = [{"id": str(i), "created_at": stamp(T0 + timedelta(hours=4, seconds=-1 - i))} for i in range(100)]
-    kept, stop = scheduler.hand_over(busy, page)  # type: ignore[arg-type]
+    kept, stop = scheduler.hand_over(busy, page, len(page))  # type: ignore[arg-type]
     assert (len(kept), stop) == (100, False)
-    scheduler.finish(quiet)
+    scheduler.finish(quiet, by_order=False)
     piece = scheduler.take(first, never)
     assert piece is not None and report.splits == 1
     reached = T0 + timedelta(hours=4, seconds=-100)
@@ -236,7 +237,7 @@ def test_an_idle_worker_splits_the_busiest_window_at_its_cursor() -> None:
     # The owner keeps what is at or above the cut and stops at the first consent below it.
     edge = piece.end
     around = [{"id": "a", "created_at": stamp(edge)}, {"id": "b", "created_at": stamp(edge - timedelta(seconds=1))}]
-    kept, stop = scheduler.hand_over(busy, around)  # type: ignore[arg-type]
+    kept, stop = scheduler.hand_over(busy, around, len(around))  # type: ignore[arg-type]
     assert [c["id"] for c in kept] == ["a"] and stop
 
 
@@ -246,7 +247,7 @@ def test_a_second_too_dense_to_split_is_listed_by_one_worker() -> None:
     scheduler = _Scheduler([(T0, T0 + timedelta(seconds=4))], descending=True, page_size=10, report=ParallelStats())
     owner = scheduler.take(WorkerStats(), never)
     assert owner is not None
-    scheduler.hand_over(owner, crowded)  # type: ignore[arg-type]
+    scheduler.hand_over(owner, crowded, len(crowded))  # type: ignore[arg-type]
     # Remaining [T0, T0+3 s]: cut once, at a whole second leaving at least a second each side...
     piece = scheduler._split_busiest()
     assert piece is not None and (piece.start, piece.end) == (T0, T0 + timedelta(seconds=1))
@@ -256,7 +257,7 @@ def test_a_second_too_dense_to_split_is_listed_by_one_worker() -> None:
     )
     window = lone.take(WorkerStats(), never)
     assert window is not None
-    lone.hand_over(window, crowded)  # type: ignore[arg-type]
+    lone.hand_over(window, crowded, len(crowded))  # type: ignore[arg-type]
     assert lone._split_busiest() is None
 
 
@@ -323,11 +324,11 @@ def test_a_window_is_split_while_its_owner_retries_a_fault() -> None:
 
             windows = 0
 
-            def iter_consent_pages(self, query: ConsentQuery | None = None) -> Iterator[ConsentPage]:
+            def listing(self, query: ConsentQuery | None = None, **kwargs: Any) -> Listing:
                 self.windows += 1
                 if self.windows == 2:
                     piece_listed.set()
-                return super().iter_consent_pages(query)
+                return super().listing(query, **kwargs)
 
         def make_client(gate: RateLimitGate) -> EtelecomClient:
             with lock:
@@ -381,16 +382,16 @@ def test_the_first_failure_stops_every_worker_and_nothing_is_yielded_after_it(si
 
 
 @pytest.mark.parametrize("sort", ["updated_at", "-updated_at"])
-def test_a_sort_not_by_created_at_falls_back_to_fixed_windows(sim: EtelecomSimulator, sort: str) -> None:
-    query = ConsentQuery.build(date_from=START, date_to=END, sort=sort, page_size=50)
-    expected = sequential_ids(sim.base_url, query)
-    report = ParallelStats()
-    got = ids_of(iter_consent_pages_parallel(factory(sim.base_url), query, parallel_windows=3, parallel_stats=report))
-    assert len(got) == len(set(got)) == 3000
-    assert set(got) == set(expected)
-    assert not report.adaptive and report.splits == 0
-    assert len(report.windows) == 3 * WINDOWS_PER_WORKER
-    assert "fixed windows" in report.describe()
+def test_a_sort_not_by_created_at_is_refused_before_any_request(sim: EtelecomSimulator, sort: str) -> None:
+    # A cursor on updated_at loses or repeats consents answered while it pages (issue 19, finding 7).
+    with pytest.raises(EtelecomValidationError, match="sort") as caught:
+        ConsentQuery.build(date_from=START, date_to=END, sort=sort)
+    assert caught.value.parameter == "sort"
+    query = dataclasses.replace(ConsentQuery.build(date_from=START, date_to=END), sort=sort)
+    requests_before = sim.stats.count()
+    with pytest.raises(EtelecomValidationError, match="created_at sort"):
+        iter_consent_pages_parallel(factory(sim.base_url), query, parallel_windows=3)
+    assert sim.stats.count() == requests_before
 
 
 def test_pages_in_flight_stay_bounded_while_windows_split() -> None:

@@ -214,9 +214,25 @@ def test_an_answer_cut_off_mid_stream_is_reported_as_such(sim: EtelecomSimulator
 def test_a_refused_sort_names_the_sort_parameter(canned_server: CannedServer) -> None:
     canned_server.add({"code": "invalid_argument", "msg": "không hỗ trợ"}, status=400)
     client = make_client(canned_server.base_url)
-    with pytest.raises(EtelecomBadRequestError, match=r"sort='updated_at'.*sort=None"):
-        list(client.iter_consents(ConsentQuery.build(sort="updated_at")))
-    assert canned_server.received[0]["paging"]["sort"] == "updated_at"
+    with pytest.raises(EtelecomBadRequestError, match=r"sort='created_at'.*sort=None"):
+        list(client.iter_consents(ConsentQuery.build(sort="created_at")))
+    assert canned_server.received[0]["paging"]["sort"] == "created_at"
+
+
+def test_a_refused_sort_falls_back_to_the_default_order_where_asked(canned_server: CannedServer) -> None:
+    """Finding 9: the waits and RequestConsent read in the default order when the platform refuses a sort."""
+    canned_server.add({"code": "invalid_argument", "msg": "không hỗ trợ", "meta": {"field": "sort"}}, status=400)
+    canned_server.add({"consents": [{"id": "7", "created_at": "2026-01-01T00:00:07Z"}], "paging": {"next": "x"}})
+    canned_server.add({"consents": None, "paging": {}})
+    canned_server.add({"consents": None, "paging": {}})
+    client = make_client(canned_server.base_url)
+    listing = client.listing(ConsentQuery.build(sort="created_at"), sort_fallback=True)
+    assert [c["id"] for page in listing for c in page["consents"]] == ["7"]
+    assert [body["paging"].get("sort") for body in canned_server.received] == ["created_at", None, None]
+    assert client.facts.refused_sorts == {"created_at"}
+    # The next listing of this client does not ask for the refused sort again.
+    assert list(client.listing(ConsentQuery.build(sort="created_at"), sort_fallback=True)) == []
+    assert canned_server.received[-1]["paging"].get("sort") is None
 
 
 def test_request_consent_is_retried_when_it_certainly_never_left(sim: EtelecomSimulator) -> None:

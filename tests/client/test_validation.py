@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pendulum
 import pytest
@@ -30,8 +31,9 @@ UTC = timezone.utc
         ({"page_size": 0}, "page_size", "1 to 100"),
         ({"page_size": 101}, "page_size", "caps pages at 100"),
         ({"page_size": "50"}, "page_size", "1 to 100"),
-        ({"sort": "id"}, "sort", "one field"),
-        ({"sort": "created_at,-updated_at"}, "sort", "one field"),
+        ({"sort": "id"}, "sort", "exact only by created_at"),
+        ({"sort": "created_at,-updated_at"}, "sort", "exact only by created_at"),
+        ({"sort": "-updated_at"}, "sort", "loses or repeats consents"),
         ({"max_pages": 0}, "max_pages", "positive int"),
         ({"date_from": "yesterday"}, "date_from", "not an ISO-8601"),
         ({"date_from": "2026-01-01T00:00:00"}, "date_from", "timezone='Asia/Ho_Chi_Minh'"),
@@ -74,7 +76,7 @@ def test_valid_query_becomes_the_wire_filter() -> None:
         status="P",
         user_id="0015",
         page_size=50,
-        sort="-updated_at",
+        sort="created_at",
         max_pages=3,
     )
     assert query.filter_body() == {
@@ -90,7 +92,10 @@ def test_valid_query_becomes_the_wire_filter() -> None:
         "status": "P",
         "user_id": "15",
     }
-    assert (query.page_size, query.sort, query.max_pages) == (50, "-updated_at", 3)
+    assert (query.page_size, query.sort, query.max_pages) == (50, "created_at", 3)
+    # A platform that reads the filters' wall clock in its own zone gets them in that zone, offset included.
+    local = query.filter_body(zone=ZoneInfo("Asia/Ho_Chi_Minh"))
+    assert (local["date_from"], local["date_to"]) == ("2025-12-31T23:59:59+07:00", "2026-01-02T00:00:01+07:00")
     assert "849*****678" in query.describe()
 
 

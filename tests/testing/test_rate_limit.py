@@ -83,7 +83,8 @@ def test_the_client_under_the_limit_loses_no_consent() -> None:
         with EtelecomClient(config, sleep=sleep) as client:
             listed = [c["id"] for c in client.iter_consents(ConsentQuery.build(page_size=50))]
         assert sorted(listed) == sorted(expected) and len(set(listed)) == len(listed)
-        pages = 350 // 50 + 1  # seven full pages and the empty last one
-        assert sim.stats.count("Zalo/ListRequestConsent", 200) == pages
-        assert sim.stats.rate_limited == client.stats.rate_limited == pages - 1  # every page after the first
+        # seven pages and the empty last one, with whatever the listing spent learning its cursor
+        answered = sim.stats.count("Zalo/ListRequestConsent", 200)
+        assert answered == client.stats.pages + 1 + client.stats.probes >= 350 // 50 + 1
+        assert sim.stats.rate_limited == client.stats.rate_limited == answered - 1  # every request after the first
         assert all(0 < wait <= 10.0 for wait in waits), "the client waited what Retry-After said"

@@ -1,0 +1,681 @@
+"""How a ``ListRequestConsent`` listing is walked: the end, the shape, once each, ties, order, the window.
+
+No Airflow here. :class:`Listing` is the one paging loop of the provider; every export, transfer,
+wait and lookup goes through it. It trusts only what eTelecom documents or what the listing in hand
+has shown (``shared/reference/etelecom-api.md``; the house style's "end, drop and order only on a
+promise"):
+
+* **The end.** A listing ends on a page with no consents (``[]`` or Go's ``null``), or at
+  ``max_pages``. A page shorter than ``limit`` is not an end (a backend may drop rows after its SQL
+  ``LIMIT``, or cap pages below the limit asked); neither is a page without a ``next`` cursor: the
+  listing continues from its last consent by a date bound. One more order-based end: once every
+  page so far came in ``created_at`` order, a consent beyond the window's far edge means the rest
+  is outside the window too.
+* **The shape.** Every answer is checked inside the client's retry loop (:func:`parse_listing`):
+  a 200 with an error body, a missing or non-list ``consents``, or a page with consents and no
+  ``paging`` is malformed, retried like a network fault, then a loud failure.
+* **Once each.** Every consent id is yielded at most once (:class:`~.seen.SeenIds`); consents served
+  again are counted (``ClientStats.repeats``: a cursor that repeats rows; ``rereads``: the expected
+  overlap of a date-bound step).
+* **Ties.** What the cursor holds is unknown: a ``(created_at, id)`` keyset, ``created_at`` alone
+  compared with ``<`` (the rest of a second at a page boundary is skipped) or ``<=`` (repeated), or
+  an offset. Until the listing has shown which (:class:`CursorKind`, learnt once from a tie the data
+  already holds, with two small probe requests), and whenever the cursor skips, the listing moves on
+  by a date bound instead of the cursor: the next request asks for everything up to the end of the
+  last consent's second, so a second shared across a page boundary is read whole (about one
+  consent read twice per page). A second holding more consents than the platform pages through
+  fails loudly, naming it.
+* **Order.** A date-bound step and an order-based end are taken only while every page, and every
+  page boundary, came in ``created_at`` order; the first inversion is logged once and ends them.
+* **The window.** The date filters sent reach :data:`~.validation.FILTER_MARGIN` beyond the window
+  asked; a consent answered outside what was sent (beyond that margin, plus a second) proves the
+  platform filters differently (another time zone, another field), and fails loudly naming the
+  connection setting that fixes it (:class:`~airflow_provider_etelecom.exceptions.EtelecomContractError`).
+* **Cursors.** A cursor refused after the listing was under way (an expired cursor) resumes from the
+  last consent by a date bound.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, cast
+
+from airflow_provider_etelecom.client.models import Consent, ConsentPage, Paging
+from airflow_provider_etelecom.client.seen import SeenIds
+from airflow_provider_etelecom.client.validation import ConsentQuery, floor_second, format_api_time
+from airflow_provider_etelecom.exceptions import (
+    EtelecomBadRequestError,
+    EtelecomContractError,
+    EtelecomMalformedResponseError,
+    EtelecomPagingError,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_etelecom.client.client import EtelecomClient
+
+__all__ = ["CREATED_SORTS", "CursorKind", "Listing", "PlatformFacts", "normalize_consent", "parse_listing"]
+
+log = logging.getLogger(__name__)
+
+LIST_ENDPOINT = "Zalo/ListRequestConsent"
+#: The sorts a listing can be walked exactly in (``None``: the platform's default, newest first).
+CREATED_SORTS: frozenset[str | None] = frozenset({None, "created_at", "-created_at"})
+#: How far beyond the date filters sent an answered consent may lie before it proves the platform
+#: filters differently: the filters already reach :data:`FILTER_MARGIN` past the window, and a time
+#: shown rounded may lie half a second past the one filtered on.
+WINDOW_TOLERANCE = timedelta(seconds=1)
+#: Attempts at learning the cursor from a tie inside a page (two requests each) before the listing
+#: keeps moving by date bounds for good.
+MAX_PROBES = 3
+_ID_FIELDS = ("id", "shop_id", "user_id", "oa_id")
+_TIME_FIELDS = ("created_at", "updated_at", "expires_at", "delivery_time")
+_ONE_SECOND = timedelta(seconds=1)
+
+
+class CursorKind(str, enum.Enum):
+    """What the platform's ``next`` cursor holds, as far as the listings in hand have shown it."""
+
+    UNKNOWN = "unknown"
+    """Not shown yet: the listing moves by date bounds, which need no cursor."""
+    KEYSET = "keyset"
+    """It continued inside a tie (a ``(created_at, id)`` keyset, or an offset): followed."""
+    REPEATING = "repeating"
+    """It repeated the tie at the boundary (``created_at <=``): followed, the repeats dropped."""
+    SKIPPING = "skipping"
+    """It skipped the rest of a tie (``created_at <``): never followed, the listing moves by date bounds."""
+
+
+@dataclass
+class PlatformFacts:
+    """What a client has learnt about the platform from listings in hand; parallel windows share one.
+
+    :param cursor: what the cursor holds (:class:`CursorKind`).
+    :param probes_left: attempts left at learning it.
+    :param ordered: every page, and every page boundary, came in ``created_at`` order so far.
+    :param refused_sorts: sorts the platform refused (400) and that a listing asked with fallback
+        then read in the default order.
+    """
+
+    cursor: CursorKind = CursorKind.UNKNOWN
+    probes_left: int = MAX_PROBES
+    ordered: bool = True
+    refused_sorts: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def learn_cursor(self, kind: CursorKind, how: str) -> None:
+        """Record what the cursor holds (the first lesson stands), with one log line."""
+        with self.lock:
+            if self.cursor is not CursorKind.UNKNOWN:
+                return
+            self.cursor = kind
+        log.info("eTelecom's listing cursor is %s (%s).", kind.value, how)
+
+    def distrust_order(self, how: str) -> None:
+        """Record the first page or boundary out of ``created_at`` order (logged once)."""
+        with self.lock:
+            if not self.ordered:
+                return
+            self.ordered = False
+        log.warning(
+            "eTelecom served consents out of created_at order (%s): from now on no listing ends or moves on by "
+            "order, and a page without a next cursor cannot be continued.",
+            how,
+        )
+
+
+def _error_body(data: Mapping[str, Any]) -> str | None:
+    if "errors" in data:
+        return f"an 'errors' body ({str(data.get('errors'))[:200]})"
+    if "code" in data or "msg" in data:
+        return f"an error body (code={data.get('code')!r}, msg={str(data.get('msg'))[:200]!r})"
+    return None
+
+
+def _malformed(what: str) -> EtelecomMalformedResponseError:
+    return EtelecomMalformedResponseError(
+        f"eTelecom {LIST_ENDPOINT} answered HTTP 200 with {what}, which is not a listing; retried like a "
+        f"network fault (a proxy or gateway may answer so).",
+        endpoint=LIST_ENDPOINT,
+        status=200,
+    )
+
+
+def normalize_consent(raw: Mapping[str, Any], zone: Any = None) -> Consent:
+    """Return a consent with its ids as strings, whatever JSON type the platform used.
+
+    A Go ``int64`` without the ``,string`` tag arrives as a JSON number; Python reads it exactly,
+    and from here on every id is the decimal string the docs promise. With ``zone`` (the zone the
+    platform shows its times in, although they are labelled ``Z``), the times are rewritten to
+    true UTC.
+
+    :raises EtelecomMalformedResponseError: for a consent without an ``id`` string or integer.
+    """
+    consent = dict(raw)
+    for name in _ID_FIELDS:
+        value = consent.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            consent[name] = str(value)
+    if not isinstance(consent.get("id"), str) or not consent["id"]:
+        raise _malformed(f"a consent whose id is {str(raw.get('id'))[:40]!r} (keys: {sorted(raw)[:10]})")
+    if zone is not None:
+        for name in _TIME_FIELDS:
+            value = consent.get(name)
+            if isinstance(value, str):
+                consent[name] = _relabel(value, zone)
+    return cast(Consent, consent)
+
+
+def _relabel(value: str, zone: Any) -> str:
+    """Read a time shown as ``zone``'s wall clock labelled ``Z`` and write it as true UTC."""
+    try:
+        wall = datetime.fromisoformat(value).replace(tzinfo=None)
+        if wall.year <= 1:  # Go's zero time: unset
+            return value
+        return format_api_time(wall.replace(tzinfo=zone))
+    except (ValueError, OverflowError):
+        return value
+
+
+def parse_listing(data: object, zone: Any = None) -> tuple[list[Consent], Paging]:
+    """Check that an answer is a listing and return its consents (ids as strings) and paging block.
+
+    Runs inside the client's retry loop, so a gateway's error page in a 200 is retried.
+    ``"consents": null`` (Go's nil slice) without a ``next`` cursor is an empty page, and so is a
+    ``paging`` block without ``consents`` nor ``next`` (protobuf's JSON leaves out an empty repeated
+    field); an answer with neither ``consents`` nor ``paging`` is not a listing.
+
+    :param zone: the zone the platform shows its times in although labelled ``Z`` (see
+        :func:`normalize_consent`).
+    :raises EtelecomMalformedResponseError: for anything that is not a listing.
+    """
+    if not isinstance(data, dict):
+        raise _malformed(f"JSON {type(data).__name__}")
+    error = _error_body(data)
+    if error is not None:
+        raise _malformed(error)
+    if "consents" not in data and not (isinstance(data.get("paging"), dict) and not data["paging"].get("next")):
+        raise _malformed(f"an object without 'consents' (keys: {sorted(data)[:10]})")
+    raw, paging = data.get("consents"), data.get("paging")
+    if paging is not None and not isinstance(paging, dict):
+        raise _malformed("'paging' that is not an object")
+    paging = paging or {}
+    next_cursor, limit = paging.get("next"), paging.get("limit")
+    if (next_cursor is not None and not isinstance(next_cursor, str)) or (
+        limit is not None and (isinstance(limit, bool) or not isinstance(limit, int))
+    ):
+        raise _malformed("a malformed 'paging' block (next must be a string, limit an integer)")
+    if raw is None:
+        if next_cursor:
+            raise _malformed("'consents': null beside a next cursor")
+        return [], cast(Paging, paging)
+    if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
+        raise _malformed("'consents' that is not a list of objects")
+    if raw and "paging" not in data:
+        raise _malformed(f"{len(raw)} consents and no 'paging' block")
+    return [normalize_consent(c, zone) for c in raw], cast(Paging, paging)
+
+
+def _epoch(value: object) -> float:
+    """Return an RFC 3339 time in epoch seconds.
+
+    :raises ValueError: when it is not one.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"created_at {value!r} is not an RFC 3339 time string")
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError(f"created_at {value!r} has no offset")
+    return moment.timestamp()
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One listing request: the window sent (``None`` when unbounded), the cursor and the page size."""
+
+    sent_from: datetime | None
+    sent_to: datetime | None
+    after: str = ""
+    limit: int = 100
+    resumed: bool = False
+    """The request continues by a date bound: consents it serves again are the expected overlap."""
+
+
+class Listing:
+    """One walk through ``ListRequestConsent`` for a query: iterate it for its pages (lazily).
+
+    :param client: the client that sends the requests (its retry policy, facts and stats).
+    :param query: the validated query.
+    :param seen: the ids already yielded, shared by the windows of a parallel listing (default: own).
+    :param sort_fallback: when the platform refuses the query's sort (400 on the first page), read in
+        its default order instead (the waits and ``RequestConsentOperator`` do; an export that asked
+        for a sort fails instead).
+    """
+
+    def __init__(
+        self,
+        client: EtelecomClient,
+        query: ConsentQuery,
+        *,
+        seen: SeenIds | None = None,
+        sort_fallback: bool = False,
+    ) -> None:
+        self._client = client
+        self._facts = client.facts
+        self.query = query
+        self.seen = seen if seen is not None else SeenIds()
+        self.sort_fallback = sort_fallback
+        self.ended = False
+        """Whether the listing reached its end (an empty page, or the window's far edge), not ``max_pages``."""
+        self.ended_by_order = False
+        """Whether that end was the window's far edge, reached by order rather than on an empty page."""
+        self._crowded: int | None = None  # the second (epoch) a cursor is carrying the listing through
+        self._sort = query.sort
+        if self._sort in self._facts.refused_sorts and sort_fallback:
+            self._sort = None
+        config = client.config
+        self._zone = config.shown_zone
+        self._server_dates = not config.client_date_filters
+        self._window = query.sent_window()
+        self._lo = None if query.date_from is None else query.date_from.timestamp()
+        self._hi = None if query.date_to is None else query.date_to.timestamp()
+
+    @property
+    def _by_created(self) -> bool:
+        return self._sort in CREATED_SORTS
+
+    @property
+    def _descending(self) -> bool:
+        return self._sort is None or self._sort.startswith("-")
+
+    def __iter__(self) -> Iterator[ConsentPage]:
+        return self._pages()
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _body(self, request: _Request) -> dict[str, Any]:
+        config = self._client.config
+        window = (request.sent_from, request.sent_to) if self._server_dates else (None, None)
+        paging: dict[str, Any] = {"limit": request.limit}
+        if self._sort:
+            paging["sort"] = self._sort
+        if request.after:
+            paging["after"] = request.after
+        return {"filter": self.query.filter_body(window=window, zone=config.filter_zone), "paging": paging}
+
+    def _fetch(self, request: _Request) -> tuple[list[Consent], Paging]:
+        zone = self._zone
+        answer = self._client.call(LIST_ENDPOINT, self._body(request), parse=lambda data: parse_listing(data, zone))
+        return cast(tuple[list[Consent], Paging], answer)
+
+    def _fetch_first(self, request: _Request) -> tuple[list[Consent], Paging]:
+        """Fetch the first page, falling back to the default order when the sort is refused (if allowed)."""
+        try:
+            return self._fetch(request)
+        except EtelecomBadRequestError as error:
+            if not self._sort:
+                raise
+            if not self.sort_fallback:
+                error.message = (
+                    f"{error.message} The listing asked for sort={self._sort!r}; eTelecom's docs do not confirm "
+                    f"which sorts it accepts: try sort=None (newest first, by created_at)."
+                )
+                error.args = (error.message,)
+                raise
+            refused, self._sort = self._sort, None
+            with self._facts.lock:
+                self._facts.refused_sorts.add(refused)
+            log.warning(
+                "eTelecom refused sort=%r (%s); reading in its default order (newest first) instead.",
+                refused,
+                error.message,
+            )
+            return self._fetch(request)
+
+    # -- the walk ------------------------------------------------------------------------------
+
+    def _pages(self) -> Iterator[ConsentPage]:
+        query, stats = self.query, self._client.stats
+        request: _Request | None = _Request(*self._window, limit=query.page_size)
+        previous: list[Consent] = []
+        last_time: float | None = None  # the created_at of the last consent the order check accepted
+        seen_cursors: set[str] = set()
+        largest = pages = 0
+        first = True
+        while request is not None and (query.max_pages is None or pages < query.max_pages):
+            try:
+                consents, paging = self._fetch_first(request) if first else self._fetch(request)
+            except EtelecomBadRequestError as error:
+                if not request.after:
+                    raise
+                # A cursor refused once the listing was under way (it expired while the client rode out
+                # an outage): resume from the last consent by a date bound.
+                request = self._resume(request, previous, f"the platform refused its cursor ({error.message})")
+                stats.resumes += 1
+                continue
+            first = False
+            if not consents:
+                self.ended = True
+                return
+            pages += 1
+            largest = max(largest, len(consents))
+            times = self._check(consents, request)
+            inside = [query.holds(t) for t in times]
+            fresh = iter(self.seen.add_new([c["id"] for c, ok in zip(consents, inside, strict=True) if ok]))
+            new = [next(fresh) if ok else True for ok in inside]
+            served_again = len(new) - sum(new)
+            if request.resumed:
+                stats.rereads += served_again
+            else:
+                stats.repeats += served_again
+            before = {c["id"] for c in previous}
+            again = [not is_new or c["id"] in before for c, is_new in zip(consents, new, strict=True)]
+            last_time = self._check_order(consents, times, again, last_time)
+            if request.after:
+                self._learn_from_boundary(previous, consents, times, again)
+            kept = [c for c, is_new, ok in zip(consents, new, inside, strict=True) if is_new and ok]
+            stats.pages += 1
+            stats.consents += len(kept)
+            yield ConsentPage(consents=kept, paging=paging, listed=len(consents))
+            previous = consents
+            if self._past_the_window(times):
+                self.ended = self.ended_by_order = True
+                return
+            if query.max_pages is not None and pages >= query.max_pages:
+                return
+            # Learnt only when the listing goes on (a lookup that stops here never pays for it).
+            self._learn_from_tie(request, consents, times, again)
+            progress = any(is_new and ok for is_new, ok in zip(new, inside, strict=True))
+            full = 2 * len(consents) > largest
+            request = self._step(request, consents, times, paging, progress=progress, full=full, cursors=seen_cursors)
+        if request is None:
+            self.ended = True
+
+    def _step(
+        self,
+        request: _Request,
+        consents: list[Consent],
+        times: list[float],
+        paging: Paging,
+        *,
+        progress: bool,
+        full: bool,
+        cursors: set[str],
+    ) -> _Request | None:
+        """Return the request for the page after ``consents`` (``None``: the listing is over).
+
+        :param progress: the page held a consent of the window not yielded before.
+        :param full: the page was about as large as the platform serves (more than half the largest).
+        :param cursors: the cursors followed so far (a repeat is refused).
+        """
+        facts, next_cursor = self._facts, paging.get("next") or ""
+        bound_request = not request.after
+        if not progress and (request.resumed or next_cursor == request.after):
+            # The request read nothing new: it reached no further than the last step.
+            if not full:
+                # The page held all that is left up to its last second; what follows lies past it.
+                return self._past(request, consents, times) if request.resumed else None
+            if next_cursor not in cursors and next_cursor != request.after and self._through(next_cursor, times):
+                cursors.add(next_cursor)
+                return replace(request, after=next_cursor, resumed=False)
+            raise self._stuck(consents, times)
+        if self._crowded is not None and next_cursor and int(times[-1]) == self._crowded:
+            follow_through = True  # still inside the second the cursor is carrying the listing through
+        else:
+            self._crowded, follow_through = None, False
+        follow = follow_through or (
+            bool(next_cursor) and (not self._by_created or facts.cursor in (CursorKind.KEYSET, CursorKind.REPEATING))
+        )
+        if not follow and self._by_created and (not facts.ordered or not self._server_dates):
+            # Without order (or server date filters) no date bound is a promise: follow the cursor if any.
+            follow = bool(next_cursor) and facts.cursor is not CursorKind.SKIPPING
+        if follow:
+            if next_cursor in cursors or next_cursor == request.after:
+                raise EtelecomPagingError(
+                    f"eTelecom {LIST_ENDPOINT} returned cursor {next_cursor[:40]!r} a second time after a page "
+                    f"with new consents; stopping instead of looping. Retry the task; report it to eTelecom if "
+                    f"it repeats.",
+                    endpoint=LIST_ENDPOINT,
+                )
+            cursors.add(next_cursor)
+            return replace(request, after=next_cursor, resumed=False)
+        if not next_cursor:
+            self._client.stats.resumes += 1
+        why = "a page without a next cursor" if not next_cursor else f"a {facts.cursor.value} cursor"
+        resumed = self._resume(request, consents, why)
+        if bound_request and (resumed.sent_from, resumed.sent_to) == (request.sent_from, request.sent_to):
+            # The same request again would serve the same page: one second holds more than a page.
+            if self._through(next_cursor, times):
+                cursors.add(next_cursor)
+                return replace(request, after=next_cursor, resumed=False)
+            raise self._stuck(consents, times)
+        return resumed
+
+    def _through(self, next_cursor: str, times: list[float]) -> bool:
+        """Tell whether the cursor may carry the listing through a second that holds more than a page.
+
+        Yes for a cursor shown to continue inside a tie; and for one not learnt yet when the page ends
+        on a time it shares with no other consent (fractions of a second shown), so that a cursor on
+        ``created_at`` alone has no tie to skip there. The cursor is then followed until a page ends
+        past that second.
+        """
+        cursor = self._facts.cursor
+        untied = cursor is CursorKind.UNKNOWN and (len(times) < 2 or times[-1] != times[-2])
+        if not next_cursor or not (cursor is CursorKind.KEYSET or untied):
+            return False
+        self._crowded = int(times[-1])
+        return True
+
+    def _past(self, request: _Request, consents: list[Consent], times: list[float]) -> _Request | None:
+        """Return the bound request that skips the last page's last second, read whole (``None``: nothing left)."""
+        second = floor_second(datetime.fromtimestamp(times[-1], timezone.utc))
+        if self._descending:
+            if request.sent_from is not None and second <= request.sent_from:
+                return None
+            return replace(request, sent_to=second, after="", resumed=True)
+        past = second + _ONE_SECOND
+        if request.sent_to is not None and past >= request.sent_to:
+            return None
+        return replace(request, sent_from=past, after="", resumed=True)
+
+    def _resume(self, request: _Request, last_page: list[Consent], why: str) -> _Request:
+        """Return the request that continues after ``last_page`` by a date bound, without a cursor.
+
+        Newest first, it asks for everything before the end of the last consent's second (a shown
+        time may lie up to a second before the stored one); oldest first, from a second before the
+        last consent's second. The consents read again are dropped by the once-each rule.
+
+        :raises EtelecomContractError: when no date bound is a promise: nothing listed yet, pages
+            out of ``created_at`` order, a sort that is not by ``created_at``, or the date filters
+            applied by the client.
+        """
+        if not last_page or not self._by_created or not self._facts.ordered or not self._server_dates:
+            reason = (
+                "nothing was listed yet"
+                if not last_page
+                else "the listing is not sorted by created_at"
+                if not self._by_created
+                else "the pages came out of created_at order"
+                if not self._facts.ordered
+                else "the date filters are applied by the client (date_filters_on_client)"
+            )
+            raise EtelecomContractError(
+                f"eTelecom {LIST_ENDPOINT} served {why}, and the listing cannot continue from its last consent by a "
+                f"date bound because {reason}. Nothing was published; report the behaviour to eTelecom.",
+                endpoint=LIST_ENDPOINT,
+                behaviour="listing_cannot_continue",
+            )
+        moment = datetime.fromtimestamp(_epoch(last_page[-1].get("created_at")), timezone.utc)
+        second = floor_second(moment)
+        log.debug("Listing continues by a date bound after %s (%s).", format_api_time(second), why)
+        if self._descending:
+            bound = second + _ONE_SECOND
+            sent_to = bound if request.sent_to is None else min(request.sent_to, bound)
+            return replace(request, sent_to=sent_to, after="", resumed=True)
+        bound = second - _ONE_SECOND
+        sent_from = bound if request.sent_from is None else max(request.sent_from, bound)
+        return replace(request, sent_from=sent_from, after="", resumed=True)
+
+    def _stuck(self, consents: list[Consent], times: list[float]) -> EtelecomContractError:
+        last = datetime.fromtimestamp(times[-1], timezone.utc)
+        second = floor_second(last)
+        crowd = sum(1 for t in times if floor_second(datetime.fromtimestamp(t, timezone.utc)) == second)
+        return EtelecomContractError(
+            f"eTelecom {LIST_ENDPOINT}: the second {format_api_time(second)} holds at least {crowd} consents, "
+            f"more than the platform serves on a page, and its cursor (learnt: {self._facts.cursor.value}) cannot "
+            f"page through a second exactly, so the listing cannot go past it without losing or repeating "
+            f"consents. Nothing was published. Report it to eTelecom (a cursor holding (created_at, id) pages "
+            f"through it).",
+            endpoint=LIST_ENDPOINT,
+            behaviour="crowded_second",
+        )
+
+    # -- checks --------------------------------------------------------------------------------
+
+    def _check(self, consents: list[Consent], request: _Request) -> list[float]:
+        """Return each consent's ``created_at`` (epoch s) and check it against the window sent.
+
+        :raises EtelecomMalformedResponseError: for a consent without a readable ``created_at``.
+        :raises EtelecomContractError: for a consent outside the date filters sent.
+        """
+        times: list[float] = []
+        for consent in consents:
+            try:
+                times.append(_epoch(consent.get("created_at")))
+            except ValueError as error:
+                raise EtelecomMalformedResponseError(
+                    f"eTelecom {LIST_ENDPOINT} answered with a consent whose {error}; the listing cannot check "
+                    f"its window or order on it.",
+                    endpoint=LIST_ENDPOINT,
+                    status=200,
+                ) from None
+        if not self._server_dates:
+            return times
+        low = None if request.sent_from is None else (request.sent_from - WINDOW_TOLERANCE).timestamp()
+        high = None if request.sent_to is None else (request.sent_to + WINDOW_TOLERANCE).timestamp()
+        for consent, moment in zip(consents, times, strict=True):
+            if (low is not None and moment < low) or (high is not None and moment > high):
+                raise self._outside(consent, moment, request)
+        return times
+
+    def _outside(self, consent: Consent, moment: float, request: _Request) -> EtelecomContractError:
+        sent_from, sent_to = request.sent_from, request.sent_to
+        edge = sent_from if sent_from is not None and moment < sent_from.timestamp() else sent_to
+        assert edge is not None
+        hours = (moment - edge.timestamp()) / 3600
+        sent = ", ".join(
+            f"{name}={format_api_time(value)}"
+            for name, value in (("date_from", sent_from), ("date_to", sent_to))
+            if value
+        )
+        return EtelecomContractError(
+            f"eTelecom {LIST_ENDPOINT} answered consent {consent.get('id')} created_at={consent.get('created_at')!r}, "
+            f"{abs(hours):.2f} h {'before' if hours < 0 else 'after'} the date filters sent ({sent}): the platform "
+            f"filters differently than the provider assumes, so no window it answers can be trusted, and nothing "
+            f"was published. A whole number of hours points at a time zone: if it reads the filters' wall clock in "
+            f"its own zone, set 'platform_filter_zone' (e.g. 'Asia/Ho_Chi_Minh') in the connection's extra; if it "
+            f"shows local times labelled Z, set 'platform_shown_zone' (no extra cost once set). Otherwise it may "
+            f"filter on updated_at: set 'date_filters_on_client': true (each window then lists the whole history). "
+            f"`python -m airflow_provider_etelecom.contract` tells which.",
+            endpoint=LIST_ENDPOINT,
+            behaviour="window_mismatch",
+        )
+
+    def _past_the_window(self, times: list[float]) -> bool:
+        """Tell whether, with order shown, the page reached beyond the window's far edge (the rest is too)."""
+        if not self._by_created or not self._facts.ordered or not times:
+            return False
+        if self._descending:
+            return self._lo is not None and times[-1] < self._lo
+        return self._hi is not None and times[-1] >= self._hi
+
+    def _check_order(
+        self, consents: list[Consent], times: list[float], again: list[bool], last: float | None
+    ) -> float | None:
+        """Check the page, and its boundary with the one before, in ``created_at`` order; return the last time.
+
+        Consents served again are left out: a repeat is not an inversion.
+        """
+        if not self._by_created or not self._facts.ordered:
+            return last
+        descending = self._descending
+        for consent, moment, repeat in zip(consents, times, again, strict=True):
+            if repeat:
+                continue
+            if last is not None and (moment > last if descending else moment < last):
+                self._facts.distrust_order(
+                    f"consent {consent['id']} created_at={consent.get('created_at')!r} came after one created "
+                    f"{'earlier' if descending else 'later'}, sort={self._sort or '-created_at'}"
+                )
+                return last
+            last = moment
+        return last
+
+    # -- learning the cursor -------------------------------------------------------------------
+
+    def _learn_from_boundary(
+        self, previous: list[Consent], consents: list[Consent], times: list[float], again: list[bool]
+    ) -> None:
+        """Learn the cursor from a boundary it crossed inside a tie, or by serving the tie again."""
+        if not previous or not self._by_created or self._facts.cursor is not CursorKind.UNKNOWN:
+            return
+        if again[0]:
+            self._facts.learn_cursor(CursorKind.REPEATING, "the page after a boundary began with its tie again")
+        elif times[0] == _epoch(previous[-1].get("created_at")):
+            self._facts.learn_cursor(CursorKind.KEYSET, "the page after a boundary went on inside its tie")
+
+    def _learn_from_tie(
+        self, request: _Request, consents: list[Consent], times: list[float], again: list[bool]
+    ) -> None:
+        """Learn the cursor once, from a tie inside this page: two small requests that end a page inside it.
+
+        The page is asked again with ``limit`` ending it inside the tie, and the cursor that page hands
+        back is followed for one consent: the rest of the tie (a keyset, or an offset), the tie again
+        (``<=``), or what lies below it (``<``, which skips).
+        """
+        facts = self._facts
+        if not self._by_created or facts.cursor is not CursorKind.UNKNOWN or not facts.ordered:
+            return
+        tie = next(
+            (i for i in range(len(consents) - 1) if times[i] == times[i + 1] and not (again[i] or again[i + 1])),
+            None,
+        )
+        if tie is None:
+            return
+        with facts.lock:
+            if facts.probes_left <= 0:
+                return
+            facts.probes_left -= 1
+        stats = self._client.stats
+        probe = replace(request, limit=tie + 1)
+        head, paging = self._fetch(probe)
+        stats.probes += 1
+        cursor = paging.get("next") or ""
+        if [c["id"] for c in head] != [c["id"] for c in consents[: tie + 1]] or not cursor:
+            log.debug("The cursor probe was inconclusive (the page changed, or came without a next cursor).")
+            return
+        after, _ = self._fetch(replace(probe, after=cursor, limit=1))
+        stats.probes += 1
+        if not after:
+            return
+        step = after[0]
+        if step["id"] == consents[tie + 1]["id"]:
+            facts.learn_cursor(CursorKind.KEYSET, "a page ended inside a tie went on with the rest of it")
+        elif step["id"] in {c["id"] for c in head}:
+            facts.learn_cursor(CursorKind.REPEATING, "a page ended inside a tie began the next with it again")
+        elif _epoch(step.get("created_at")) != times[tie]:
+            facts.learn_cursor(CursorKind.SKIPPING, "a page ended inside a tie skipped the rest of it")
+
+
+def rereading_note(stats: Any) -> str:
+    """Describe a listing's repeats and date-bound steps for a closing log line ("" when none)."""
+    parts = []
+    if stats.repeats:
+        parts.append(f"{stats.repeats} consents served twice by the cursor and dropped (a sign of an unstable cursor)")
+    if stats.resumes:
+        parts.append(f"{stats.resumes} pages without a usable next cursor, continued by a date bound")
+    return "; ".join(parts)
