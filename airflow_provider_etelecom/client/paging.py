@@ -72,6 +72,14 @@ WINDOW_TOLERANCE = timedelta(seconds=1)
 #: Attempts at learning the cursor from a tie inside a page (two requests each) before the listing
 #: keeps moving by date bounds for good.
 MAX_PROBES = 3
+#: Pages a listing reads by date bounds before it spends two requests learning the cursor (sooner
+#: when a second holds more than a page and only the cursor can carry the listing through it).
+PROBE_AFTER_PAGES = 3
+#: Pages in a row that bring nothing new before a listing gives up loudly (an offset cursor while
+#: consents are inserted may serve a few; a platform looping on its own cursors serves many).
+MAX_STALLED_PAGES = 10
+#: No platform is taken to serve pages of fewer consents than this, whatever it did so far.
+SMALLEST_CAP = 10
 _ID_FIELDS = ("id", "shop_id", "user_id", "oa_id")
 _TIME_FIELDS = ("created_at", "updated_at", "expires_at", "delivery_time")
 _ONE_SECOND = timedelta(seconds=1)
@@ -344,7 +352,7 @@ class Listing:
         previous: list[Consent] = []
         last_time: float | None = None  # the created_at of the last consent the order check accepted
         seen_cursors: set[str] = set()
-        largest = pages = 0
+        largest = pages = stalled = 0
         first = True
         while request is not None and (query.max_pages is None or pages < query.max_pages):
             try:
@@ -362,7 +370,6 @@ class Listing:
                 self.ended = True
                 return
             pages += 1
-            largest = max(largest, len(consents))
             times = self._check(consents, request)
             inside = [query.holds(t) for t in times]
             fresh = iter(self.seen.add_new([c["id"] for c, ok in zip(consents, inside, strict=True) if ok]))
@@ -387,10 +394,24 @@ class Listing:
                 return
             if query.max_pages is not None and pages >= query.max_pages:
                 return
-            # Learnt only when the listing goes on (a lookup that stops here never pays for it).
-            self._learn_from_tie(request, consents, times, again)
+            # Learnt when a date bound would read a tie again (the page ends inside one), or once a listing
+            # is long enough for the bounds' overlap to cost more than the two probe requests: a short
+            # wait or lookup on sparse data never pays for them.
+            if pages >= PROBE_AFTER_PAGES or (len(times) > 1 and times[-1] == times[-2]):
+                self._learn_from_tie(request, consents, times, again)
             progress = any(is_new and ok for is_new, ok in zip(new, inside, strict=True))
-            full = 2 * len(consents) > largest
+            stalled = 0 if progress else stalled + 1
+            if stalled > MAX_STALLED_PAGES:
+                raise EtelecomContractError(
+                    f"eTelecom {LIST_ENDPOINT} served {stalled} pages in a row with no consent not listed before; "
+                    f"the listing stops instead of looping. Nothing was published; report it to eTelecom.",
+                    endpoint=LIST_ENDPOINT,
+                    behaviour="no_progress",
+                )
+            # Full: about as large as the platform serves (more than half the largest page before, or of
+            # the limit); never judged on a page of a few consents (a listing of tiny pages shows no cap).
+            full = 2 * len(consents) > min(request.limit, max(largest, SMALLEST_CAP))
+            largest = max(largest, len(consents))
             request = self._step(request, consents, times, paging, progress=progress, full=full, cursors=seen_cursors)
         if request is None:
             self.ended = True
@@ -413,47 +434,49 @@ class Listing:
         :param cursors: the cursors followed so far (a repeat is refused).
         """
         facts, next_cursor = self._facts, paging.get("next") or ""
-        bound_request = not request.after
-        if not progress and (request.resumed or next_cursor == request.after):
-            # The request read nothing new: it reached no further than the last step.
-            if not full:
-                # The page held all that is left up to its last second; what follows lies past it.
-                return self._past(request, consents, times) if request.resumed else None
-            if next_cursor not in cursors and next_cursor != request.after and self._through(next_cursor, times):
+        if full and facts.cursor is CursorKind.UNKNOWN and len(times) > 1 and times[0] == times[-1]:
+            # A whole page of one second: only a cursor can carry the listing through it; learn which.
+            self._learn_from_tie(request, consents, times, [False] * len(consents))
+        # The request read nothing new: it reached no further than the step before.
+        stalled = not progress and (request.resumed or next_cursor == request.after)
+        if not stalled:
+            following = self._crowded is not None and next_cursor and int(times[-1]) == self._crowded
+            if not following:
+                self._crowded = None
+            if following or self._follows(next_cursor):
+                if next_cursor in cursors or next_cursor == request.after:
+                    raise EtelecomPagingError(
+                        f"eTelecom {LIST_ENDPOINT} returned cursor {next_cursor[:40]!r} a second time after a page "
+                        f"with new consents; stopping instead of looping. Retry the task; report it to eTelecom "
+                        f"if it repeats.",
+                        endpoint=LIST_ENDPOINT,
+                    )
                 cursors.add(next_cursor)
                 return replace(request, after=next_cursor, resumed=False)
-            raise self._stuck(consents, times)
-        if self._crowded is not None and next_cursor and int(times[-1]) == self._crowded:
-            follow_through = True  # still inside the second the cursor is carrying the listing through
-        else:
-            self._crowded, follow_through = None, False
-        follow = follow_through or (
-            bool(next_cursor) and (not self._by_created or facts.cursor in (CursorKind.KEYSET, CursorKind.REPEATING))
-        )
-        if not follow and self._by_created and (not facts.ordered or not self._server_dates):
-            # Without order (or server date filters) no date bound is a promise: follow the cursor if any.
-            follow = bool(next_cursor) and facts.cursor is not CursorKind.SKIPPING
-        if follow:
-            if next_cursor in cursors or next_cursor == request.after:
-                raise EtelecomPagingError(
-                    f"eTelecom {LIST_ENDPOINT} returned cursor {next_cursor[:40]!r} a second time after a page "
-                    f"with new consents; stopping instead of looping. Retry the task; report it to eTelecom if "
-                    f"it repeats.",
-                    endpoint=LIST_ENDPOINT,
-                )
+            if not next_cursor:
+                self._client.stats.resumes += 1
+            why = "a page without a next cursor" if not next_cursor else f"a {facts.cursor.value} cursor"
+            resumed = self._resume(request, consents, why)
+            if request.after or (resumed.sent_from, resumed.sent_to) != (request.sent_from, request.sent_to):
+                return resumed
+            # The same request again would serve this very page: it is as good as stalled.
+        if not full:
+            # The page held all that is left up to its last second (it had room): what follows lies past it.
+            return None if request.after else self._past(request, times)
+        if next_cursor not in cursors and next_cursor != request.after and self._through(next_cursor, times):
             cursors.add(next_cursor)
             return replace(request, after=next_cursor, resumed=False)
+        raise self._stuck(consents, times)
+
+    def _follows(self, next_cursor: str) -> bool:
+        """Tell whether the listing goes on by the page's cursor rather than by a date bound."""
+        facts = self._facts
         if not next_cursor:
-            self._client.stats.resumes += 1
-        why = "a page without a next cursor" if not next_cursor else f"a {facts.cursor.value} cursor"
-        resumed = self._resume(request, consents, why)
-        if bound_request and (resumed.sent_from, resumed.sent_to) == (request.sent_from, request.sent_to):
-            # The same request again would serve the same page: one second holds more than a page.
-            if self._through(next_cursor, times):
-                cursors.add(next_cursor)
-                return replace(request, after=next_cursor, resumed=False)
-            raise self._stuck(consents, times)
-        return resumed
+            return False
+        if not self._by_created or facts.cursor in (CursorKind.KEYSET, CursorKind.REPEATING):
+            return True
+        # Without order (or server date filters) no date bound is a promise: the cursor, unless it skips.
+        return (not facts.ordered or not self._server_dates) and facts.cursor is not CursorKind.SKIPPING
 
     def _through(self, next_cursor: str, times: list[float]) -> bool:
         """Tell whether the cursor may carry the listing through a second that holds more than a page.
@@ -470,17 +493,21 @@ class Listing:
         self._crowded = int(times[-1])
         return True
 
-    def _past(self, request: _Request, consents: list[Consent], times: list[float]) -> _Request | None:
+    def _past(self, request: _Request, times: list[float]) -> _Request | None:
         """Return the bound request that skips the last page's last second, read whole (``None``: nothing left)."""
         second = floor_second(datetime.fromtimestamp(times[-1], timezone.utc))
         if self._descending:
             if request.sent_from is not None and second <= request.sent_from:
                 return None
-            return replace(request, sent_to=second, after="", resumed=True)
-        past = second + _ONE_SECOND
-        if request.sent_to is not None and past >= request.sent_to:
-            return None
-        return replace(request, sent_from=past, after="", resumed=True)
+            past = replace(request, sent_to=second, after="", resumed=True)
+        else:
+            edge = second + _ONE_SECOND
+            if request.sent_to is not None and edge >= request.sent_to:
+                return None
+            past = replace(request, sent_from=edge, after="", resumed=True)
+        # The bound asked already (a platform whose date_to includes the edge served the edge's
+        # consents again, and nothing past them on a page with room): nothing is left.
+        return None if past == request else past
 
     def _resume(self, request: _Request, last_page: list[Consent], why: str) -> _Request:
         """Return the request that continues after ``last_page`` by a date bound, without a cursor.
