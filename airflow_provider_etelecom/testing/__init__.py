@@ -22,7 +22,6 @@ from __future__ import annotations
 from airflow_provider_etelecom.testing.process import SimulatorProcess
 from airflow_provider_etelecom.testing.server import (
     FAULT_KINDS,
-    SETTINGS,
     EtelecomSimulator,
     FaultConfig,
     ScriptedFault,
@@ -32,12 +31,18 @@ from airflow_provider_etelecom.testing.store import (
     CALL_TYPES,
     DEFAULT_LIMIT,
     DELIVERY_STATUSES,
-    MAX_LIMIT,
     REASON_CODES,
     REPLY_STATUSES,
-    SORTS,
     STATUSES,
+)
+from airflow_provider_etelecom.testing.switches import (
+    MAX_LIMIT,
+    SETTINGS,
+    SORTS,
+    SWITCHES,
     TIME_PRECISIONS,
+    PlatformSwitches,
+    Switch,
 )
 from airflow_provider_etelecom.testing.variants import (
     PLATFORM_VARIANT_DESCRIPTIONS,
@@ -59,10 +64,13 @@ __all__ = [
     "SETTINGS",
     "SORTS",
     "STATUSES",
+    "SWITCHES",
     "TIME_PRECISIONS",
     "EtelecomSimulator",
     "FaultConfig",
+    "PlatformSwitches",
     "ScriptedFault",
     "SimulatorProcess",
     "Stats",
+    "Switch",
 ]

@@ -30,7 +30,6 @@ from typing import Any
 from airflow_provider_etelecom.testing.store import (
     CALL_TYPES,
     REASON_CODES,
-    SORTS,
     US,
     InvalidArgument,
     NotFound,
@@ -42,22 +41,11 @@ from airflow_provider_etelecom.testing.store import (
     to_epoch,
     to_micros,
 )
+from airflow_provider_etelecom.testing.switches import SETTINGS, SWITCH_NAMES, PlatformSwitches
 
 API_PATH = re.compile(r"^/v1/(shop|partner)\.([A-Za-z]+/[A-Za-z]+)$")
 API_METHODS = ("Zalo/ListRequestConsent", "Zalo/RequestConsent", "Zalo/CheckConsent", "Misc/CurrentAccount")
 CONTROL_PREFIX = "/_simulator/"
-#: The platform switches a running simulator can change (attributes, and ``POST /_simulator/settings``).
-SETTINGS: tuple[str, ...] = (
-    "date_to_inclusive",
-    "listing_lag_s",
-    "fractional_times",
-    "date_filter_precision",
-    "created_at_precision",
-    "accepted_sorts",
-    "ignored_sorts",
-    "reply_moves_updated_at",
-    "rate_limit_per_s",
-)
 FAULT_KINDS = ("500", "502", "503", "429", "403_exhausted", "drop", "truncate", "timeout")
 DEFAULT_TIMEOUT_FAULT_S = 5.0
 LOG_LIMIT = 10_000
@@ -474,41 +462,23 @@ class EtelecomSimulator:
     :param port: bind port; ``0`` picks a free one.
     :param latency_ms: added to every API request (real sleep).
     :param faults: random faults, see :class:`FaultConfig`.
-    :param rate_limit_per_s: the platform's rate limit: requests per second per API key (a token
-        bucket holding one second's worth, at least one request). A request beyond it is answered
-        429 ``resource_exhausted`` with a ``Retry-After`` of the seconds until the key has a token
-        again. Counted on the simulator's clock, so real traffic meets it in real time and a test
-        refills it with :meth:`advance`. ``None`` (default): no limit, only the random 429 faults.
-    :param date_to_inclusive: reading of ``filter.date_to``: exclusive (default) or inclusive, both
-        plausible from the docs, so the provider can be tested against each.
-    :param listing_lag_s: a consent added after the simulator was built (``RequestConsent``,
-        :meth:`insert_consents`, :meth:`add_consent`) shows in ``ListRequestConsent`` only this many
-        simulated seconds after it was added (eventual consistency some platforms have);
-        ``CheckConsent`` and :meth:`consent` see it at once.
-    :param fractional_times: times the simulator makes (seeded, inserted and requested consents) get
-        a sub-second part drawn from ``seed``, stored exactly (microseconds); default whole seconds.
-    :param date_filter_precision: how the platform reads ``filter.date_from``/``date_to`` before
-        comparing them with the exact ``created_at``: ``"exact"``, ``"ms"`` (cut to milliseconds),
-        ``"s_truncate"`` (cut to whole seconds) or ``"s_round"`` (rounded half-up to whole seconds).
-    :param created_at_precision: how ``created_at``, ``updated_at`` and the other times are written
-        in answers (same four values); filtering and sorting still use the exact value.
-    :param accepted_sorts: the ``paging.sort`` values the platform accepts (default all of
-        :data:`SORTS`); another one gets 400 ``invalid_argument`` naming ``sort``.
-    :param ignored_sorts: accepted ``paging.sort`` values the platform answers in its default order
-        (newest ``created_at`` first) all the same, echoing the ``sort`` asked for: a sort ignored.
-    :param reply_moves_updated_at: a reply (``P``, ``N``, ``NS``) sets ``updated_at`` to its time
-        (default); ``False`` plays a platform that leaves ``updated_at`` alone.
-    :param burst_share: share of the seeded consents created inside the burst window (a campaign).
-    :param burst_start: start of the burst window (aware datetime, whole seconds); default: centred
-        in ``[start, end)``.
-    :param burst_span_s: length of the burst window, seconds (cut to ``[start, end)`` when
-        ``burst_start`` is not given).
     :param reply_window_s: simulated seconds before a pending ``S`` consent turns ``NS``.
     :param auto_reply_after_s: if set, consents made by ``RequestConsent`` get ``auto_reply_status``
         after this many simulated seconds (if that is inside the reply window).
     :param auto_reply_status: ``"P"`` or ``"N"``.
     :param oa_ids: OA ids to generate data for (default: three generated ids).
     :param phones: phone pool to generate data for (default: ``max(5, consents // 10)`` numbers).
+    :param switches: the platform switches by name, e.g. ``listing_lag_s=30, date_to_inclusive=True``:
+        every field of :class:`~.switches.PlatformSwitches` (``docs/simulator.md`` says what each
+        plays; :data:`~.variants.PLATFORM_VARIANTS` names plausible sets). Each is also an attribute
+        (``sim.listing_lag_s``); those of :data:`SETTINGS` can be set on a running simulator
+        (``sim.listing_lag_s = 5``, :meth:`configure`, ``POST /_simulator/settings``), the seeding
+        ones (``burst_*``) cannot. ``rate_limit_per_s`` is the platform's rate
+        limit: requests per second per API key (a token bucket holding one second's worth, at least
+        one request), a request beyond it answered 429 ``resource_exhausted`` with a ``Retry-After``,
+        counted on the simulator's clock, so a test refills it with :meth:`advance`.
+    :raises TypeError: a switch name that does not exist.
+    :raises ValueError: a bad switch value (the message names the switch).
     """
 
     def __init__(
@@ -522,23 +492,12 @@ class EtelecomSimulator:
         port: int = 0,
         latency_ms: float = 0.0,
         faults: FaultConfig | None = None,
-        rate_limit_per_s: float | None = None,
-        date_to_inclusive: bool = False,
-        listing_lag_s: float = 0.0,
         reply_window_s: float = 86400.0,
         auto_reply_after_s: float | None = None,
         auto_reply_status: str = "P",
         oa_ids: Sequence[str] | None = None,
         phones: Sequence[str] | None = None,
-        fractional_times: bool = False,
-        date_filter_precision: str = "exact",
-        created_at_precision: str = "exact",
-        accepted_sorts: Collection[str] = SORTS,
-        ignored_sorts: Collection[str] = (),
-        reply_moves_updated_at: bool = True,
-        burst_share: float = 0.0,
-        burst_start: datetime | None = None,
-        burst_span_s: float = 3600.0,
+        **switches: Any,
     ) -> None:
         if not api_key:
             raise ValueError("api_key must not be empty")
@@ -550,19 +509,9 @@ class EtelecomSimulator:
             reply_window_s=reply_window_s,
             auto_reply_after_s=auto_reply_after_s,
             auto_reply_status=auto_reply_status,
-            listing_lag_s=listing_lag_s,
-            date_to_inclusive=date_to_inclusive,
             oa_ids=oa_ids,
             phones=phones,
-            fractional_times=fractional_times,
-            date_filter_precision=date_filter_precision,
-            created_at_precision=created_at_precision,
-            accepted_sorts=accepted_sorts,
-            ignored_sorts=ignored_sorts,
-            reply_moves_updated_at=reply_moves_updated_at,
-            burst_share=burst_share,
-            burst_start=None if burst_start is None else to_epoch(burst_start, "burst_start"),
-            burst_span_s=burst_span_s,
+            switches=PlatformSwitches.of(switches),
         )
         self.api_key = api_key
         self.host = host
@@ -571,7 +520,7 @@ class EtelecomSimulator:
         self.stats = Stats()
         self._faults = faults or FaultConfig()
         self._fault_engine = _FaultEngine(self._faults)
-        self._rate_limiter = _RateLimiter(self._store.now_s, rate_limit_per_s)
+        self._rate_limiter = _RateLimiter(self._store.now_s, self._store.switches.rate_limit_per_s)
         self._log_entries: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
         self._log_lock = threading.Lock()
         self._server: _Server | None = None
@@ -655,129 +604,46 @@ class EtelecomSimulator:
         self._faults = config or FaultConfig()
         self._fault_engine.configure(self._faults)
 
-    @property
-    def rate_limit_per_s(self) -> float | None:
-        """Requests per second per API key (``None``: no limit); setting it refills every key's bucket."""
-        return self._rate_limiter.rate_per_s
+    # ------------------------------------------------------------- switches
+    def __getattr__(self, name: str) -> Any:
+        """Read a platform switch as an attribute (``sim.listing_lag_s``); called only for names not found."""
+        if name in SWITCH_NAMES and "_store" in self.__dict__:
+            return getattr(self._store.switches, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    @rate_limit_per_s.setter
-    def rate_limit_per_s(self, value: float | None) -> None:
-        self._rate_limiter.configure(value)
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Set a platform switch as an attribute (``sim.listing_lag_s = 5``): :meth:`configure` of one."""
+        if name not in SWITCH_NAMES:
+            object.__setattr__(self, name, value)
+        elif name not in SETTINGS:
+            raise AttributeError(f"{name} is fixed when the data is seeded")
+        else:
+            self.configure(**{name: value})
 
-    @property
-    def date_to_inclusive(self) -> bool:
-        """The ``date_to`` switch (settable at run time)."""
-        return self._store.date_to_inclusive
-
-    @date_to_inclusive.setter
-    def date_to_inclusive(self, value: bool) -> None:
-        self._store.date_to_inclusive = value
-
-    @property
-    def listing_lag_s(self) -> float:
-        """The listing lag of consents added from now on (settable; consents already added keep theirs)."""
-        return self._store.listing_lag_s
-
-    @listing_lag_s.setter
-    def listing_lag_s(self, value: float) -> None:
-        if value < 0:
-            raise ValueError("listing_lag_s must be >= 0")
-        self._store.listing_lag_s = float(value)
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *SWITCH_NAMES})
 
     @property
-    def fractional_times(self) -> bool:
-        """Whether times the simulator makes from now on get a sub-second part (seeded data keeps its own)."""
-        return self._store.fractional_times
-
-    @fractional_times.setter
-    def fractional_times(self, value: bool) -> None:
-        self._store.fractional_times = bool(value)
-
-    @property
-    def date_filter_precision(self) -> str:
-        """How ``filter.date_from``/``date_to`` are read: ``exact``, ``ms``, ``s_truncate``, ``s_round`` (settable)."""
-        return self._store.date_filter_precision
-
-    @date_filter_precision.setter
-    def date_filter_precision(self, value: str) -> None:
-        self._store.date_filter_precision = value
-
-    @property
-    def created_at_precision(self) -> str:
-        """How times are written in answers: ``exact``, ``ms``, ``s_truncate``, ``s_round`` (settable)."""
-        return self._store.created_at_precision
-
-    @created_at_precision.setter
-    def created_at_precision(self, value: str) -> None:
-        self._store.created_at_precision = value
-
-    @property
-    def accepted_sorts(self) -> tuple[str, ...]:
-        """The ``paging.sort`` values accepted by name (settable with any collection of :data:`SORTS`)."""
-        return self._store.accepted_sorts
-
-    @accepted_sorts.setter
-    def accepted_sorts(self, value: Collection[str]) -> None:
-        self._store.accepted_sorts = value
-
-    @property
-    def ignored_sorts(self) -> tuple[str, ...]:
-        """The accepted ``paging.sort`` values answered in the default order anyway (settable)."""
-        return self._store.ignored_sorts
-
-    @ignored_sorts.setter
-    def ignored_sorts(self, value: Collection[str]) -> None:
-        self._store.ignored_sorts = value
-
-    @property
-    def reply_moves_updated_at(self) -> bool:
-        """Whether a reply sets ``updated_at`` (settable; replies already recorded keep theirs)."""
-        return self._store.reply_moves_updated_at
-
-    @reply_moves_updated_at.setter
-    def reply_moves_updated_at(self, value: bool) -> None:
-        self._store.reply_moves_updated_at = bool(value)
-
-    @property
-    def burst_share(self) -> float:
-        """Share of the seeded consents inside the burst window (fixed when the data is seeded)."""
-        return self._store.burst_share
-
-    @property
-    def burst_start(self) -> datetime:
-        """Start of the burst window (fixed when the data is seeded)."""
-        return datetime.fromtimestamp(self._store.burst_start, tz=timezone.utc)
-
-    @property
-    def burst_span_s(self) -> float:
-        """Length of the burst window in seconds (fixed when the data is seeded)."""
-        return self._store.burst_span_s
+    def switches(self) -> PlatformSwitches:
+        """Every platform switch in force (frozen; change them with :meth:`configure`)."""
+        return self._store.switches
 
     def settings(self) -> dict[str, Any]:
-        """Return the platform switches a running simulator can change (JSON-safe)."""
-        values = {name: getattr(self, name) for name in SETTINGS}
-        values["accepted_sorts"] = list(self.accepted_sorts)
-        values["ignored_sorts"] = list(self.ignored_sorts)
-        return values
+        """Return the platform switches a running simulator can change (:data:`SETTINGS`, JSON-safe)."""
+        return self._store.switches.settings()
 
     def configure(self, **settings: Any) -> dict[str, Any]:
         """Change several platform switches at once (names of :data:`SETTINGS`); all are checked first.
 
+        Setting ``rate_limit_per_s`` (even to the value it has) refills every key's bucket.
+
         :return: :meth:`settings` after the change.
         :raises ValueError: an unknown name or a bad value (nothing is changed then).
         """
-        unknown = set(settings) - set(SETTINGS)
-        if unknown:
-            raise ValueError(f"unknown settings {sorted(unknown)}; known: {', '.join(SETTINGS)}")
-        before = self.settings()
-        try:
-            for name, value in settings.items():
-                setattr(self, name, value)
-        except (ValueError, TypeError):
-            for name, value in before.items():
-                setattr(self, name, value)
-            raise
-        return self.settings()
+        switches = self._store.configure(**settings)
+        if "rate_limit_per_s" in settings:
+            self._rate_limiter.configure(switches.rate_limit_per_s)
+        return switches.settings()
 
     @property
     def auto_reply_after_s(self) -> float | None:
@@ -1001,7 +867,8 @@ class EtelecomSimulator:
         store = self._store
         if method == "Zalo/ListRequestConsent":
             flt = parse_filter(body.get("filter"))
-            paging = parse_paging(body.get("paging"), store.accepted_sorts, store.ignored_sorts)
+            switches = store.switches
+            paging = parse_paging(body.get("paging"), switches.accepted_sorts, switches.ignored_sorts)
             items, next_cursor, prev_cursor = store.list_page(flt, paging)
             return {
                 "consents": items,

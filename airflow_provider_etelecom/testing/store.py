@@ -27,9 +27,16 @@ import threading
 import time
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
+
+from airflow_provider_etelecom.testing.switches import (
+    DEFAULT_SWITCHES,
+    MAX_LIMIT,
+    SORTS,
+    PlatformSwitches,
+)
 
 CALL_TYPES: tuple[str, ...] = ("audio", "video", "audio_and_video")
 REASON_CODES: tuple[str, ...] = (
@@ -44,13 +51,8 @@ STATUSES: tuple[str, ...] = ("P", "N")
 DELIVERY_STATUSES: tuple[str, ...] = ("unknown", "received", "seen")
 UNKNOWN = "unknown"
 ZERO_STATUS = "Z"
-SORTS: tuple[str, ...] = ("created_at", "-created_at", "updated_at", "-updated_at")
-#: How the platform may read a time's fraction: kept exactly, cut to milliseconds, cut to whole
-#: seconds, or rounded half-up to whole seconds.
-TIME_PRECISIONS: tuple[str, ...] = ("exact", "ms", "s_truncate", "s_round")
 DEFAULT_SORT = "-created_at"
 DEFAULT_LIMIT = 100
-MAX_LIMIT = 100
 AGREEMENT_S = 30 * 86400
 US = 1_000_000
 AGREEMENT_US = AGREEMENT_S * US
@@ -93,16 +95,6 @@ class NotFound(KeyError):
 
 _DAY_PREFIX: dict[int, str] = {}
 _TIME_OF_DAY: list[str] = []
-
-
-def check_precision(value: str, field: str) -> str:
-    """Return ``value`` if it is one of :data:`TIME_PRECISIONS`.
-
-    :raises ValueError: another value (the message names ``field``).
-    """
-    if value not in TIME_PRECISIONS:
-        raise ValueError(f"{field} must be one of {', '.join(TIME_PRECISIONS)}, got {value!r}")
-    return value
 
 
 def reduce_time(value: int, precision: str, unit: int = US) -> int:
@@ -597,25 +589,11 @@ class Store:
     :param auto_reply_after_s: consents made by ``RequestConsent`` get ``auto_reply_status`` this many
         simulated seconds after they were created (``None``: never).
     :param auto_reply_status: ``"P"`` or ``"N"``.
-    :param listing_lag_s: a consent added after construction (``RequestConsent``, :meth:`insert`,
-        :meth:`add`) is listable only this many simulated seconds after it was added.
-    :param date_to_inclusive: ``filter.date_to`` is inclusive instead of exclusive.
     :param oa_ids: OA ids to generate data for.
     :param phones: phone pool to generate data for.
-    :param fractional_times: times the simulator makes itself (seeded, inserted and requested
-        consents) get a sub-second part drawn from the seed; default whole seconds.
-    :param date_filter_precision: how ``filter.date_from``/``date_to`` are read before they are
-        compared with the exact ``created_at`` (:data:`TIME_PRECISIONS`).
-    :param created_at_precision: how times are written in answers; filtering and sorting still use
-        the exact value (:data:`TIME_PRECISIONS`).
-    :param accepted_sorts: the ``paging.sort`` values accepted by name (a subset of :data:`SORTS`).
-    :param ignored_sorts: accepted ``paging.sort`` values answered in the default order anyway.
-    :param reply_moves_updated_at: a reply (``P``, ``N``, ``NS``) sets ``updated_at`` to its time;
-        ``False`` leaves ``updated_at`` as it was.
-    :param burst_share: share of the seeded consents created inside the burst window.
-    :param burst_start: first second of the burst window, epoch seconds (default: the window is
-        centred in ``[start, end)``, and cut to it when longer).
-    :param burst_span_s: length of the burst window in seconds.
+    :param switches: the platform switches (:class:`~.switches.PlatformSwitches`; default: their
+        defaults). The store reads every switch from :attr:`switches`; :meth:`configure` changes them.
+        A burst window left to its default is stored resolved (``burst_start``, ``burst_span_s``).
     """
 
     def __init__(
@@ -628,19 +606,9 @@ class Store:
         reply_window_s: float = 86400.0,
         auto_reply_after_s: float | None = None,
         auto_reply_status: str = "P",
-        listing_lag_s: float = 0.0,
-        date_to_inclusive: bool = False,
         oa_ids: Sequence[str] | None = None,
         phones: Sequence[str] | None = None,
-        fractional_times: bool = False,
-        date_filter_precision: str = "exact",
-        created_at_precision: str = "exact",
-        accepted_sorts: Iterable[str] = SORTS,
-        ignored_sorts: Iterable[str] = (),
-        reply_moves_updated_at: bool = True,
-        burst_share: float = 0.0,
-        burst_start: int | float | None = None,
-        burst_span_s: float = 3600.0,
+        switches: PlatformSwitches = DEFAULT_SWITCHES,
     ) -> None:
         if consents < 0:
             raise ValueError("consents must be >= 0")
@@ -656,15 +624,8 @@ class Store:
         self.reply_window_s = float(reply_window_s)
         self.auto_reply_after_s = auto_reply_after_s
         self.auto_reply_status = auto_reply_status
-        self.listing_lag_s = float(listing_lag_s)
-        self.date_to_inclusive = date_to_inclusive
-        self.fractional_times = bool(fractional_times)
-        self.date_filter_precision = date_filter_precision
-        self._created_at_precision = check_precision(created_at_precision, "created_at_precision")
-        self.accepted_sorts = accepted_sorts
-        self.ignored_sorts = ignored_sorts
-        self.reply_moves_updated_at = bool(reply_moves_updated_at)
-        self._init_burst(burst_share, burst_start, burst_span_s)
+        self.switches = switches
+        self._init_burst()
         self._rng = random.Random(seed)
         rng = self._rng
         self.shop_id = str(1_100_000_000_000_000_000 + rng.randrange(10**15))
@@ -693,78 +654,40 @@ class Store:
         self._max_id = 1_200_000_000_000_000_000
         self._seed(consents)
 
-    def _init_burst(self, share: float, start: int | float | None, span_s: float) -> None:
-        share, span_s = float(share), float(span_s)
-        if not 0.0 <= share <= 1.0:
-            raise ValueError(f"burst_share must be within [0, 1], got {share}")
-        if span_s <= 0:
-            raise ValueError(f"burst_span_s must be > 0, got {span_s}")
+    def _init_burst(self) -> None:
+        """Resolve the burst window: centred in ``[start, end)`` (and cut to it) unless given."""
+        switches = self.switches
+        share, span_s = switches.burst_share, switches.burst_span_s
         seeded = self.end - self.start
-        if start is None:
+        if switches.burst_start is None:
             span_s = min(span_s, float(seeded))
             burst_start = self.start + int((seeded - span_s) // 2)
         else:
-            burst_start = int(start)
+            burst_start = to_epoch(switches.burst_start, "burst_start")
             if share > 0 and (burst_start < self.start or burst_start + span_s > self.end):
                 raise ValueError(
                     f"the burst window [burst_start, burst_start + burst_span_s) must lie inside the seeded "
                     f"[start, end): burst_start={burst_start}, burst_span_s={span_s}, "
                     f"start={self.start}, end={self.end}"
                 )
-        self.burst_share, self.burst_start, self.burst_span_s = share, burst_start, span_s
+        self._burst_start, self._burst_span_s = burst_start, span_s
+        moment = datetime.fromtimestamp(burst_start, tz=timezone.utc)
+        self.switches = replace(switches, burst_start=moment, burst_span_s=span_s)
 
     # -------------------------------------------------------------- switches
-    @property
-    def date_filter_precision(self) -> str:
-        """How ``filter.date_from``/``date_to`` are read before comparing (:data:`TIME_PRECISIONS`)."""
-        return self._date_filter_precision
+    def configure(self, **changes: Any) -> PlatformSwitches:
+        """Change switches a running simulator may change (:data:`~.switches.SETTINGS`), all checked first.
 
-    @date_filter_precision.setter
-    def date_filter_precision(self, value: str) -> None:
-        self._date_filter_precision = check_precision(value, "date_filter_precision")
-
-    @property
-    def created_at_precision(self) -> str:
-        """How times are written in answers (:data:`TIME_PRECISIONS`); setting it rewrites every answer."""
-        return self._created_at_precision
-
-    @created_at_precision.setter
-    def created_at_precision(self, value: str) -> None:
-        check_precision(value, "created_at_precision")
+        :return: the switches after the change.
+        :raises ValueError: an unknown or seeding-only name, or a bad value (nothing changes then).
+        """
         with self._lock:
-            self._created_at_precision = value
-            for consent in self._by_id.values():
-                consent._wire = None
-
-    @property
-    def accepted_sorts(self) -> tuple[str, ...]:
-        """The ``paging.sort`` values accepted by name, in :data:`SORTS` order."""
-        return self._accepted_sorts
-
-    @accepted_sorts.setter
-    def accepted_sorts(self, value: Iterable[str]) -> None:
-        if isinstance(value, str):
-            raise ValueError("accepted_sorts must be a collection of sort values, not one string")
-        wanted = set(value)
-        unknown = wanted - set(SORTS)
-        if unknown:
-            raise ValueError(f"accepted_sorts: unknown sorts {sorted(unknown)}; known: {', '.join(SORTS)}")
-        self._accepted_sorts = tuple(s for s in SORTS if s in wanted)
-
-    @property
-    def ignored_sorts(self) -> tuple[str, ...]:
-        """The accepted ``paging.sort`` values answered in the default order anyway, in :data:`SORTS` order."""
-        return self._ignored_sorts
-
-    @ignored_sorts.setter
-    def ignored_sorts(self, value: Iterable[str]) -> None:
-        if isinstance(value, str):
-            raise ValueError("ignored_sorts must be a collection of sort values, not one string")
-        wanted = set(value)
-        unknown = wanted - set(SORTS)
-        if unknown:
-            raise ValueError(f"ignored_sorts: unknown sorts {sorted(unknown)}; known: {', '.join(SORTS)}")
-        self._ignored_sorts = tuple(s for s in SORTS if s in wanted)
+            before, after = self.switches, self.switches.changed(**changes)
+            self.switches = after
+            if after.created_at_precision != before.created_at_precision:
+                for consent in self._by_id.values():
+                    consent._wire = None
+            return after
 
     # ----------------------------------------------------------------- clock
     def now_s(self) -> float:
@@ -789,12 +712,12 @@ class Store:
 
     def _stamp(self, now: int) -> int:
         """``now`` as the simulator writes a moment it records: whole seconds unless fractional."""
-        return now if self.fractional_times else now - now % US
+        return now if self.switches.fractional_times else now - now % US
 
     def _made_at(self, now: int) -> int:
         """A ``created_at`` for a consent made at ``now``: its second, plus a seeded fraction (never after now)."""
         second = now - now % US
-        if not self.fractional_times:
+        if not self.switches.fractional_times:
             return second
         made = second + self._rng.randrange(US)
         return made if made <= now else made - US
@@ -802,10 +725,11 @@ class Store:
     def _window_us(self) -> int:
         """``expires_at - created_at`` of a pending consent (whole seconds unless fractional)."""
         window = self.reply_window_s
-        return int(window * US) if self.fractional_times else int(window) * US
+        return int(window * US) if self.switches.fractional_times else int(window) * US
 
     def _lag_until(self, now: int) -> int:
-        return now + round(self.listing_lag_s * US) if self.listing_lag_s > 0 else 0
+        lag = self.switches.listing_lag_s
+        return now + round(lag * US) if lag > 0 else 0
 
     # ------------------------------------------------------------ generation
     def _generate(self, created: int, now: int) -> Consent:
@@ -816,7 +740,7 @@ class Store:
         offsets are whole seconds unless ``fractional_times``, so the default data is unchanged.
         """
         rand = self._rng.random
-        fractional = self.fractional_times
+        fractional = self.switches.fractional_times
         self._max_id += 1 + int(rand() * 1000)
         phone = self.phones[int(rand() * len(self.phones))]
         call_type = _CALL_VALUES[bisect_right(_CALL_CUM, rand())]
@@ -887,17 +811,17 @@ class Store:
     def _seed_times(self, n: int) -> list[int]:
         """Seeded ``created_at`` values, sorted: the burst share inside its window, the rest spread."""
         rand = self._rng.random
-        in_burst = round(n * self.burst_share)
+        in_burst = round(n * self.switches.burst_share)
         spread = n - in_burst
-        if self.fractional_times:
+        if self.switches.fractional_times:
             base, span = self.start * US, (self.end - self.start) * US
             created = [base + int(rand() * span) for _ in range(spread)]
-            base, span = self.burst_start * US, int(self.burst_span_s * US)
+            base, span = self._burst_start * US, int(self._burst_span_s * US)
             created += [base + int(rand() * span) for _ in range(in_burst)]
         else:
             base, whole = self.start, self.end - self.start
             created = [(base + int(rand() * whole)) * US for _ in range(spread)]
-            base, burst = self.burst_start, self.burst_span_s
+            base, burst = self._burst_start, self._burst_span_s
             created += [(base + int(rand() * burst)) * US for _ in range(in_burst)]
         created.sort()
         # A few deliberate exact ties even in small data sets.
@@ -943,7 +867,7 @@ class Store:
     def _set_reply(self, consent: Consent, reply: str, at: int) -> None:
         self._updated_index.pop(bisect_left(self._updated_index, _key(consent.updated, consent.id)))
         consent.reply_status = reply
-        if self.reply_moves_updated_at:
+        if self.switches.reply_moves_updated_at:
             consent.updated = at
         if reply == "P":
             consent.expires = at + AGREEMENT_US
@@ -966,7 +890,7 @@ class Store:
         self._schedule(consent, auto_reply_at)
 
     def _wire(self, consent: Consent) -> dict[str, Any]:
-        return consent.wire(self._created_at_precision)
+        return consent.wire(self.switches.created_at_precision)
 
     # ---------------------------------------------------------------- reads
     def get(self, consent_id: int | str) -> dict[str, Any] | None:
@@ -1013,7 +937,8 @@ class Store:
             by_created = paging.sort.endswith("created_at")
             index = self._created_index if by_created else self._updated_index
             descending = paging.sort.startswith("-")
-            low, high = flt.date_bounds(self._date_filter_precision, self.date_to_inclusive)
+            switches = self.switches
+            low, high = flt.date_bounds(switches.date_filter_precision, switches.date_to_inclusive)
             lo, hi = 0, len(index)
             if by_created and low is not None:
                 lo = bisect_left(index, _key(low, 0))
@@ -1061,7 +986,7 @@ class Store:
         with self._lock:
             self._settle()
             now = self.now_us()
-            shown = self._created_at_precision
+            shown = self.switches.created_at_precision
             consents = self._by_oa_phone.get((oa_id, phone), [])
             agreed = [c for c in consents if c.status == "P" and c.reply_status == "P"]
             valid = [c for c in agreed if c.expires > now]

@@ -15,6 +15,8 @@ each variant plays (same keys).
 
 from __future__ import annotations
 
+from airflow_provider_etelecom.testing.switches import PlatformSwitches
+
 _FRACTIONAL: dict[str, object] = {"fractional_times": True}
 
 #: Constructor keyword arguments of :class:`~airflow_provider_etelecom.testing.EtelecomSimulator`, by name.
@@ -72,3 +74,17 @@ PLATFORM_VARIANT_DESCRIPTIONS: dict[str, str] = {
     "reply_keeps_updated_at": "a reply (P, N, NS) leaves updated_at at its old value",
     "crowded_second": "half of the seeded consents created inside one second, with microseconds",
 }
+
+
+def _check_variants() -> None:
+    """Refuse, at import, a variant that names no switch or gives a bad value, or one left undescribed."""
+    for name, switches in PLATFORM_VARIANTS.items():
+        PlatformSwitches.of(switches, where=f"PLATFORM_VARIANTS[{name!r}]")
+    if set(PLATFORM_VARIANT_DESCRIPTIONS) != set(PLATFORM_VARIANTS):
+        raise ValueError(
+            "PLATFORM_VARIANT_DESCRIPTIONS must describe every variant, and only them: "
+            f"{sorted(set(PLATFORM_VARIANT_DESCRIPTIONS) ^ set(PLATFORM_VARIANTS))}"
+        )
+
+
+_check_variants()
