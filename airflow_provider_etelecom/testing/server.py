@@ -868,19 +868,15 @@ class EtelecomSimulator:
         if method == "Zalo/ListRequestConsent":
             flt = parse_filter(body.get("filter"))
             switches = store.switches
-            paging = parse_paging(body.get("paging"), switches.accepted_sorts, switches.ignored_sorts)
+            paging = parse_paging(
+                body.get("paging"), switches.accepted_sorts, switches.ignored_sorts, switches.page_cap
+            )
             items, next_cursor, prev_cursor = store.list_page(flt, paging)
-            return {
-                "consents": items,
-                "paging": {
-                    "after": paging.raw_after,
-                    "before": paging.raw_before,
-                    "limit": paging.limit,
-                    "next": next_cursor,
-                    "prev": prev_cursor,
-                    "sort": paging.raw_sort,
-                },
-            }
+            echo: dict[str, Any] = {"after": paging.raw_after, "before": paging.raw_before}
+            if switches.limit_echo != "absent":
+                echo["limit"] = paging.limit if switches.limit_echo == "effective" else paging.asked_limit
+            echo.update(next=next_cursor, prev=prev_cursor, sort=paging.raw_sort)
+            return {"consents": items, "paging": echo}
         if method == "Zalo/RequestConsent":
             oa_id = _required(body, "oa_id")
             oa = str(parse_int64(oa_id, "oa_id"))

@@ -459,6 +459,8 @@ class Paging:
 
     sort: str
     limit: int
+    asked_limit: int
+    """The ``limit`` asked for, as a number (``0`` when none was sent, as Go reads a missing field)."""
     after: tuple[int, int] | None
     before: tuple[int, int] | None
     raw_after: str
@@ -502,13 +504,19 @@ def decode_cursor(cursor: str, sort: str, field: str) -> tuple[int, int]:
     return seconds * US + fraction, consent_id
 
 
-def parse_paging(raw: Any, accepted_sorts: Collection[str] = SORTS, ignored_sorts: Collection[str] = ()) -> Paging:
-    """Validate ``paging``: one sort field of :data:`SORTS`, limit cut to :data:`MAX_LIMIT`, cursors.
+def parse_paging(
+    raw: Any,
+    accepted_sorts: Collection[str] = SORTS,
+    ignored_sorts: Collection[str] = (),
+    page_cap: int = MAX_LIMIT,
+) -> Paging:
+    """Validate ``paging``: one sort field of :data:`SORTS`, limit cut to ``page_cap``, cursors.
 
     :param accepted_sorts: the sorts this platform accepts when asked for by name (the default
         order is served whatever this says: a platform does not refuse its own default).
     :param ignored_sorts: accepted sorts answered in the default order all the same (the request's
         ``sort`` is still echoed); their cursors are the default order's.
+    :param page_cap: the most consents a page holds; a larger (or the default) limit is cut to it.
     :raises InvalidArgument: bad or refused sort, limit type or cursor.
     """
     if raw is None:
@@ -525,7 +533,7 @@ def parse_paging(raw: Any, accepted_sorts: Collection[str] = SORTS, ignored_sort
         sort = DEFAULT_SORT
     raw_limit = raw.get("limit")
     if raw_limit in (None, ""):
-        limit = DEFAULT_LIMIT
+        limit = 0
     else:
         if isinstance(raw_limit, bool):
             raise InvalidArgument("limit", "paging.limit: phải là số nguyên")
@@ -535,9 +543,10 @@ def parse_paging(raw: Any, accepted_sorts: Collection[str] = SORTS, ignored_sort
             raise InvalidArgument("limit", f"paging.limit: phải là số nguyên: {raw_limit!r}") from None
         if isinstance(raw_limit, float) and raw_limit != limit:
             raise InvalidArgument("limit", f"paging.limit: phải là số nguyên: {raw_limit!r}")
+    asked = limit
     if limit <= 0:
         limit = DEFAULT_LIMIT
-    limit = min(limit, MAX_LIMIT)
+    limit = min(limit, page_cap)
     cursors: dict[str, tuple[int, int] | None] = {}
     raws: dict[str, str] = {}
     for field in ("after", "before"):
@@ -549,6 +558,7 @@ def parse_paging(raw: Any, accepted_sorts: Collection[str] = SORTS, ignored_sort
     return Paging(
         sort=sort,
         limit=limit,
+        asked_limit=asked,
         after=cursors["after"],
         before=cursors["before"],
         raw_after=raws["after"],

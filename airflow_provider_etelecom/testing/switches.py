@@ -31,6 +31,8 @@ SORTS: tuple[str, ...] = ("created_at", "-created_at", "updated_at", "-updated_a
 TIME_PRECISIONS: tuple[str, ...] = ("exact", "ms", "s_truncate", "s_round")
 #: The page cap the simulator plays by default (``page_cap``).
 MAX_LIMIT = 100
+#: What ``paging.limit`` echoes (``limit_echo``).
+LIMIT_ECHOES: tuple[str, ...] = ("effective", "asked", "absent")
 
 Check = Callable[[str, Any], Any]
 """``check(name, value)`` returns the value as the switch holds it, or raises ``ValueError`` naming ``name``."""
@@ -164,6 +166,16 @@ class PlatformSwitches:
         "comma-separated paging.sort values accepted but answered in the default order (default none)",
         _sort_set,
         parse=parse_sorts,
+    )
+    # ------------------------------------------------------------ pages and cursors
+    page_cap: int = _switch(
+        MAX_LIMIT, "the most consents a page holds, whatever limit asks", _number(1.0, integer=True)
+    )
+    limit_echo: str = _switch(
+        "effective",
+        "what paging.limit echoes: the effective limit, the one asked, or no key",
+        _one_of(LIMIT_ECHOES),
+        choices=LIMIT_ECHOES,
     )
     # ------------------------------------------------------------ answers
     reply_moves_updated_at: bool = _switch(

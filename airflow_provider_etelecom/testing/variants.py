@@ -45,6 +45,9 @@ PLATFORM_VARIANTS: dict[str, dict[str, object]] = {
     "updated_at_sort_ignored": {"ignored_sorts": ("updated_at", "-updated_at")},
     "reply_keeps_updated_at": {"reply_moves_updated_at": False},
     "crowded_second": {**_FRACTIONAL, "burst_share": 0.5, "burst_span_s": 1.0},
+    "page_cap_50": {"page_cap": 50},
+    "page_cap_50+limit_asked": {"page_cap": 50, "limit_echo": "asked"},
+    "limit_absent": {"limit_echo": "absent"},
 }
 
 #: The variants that change how the waiting side's changed reads (``sort=-updated_at``) behave.
@@ -73,6 +76,9 @@ PLATFORM_VARIANT_DESCRIPTIONS: dict[str, str] = {
     "updated_at_sort_ignored": "sort=updated_at accepted and echoed, but answered newest created_at first",
     "reply_keeps_updated_at": "a reply (P, N, NS) leaves updated_at at its old value",
     "crowded_second": "half of the seeded consents created inside one second, with microseconds",
+    "page_cap_50": "at most 50 consents a page whatever limit asks; paging.limit echoes 50",
+    "page_cap_50+limit_asked": "at most 50 consents a page, while paging.limit echoes the limit asked",
+    "limit_absent": "the answer's paging has no limit key",
 }
 
 

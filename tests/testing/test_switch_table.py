@@ -34,6 +34,8 @@ OTHER_VALUE: dict[str, Any] = {
     "burst_share": 0.25,
     "burst_start": START.replace(day=10),
     "burst_span_s": 60.0,
+    "page_cap": 50,
+    "limit_echo": "asked",
 }
 #: A value each switch refuses.
 BAD_VALUE: dict[str, Any] = {
@@ -49,6 +51,8 @@ BAD_VALUE: dict[str, Any] = {
     "burst_share": 1.5,
     "burst_start": "2026-01-10",
     "burst_span_s": 0,
+    "page_cap": 0,
+    "limit_echo": "given",
 }
 #: What to type on the command line for OTHER_VALUE.
 CLI_TEXT: dict[str, str] = {

@@ -1,0 +1,84 @@
+"""The platform switches that shape pages, cursors and answers, each proved over loopback HTTP:
+page cap and the echoed limit, error bodies in a 200, short pages from rows dropped after the LIMIT,
+what a cursor holds, id orders, zones, the date filter's field, numeric ids, conflicts and clocks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_etelecom.testing import PLATFORM_VARIANTS, EtelecomSimulator
+
+from .conftest import END, KEY, START, call, list_page
+
+
+def _sim(consents: int = 120, **switches: Any) -> EtelecomSimulator:
+    return EtelecomSimulator(consents=consents, seed=3, api_key=KEY, start=START, end=END, **switches)
+
+
+def _ids(consents: list[dict[str, Any]] | None) -> list[str]:
+    return [str(c["id"]) for c in consents or []]
+
+
+def pages(sim: EtelecomSimulator, body: dict[str, Any] | None = None, max_pages: int = 500) -> Iterator[dict[str, Any]]:
+    """Every page of a listing, the empty last one included; stops at a repeated cursor, as a careful client."""
+    body = dict(body or {})
+    paging = dict(body.pop("paging", {}))
+    seen: set[str] = set()
+    with requests.Session() as session:
+        for _ in range(max_pages):
+            page = list_page(sim, session, **body, paging=paging)
+            yield page
+            cursor = page["paging"]["next"]
+            if not page["consents"] or cursor in seen:
+                return
+            seen.add(cursor)
+            paging["after"] = cursor
+    raise AssertionError("listing never ended")
+
+
+# ------------------------------------------------------------------ page cap and limit echo
+def test_page_cap_cuts_every_limit_and_the_listing_is_whole() -> None:
+    with _sim(350, page_cap=30) as sim:
+        assert len(list_page(sim, paging={"limit": 100})["consents"]) == 30
+        assert list_page(sim)["paging"]["limit"] == 30, "the default limit is cut too, and echoed"
+        assert len(list_page(sim, paging={"limit": 10})["consents"]) == 10
+        listed = list(pages(sim, {"paging": {"limit": 100}}))
+        assert [len(p["consents"]) for p in listed] == [30] * 11 + [20, 0]
+        assert _ids([c for p in listed for c in p["consents"]]) == _ids(sim.consents())
+
+
+@pytest.mark.parametrize(
+    ("echo", "asked", "expected"),
+    [
+        ("effective", 100, 30),
+        ("effective", None, 30),
+        ("asked", 100, 100),
+        ("asked", "7", 7),
+        ("asked", None, 0),
+        ("asked", -5, -5),
+        ("absent", 100, None),
+    ],
+)
+def test_limit_echo(echo: str, asked: object, expected: int | None) -> None:
+    with _sim(page_cap=30, limit_echo=echo) as sim:
+        paging = {} if asked is None else {"limit": asked}
+        page = list_page(sim, paging=paging)
+        assert len(page["consents"]) == min(30, 7 if asked == "7" else 30)
+        if expected is None:
+            assert "limit" not in page["paging"] and page["paging"]["next"]
+        else:
+            assert page["paging"]["limit"] == expected
+
+
+def test_page_cap_variants() -> None:
+    assert PLATFORM_VARIANTS["page_cap_50"] == {"page_cap": 50}
+    with _sim(**PLATFORM_VARIANTS["page_cap_50+limit_asked"]) as sim:  # type: ignore[arg-type]
+        page = list_page(sim, paging={"limit": 100})
+        assert len(page["consents"]) == 50 and page["paging"]["limit"] == 100
+    with _sim(**PLATFORM_VARIANTS["limit_absent"]) as sim:  # type: ignore[arg-type]
+        assert "limit" not in list_page(sim)["paging"]
+        assert call(sim, "Zalo/ListRequestConsent", {"paging": {"limit": "x"}}).status_code == 400
