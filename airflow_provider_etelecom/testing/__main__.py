@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-limit-burst", type=int, default=3, help="429s per burst (default 3)")
     parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of 429s, seconds")
     parser.add_argument("--exhausted-rate", type=float, default=0.0, help="share of 403 resource_exhausted")
+    parser.add_argument(
+        "--error-body-rate", type=float, default=0.0, help="share of 200 answers with an error body (a proxy)"
+    )
     parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault sequence")
     parser.add_argument("--auto-reply-after", type=float, default=None, help="auto-reply after S seconds")
     parser.add_argument("--auto-reply-status", choices=("P", "N"), default="P")
@@ -144,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_limit_burst=args.rate_limit_burst,
         retry_after_s=args.retry_after,
         exhausted_rate=args.exhausted_rate,
+        error_body_rate=args.error_body_rate,
         seed=args.fault_seed,
     )
     sim = EtelecomSimulator(

@@ -46,7 +46,12 @@ from airflow_provider_etelecom.testing.switches import SETTINGS, SWITCH_NAMES, P
 API_PATH = re.compile(r"^/v1/(shop|partner)\.([A-Za-z]+/[A-Za-z]+)$")
 API_METHODS = ("Zalo/ListRequestConsent", "Zalo/RequestConsent", "Zalo/CheckConsent", "Misc/CurrentAccount")
 CONTROL_PREFIX = "/_simulator/"
-FAULT_KINDS = ("500", "502", "503", "429", "403_exhausted", "drop", "truncate", "timeout")
+#: A proxy or gateway answering 200 with an error body: an eTelecom-shaped error, a gateway's
+#: ``errors`` list, or a listing without its ``paging`` (error-body faults).
+ERROR_BODY_FAULTS = ("200_code", "200_errors", "200_no_paging")
+FAULT_KINDS = ("500", "502", "503", "429", "403_exhausted", "drop", "truncate", "timeout", *ERROR_BODY_FAULTS)
+#: Faults counted only where they apply (a 200 answer; a listing with consents).
+_COUNTED_WHEN_APPLIED = ("truncate", "200_no_paging")
 DEFAULT_TIMEOUT_FAULT_S = 5.0
 LOG_LIMIT = 10_000
 
@@ -70,6 +75,11 @@ class FaultConfig:
     :param rate_limit_burst: consecutive 429 answers per burst.
     :param retry_after_s: value of the ``Retry-After`` header of 429 answers.
     :param exhausted_rate: share of 403 ``resource_exhausted`` answers (the platform's quota signal).
+    :param error_body_rate: share of requests answered 200 with an error body (a proxy in front of
+        the platform), split evenly among ``200_code`` (``{"code": "unavailable", "msg"}``, before
+        the application runs), ``200_errors`` (``{"errors": [{"message"}]}``, before it runs) and
+        ``200_no_paging`` (a ``ListRequestConsent`` page with its consents but no ``paging``; any
+        other answer, or a page without consents, is served normally).
     :param seed: seed of the ``random.Random`` that decides every fault.
     """
 
@@ -80,10 +90,12 @@ class FaultConfig:
     rate_limit_burst: int = 3
     retry_after_s: float = 1.0
     exhausted_rate: float = 0.0
+    error_body_rate: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "drop_rate", "truncate_rate", "rate_limit_rate", "exhausted_rate"):
+        rates = ("error_rate", "drop_rate", "truncate_rate", "rate_limit_rate", "exhausted_rate", "error_body_rate")
+        for name in rates:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {value}")
@@ -213,7 +225,8 @@ class _FaultEngine:
     """Decides the fault of each API request: scripted ones first, then the seeded random ones.
 
     Every request draws the same number of random numbers whatever happens, so a sequential run with
-    the same seed meets the same faults at the same requests.
+    the same seed meets the same faults at the same requests. (The error-body draws are made only when
+    ``error_body_rate`` is set, so the sequences of configurations without it are the ones they were.)
     """
 
     def __init__(self, config: FaultConfig) -> None:
@@ -251,6 +264,7 @@ class _FaultEngine:
                 return (None if kind == "none" else kind), arg
             cfg, rng = self.config, self._rng
             draws = [rng.random() for _ in range(6)]
+            body_draws = (rng.random(), rng.random()) if cfg.error_body_rate > 0 else (1.0, 0.0)
             if self._burst_left > 0:
                 self._burst_left -= 1
                 return "429", cfg.retry_after_s
@@ -265,6 +279,8 @@ class _FaultEngine:
                 return "drop", 0.0
             if draws[4] < cfg.truncate_rate:
                 return "truncate", 0.0
+            if body_draws[0] < cfg.error_body_rate:
+                return ERROR_BODY_FAULTS[int(body_draws[1] * 3) % 3], 0.0
             return None, 0.0
 
 
@@ -685,7 +701,8 @@ class EtelecomSimulator:
         """Give the next API requests these faults, in order, before random faults apply again.
 
         Kinds: ``"500"``, ``"502"``, ``"503"``, ``"429"``, ``"403_exhausted"``, ``"drop"``,
-        ``"truncate"``, ``"timeout"`` and ``"none"`` (a normal answer). A tuple ``("timeout", 2.0)``
+        ``"truncate"``, ``"timeout"``, the error bodies in a 200 (``"200_code"``, ``"200_errors"``,
+        ``"200_no_paging"``: see :class:`FaultConfig`) and ``"none"`` (a normal answer). A tuple ``("timeout", 2.0)``
         sets the sleep of a timeout, ``("429", 0.5)`` the ``Retry-After`` of a 429.
         """
         self._fault_engine.script(faults)
@@ -802,7 +819,7 @@ class EtelecomSimulator:
         """Answer one API request: faults first (as a gateway would), then route, auth and method."""
         self._sleep(self.latency_ms / 1000.0)
         fault, arg = self._fault_engine.next()
-        if fault is not None and fault != "truncate":
+        if fault is not None and fault not in _COUNTED_WHEN_APPLIED:
             self.stats.fault(fault)
         if fault == "timeout":
             self._sleep(arg)
@@ -818,6 +835,11 @@ class EtelecomSimulator:
         elif fault == "403_exhausted":
             body = {"code": "resource_exhausted", "msg": "Vượt quá giới hạn số lượng yêu cầu", "meta": {}}
             return _Answer(403, _json_bytes(body), fault=fault)
+        elif fault == "200_code":
+            body = {"code": "unavailable", "msg": "Hệ thống đang bận, vui lòng thử lại sau"}
+            return _Answer(200, _json_bytes(body), fault=fault)
+        elif fault == "200_errors":
+            return _Answer(200, _json_bytes({"errors": [{"message": "Service temporarily unavailable"}]}), fault=fault)
         try:
             answer = self._route(verb, match, method, raw, headers)
         except _ApiError as err:
@@ -829,6 +851,12 @@ class EtelecomSimulator:
         elif fault == "truncate" and answer.status == 200:
             self.stats.fault(fault)
             answer.fault = fault
+        elif fault == "200_no_paging" and method == "Zalo/ListRequestConsent" and answer.status == 200:
+            page = json.loads(answer.body)
+            if page.get("consents"):
+                del page["paging"]
+                self.stats.fault(fault)
+                answer.body, answer.fault = _json_bytes(page), fault
         return answer
 
     def _route(self, verb: str, match: re.Match[str] | None, method: str, raw: bytes, headers: Any) -> _Answer:
@@ -876,7 +904,7 @@ class EtelecomSimulator:
             if switches.limit_echo != "absent":
                 echo["limit"] = paging.limit if switches.limit_echo == "effective" else paging.asked_limit
             echo.update(next=next_cursor, prev=prev_cursor, sort=paging.raw_sort)
-            return {"consents": items, "paging": echo}
+            return {"consents": items or (None if switches.null_empty_page else []), "paging": echo}
         if method == "Zalo/RequestConsent":
             oa_id = _required(body, "oa_id")
             oa = str(parse_int64(oa_id, "oa_id"))

@@ -177,6 +177,7 @@ class PlatformSwitches:
         _one_of(LIMIT_ECHOES),
         choices=LIMIT_ECHOES,
     )
+    null_empty_page: bool = _switch(False, 'an empty page is {"consents": null} (a Go nil slice)', _flag)
     # ------------------------------------------------------------ answers
     reply_moves_updated_at: bool = _switch(
         True,

@@ -82,3 +82,15 @@ def test_page_cap_variants() -> None:
     with _sim(**PLATFORM_VARIANTS["limit_absent"]) as sim:  # type: ignore[arg-type]
         assert "limit" not in list_page(sim)["paging"]
         assert call(sim, "Zalo/ListRequestConsent", {"paging": {"limit": "x"}}).status_code == 400
+
+
+# ------------------------------------------------------------------ null empty page
+def test_null_empty_page_encodes_an_empty_page_as_a_go_nil_slice() -> None:
+    with _sim(30, null_empty_page=True) as sim:
+        listed = list(pages(sim, {"paging": {"limit": 10}}))
+        assert [len(p["consents"] or []) for p in listed] == [10, 10, 10, 0]
+        last = call(sim, "Zalo/ListRequestConsent", {"paging": {"after": listed[-2]["paging"]["next"]}})
+        assert last.text.startswith('{"consents":null,') and last.json()["paging"]["next"] == ""
+        sim.null_empty_page = False
+        assert list_page(sim, paging={"after": listed[-2]["paging"]["next"]})["consents"] == []
+    assert PLATFORM_VARIANTS["null_empty_page"] == {"null_empty_page": True}

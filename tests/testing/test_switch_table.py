@@ -36,6 +36,7 @@ OTHER_VALUE: dict[str, Any] = {
     "burst_span_s": 60.0,
     "page_cap": 50,
     "limit_echo": "asked",
+    "null_empty_page": True,
 }
 #: A value each switch refuses.
 BAD_VALUE: dict[str, Any] = {
@@ -53,6 +54,7 @@ BAD_VALUE: dict[str, Any] = {
     "burst_span_s": 0,
     "page_cap": 0,
     "limit_echo": "given",
+    "null_empty_page": "no",
 }
 #: What to type on the command line for OTHER_VALUE.
 CLI_TEXT: dict[str, str] = {
