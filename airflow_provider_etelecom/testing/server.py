@@ -722,13 +722,15 @@ class EtelecomSimulator:
         """
         return datetime.fromtimestamp(self._store.advance(seconds), tz=timezone.utc)
 
-    def consents(self, exact: bool = False) -> list[dict[str, Any]]:
+    def consents(self, exact: bool = False, visible_only: bool = False) -> list[dict[str, Any]]:
         """Return every consent as the API would serve it (copies, newest first, listing lag ignored).
 
         :param exact: write the times exactly (microseconds), whatever ``created_at_precision`` says:
             the values the date filters compare with, for computing what a window must hold.
+        :param visible_only: only the consents a listing can return now: past their listing lag and
+            not dropped after the LIMIT (``drop_after_limit``). What an exact export must hold.
         """
-        return self._store.all(exact)
+        return self._store.all(exact, visible_only)
 
     def consent(self, consent_id: str | int) -> dict[str, Any] | None:
         """Return one consent's wire dict, or ``None``."""
@@ -944,6 +946,9 @@ class EtelecomSimulator:
                     )
                 },
                 ("GET", "consents"): lambda: {"consents": self.consents()},
+                ("POST", "consents"): lambda: {
+                    "consents": self.consents(bool(body.get("exact")), bool(body.get("visible_only")))
+                },
                 ("GET", "settings"): self.settings,
                 ("POST", "settings"): lambda: self.configure(**body),
             }

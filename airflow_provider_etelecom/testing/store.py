@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import heapq
 import json
 import random
@@ -66,6 +67,15 @@ _ID_MASK = (1 << _ID_BITS) - 1
 def _key(micros: int, consent_id: int) -> int:
     """Pack ``(sort value, id)`` into one int: sorted indexes of ints bisect faster than of tuples."""
     return (micros << _ID_BITS) | consent_id
+
+
+def drop_fraction(consent_id: int) -> float:
+    """A fraction in ``[0, 1)`` fixed for ``consent_id`` in every process (``hash()`` is salted per process).
+
+    ``drop_after_limit`` drops the consents whose fraction is below its share.
+    """
+    digest = hashlib.blake2b(b"%d:drop" % consent_id, digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
 
 
 #: Send failures the seeded data uses (Zalo error codes as eTelecom relays them).
@@ -910,19 +920,28 @@ class Store:
             consent = self._by_id.get(int(consent_id))
             return dict(self._wire(consent)) if consent else None
 
-    def all(self, exact: bool = False) -> list[dict[str, Any]]:
-        """Return copies of every consent, newest first (the API's default order), lag ignored.
+    def all(self, exact: bool = False, visible_only: bool = False) -> list[dict[str, Any]]:
+        """Return copies of every consent, newest ``created_at`` first, listing lag ignored.
 
         :param exact: write the times exactly (microseconds) whatever ``created_at_precision`` says:
             the values the filters compare with.
+        :param visible_only: only the consents ``ListRequestConsent`` can serve now: past their
+            listing lag and not dropped after the page's LIMIT (``drop_after_limit``).
         """
         with self._lock:
             self._settle()
             by_id = self._by_id
-            keys = reversed(self._created_index)
+            consents: Iterable[Consent] = (by_id[k & _ID_MASK] for k in reversed(self._created_index))
+            if visible_only:
+                now = self.now_us()
+                consents = [c for c in consents if c.visible_at <= now and not self._dropped(c.id)]
             if exact:
-                return [by_id[k & _ID_MASK].wire_uncached("exact") for k in keys]
-            return [dict(self._wire(by_id[k & _ID_MASK])) for k in keys]
+                return [c.wire_uncached("exact") for c in consents]
+            return [dict(self._wire(c)) for c in consents]
+
+    def _dropped(self, consent_id: int) -> bool:
+        share = self.switches.drop_after_limit
+        return share > 0 and drop_fraction(consent_id) < share
 
     def count(self) -> int:
         """Return the number of consents held."""
@@ -937,6 +956,12 @@ class Store:
         bisection. ``after`` returns items strictly after the cursor in the sort order; ``before``
         returns the ``limit`` items just before it, still in the sort order. Date filters are read at
         ``date_filter_precision`` and compared with the exact ``created_at``.
+
+        With ``drop_after_limit``, the consents it drops are taken (they count against ``limit``) and
+        then left out of the answer, as a backend that checks rows in code after its SQL ``LIMIT``:
+        pages come back short mid-listing. The cursors are those of the first and last consent
+        *returned*, as a handler that builds them from its response items; a page whose rows were
+        all dropped is empty, with empty cursors.
 
         :return: (wire dicts in sort order, next cursor, prev cursor); both cursors are ``""`` on an
             empty page and filled on every non-empty page, the last one included.
@@ -977,6 +1002,8 @@ class Store:
                     break
             if paging.before is not None:
                 picked.reverse()
+            if switches.drop_after_limit > 0:
+                picked = [c for c in picked if not self._dropped(c.id)]
             if not picked:
                 return [], "", ""
             first, last = picked[0], picked[-1]

@@ -178,6 +178,11 @@ class PlatformSwitches:
         choices=LIMIT_ECHOES,
     )
     null_empty_page: bool = _switch(False, 'an empty page is {"consents": null} (a Go nil slice)', _flag)
+    drop_after_limit: float = _switch(
+        0.0,
+        "share of consents dropped after the page's LIMIT (never listed, still counted): short pages mid-listing",
+        _number(0.0, 1.0),
+    )
     # ------------------------------------------------------------ answers
     reply_moves_updated_at: bool = _switch(
         True,

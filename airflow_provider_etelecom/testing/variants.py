@@ -49,6 +49,7 @@ PLATFORM_VARIANTS: dict[str, dict[str, object]] = {
     "page_cap_50+limit_asked": {"page_cap": 50, "limit_echo": "asked"},
     "limit_absent": {"limit_echo": "absent"},
     "null_empty_page": {"null_empty_page": True},
+    "drop_after_limit": {"drop_after_limit": 0.1},
 }
 
 #: The variants that change how the waiting side's changed reads (``sort=-updated_at``) behave.
@@ -81,6 +82,7 @@ PLATFORM_VARIANT_DESCRIPTIONS: dict[str, str] = {
     "page_cap_50+limit_asked": "at most 50 consents a page, while paging.limit echoes the limit asked",
     "limit_absent": "the answer's paging has no limit key",
     "null_empty_page": 'an empty page is {"consents": null}, as Go encodes a nil slice',
+    "drop_after_limit": "a tenth of the consents dropped after the SQL LIMIT: short pages mid-listing",
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_etelecom.testing import PLATFORM_VARIANTS, EtelecomSimulator
+from airflow_provider_etelecom.testing import PLATFORM_VARIANTS, EtelecomSimulator, SimulatorProcess
 
 from .conftest import END, KEY, START, call, list_page
 
@@ -94,3 +94,49 @@ def test_null_empty_page_encodes_an_empty_page_as_a_go_nil_slice() -> None:
         sim.null_empty_page = False
         assert list_page(sim, paging={"after": listed[-2]["paging"]["next"]})["consents"] == []
     assert PLATFORM_VARIANTS["null_empty_page"] == {"null_empty_page": True}
+
+
+# ------------------------------------------------------------------ rows dropped after the LIMIT
+def _visible(sim: EtelecomSimulator) -> list[str]:
+    return _ids(sim.consents(visible_only=True))
+
+
+def test_dropped_rows_count_against_the_limit_so_pages_come_back_short_mid_listing() -> None:
+    with _sim(500, drop_after_limit=0.2) as sim:
+        visible = _visible(sim)
+        assert len(sim.consents()) == 500 and 330 <= len(visible) <= 470, "consents() still lists every one"
+        listed = list(pages(sim, {"paging": {"limit": 50}}))
+        sizes = [len(p["consents"]) for p in listed]
+        assert sizes[-1] == 0 and all(0 < n < 50 for n in sizes[:-2]), sizes
+        assert _ids([c for p in listed for c in p["consents"]]) == visible, "exactly the visible ones, in order"
+
+
+def test_next_is_the_cursor_of_the_last_consent_returned() -> None:
+    with _sim(300, drop_after_limit=0.3) as sim:
+        order = _ids(sim.consents())
+        first = list_page(sim, paging={"limit": 20})
+        last_returned = first["consents"][-1]["id"]
+        second = list_page(sim, paging={"limit": 20, "after": first["paging"]["next"]})
+        # The rows taken after the last returned one, dropped, are taken (and dropped) again.
+        after_last = order[order.index(last_returned) + 1 :]
+        assert second["consents"][0]["id"] == next(i for i in after_last if i in set(_visible(sim)))
+        assert first["paging"]["prev"] == list_page(sim, paging={"limit": 1})["paging"]["next"]
+
+
+def test_a_page_of_dropped_rows_is_empty_and_ends_the_listing() -> None:
+    with _sim(200, drop_after_limit=0.3) as sim:
+        order, visible = _ids(sim.consents()), set(_visible(sim))
+        first_dropped = next(n for n, consent_id in enumerate(order) if consent_id not in visible)
+        listed = list(pages(sim, {"paging": {"limit": 1}}))
+        assert [p["consents"] for p in listed][-1] == [] and listed[-1]["paging"]["next"] == ""
+        assert _ids([c for p in listed for c in p["consents"]]) == order[:first_dropped]
+
+
+def test_the_dropped_consents_are_the_same_in_every_process_and_request() -> None:
+    flags = ("--consents", "200", "--seed", "3", "--start", "2026-01-01T00:00:00Z", "--end", "2026-01-31T00:00:00Z")
+    with _sim(200, drop_after_limit=0.25) as sim, SimulatorProcess(*flags, "--drop-after-limit", "0.25") as other:
+        visible = _visible(sim)
+        assert visible == _visible(sim)
+        answer = other.control("consents", {"visible_only": True})
+        assert _ids(answer["consents"]) == visible
+        assert len(other.control("consents", {})["consents"]) == 200

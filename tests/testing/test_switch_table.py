@@ -37,6 +37,7 @@ OTHER_VALUE: dict[str, Any] = {
     "page_cap": 50,
     "limit_echo": "asked",
     "null_empty_page": True,
+    "drop_after_limit": 0.3,
 }
 #: A value each switch refuses.
 BAD_VALUE: dict[str, Any] = {
@@ -55,6 +56,7 @@ BAD_VALUE: dict[str, Any] = {
     "page_cap": 0,
     "limit_echo": "given",
     "null_empty_page": "no",
+    "drop_after_limit": 1.2,
 }
 #: What to type on the command line for OTHER_VALUE.
 CLI_TEXT: dict[str, str] = {
