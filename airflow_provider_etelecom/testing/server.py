@@ -767,6 +767,14 @@ class EtelecomSimulator:
         """
         return self._store.add(fields, unknown_fields=unknown_fields, omit_fields=omit_fields)
 
+    def delete_consents(self, consent_ids: Iterable[str | int]) -> int:
+        """Remove consents, e.g. mid-listing (what an offset cursor then skips); all or none.
+
+        :return: how many were removed.
+        :raises KeyError: an unknown id (nothing is removed then).
+        """
+        return self._store.delete(consent_ids)
+
     def fail_send_to(
         self,
         phone: str,
@@ -945,6 +953,7 @@ class EtelecomSimulator:
                         None if not body.get("created_at") else _aware(str(body["created_at"])),
                     )
                 },
+                ("POST", "delete"): lambda: {"deleted": self.delete_consents(_id_list(body["ids"]))},
                 ("GET", "consents"): lambda: {"consents": self.consents()},
                 ("POST", "consents"): lambda: {
                     "consents": self.consents(bool(body.get("exact")), bool(body.get("visible_only")))
@@ -994,6 +1003,12 @@ def _iso(moment: datetime) -> str:
 def _aware(value: str) -> datetime:
     seconds, micros = divmod(to_micros(value, "created_at"), US)
     return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=micros)
+
+
+def _id_list(raw: Any) -> list[str | int]:
+    if not isinstance(raw, list):
+        raise ValueError("ids must be a list")
+    return raw
 
 
 def _scripted(raw: Any) -> list[ScriptedFault]:

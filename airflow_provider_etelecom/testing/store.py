@@ -1191,6 +1191,25 @@ class Store:
             self._add(consent)
             return dict(self._wire(consent))
 
+    def delete(self, consent_ids: Iterable[int | str]) -> int:
+        """Remove consents (as a deletion on the platform would), all or none.
+
+        :return: how many were removed.
+        :raises NotFound: an id the store does not hold (nothing is removed then).
+        """
+        with self._lock:
+            self._settle()
+            wanted = {parse_int64(consent_id, "id") for consent_id in consent_ids}
+            missing = sorted(wanted - set(self._by_id))
+            if missing:
+                raise NotFound(", ".join(map(str, missing)))
+            for consent_id in wanted:
+                consent = self._by_id.pop(consent_id)
+                for index, value in ((self._created_index, consent.created), (self._updated_index, consent.updated)):
+                    index.pop(bisect_left(index, _key(value, consent_id)))
+                self._by_oa_phone[(consent.oa_id, consent.phone)].remove(consent)
+            return len(wanted)
+
     def fail_send_to(self, phone: str, error_code: int, error_message: str) -> None:
         """Make every later ``RequestConsent`` to ``phone`` fail to send with this Zalo error."""
         with self._lock:
