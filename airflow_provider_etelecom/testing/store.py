@@ -27,7 +27,8 @@ import re
 import threading
 import time
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -76,6 +77,65 @@ def drop_fraction(consent_id: int) -> float:
     """
     digest = hashlib.blake2b(b"%d:drop" % consent_id, digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
+
+
+def _fits(cursor: Cursor, kind: str) -> bool:
+    """Whether ``cursor`` holds the position a platform of ``cursor_kind`` ``kind`` reads."""
+    if kind == "offset":
+        return cursor.offset is not None
+    if kind == "keyset":
+        return cursor.value is not None and cursor.consent_id is not None
+    return cursor.value is not None
+
+
+def _cursor_bound(index: list[int], cursor: Cursor, kind: str, below: bool) -> int:
+    """Where ``cursor`` cuts the ascending ``index``: the end of what lies below it, or the start of what lies above.
+
+    ``keyset`` cuts at ``(value, id)`` exactly; ``value_lt`` leaves every row of ``value`` out
+    (``<`` / ``>``), ``value_le`` keeps them all (``<=`` / ``>=``).
+    """
+    value = cursor.value
+    assert value is not None
+    if kind == "keyset":
+        assert cursor.consent_id is not None
+        key = _key(value, cursor.consent_id)
+        return bisect_left(index, key) if below else bisect_right(index, key)
+    if (kind == "value_lt") == below:
+        return bisect_left(index, _key(value, 0))
+    return bisect_left(index, _key(value + 1, 0))
+
+
+def _offset_page(
+    index: list[int],
+    lo: int,
+    hi: int,
+    descending: bool,
+    paging: Paging,
+    by_id: dict[int, Consent],
+    listable: Callable[[Consent], bool],
+) -> tuple[list[Consent], int]:
+    """Serve a page of an offset cursor: count the listable rows of the order from its start.
+
+    :return: the rows taken, in sort order, and the offset of the first.
+    """
+    start = 0 if paging.after is None or paging.after.offset is None else paging.after.offset
+    stop = None if paging.before is None else paging.before.offset
+    positions = range(hi - 1, lo - 1, -1) if descending else range(lo, hi)
+    window = paging.limit if paging.after is None and stop is not None else None  # the rows just before
+    taken: deque[tuple[int, Consent]] = deque(maxlen=window)
+    at = 0
+    for pos in positions:
+        if stop is not None and at >= stop:
+            break
+        consent = by_id[index[pos] & _ID_MASK]
+        if not listable(consent):
+            continue
+        if at >= start:
+            taken.append((at, consent))
+            if window is None and len(taken) >= paging.limit:
+                break
+        at += 1
+    return [consent for _, consent in taken], taken[0][0] if taken else 0
 
 
 #: Send failures the seeded data uses (Zalo error codes as eTelecom relays them).
@@ -471,47 +531,84 @@ class Paging:
     limit: int
     asked_limit: int
     """The ``limit`` asked for, as a number (``0`` when none was sent, as Go reads a missing field)."""
-    after: tuple[int, int] | None
-    before: tuple[int, int] | None
+    after: Cursor | None
+    before: Cursor | None
     raw_after: str
     raw_before: str
     raw_sort: str
 
 
-def encode_cursor(sort: str, key: int, consent_id: int) -> str:
-    """Build an opaque cursor: urlsafe base64 of JSON holding the sort and the keyset ``(value, id)``.
+@dataclass(frozen=True)
+class Cursor:
+    """What an opaque cursor holds, decoded: a keyset ``(value, consent_id)``, a sort value, or an offset.
+
+    Which of these the platform puts in its cursors is the ``cursor_kind`` switch.
+    """
+
+    value: int | None = None
+    """The sort value of the consent it points at (microseconds of a time)."""
+    consent_id: int | None = None
+    """The id that breaks ties of ``value`` (keyset cursors)."""
+    offset: int | None = None
+    """A row offset into the filtered order (offset cursors)."""
+
+
+def encode_cursor(sort: str, key: int | None, consent_id: int | None = None, *, offset: int | None = None) -> str:
+    """Build an opaque cursor: urlsafe base64 of JSON holding the sort and a position in its order.
 
     The sort is inside so a cursor used with another sort is refused instead of silently paging the
-    wrong order. ``key`` is in microseconds; the cursor holds its whole seconds (``k``) and, only
+    wrong order. The position is a keyset ``(key, consent_id)``, a sort value alone (``key``) or a
+    row ``offset``. ``key`` is in microseconds; the cursor holds its whole seconds (``k``) and, only
     when there is one, its microsecond fraction (``f``), so whole-second cursors are unchanged.
     """
-    seconds, fraction = divmod(key, US)
-    data: dict[str, object] = {"s": sort, "k": seconds, "i": str(consent_id)}
+    data: dict[str, object] = {"s": sort}
+    fraction = 0
+    if key is not None:
+        data["k"], fraction = divmod(key, US)
+    if consent_id is not None:
+        data["i"] = str(consent_id)
     if fraction:
         data["f"] = fraction
+    if offset is not None:
+        data["o"] = offset
     raw = json.dumps(data, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, sort: str, field: str) -> tuple[int, int]:
+def decode_cursor(cursor: str, sort: str, field: str) -> Cursor:
     """Decode a cursor made by :func:`encode_cursor` and check it belongs to ``sort``.
+
+    Whether it holds what the platform's ``cursor_kind`` needs is the store's check.
 
     :raises InvalidArgument: garbage, or a cursor of another sort.
     """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        cursor_sort, seconds, consent_id = data["s"], int(data["k"]), int(data["i"])
-        fraction = int(data.get("f", 0))
-        if not (0 <= seconds < 2**40 and 0 <= fraction < US and 0 <= consent_id <= INT64_MAX):
-            raise ValueError("cursor out of range")
+        cursor_sort = data["s"]
+        value = consent_id = offset = None
+        if "k" in data:
+            seconds, fraction = int(data["k"]), int(data.get("f", 0))
+            if not (0 <= seconds < 2**40 and 0 <= fraction < US):
+                raise ValueError("cursor out of range")
+            value = seconds * US + fraction
+        if "i" in data:
+            consent_id = int(data["i"])
+            if not 0 <= consent_id <= INT64_MAX:
+                raise ValueError("cursor out of range")
+        if "o" in data:
+            offset = data["o"]
+            if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= INT64_MAX:
+                raise ValueError("cursor out of range")
+        if value is None and offset is None:
+            raise ValueError("cursor holds no position")
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
         raise InvalidArgument(field, f"paging.{field}: cursor không hợp lệ") from None
     if cursor_sort != sort:
         raise InvalidArgument(
             field, f"paging.{field}: cursor thuộc về sort {cursor_sort!r}, không dùng được với {sort!r}"
         )
-    return seconds * US + fraction, consent_id
+    return Cursor(value, consent_id, offset)
 
 
 def parse_paging(
@@ -557,7 +654,7 @@ def parse_paging(
     if limit <= 0:
         limit = DEFAULT_LIMIT
     limit = min(limit, page_cap)
-    cursors: dict[str, tuple[int, int] | None] = {}
+    cursors: dict[str, Cursor | None] = {}
     raws: dict[str, str] = {}
     for field in ("after", "before"):
         value = raw.get(field) or ""
@@ -949,13 +1046,19 @@ class Store:
             return len(self._by_id)
 
     def list_page(self, flt: ConsentFilter, paging: Paging) -> tuple[list[dict[str, Any]], str, str]:
-        """Serve one ``ListRequestConsent`` page by keyset.
+        """Serve one ``ListRequestConsent`` page.
 
-        Walks the sorted index from the cursor position, so a page costs O(limit) when nothing is
-        filtered out, and ``date_from``/``date_to`` with a ``created_at`` sort narrow the walk by
-        bisection. ``after`` returns items strictly after the cursor in the sort order; ``before``
-        returns the ``limit`` items just before it, still in the sort order. Date filters are read at
+        Walks the sorted index from the cursor position, so a keyset page costs O(limit) when nothing
+        is filtered out, and ``date_from``/``date_to`` with a ``created_at`` sort narrow the walk by
+        bisection. ``after`` returns items after the cursor in the sort order; ``before`` returns the
+        ``limit`` items just before it, still in the sort order. Date filters are read at
         ``date_filter_precision`` and compared with the exact ``created_at``.
+
+        What a cursor holds is ``cursor_kind``: a keyset ``(sort value, id)`` (items strictly after
+        it), the sort value alone (``value_lt``: items strictly after that value, so the ties of it
+        that did not fit on the page are skipped; ``value_le``: items from that value on, so the
+        page's ties of it come back), or an ``offset`` into the filtered order as it is at request
+        time (a walk from the start: O(offset + limit)).
 
         With ``drop_after_limit``, the consents it drops are taken (they count against ``limit``) and
         then left out of the answer, as a backend that checks rows in code after its SQL ``LIMIT``:
@@ -965,53 +1068,68 @@ class Store:
 
         :return: (wire dicts in sort order, next cursor, prev cursor); both cursors are ``""`` on an
             empty page and filled on every non-empty page, the last one included.
+        :raises InvalidArgument: a cursor that does not hold what ``cursor_kind`` needs.
         """
         with self._lock:
             self._settle()
             now = self.now_us()
+            switches = self.switches
+            kind = switches.cursor_kind
+            for cursor, field in ((paging.after, "after"), (paging.before, "before")):
+                if cursor is not None and not _fits(cursor, kind):
+                    raise InvalidArgument(field, f"paging.{field}: cursor không hợp lệ")
             by_created = paging.sort.endswith("created_at")
             index = self._created_index if by_created else self._updated_index
             descending = paging.sort.startswith("-")
-            switches = self.switches
             low, high = flt.date_bounds(switches.date_filter_precision, switches.date_to_inclusive)
             lo, hi = 0, len(index)
             if by_created and low is not None:
                 lo = bisect_left(index, _key(low, 0))
             if by_created and high is not None:
                 hi = bisect_left(index, _key(high, 0))
-            # Map the cursors to ascending-index bounds [lo, hi).
-            for cursor, is_after in ((paging.after, True), (paging.before, False)):
-                if cursor is None:
-                    continue
-                # "after" in a descending order means "smaller keys" in the ascending index.
-                if is_after != descending:
-                    lo = max(lo, bisect_right(index, _key(*cursor)))
-                else:
-                    hi = min(hi, bisect_left(index, _key(*cursor)))
-            # Walk from the side nearest the "after" cursor, or from the "before" cursor backwards.
-            walk_up = (paging.before is None) != descending
-            positions: Iterator[int] = iter(range(lo, hi)) if walk_up else iter(range(hi - 1, lo - 1, -1))
             by_id = self._by_id
-            picked: list[Consent] = []
-            for pos in positions:
-                consent = by_id[index[pos] & _ID_MASK]
-                if consent.visible_at > now or not flt.matches(consent, low, high):
-                    continue
-                picked.append(consent)
-                if len(picked) >= paging.limit:
-                    break
-            if paging.before is not None:
-                picked.reverse()
+
+            def listable(consent: Consent) -> bool:
+                return consent.visible_at <= now and flt.matches(consent, low, high)
+
+            if kind == "offset":
+                picked, first_at = _offset_page(index, lo, hi, descending, paging, by_id, listable)
+            else:
+                # Map the cursors to ascending-index bounds [lo, hi).
+                for cursor, is_after in ((paging.after, True), (paging.before, False)):
+                    if cursor is not None:
+                        # "after" in a descending order means "smaller keys" in the ascending index.
+                        below = is_after == descending
+                        bound = _cursor_bound(index, cursor, kind, below)
+                        lo, hi = (lo, min(hi, bound)) if below else (max(lo, bound), hi)
+                # Walk from the side nearest the "after" cursor, or from the "before" cursor backwards.
+                walk_up = (paging.before is None) != descending
+                positions = range(lo, hi) if walk_up else range(hi - 1, lo - 1, -1)
+                picked = []
+                for pos in positions:
+                    consent = by_id[index[pos] & _ID_MASK]
+                    if consent.visible_at > now or not flt.matches(consent, low, high):
+                        continue
+                    picked.append(consent)
+                    if len(picked) >= paging.limit:
+                        break
+                if paging.before is not None:
+                    picked.reverse()
+                first_at = 0
+            served = list(enumerate(picked, first_at))
             if switches.drop_after_limit > 0:
-                picked = [c for c in picked if not self._dropped(c.id)]
-            if not picked:
+                served = [(at, c) for at, c in served if not self._dropped(c.id)]
+            if not served:
                 return [], "", ""
-            first, last = picked[0], picked[-1]
-            return (
-                [self._wire(c) for c in picked],
-                encode_cursor(paging.sort, last.created if by_created else last.updated, last.id),
-                encode_cursor(paging.sort, first.created if by_created else first.updated, first.id),
-            )
+            (first_pos, first), (last_pos, last) = served[0], served[-1]
+
+            def cursor_of(consent: Consent, at: int) -> str:
+                if kind == "offset":
+                    return encode_cursor(paging.sort, None, offset=at)
+                value = consent.created if by_created else consent.updated
+                return encode_cursor(paging.sort, value, consent.id if kind == "keyset" else None)
+
+            return [self._wire(c) for _, c in served], cursor_of(last, last_pos + 1), cursor_of(first, first_pos)
 
     def check(self, oa_id: str, phone: str) -> tuple[int, str, str]:
         """Answer ``CheckConsent`` from the consents of (OA, phone).

@@ -31,6 +31,8 @@ SORTS: tuple[str, ...] = ("created_at", "-created_at", "updated_at", "-updated_a
 TIME_PRECISIONS: tuple[str, ...] = ("exact", "ms", "s_truncate", "s_round")
 #: The page cap the simulator plays by default (``page_cap``).
 MAX_LIMIT = 100
+#: What an opaque cursor holds (``cursor_kind``).
+CURSOR_KINDS: tuple[str, ...] = ("keyset", "value_lt", "value_le", "offset")
 #: What ``paging.limit`` echoes (``limit_echo``).
 LIMIT_ECHOES: tuple[str, ...] = ("effective", "asked", "absent")
 
@@ -182,6 +184,12 @@ class PlatformSwitches:
         0.0,
         "share of consents dropped after the page's LIMIT (never listed, still counted): short pages mid-listing",
         _number(0.0, 1.0),
+    )
+    cursor_kind: str = _switch(
+        "keyset",
+        "what a cursor holds: (sort value, id), the sort value only (next page < or <= it), or a row offset",
+        _one_of(CURSOR_KINDS),
+        choices=CURSOR_KINDS,
     )
     # ------------------------------------------------------------ answers
     reply_moves_updated_at: bool = _switch(

@@ -50,6 +50,9 @@ PLATFORM_VARIANTS: dict[str, dict[str, object]] = {
     "limit_absent": {"limit_echo": "absent"},
     "null_empty_page": {"null_empty_page": True},
     "drop_after_limit": {"drop_after_limit": 0.1},
+    "cursor_value_lt": {"cursor_kind": "value_lt"},
+    "cursor_value_le": {"cursor_kind": "value_le"},
+    "cursor_offset": {"cursor_kind": "offset"},
 }
 
 #: The variants that change how the waiting side's changed reads (``sort=-updated_at``) behave.
@@ -83,6 +86,9 @@ PLATFORM_VARIANT_DESCRIPTIONS: dict[str, str] = {
     "limit_absent": "the answer's paging has no limit key",
     "null_empty_page": 'an empty page is {"consents": null}, as Go encodes a nil slice',
     "drop_after_limit": "a tenth of the consents dropped after the SQL LIMIT: short pages mid-listing",
+    "cursor_value_lt": "the cursor holds the sort value only; the next page is < it: ties past a page's edge skipped",
+    "cursor_value_le": "the cursor holds the sort value only; the next page is <= it: a page's ties served again",
+    "cursor_offset": "the cursor is a row offset: inserts ahead of it repeat rows, deletes skip rows",
 }
 
 

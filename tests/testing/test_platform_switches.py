@@ -4,6 +4,8 @@ what a cursor holds, id orders, zones, the date filter's field, numeric ids, con
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -140,3 +142,106 @@ def test_the_dropped_consents_are_the_same_in_every_process_and_request() -> Non
         answer = other.control("consents", {"visible_only": True})
         assert _ids(answer["consents"]) == visible
         assert len(other.control("consents", {})["consents"]) == 200
+
+
+# ------------------------------------------------------------------ what a cursor holds
+TIED = (("2026-02-01T10:00:00Z", 3), ("2026-02-01T10:00:01Z", 7), ("2026-02-01T10:00:02Z", 3))
+
+
+def _tied(**switches: Any) -> EtelecomSimulator:
+    """Thirteen consents on three whole seconds: 3, then 7, then 3 sharing one created_at."""
+    sim = _sim(0, **switches)
+    for created_at, n in TIED:
+        for _ in range(n):
+            sim.add_consent(created_at=created_at, status="N")  # a failed send: updated_at stays created_at
+    return sim
+
+
+def _order(sim: EtelecomSimulator, sort: str) -> list[str]:
+    newest_first = _ids(sim.consents())
+    return newest_first if sort.startswith("-") or not sort else newest_first[::-1]
+
+
+def _decoded(cursor: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    return data
+
+
+@pytest.mark.parametrize("sort", ["", "created_at", "-updated_at"])
+def test_value_lt_skips_the_ties_that_did_not_fit(sort: str) -> None:
+    with _tied(cursor_kind="value_lt") as sim:
+        order = _order(sim, sort)
+        listed = list(pages(sim, {"paging": {"sort": sort, "limit": 5}}))
+        assert [_ids(p["consents"]) for p in listed] == [order[:5], order[10:], []]
+        assert set(_decoded(listed[0]["paging"]["next"])) == {"s", "k"}, "the sort value only"
+
+
+@pytest.mark.parametrize("sort", ["", "created_at"])
+def test_value_le_repeats_the_ties_and_a_crowded_value_comes_back_forever(sort: str) -> None:
+    with _tied(cursor_kind="value_le") as sim:
+        order = _order(sim, sort)
+        first = list_page(sim, paging={"sort": sort, "limit": 5})
+        again = list_page(sim, paging={"sort": sort, "limit": 5, "after": first["paging"]["next"]})
+        assert _ids(first["consents"]) == order[:5] and _ids(again["consents"]) == order[3:8]
+        stuck = list_page(sim, paging={"sort": sort, "limit": 5, "after": again["paging"]["next"]})
+        assert stuck == {**again, "paging": {**again["paging"], "after": again["paging"]["next"]}}
+        assert stuck["paging"]["next"] == again["paging"]["next"], "the same page with the same cursor"
+        # With room for the ties the listing moves on, but it never ends on an empty page: the last
+        # page (the ties of its last value) comes back with the cursor the page before it had.
+        listed = list(pages(sim, {"paging": {"sort": sort, "limit": 8}}))
+        assert [_ids(p["consents"]) for p in listed] == [order[:8], order[3:11], order[10:]]
+        assert listed[2]["paging"]["next"] == listed[1]["paging"]["next"]
+        last = list_page(sim, paging={"sort": sort, "limit": 8, "after": listed[2]["paging"]["next"]})
+        assert _ids(last["consents"]) == order[10:]
+
+
+def test_value_cursors_page_backwards_by_value() -> None:
+    with _tied(cursor_kind="value_lt") as sim:
+        order = _order(sim, "")
+        last = list_page(sim, paging={"limit": 5, "after": list_page(sim, paging={"limit": 5})["paging"]["next"]})
+        back = list_page(sim, paging={"limit": 5, "before": last["paging"]["prev"]})
+        assert _ids(back["consents"]) == order[5:10], "the 5 rows just before 10:00:00, in the sort order"
+
+
+def test_offset_cursors_repeat_rows_after_an_insert_and_skip_rows_after_a_delete() -> None:
+    with _tied(cursor_kind="offset") as sim:
+        order = _order(sim, "")
+        first = list_page(sim, paging={"limit": 4})
+        assert _decoded(first["paging"]["next"]) == {"s": "-created_at", "o": 4}
+        newer = sim.insert_consents(2)  # two rows ahead of the position: two rows come back
+        second = list_page(sim, paging={"limit": 4, "after": first["paging"]["next"]})
+        assert _ids(second["consents"]) == order[2:6]
+        sim.delete_consents([c["id"] for c in newer] + order[:3])  # five rows gone before it: five skipped
+        third = list_page(sim, paging={"limit": 4, "after": second["paging"]["next"]})
+        assert _ids(third["consents"]) == order[11:]
+        back = list_page(sim, paging={"limit": 4, "before": third["paging"]["prev"]})
+        assert _ids(back["consents"]) == order[7:11], "before an offset: the rows just before it now"
+        assert list_page(sim, paging={"limit": 4, "after": third["paging"]["next"]})["consents"] == []
+
+
+def test_offset_cursors_count_rows_after_the_filter() -> None:
+    with _sim(200, cursor_kind="offset") as sim:
+        flt = {"call_type": "audio"}
+        every = [c for p in pages(sim, {"filter": flt, "paging": {"limit": 30}}) for c in p["consents"]]
+        assert _ids(every) == [c["id"] for c in sim.consents() if c["call_type"] == "audio"]
+
+
+@pytest.mark.parametrize("kind", ["keyset", "value_lt", "value_le", "offset"])
+def test_every_cursor_kind_is_opaque_bound_to_its_sort_and_to_its_kind(kind: str) -> None:
+    with _tied(cursor_kind=kind) as sim:
+        cursor = list_page(sim, paging={"limit": 2, "sort": "updated_at"})["paging"]["next"]
+        assert _decoded(cursor)["s"] == "updated_at"
+        wrong_sort = call(sim, "Zalo/ListRequestConsent", {"paging": {"after": cursor, "sort": "created_at"}})
+        assert wrong_sort.status_code == 400 and wrong_sort.json()["meta"]["field"] == "after"
+        other = "offset" if kind != "offset" else "keyset"
+        sim.cursor_kind = other
+        refused = call(sim, "Zalo/ListRequestConsent", {"paging": {"before": cursor, "sort": "updated_at"}})
+        assert refused.status_code == 400 and refused.json()["meta"]["field"] == "before"
+
+
+def test_cursor_kind_variants() -> None:
+    assert {PLATFORM_VARIANTS[f"cursor_{kind}"]["cursor_kind"] for kind in ("value_lt", "value_le", "offset")} == {
+        "value_lt",
+        "value_le",
+        "offset",
+    }

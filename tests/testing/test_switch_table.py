@@ -38,6 +38,7 @@ OTHER_VALUE: dict[str, Any] = {
     "limit_echo": "asked",
     "null_empty_page": True,
     "drop_after_limit": 0.3,
+    "cursor_kind": "offset",
 }
 #: A value each switch refuses.
 BAD_VALUE: dict[str, Any] = {
@@ -57,6 +58,7 @@ BAD_VALUE: dict[str, Any] = {
     "limit_echo": "given",
     "null_empty_page": "no",
     "drop_after_limit": 1.2,
+    "cursor_kind": "value",
 }
 #: What to type on the command line for OTHER_VALUE.
 CLI_TEXT: dict[str, str] = {
