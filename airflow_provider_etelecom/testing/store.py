@@ -551,15 +551,25 @@ class Cursor:
     """The id that breaks ties of ``value`` (keyset cursors)."""
     offset: int | None = None
     """A row offset into the filtered order (offset cursors)."""
+    issued: int | None = None
+    """When it was issued, simulated epoch microseconds (only while ``cursor_ttl_s`` is set)."""
 
 
-def encode_cursor(sort: str, key: int | None, consent_id: int | None = None, *, offset: int | None = None) -> str:
+def encode_cursor(
+    sort: str,
+    key: int | None,
+    consent_id: int | None = None,
+    *,
+    offset: int | None = None,
+    issued: int | None = None,
+) -> str:
     """Build an opaque cursor: urlsafe base64 of JSON holding the sort and a position in its order.
 
     The sort is inside so a cursor used with another sort is refused instead of silently paging the
     wrong order. The position is a keyset ``(key, consent_id)``, a sort value alone (``key``) or a
     row ``offset``. ``key`` is in microseconds; the cursor holds its whole seconds (``k``) and, only
     when there is one, its microsecond fraction (``f``), so whole-second cursors are unchanged.
+    ``issued`` (microseconds), when given, lets a platform with ``cursor_ttl_s`` refuse it later.
     """
     data: dict[str, object] = {"s": sort}
     fraction = 0
@@ -571,6 +581,8 @@ def encode_cursor(sort: str, key: int | None, consent_id: int | None = None, *, 
         data["f"] = fraction
     if offset is not None:
         data["o"] = offset
+    if issued is not None:
+        data["t"] = issued
     raw = json.dumps(data, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -586,7 +598,7 @@ def decode_cursor(cursor: str, sort: str, field: str) -> Cursor:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         cursor_sort = data["s"]
-        value = consent_id = offset = None
+        value = consent_id = offset = issued = None
         if "k" in data:
             seconds, fraction = int(data["k"]), int(data.get("f", 0))
             if not (0 <= seconds < 2**40 and 0 <= fraction < US):
@@ -600,6 +612,10 @@ def decode_cursor(cursor: str, sort: str, field: str) -> Cursor:
             offset = data["o"]
             if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= INT64_MAX:
                 raise ValueError("cursor out of range")
+        if "t" in data:
+            issued = data["t"]
+            if not isinstance(issued, int) or isinstance(issued, bool) or not 0 <= issued < 2**62:
+                raise ValueError("cursor out of range")
         if value is None and offset is None:
             raise ValueError("cursor holds no position")
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
@@ -608,7 +624,7 @@ def decode_cursor(cursor: str, sort: str, field: str) -> Cursor:
         raise InvalidArgument(
             field, f"paging.{field}: cursor thuộc về sort {cursor_sort!r}, không dùng được với {sort!r}"
         )
-    return Cursor(value, consent_id, offset)
+    return Cursor(value, consent_id, offset, issued)
 
 
 def parse_paging(
@@ -1058,7 +1074,8 @@ class Store:
         it), the sort value alone (``value_lt``: items strictly after that value, so the ties of it
         that did not fit on the page are skipped; ``value_le``: items from that value on, so the
         page's ties of it come back), or an ``offset`` into the filtered order as it is at request
-        time (a walk from the start: O(offset + limit)).
+        time (a walk from the start: O(offset + limit)). With ``cursor_ttl_s`` a cursor carries its
+        issue time and is refused once it is older than that.
 
         With ``drop_after_limit``, the consents it drops are taken (they count against ``limit``) and
         then left out of the answer, as a backend that checks rows in code after its SQL ``LIMIT``:
@@ -1068,16 +1085,19 @@ class Store:
 
         :return: (wire dicts in sort order, next cursor, prev cursor); both cursors are ``""`` on an
             empty page and filled on every non-empty page, the last one included.
-        :raises InvalidArgument: a cursor that does not hold what ``cursor_kind`` needs.
+        :raises InvalidArgument: a cursor that does not hold what ``cursor_kind`` needs, or has expired.
         """
         with self._lock:
             self._settle()
             now = self.now_us()
             switches = self.switches
             kind = switches.cursor_kind
+            ttl = None if switches.cursor_ttl_s is None else round(switches.cursor_ttl_s * US)
             for cursor, field in ((paging.after, "after"), (paging.before, "before")):
                 if cursor is not None and not _fits(cursor, kind):
                     raise InvalidArgument(field, f"paging.{field}: cursor không hợp lệ")
+                if cursor is not None and ttl is not None and cursor.issued is not None and now - cursor.issued > ttl:
+                    raise InvalidArgument(field, f"paging.{field}: cursor đã hết hạn (cursor expired), hãy bắt đầu lại")
             by_created = paging.sort.endswith("created_at")
             index = self._created_index if by_created else self._updated_index
             descending = paging.sort.startswith("-")
@@ -1123,11 +1143,13 @@ class Store:
                 return [], "", ""
             (first_pos, first), (last_pos, last) = served[0], served[-1]
 
+            issued = None if ttl is None else now
+
             def cursor_of(consent: Consent, at: int) -> str:
                 if kind == "offset":
-                    return encode_cursor(paging.sort, None, offset=at)
+                    return encode_cursor(paging.sort, None, offset=at, issued=issued)
                 value = consent.created if by_created else consent.updated
-                return encode_cursor(paging.sort, value, consent.id if kind == "keyset" else None)
+                return encode_cursor(paging.sort, value, consent.id if kind == "keyset" else None, issued=issued)
 
             return [self._wire(c) for _, c in served], cursor_of(last, last_pos + 1), cursor_of(first, first_pos)
 

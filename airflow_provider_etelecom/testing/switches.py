@@ -191,6 +191,12 @@ class PlatformSwitches:
         _one_of(CURSOR_KINDS),
         choices=CURSOR_KINDS,
     )
+    cursor_ttl_s: float | None = _switch(
+        None,
+        "a cursor older than this many (simulated) seconds is refused (default: never)",
+        _number(0.0, above=True, optional=True),
+        parse=float,
+    )
     # ------------------------------------------------------------ answers
     reply_moves_updated_at: bool = _switch(
         True,

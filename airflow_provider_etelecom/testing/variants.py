@@ -53,6 +53,7 @@ PLATFORM_VARIANTS: dict[str, dict[str, object]] = {
     "cursor_value_lt": {"cursor_kind": "value_lt"},
     "cursor_value_le": {"cursor_kind": "value_le"},
     "cursor_offset": {"cursor_kind": "offset"},
+    "cursor_expiry": {"cursor_ttl_s": 60.0},
 }
 
 #: The variants that change how the waiting side's changed reads (``sort=-updated_at``) behave.
@@ -89,6 +90,7 @@ PLATFORM_VARIANT_DESCRIPTIONS: dict[str, str] = {
     "cursor_value_lt": "the cursor holds the sort value only; the next page is < it: ties past a page's edge skipped",
     "cursor_value_le": "the cursor holds the sort value only; the next page is <= it: a page's ties served again",
     "cursor_offset": "the cursor is a row offset: inserts ahead of it repeat rows, deletes skip rows",
+    "cursor_expiry": "a cursor is refused (400 invalid_argument on after) once it is 60 s old",
 }
 
 

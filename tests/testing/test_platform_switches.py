@@ -245,3 +245,42 @@ def test_cursor_kind_variants() -> None:
         "value_le",
         "offset",
     }
+
+
+# ------------------------------------------------------------------ cursor expiry
+@pytest.mark.parametrize("field", ["after", "before"])
+def test_a_cursor_older_than_its_ttl_is_refused_as_expired(field: str) -> None:
+    with _sim(cursor_ttl_s=60) as sim:
+        cursor = list_page(sim, paging={"limit": 10})["paging"]["next"]
+        assert "t" in _decoded(cursor), "the cursor carries its issue time"
+        sim.advance(59)
+        assert list_page(sim, paging={"limit": 10, field: cursor})["consents"]
+        sim.advance(2)
+        refused = call(sim, "Zalo/ListRequestConsent", {"paging": {"limit": 10, field: cursor}})
+        assert refused.status_code == 400
+        body = refused.json()
+        assert body["code"] == "invalid_argument" and body["meta"] == {"field": field} and "expired" in body["msg"]
+
+
+def test_a_fresh_cursor_of_every_page_keeps_a_slow_listing_going() -> None:
+    with _sim(350, cursor_ttl_s=60) as sim:
+        seen: list[str] = []
+        after = ""
+        while True:
+            page = list_page(sim, paging={"after": after})
+            if not page["consents"]:
+                break
+            seen.extend(_ids(page["consents"]))
+            after = page["paging"]["next"]
+            sim.advance(45)  # each page within the TTL of the cursor before it
+        assert seen == _ids(sim.consents())
+
+
+def test_cursors_issued_before_the_ttl_was_set_never_expire() -> None:
+    with _sim() as sim:
+        cursor = list_page(sim, paging={"limit": 10})["paging"]["next"]
+        assert "t" not in _decoded(cursor)
+        sim.cursor_ttl_s = 1
+        sim.advance(3600)
+        assert list_page(sim, paging={"limit": 10, "after": cursor})["consents"]
+        assert PLATFORM_VARIANTS["cursor_expiry"] == {"cursor_ttl_s": 60.0}

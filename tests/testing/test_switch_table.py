@@ -39,6 +39,7 @@ OTHER_VALUE: dict[str, Any] = {
     "null_empty_page": True,
     "drop_after_limit": 0.3,
     "cursor_kind": "offset",
+    "cursor_ttl_s": 90.0,
 }
 #: A value each switch refuses.
 BAD_VALUE: dict[str, Any] = {
@@ -59,6 +60,7 @@ BAD_VALUE: dict[str, Any] = {
     "null_empty_page": "no",
     "drop_after_limit": 1.2,
     "cursor_kind": "value",
+    "cursor_ttl_s": 0,
 }
 #: What to type on the command line for OTHER_VALUE.
 CLI_TEXT: dict[str, str] = {
