@@ -79,10 +79,12 @@ def drop_fraction(consent_id: int) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def _fits(cursor: Cursor, kind: str) -> bool:
-    """Whether ``cursor`` holds the position a platform of ``cursor_kind`` ``kind`` reads."""
+def _fits(cursor: Cursor, kind: str, on_id: bool) -> bool:
+    """Whether ``cursor`` holds what a platform of ``cursor_kind`` ``kind`` reads (in an id order if ``on_id``)."""
     if kind == "offset":
         return cursor.offset is not None
+    if cursor.on_id != on_id:
+        return False
     if kind == "keyset":
         return cursor.value is not None and cursor.consent_id is not None
     return cursor.value is not None
@@ -553,6 +555,8 @@ class Cursor:
     """A row offset into the filtered order (offset cursors)."""
     issued: int | None = None
     """When it was issued, simulated epoch microseconds (only while ``cursor_ttl_s`` is set)."""
+    on_id: bool = False
+    """``value`` is an id (an order served by id, ``order_by_id``), not a time."""
 
 
 def encode_cursor(
@@ -562,6 +566,7 @@ def encode_cursor(
     *,
     offset: int | None = None,
     issued: int | None = None,
+    on_id: bool = False,
 ) -> str:
     """Build an opaque cursor: urlsafe base64 of JSON holding the sort and a position in its order.
 
@@ -570,10 +575,13 @@ def encode_cursor(
     row ``offset``. ``key`` is in microseconds; the cursor holds its whole seconds (``k``) and, only
     when there is one, its microsecond fraction (``f``), so whole-second cursors are unchanged.
     ``issued`` (microseconds), when given, lets a platform with ``cursor_ttl_s`` refuse it later.
+    With ``on_id`` the key is an id (an id order), held as a string (``n``).
     """
     data: dict[str, object] = {"s": sort}
     fraction = 0
-    if key is not None:
+    if key is not None and on_id:
+        data["n"] = str(key)
+    elif key is not None:
         data["k"], fraction = divmod(key, US)
     if consent_id is not None:
         data["i"] = str(consent_id)
@@ -604,6 +612,10 @@ def decode_cursor(cursor: str, sort: str, field: str) -> Cursor:
             if not (0 <= seconds < 2**40 and 0 <= fraction < US):
                 raise ValueError("cursor out of range")
             value = seconds * US + fraction
+        if "n" in data and value is None:
+            value = int(data["n"])
+            if not 0 <= value <= INT64_MAX:
+                raise ValueError("cursor out of range")
         if "i" in data:
             consent_id = int(data["i"])
             if not 0 <= consent_id <= INT64_MAX:
@@ -624,7 +636,7 @@ def decode_cursor(cursor: str, sort: str, field: str) -> Cursor:
         raise InvalidArgument(
             field, f"paging.{field}: cursor thuộc về sort {cursor_sort!r}, không dùng được với {sort!r}"
         )
-    return Cursor(value, consent_id, offset, issued)
+    return Cursor(value, consent_id, offset, issued, on_id="n" in data)
 
 
 def parse_paging(
@@ -780,6 +792,8 @@ class Store:
         }
         self._by_id: dict[int, Consent] = {}
         self._created_index: list[int] = []
+        self._id_index: list[int] | None = None
+        """``(id, id)`` keys in id order, built at the first listing served by id (``order_by_id``)."""
         self._updated_index: list[int] = []
         self._by_oa_phone: dict[tuple[str, str], list[Consent]] = {}
         self._timers: list[tuple[int, int, int, str]] = []
@@ -967,6 +981,14 @@ class Store:
         created = self._seed_times(n)
         now = self._stamp(self.now_us())
         records = [self._generate(c, now) for c in created]
+        jitter = self.switches.id_time_jitter_s
+        if jitter > 0:
+            # The same ids, handed out in the order of created_at plus a seeded jitter in [-J, +J].
+            rand, span = self._rng.random, jitter * US
+            moved = [c.created + (2 * rand() - 1) * span for c in records]
+            ids = [c.id for c in records]
+            for consent_id, at in zip(ids, sorted(range(n), key=moved.__getitem__), strict=True):
+                records[at].id = consent_id
         self._by_id = {c.id: c for c in records}
         self._created_index = [_key(c.created, c.id) for c in records]
         self._created_index.sort()
@@ -1019,8 +1041,15 @@ class Store:
         self._by_id[consent.id] = consent
         insort(self._created_index, _key(consent.created, consent.id))
         insort(self._updated_index, _key(consent.updated, consent.id))
+        if self._id_index is not None:
+            insort(self._id_index, _key(consent.id, consent.id))
         self._by_oa_phone.setdefault((consent.oa_id, consent.phone), []).append(consent)
         self._schedule(consent, auto_reply_at)
+
+    def _ids_in_order(self) -> list[int]:
+        if self._id_index is None:
+            self._id_index = sorted(_key(consent_id, consent_id) for consent_id in self._by_id)
+        return self._id_index
 
     def _wire(self, consent: Consent) -> dict[str, Any]:
         return consent.wire(self.switches.created_at_precision)
@@ -1075,7 +1104,9 @@ class Store:
         that did not fit on the page are skipped; ``value_le``: items from that value on, so the
         page's ties of it come back), or an ``offset`` into the filtered order as it is at request
         time (a walk from the start: O(offset + limit)). With ``cursor_ttl_s`` a cursor carries its
-        issue time and is refused once it is older than that.
+        issue time and is refused once it is older than that. With ``order_by_id`` the ``created_at``
+        sorts (and the default order) walk an id index instead (cursors on the id), while the date
+        filters still apply to ``created_at``, row by row.
 
         With ``drop_after_limit``, the consents it drops are taken (they count against ``limit``) and
         then left out of the answer, as a backend that checks rows in code after its SQL ``LIMIT``:
@@ -1092,20 +1123,23 @@ class Store:
             now = self.now_us()
             switches = self.switches
             kind = switches.cursor_kind
+            by_created = paging.sort.endswith("created_at")
+            on_id = by_created and switches.order_by_id
             ttl = None if switches.cursor_ttl_s is None else round(switches.cursor_ttl_s * US)
             for cursor, field in ((paging.after, "after"), (paging.before, "before")):
-                if cursor is not None and not _fits(cursor, kind):
+                if cursor is not None and not _fits(cursor, kind, on_id):
                     raise InvalidArgument(field, f"paging.{field}: cursor không hợp lệ")
                 if cursor is not None and ttl is not None and cursor.issued is not None and now - cursor.issued > ttl:
                     raise InvalidArgument(field, f"paging.{field}: cursor đã hết hạn (cursor expired), hãy bắt đầu lại")
-            by_created = paging.sort.endswith("created_at")
-            index = self._created_index if by_created else self._updated_index
+            time_index = self._created_index if by_created else self._updated_index
+            index = self._ids_in_order() if on_id else time_index
             descending = paging.sort.startswith("-")
             low, high = flt.date_bounds(switches.date_filter_precision, switches.date_to_inclusive)
             lo, hi = 0, len(index)
-            if by_created and low is not None:
+            narrow = by_created and not on_id  # the walk's order is the filtered time's
+            if narrow and low is not None:
                 lo = bisect_left(index, _key(low, 0))
-            if by_created and high is not None:
+            if narrow and high is not None:
                 hi = bisect_left(index, _key(high, 0))
             by_id = self._by_id
 
@@ -1148,8 +1182,9 @@ class Store:
             def cursor_of(consent: Consent, at: int) -> str:
                 if kind == "offset":
                     return encode_cursor(paging.sort, None, offset=at, issued=issued)
-                value = consent.created if by_created else consent.updated
-                return encode_cursor(paging.sort, value, consent.id if kind == "keyset" else None, issued=issued)
+                value = consent.id if on_id else consent.created if by_created else consent.updated
+                tie = consent.id if kind == "keyset" else None
+                return encode_cursor(paging.sort, value, tie, issued=issued, on_id=on_id)
 
             return [self._wire(c) for _, c in served], cursor_of(last, last_pos + 1), cursor_of(first, first_pos)
 
@@ -1347,6 +1382,8 @@ class Store:
                 consent = self._by_id.pop(consent_id)
                 for index, value in ((self._created_index, consent.created), (self._updated_index, consent.updated)):
                     index.pop(bisect_left(index, _key(value, consent_id)))
+                if self._id_index is not None:
+                    self._id_index.pop(bisect_left(self._id_index, _key(consent_id, consent_id)))
                 self._by_oa_phone[(consent.oa_id, consent.phone)].remove(consent)
             return len(wanted)
 

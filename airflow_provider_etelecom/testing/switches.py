@@ -169,6 +169,9 @@ class PlatformSwitches:
         _sort_set,
         parse=parse_sorts,
     )
+    order_by_id: bool = _switch(
+        False, "created_at sorts (and the default order) are served as an id order; filters still use the time", _flag
+    )
     # ------------------------------------------------------------ pages and cursors
     page_cap: int = _switch(
         MAX_LIMIT, "the most consents a page holds, whatever limit asks", _number(1.0, integer=True)
@@ -220,6 +223,13 @@ class PlatformSwitches:
     )
     burst_span_s: float = _switch(
         3600.0, "burst window length in s (default 3600)", _number(0.0, above=True), runtime=False, flag="--burst-span"
+    )
+
+    id_time_jitter_s: float = _switch(
+        0.0,
+        "seeded ids follow created_at only within +-this many seconds (seeded)",
+        _number(0.0),
+        runtime=False,
     )
 
     def __post_init__(self) -> None:

@@ -54,6 +54,7 @@ PLATFORM_VARIANTS: dict[str, dict[str, object]] = {
     "cursor_value_le": {"cursor_kind": "value_le"},
     "cursor_offset": {"cursor_kind": "offset"},
     "cursor_expiry": {"cursor_ttl_s": 60.0},
+    "order_by_id": {"order_by_id": True, "id_time_jitter_s": 300.0},
 }
 
 #: The variants that change how the waiting side's changed reads (``sort=-updated_at``) behave.
@@ -91,6 +92,7 @@ PLATFORM_VARIANT_DESCRIPTIONS: dict[str, str] = {
     "cursor_value_le": "the cursor holds the sort value only; the next page is <= it: a page's ties served again",
     "cursor_offset": "the cursor is a row offset: inserts ahead of it repeat rows, deletes skip rows",
     "cursor_expiry": "a cursor is refused (400 invalid_argument on after) once it is 60 s old",
+    "order_by_id": "created_at sorts served in id order, and ids follow created_at only within 5 minutes",
 }
 
 

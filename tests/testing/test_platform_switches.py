@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -284,3 +286,70 @@ def test_cursors_issued_before_the_ttl_was_set_never_expire() -> None:
         sim.advance(3600)
         assert list_page(sim, paging={"limit": 10, "after": cursor})["consents"]
         assert PLATFORM_VARIANTS["cursor_expiry"] == {"cursor_ttl_s": 60.0}
+
+
+# ------------------------------------------------------------------ created_at sorts served by id
+def _created(consent: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(consent["created_at"].replace("Z", "+00:00"))
+
+
+def test_id_time_jitter_gives_ids_that_only_roughly_follow_time() -> None:
+    with _sim(2000, id_time_jitter_s=300) as sim, _sim(2000, id_time_jitter_s=300) as again, _sim(2000) as plain:
+        by_time = sim.consents()  # newest created_at first
+        assert _ids(by_time) == _ids(again.consents()), "the jitter comes from the seed"
+        assert sorted(_ids(by_time)) == sorted(_ids(plain.consents())), "the same ids, handed out in another order"
+        assert [c["created_at"] for c in by_time] == [c["created_at"] for c in plain.consents()]
+        inversions = [(newer, older) for newer, older in pairwise(by_time) if int(newer["id"]) < int(older["id"])]
+        assert inversions, "a consent can have a larger id than a newer one"
+        assert all((_created(a) - _created(b)).total_seconds() <= 600 for a, b in inversions)
+        plain_ids = [int(i) for i in _ids(plain.consents())]
+        assert plain_ids == sorted(plain_ids, reverse=True), "without jitter ids follow time exactly"
+        later = sim.insert_consents(1)[0]
+        assert int(later["id"]) > max(int(i) for i in _ids(by_time)), "consents added later get larger ids"
+
+
+@pytest.mark.parametrize(("sort", "descending"), [("", True), ("-created_at", True), ("created_at", False)])
+def test_order_by_id_serves_created_at_sorts_by_id(sort: str, descending: bool) -> None:
+    with _sim(400, order_by_id=True, id_time_jitter_s=300) as sim:
+        listed = [c for p in pages(sim, {"paging": {"sort": sort, "limit": 37}}) for c in p["consents"]]
+        assert [int(i) for i in _ids(listed)] == sorted((int(i) for i in _ids(sim.consents())), reverse=descending)
+        times = [_created(c) for c in listed]
+        assert times != sorted(times, reverse=descending), "created_at only roughly follows the id order"
+        cursor = list_page(sim, paging={"sort": sort, "limit": 3})["paging"]["next"]
+        assert _decoded(cursor)["n"] == _decoded(cursor)["i"], "the keyset is on the id"
+
+
+def test_order_by_id_filters_dates_on_created_at_and_leaves_updated_at_sorts_alone() -> None:
+    with _sim(600, order_by_id=True, id_time_jitter_s=3600) as sim:
+        window = {"date_from": "2026-01-10T00:00:00Z", "date_to": "2026-01-12T00:00:00Z"}
+        inside = [c for c in sim.consents() if "2026-01-10T" <= c["created_at"] < "2026-01-12T"]
+        listed = [c for p in pages(sim, {"filter": window, "paging": {"limit": 10}}) for c in p["consents"]]
+        assert sorted(_ids(listed)) == sorted(_ids(inside)) and len(listed) > 20
+        by_update = [c for p in pages(sim, {"paging": {"sort": "updated_at"}}) for c in p["consents"]]
+        keys = [(c["updated_at"], int(c["id"])) for c in by_update]
+        assert keys == sorted(keys)
+
+
+def test_order_by_id_keyset_survives_inserts_and_deletes() -> None:
+    with _sim(300, order_by_id=True, id_time_jitter_s=300) as sim:
+        existing = _ids(sim.consents())
+        seen: list[str] = []
+        after = ""
+        for round_ in range(100):
+            page = list_page(sim, paging={"after": after, "limit": 30})
+            if not page["consents"]:
+                break
+            seen.extend(_ids(page["consents"]))
+            after = page["paging"]["next"]
+            sim.insert_consents(2)
+            if round_ == 2:
+                sim.delete_consents(existing[-5:])
+        kept = [i for i in existing if i not in existing[-5:]]
+        assert len(seen) == len(set(seen)) and set(kept) <= set(seen)
+        sim.order_by_id = False
+        refused = call(sim, "Zalo/ListRequestConsent", {"paging": {"after": after}})
+        assert refused.status_code == 400, "an id cursor is no cursor of a time order"
+
+
+def test_order_by_id_variant() -> None:
+    assert PLATFORM_VARIANTS["order_by_id"] == {"order_by_id": True, "id_time_jitter_s": 300.0}

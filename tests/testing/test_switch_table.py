@@ -40,6 +40,8 @@ OTHER_VALUE: dict[str, Any] = {
     "drop_after_limit": 0.3,
     "cursor_kind": "offset",
     "cursor_ttl_s": 90.0,
+    "order_by_id": True,
+    "id_time_jitter_s": 120.0,
 }
 #: A value each switch refuses.
 BAD_VALUE: dict[str, Any] = {
@@ -61,6 +63,8 @@ BAD_VALUE: dict[str, Any] = {
     "drop_after_limit": 1.2,
     "cursor_kind": "value",
     "cursor_ttl_s": 0,
+    "order_by_id": "yes",
+    "id_time_jitter_s": -1.0,
 }
 #: What to type on the command line for OTHER_VALUE.
 CLI_TEXT: dict[str, str] = {
