@@ -79,6 +79,10 @@ def drop_fraction(consent_id: int) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
+def _within(value: int, low: int | None, high: int | None) -> bool:
+    return (low is None or value >= low) and (high is None or value < high)
+
+
 def _fits(cursor: Cursor, kind: str, on_id: bool) -> bool:
     """Whether ``cursor`` holds what a platform of ``cursor_kind`` ``kind`` reads (in an id order if ``on_id``)."""
     if kind == "offset":
@@ -1106,7 +1110,8 @@ class Store:
         time (a walk from the start: O(offset + limit)). With ``cursor_ttl_s`` a cursor carries its
         issue time and is refused once it is older than that. With ``order_by_id`` the ``created_at``
         sorts (and the default order) walk an id index instead (cursors on the id), while the date
-        filters still apply to ``created_at``, row by row.
+        filters still apply to ``created_at``, row by row. ``date_filter_field`` says which time the
+        date filters bound; the walk is narrowed by bisection when the sort is on that time.
 
         With ``drop_after_limit``, the consents it drops are taken (they count against ``limit``) and
         then left out of the answer, as a backend that checks rows in code after its SQL ``LIMIT``:
@@ -1136,15 +1141,22 @@ class Store:
             descending = paging.sort.startswith("-")
             low, high = flt.date_bounds(switches.date_filter_precision, switches.date_to_inclusive)
             lo, hi = 0, len(index)
-            narrow = by_created and not on_id  # the walk's order is the filtered time's
+            on_updated = switches.date_filter_field == "updated_at"
+            narrow = not on_id and by_created != on_updated  # the walk's order is the filtered time's
             if narrow and low is not None:
                 lo = bisect_left(index, _key(low, 0))
             if narrow and high is not None:
                 hi = bisect_left(index, _key(high, 0))
+            # ConsentFilter.matches bounds created_at; updated_at bounds are checked here.
+            low_c, high_c, low_u, high_u = (None, None, low, high) if on_updated else (low, high, None, None)
             by_id = self._by_id
 
             def listable(consent: Consent) -> bool:
-                return consent.visible_at <= now and flt.matches(consent, low, high)
+                return (
+                    consent.visible_at <= now
+                    and (not on_updated or _within(consent.updated, low_u, high_u))
+                    and flt.matches(consent, low_c, high_c)
+                )
 
             if kind == "offset":
                 picked, first_at = _offset_page(index, lo, hi, descending, paging, by_id, listable)
@@ -1162,7 +1174,9 @@ class Store:
                 picked = []
                 for pos in positions:
                     consent = by_id[index[pos] & _ID_MASK]
-                    if consent.visible_at > now or not flt.matches(consent, low, high):
+                    if consent.visible_at > now or not flt.matches(consent, low_c, high_c):
+                        continue
+                    if on_updated and not _within(consent.updated, low_u, high_u):
                         continue
                     picked.append(consent)
                     if len(picked) >= paging.limit:

@@ -31,6 +31,8 @@ SORTS: tuple[str, ...] = ("created_at", "-created_at", "updated_at", "-updated_a
 TIME_PRECISIONS: tuple[str, ...] = ("exact", "ms", "s_truncate", "s_round")
 #: The page cap the simulator plays by default (``page_cap``).
 MAX_LIMIT = 100
+#: Which time the date filters apply to (``date_filter_field``).
+DATE_FILTER_FIELDS: tuple[str, ...] = ("created_at", "updated_at")
 #: What an opaque cursor holds (``cursor_kind``).
 CURSOR_KINDS: tuple[str, ...] = ("keyset", "value_lt", "value_le", "offset")
 #: What ``paging.limit`` echoes (``limit_echo``).
@@ -155,6 +157,12 @@ class PlatformSwitches:
     )
     created_at_precision: str = _switch(
         "exact", "how times are written in answers", _one_of(TIME_PRECISIONS), choices=TIME_PRECISIONS
+    )
+    date_filter_field: str = _switch(
+        "created_at",
+        "the time filter.date_from/date_to apply to",
+        _one_of(DATE_FILTER_FIELDS),
+        choices=DATE_FILTER_FIELDS,
     )
     # ------------------------------------------------------------ sorts and order
     accepted_sorts: tuple[str, ...] = _switch(

@@ -55,6 +55,7 @@ PLATFORM_VARIANTS: dict[str, dict[str, object]] = {
     "cursor_offset": {"cursor_kind": "offset"},
     "cursor_expiry": {"cursor_ttl_s": 60.0},
     "order_by_id": {"order_by_id": True, "id_time_jitter_s": 300.0},
+    "filter_on_updated_at": {"date_filter_field": "updated_at"},
 }
 
 #: The variants that change how the waiting side's changed reads (``sort=-updated_at``) behave.
@@ -93,6 +94,7 @@ PLATFORM_VARIANT_DESCRIPTIONS: dict[str, str] = {
     "cursor_offset": "the cursor is a row offset: inserts ahead of it repeat rows, deletes skip rows",
     "cursor_expiry": "a cursor is refused (400 invalid_argument on after) once it is 60 s old",
     "order_by_id": "created_at sorts served in id order, and ids follow created_at only within 5 minutes",
+    "filter_on_updated_at": "date_from/date_to bound updated_at, not created_at",
 }
 
 

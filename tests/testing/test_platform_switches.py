@@ -353,3 +353,37 @@ def test_order_by_id_keyset_survives_inserts_and_deletes() -> None:
 
 def test_order_by_id_variant() -> None:
     assert PLATFORM_VARIANTS["order_by_id"] == {"order_by_id": True, "id_time_jitter_s": 300.0}
+
+
+# ------------------------------------------------------------------ which time the date filters bound
+WEEK = {"date_from": "2026-01-10T00:00:00Z", "date_to": "2026-01-17T00:00:00Z"}
+
+
+def _in_week(value: str) -> bool:
+    return WEEK["date_from"] <= value < WEEK["date_to"]
+
+
+@pytest.mark.parametrize("sort", ["", "created_at", "-updated_at", "updated_at"])
+def test_date_filters_on_updated_at(sort: str) -> None:
+    with _sim(600, date_filter_field="updated_at") as sim:
+        every = sim.consents()
+        by_update = {c["id"] for c in every if _in_week(c["updated_at"])}
+        by_creation = {c["id"] for c in every if _in_week(c["created_at"])}
+        assert by_update != by_creation, "replies move updated_at out of the week they were created in"
+        listed = [c for p in pages(sim, {"filter": WEEK, "paging": {"sort": sort, "limit": 40}}) for c in p["consents"]]
+        assert sorted(_ids(listed)) == sorted(by_update)
+        sim.date_filter_field = "created_at"
+        listed = [c for p in pages(sim, {"filter": WEEK, "paging": {"sort": sort, "limit": 40}}) for c in p["consents"]]
+        assert sorted(_ids(listed)) == sorted(by_creation)
+
+
+def test_a_reply_moves_a_consent_into_an_updated_at_window() -> None:
+    with _sim(100, date_filter_field="updated_at") as sim:
+        pending = sim.add_consent(created_at="2026-01-05T00:00:00Z", status="P", reply_status="S")
+        now = sim.now().isoformat().replace("+00:00", "Z")
+        window = {"date_from": now[:19] + "Z"}
+        assert pending["id"] not in _ids(list_page(sim, filter=window)["consents"])
+        sim.advance(5)
+        sim.reply(pending["id"], "P")
+        assert pending["id"] in _ids(list_page(sim, filter=window)["consents"])
+    assert PLATFORM_VARIANTS["filter_on_updated_at"] == {"date_filter_field": "updated_at"}

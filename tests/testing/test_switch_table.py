@@ -42,6 +42,7 @@ OTHER_VALUE: dict[str, Any] = {
     "cursor_ttl_s": 90.0,
     "order_by_id": True,
     "id_time_jitter_s": 120.0,
+    "date_filter_field": "updated_at",
 }
 #: A value each switch refuses.
 BAD_VALUE: dict[str, Any] = {
@@ -65,6 +66,7 @@ BAD_VALUE: dict[str, Any] = {
     "cursor_ttl_s": 0,
     "order_by_id": "yes",
     "id_time_jitter_s": -1.0,
+    "date_filter_field": "expires_at",
 }
 #: What to type on the command line for OTHER_VALUE.
 CLI_TEXT: dict[str, str] = {
