@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow_provider_etelecom.testing.switches import (
     DEFAULT_SWITCHES,
@@ -219,13 +219,21 @@ def format_time(micros: int, precision: str = "exact") -> str:
 def parse_time_ns(value: str, field: str) -> int:
     """Parse an RFC 3339 date-time (offset required) into exact epoch nanoseconds.
 
+    :func:`parse_time_and_offset` also says which offset was sent.
+    """
+    return parse_time_and_offset(value, field)[0]
+
+
+def parse_time_and_offset(value: str, field: str) -> tuple[int, int]:
+    """Parse an RFC 3339 date-time (offset required) into exact epoch nanoseconds and the offset sent.
+
     Written by hand rather than with ``datetime.fromisoformat`` because Python 3.10 accepts neither
     ``Z`` nor fractions other than 3 or 6 digits, both of which clients send. Integer nanoseconds,
     not a float, so ``10:00:00.3`` compares exactly (digits past the ninth are dropped).
 
     :param value: the wire string.
     :param field: the request field, named in the error.
-    :return: epoch nanoseconds.
+    :return: (epoch nanoseconds, the offset the string carries in seconds east of UTC).
     :raises InvalidArgument: the value is not RFC 3339.
     """
     match = _TIME_RE.match(value) if isinstance(value, str) else None
@@ -242,7 +250,8 @@ def parse_time_ns(value: str, field: str) -> int:
     except ValueError as exc:
         raise InvalidArgument(field, f"{field}: giá trị thời gian không hợp lệ: {value!r}") from exc
     seconds = (moment - _EPOCH) // timedelta(seconds=1)
-    return seconds * 1_000_000_000 + (int((frac[1:] + "000000000")[:9]) if frac else 0)
+    offset_s = 0 if tz is timezone.utc else tz.utcoffset(None) // timedelta(seconds=1)
+    return seconds * 1_000_000_000 + (int((frac[1:] + "000000000")[:9]) if frac else 0), offset_s
 
 
 def parse_time(value: str, field: str) -> float:
@@ -304,6 +313,19 @@ def normalize_phone(value: Any, field: str = "phone") -> str:
     if phone.startswith("0"):
         phone = "84" + phone[1:]
     return phone
+
+
+class WireForm(NamedTuple):
+    """How answers are written: the switches that shape them (not what they hold)."""
+
+    precision: str = "exact"
+    """``created_at_precision``: how times are written."""
+    shift_us: int = 0
+    """``shown_zone_offset_h`` in microseconds: added to every time written (the wall clock of a zone, labelled Z)."""
+
+
+#: Times exactly, in UTC: the stored values.
+EXACT = WireForm()
 
 
 class Consent:
@@ -377,26 +399,27 @@ class Consent:
         """Fields added to, and fields left out of, the wire form (``add(unknown_fields=, omit_fields=)``)."""
         self._wire: dict[str, Any] | None = None
 
-    def wire(self, precision: str = "exact") -> dict[str, Any]:
+    def wire(self, form: WireForm = EXACT) -> dict[str, Any]:
         """Return the wire dict, cached until the next change (shared: callers must not mutate it).
 
-        :param precision: how the times are written (:data:`TIME_PRECISIONS`); the store clears
-            every cache when its ``created_at_precision`` changes, so one cached form is enough.
+        :param form: how the answer is written; the store clears every cache when the switches that
+            shape it change, so one cached form is enough.
         """
         if self._wire is None:
-            self._wire = self.wire_uncached(precision)
+            self._wire = self.wire_uncached(form)
         return self._wire
 
-    def wire_uncached(self, precision: str) -> dict[str, Any]:
-        """Build the wire dict afresh, times written at ``precision``."""
-        wire = self._wire_fields(precision)
+    def wire_uncached(self, form: WireForm = EXACT) -> dict[str, Any]:
+        """Build the wire dict afresh, written in ``form``."""
+        wire = self._wire_fields(form)
         if self.served_as is not None:
             added, omitted = self.served_as
             wire = {name: value for name, value in wire.items() if name not in omitted}
             wire.update(added)
         return wire
 
-    def _wire_fields(self, precision: str) -> dict[str, Any]:
+    def _wire_fields(self, form: WireForm) -> dict[str, Any]:
+        precision, shift = form.precision, form.shift_us
         return {
             "id": str(self.id),
             "shop_id": self.shop_id,
@@ -408,13 +431,13 @@ class Consent:
             "reply_status": self.reply_status,
             "status": self.status,
             "delivery_status": self.delivery_status,
-            "delivery_time": format_time(self.delivery_time, precision),
+            "delivery_time": format_time(self.delivery_time + shift, precision),
             "is_charged": self.is_charged,
             "error_code": self.error_code,
             "error_message": self.error_message,
-            "created_at": format_time(self.created, precision),
-            "updated_at": format_time(self.updated, precision),
-            "expires_at": format_time(self.expires, precision),
+            "created_at": format_time(self.created + shift, precision),
+            "updated_at": format_time(self.updated + shift, precision),
+            "expires_at": format_time(self.expires + shift, precision),
         }
 
     def touch(self) -> None:
@@ -434,6 +457,9 @@ class ConsentFilter:
     call_type: str | None = None
     date_from: int | None = None
     date_to: int | None = None
+    date_from_offset_s: int = 0
+    """The offset ``date_from`` was sent with, seconds east of UTC (``filter_zone_offset_h`` ignores it)."""
+    date_to_offset_s: int = 0
     is_charged: bool | None = None
     oa_id: str | None = None
     phone: str | None = None
@@ -442,20 +468,31 @@ class ConsentFilter:
     status: str | None = None
     user_id: str | None = None
 
-    def date_bounds(self, precision: str, date_to_inclusive: bool) -> tuple[int | None, int | None]:
-        """Turn the date filters into ``[low, high)`` bounds on the exact ``created_at`` (microseconds).
+    def date_bounds(
+        self, precision: str, date_to_inclusive: bool, zone_offset_h: float = 0.0
+    ) -> tuple[int | None, int | None]:
+        """Turn the date filters into ``[low, high)`` bounds on the exact filtered time (microseconds).
 
         Each filter is first read at ``precision`` (the platform may cut or round its fraction), then
         ``date_from`` is inclusive and ``date_to`` exclusive, or inclusive with ``date_to_inclusive``.
+        A ``zone_offset_h`` other than 0 reads each filter's wall clock as the time in UTC+that many
+        hours, whatever offset was sent (``2025-03-01T00:00:00Z`` with 7 is ``2025-02-28T17:00:00Z``).
 
         :return: ``(low, high)``; ``None`` where the filter is not set.
         """
         low = high = None
         ns = 1_000_000_000
-        if self.date_from is not None:
-            low = -(-reduce_time(self.date_from, precision, ns) // 1000)  # created >= from
-        if self.date_to is not None:
-            to = reduce_time(self.date_to, precision, ns)
+        date_from, date_to = self.date_from, self.date_to
+        if zone_offset_h:
+            zone = round(zone_offset_h * 3600 * ns)
+            if date_from is not None:
+                date_from += self.date_from_offset_s * ns - zone
+            if date_to is not None:
+                date_to += self.date_to_offset_s * ns - zone
+        if date_from is not None:
+            low = -(-reduce_time(date_from, precision, ns) // 1000)  # created >= from
+        if date_to is not None:
+            to = reduce_time(date_to, precision, ns)
             high = to // 1000 + 1 if date_to_inclusive else -(-to // 1000)  # created <= to / < to
         return low, high
 
@@ -511,9 +548,10 @@ def parse_filter(raw: Any) -> ConsentFilter:
         value = raw.get(field)
         ids[field] = None if value in (None, "", "0", 0) else str(parse_int64(value, field))
     dates: dict[str, int | None] = {}
+    offsets: dict[str, int] = {}
     for field in ("date_from", "date_to"):
         value = raw.get(field)
-        dates[field] = None if value in (None, "") else parse_time_ns(value, field)
+        dates[field], offsets[field] = (None, 0) if value in (None, "") else parse_time_and_offset(value, field)
     phone_raw = raw.get("phone")
     return ConsentFilter(
         call_type=_enum(raw, "call_type", CALL_TYPES, UNKNOWN),
@@ -525,6 +563,8 @@ def parse_filter(raw: Any) -> ConsentFilter:
         user_id=ids["user_id"],
         date_from=dates["date_from"],
         date_to=dates["date_to"],
+        date_from_offset_s=offsets["date_from"],
+        date_to_offset_s=offsets["date_to"],
         phone=None if phone_raw in (None, "") else normalize_phone(phone_raw),
     )
 
@@ -833,12 +873,12 @@ class Store:
         :raises ValueError: an unknown or seeding-only name, or a bad value (nothing changes then).
         """
         with self._lock:
-            before, after = self.switches, self.switches.changed(**changes)
-            self.switches = after
-            if after.created_at_precision != before.created_at_precision:
+            before = self._form()
+            self.switches = self.switches.changed(**changes)
+            if self._form() != before:
                 for consent in self._by_id.values():
                     consent._wire = None
-            return after
+            return self.switches
 
     # ----------------------------------------------------------------- clock
     def now_s(self) -> float:
@@ -1055,8 +1095,17 @@ class Store:
             self._id_index = sorted(_key(consent_id, consent_id) for consent_id in self._by_id)
         return self._id_index
 
+    def _form(self) -> WireForm:
+        switches = self.switches
+        return WireForm(switches.created_at_precision, round(switches.shown_zone_offset_h * 3600 * US))
+
     def _wire(self, consent: Consent) -> dict[str, Any]:
-        return consent.wire(self.switches.created_at_precision)
+        return consent.wire(self._form())
+
+    def _show(self, micros: int) -> str:
+        """Write a time as answers do (``created_at_precision``, ``shown_zone_offset_h``)."""
+        precision, shift = self._form()
+        return format_time(micros + shift, precision)
 
     # ---------------------------------------------------------------- reads
     def get(self, consent_id: int | str) -> dict[str, Any] | None:
@@ -1082,7 +1131,7 @@ class Store:
                 now = self.now_us()
                 consents = [c for c in consents if c.visible_at <= now and not self._dropped(c.id)]
             if exact:
-                return [c.wire_uncached("exact") for c in consents]
+                return [c.wire_uncached(EXACT) for c in consents]
             return [dict(self._wire(c)) for c in consents]
 
     def _dropped(self, consent_id: int) -> bool:
@@ -1139,7 +1188,9 @@ class Store:
             time_index = self._created_index if by_created else self._updated_index
             index = self._ids_in_order() if on_id else time_index
             descending = paging.sort.startswith("-")
-            low, high = flt.date_bounds(switches.date_filter_precision, switches.date_to_inclusive)
+            low, high = flt.date_bounds(
+                switches.date_filter_precision, switches.date_to_inclusive, switches.filter_zone_offset_h
+            )
             lo, hi = 0, len(index)
             on_updated = switches.date_filter_field == "updated_at"
             narrow = not on_id and by_created != on_updated  # the walk's order is the filtered time's
@@ -1212,25 +1263,24 @@ class Store:
         with self._lock:
             self._settle()
             now = self.now_us()
-            shown = self.switches.created_at_precision
             consents = self._by_oa_phone.get((oa_id, phone), [])
             agreed = [c for c in consents if c.status == "P" and c.reply_status == "P"]
             valid = [c for c in agreed if c.expires > now]
             if valid:
                 newest = max(valid, key=lambda c: (c.updated, c.id))
-                return 0, format_time(newest.expires, shown), "Khách hàng đã đồng ý cho phép gọi"
+                return 0, self._show(newest.expires), "Khách hàng đã đồng ý cho phép gọi"
             if not consents:
                 return -1, "", "Chưa có yêu cầu cấp quyền gọi cho số điện thoại này"
             latest = max(consents, key=lambda c: (c.created, c.id))
             if latest.status != "P":
                 return -6, "", "Yêu cầu cấp quyền gọi gửi không thành công"
             if latest.reply_status == "S":
-                return -2, format_time(latest.expires, shown), "Đang chờ khách hàng phản hồi"
+                return -2, self._show(latest.expires), "Đang chờ khách hàng phản hồi"
             if latest.reply_status == "N":
                 return -3, "", "Khách hàng đã từ chối cấp quyền gọi"
             if agreed:
                 newest = max(agreed, key=lambda c: (c.updated, c.id))
-                return -5, format_time(newest.expires, shown), "Quyền gọi đã hết hạn"
+                return -5, self._show(newest.expires), "Quyền gọi đã hết hạn"
             return -4, "", "Khách hàng không phản hồi yêu cầu cấp quyền gọi"
 
     # --------------------------------------------------------------- writes

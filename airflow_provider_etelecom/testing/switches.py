@@ -164,6 +164,14 @@ class PlatformSwitches:
         _one_of(DATE_FILTER_FIELDS),
         choices=DATE_FILTER_FIELDS,
     )
+    filter_zone_offset_h: float = _switch(
+        0.0,
+        "read the wall clock of filter.date_from/date_to as UTC+this many hours, ignoring the offset sent (0: as sent)",
+        _number(-14.0, 14.0),
+    )
+    shown_zone_offset_h: float = _switch(
+        0.0, "write every time in answers as the wall clock of UTC+this many hours, labelled Z", _number(-14.0, 14.0)
+    )
     # ------------------------------------------------------------ sorts and order
     accepted_sorts: tuple[str, ...] = _switch(
         SORTS,

@@ -56,6 +56,8 @@ PLATFORM_VARIANTS: dict[str, dict[str, object]] = {
     "cursor_expiry": {"cursor_ttl_s": 60.0},
     "order_by_id": {"order_by_id": True, "id_time_jitter_s": 300.0},
     "filter_on_updated_at": {"date_filter_field": "updated_at"},
+    "filter_local_zone": {"filter_zone_offset_h": 7.0},
+    "shown_local_as_z": {"shown_zone_offset_h": 7.0},
 }
 
 #: The variants that change how the waiting side's changed reads (``sort=-updated_at``) behave.
@@ -95,6 +97,8 @@ PLATFORM_VARIANT_DESCRIPTIONS: dict[str, str] = {
     "cursor_expiry": "a cursor is refused (400 invalid_argument on after) once it is 60 s old",
     "order_by_id": "created_at sorts served in id order, and ids follow created_at only within 5 minutes",
     "filter_on_updated_at": "date_from/date_to bound updated_at, not created_at",
+    "filter_local_zone": "date filters read as Vietnam wall clock (UTC+7), whatever offset they carry",
+    "shown_local_as_z": "answers show Vietnam wall clock (UTC+7) labelled Z; filters use the true time",
 }
 
 

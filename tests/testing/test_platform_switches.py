@@ -387,3 +387,66 @@ def test_a_reply_moves_a_consent_into_an_updated_at_window() -> None:
         sim.reply(pending["id"], "P")
         assert pending["id"] in _ids(list_page(sim, filter=window)["consents"])
     assert PLATFORM_VARIANTS["filter_on_updated_at"] == {"date_filter_field": "updated_at"}
+
+
+# ------------------------------------------------------------------ zones misread
+#: Probes around midnight of 11 January in UTC+7 (17:00 UTC the day before).
+ZONE_PROBES = ("2026-02-10T16:59:59Z", "2026-02-10T17:00:00Z", "2026-02-11T00:00:00Z", "2026-02-11T06:59:59Z")
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        ({"date_from": "2026-02-11T00:00:00Z"}, ZONE_PROBES[1:]),  # 00:00 read as UTC+7 is 17:00Z the day before
+        ({"date_from": "2026-02-11T07:00:00+07:00"}, ZONE_PROBES[2:]),  # its wall clock 07:00 as UTC+7: 00:00Z
+        ({"date_from": "2026-02-11T00:00:00+07:00"}, ZONE_PROBES[1:]),  # wall clock 00:00 as UTC+7 again
+        ({"date_to": "2026-02-11T00:00:00Z"}, ZONE_PROBES[:1]),
+        ({"date_to": "2026-02-11T14:00:00+07:00"}, ZONE_PROBES),
+    ],
+)
+def test_filter_zone_offset_reads_the_wall_clock_in_the_platform_zone(
+    flt: dict[str, str], expected: tuple[str, ...]
+) -> None:
+    with _sim(0, filter_zone_offset_h=7) as sim:
+        for created_at in ZONE_PROBES:
+            sim.add_consent(created_at=created_at)
+        got = [c["created_at"] for c in list_page(sim, filter=flt, paging={"sort": "created_at"})["consents"]]
+        assert got == list(expected)
+        sim.filter_zone_offset_h = 0  # the offset sent is honoured again
+        got = [c["created_at"] for c in list_page(sim, filter=flt, paging={"sort": "created_at"})["consents"]]
+        bound = flt.get("date_from") or flt["date_to"]
+        instant = datetime.fromisoformat(bound.replace("Z", "+00:00"))
+        inside = [p for p in ZONE_PROBES if (_created({"created_at": p}) >= instant) == ("date_from" in flt)]
+        assert got == inside
+
+
+def test_shown_zone_offset_writes_every_time_as_local_wall_clock_labelled_z() -> None:
+    with _sim(50, shown_zone_offset_h=7) as sim:
+        probe = sim.add_consent(
+            created_at="2026-02-01T20:30:00Z", status="P", reply_status="P", updated_at="2026-02-01T21:00:00Z"
+        )
+        assert (probe["created_at"], probe["updated_at"]) == ("2026-02-02T03:30:00Z", "2026-02-02T04:00:00Z")
+        exact = next(c for c in sim.consents(exact=True) if c["id"] == probe["id"])
+        assert exact["created_at"] == "2026-02-01T20:30:00Z", "exact=True gives the true UTC times"
+        window = {"date_from": "2026-02-01T20:00:00Z", "date_to": "2026-02-01T21:00:00Z"}
+        listed = list_page(sim, filter=window)["consents"]
+        assert _ids(listed) == [probe["id"]] and listed[0]["expires_at"] == "2026-03-04T04:00:00Z"
+        assert listed[0]["delivery_time"].startswith("2026-02-02T")
+        order = _ids([c for p in pages(sim, {"paging": {"sort": "created_at"}}) for c in p["consents"]])
+        assert order == _ids(sim.consents())[::-1], "sorting follows the true time"
+        requested = call(
+            sim,
+            "Zalo/RequestConsent",
+            {"oa_id": sim.oa_ids[0], "phone": "84912345678", "call_type": "audio", "reason_code": "update_order"},
+        ).json()
+        now = sim.now()
+        assert abs((_created(requested) - now).total_seconds() - 7 * 3600) < 2
+        check = call(sim, "Zalo/CheckConsent", {"oa_id": sim.oa_ids[0], "phone": "84912345678"}).json()
+        assert check["error"] == -2 and check["expired_time"] == requested["expires_at"]
+        sim.shown_zone_offset_h = 0
+        assert sim.consent(probe["id"])["created_at"] == "2026-02-01T20:30:00Z"  # type: ignore[index]
+
+
+def test_zone_variants() -> None:
+    assert PLATFORM_VARIANTS["filter_local_zone"] == {"filter_zone_offset_h": 7.0}
+    assert PLATFORM_VARIANTS["shown_local_as_z"] == {"shown_zone_offset_h": 7.0}

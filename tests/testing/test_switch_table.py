@@ -43,6 +43,8 @@ OTHER_VALUE: dict[str, Any] = {
     "order_by_id": True,
     "id_time_jitter_s": 120.0,
     "date_filter_field": "updated_at",
+    "filter_zone_offset_h": 7.0,
+    "shown_zone_offset_h": -5.5,
 }
 #: A value each switch refuses.
 BAD_VALUE: dict[str, Any] = {
@@ -67,6 +69,8 @@ BAD_VALUE: dict[str, Any] = {
     "order_by_id": "yes",
     "id_time_jitter_s": -1.0,
     "date_filter_field": "expires_at",
+    "filter_zone_offset_h": 15.0,
+    "shown_zone_offset_h": "+07:00",
 }
 #: What to type on the command line for OTHER_VALUE.
 CLI_TEXT: dict[str, str] = {
