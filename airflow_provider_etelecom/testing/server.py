@@ -931,7 +931,8 @@ class EtelecomSimulator:
             phone = normalize_phone(_required(body, "phone"))
             error, expired_time, message = store.check(oa, phone)
             return {"error": error, "expired_time": expired_time, "message": message}
-        return {"id": self.account_id, "name": "Simulated Shop", "type": account}
+        account_id = int(self.account_id) if store.switches.numeric_ids else self.account_id
+        return {"id": account_id, "name": "Simulated Shop", "type": account}
 
     def _control(self, verb: str, name: str, raw: bytes) -> _Answer:
         """Serve a test-only ``/_simulator/<name>`` endpoint (no auth, no faults, not counted)."""

@@ -322,9 +322,11 @@ class WireForm(NamedTuple):
     """``created_at_precision``: how times are written."""
     shift_us: int = 0
     """``shown_zone_offset_h`` in microseconds: added to every time written (the wall clock of a zone, labelled Z)."""
+    numeric_ids: bool = False
+    """``numeric_ids``: ids written as JSON numbers (a Go int64 without the ``,string`` tag)."""
 
 
-#: Times exactly, in UTC: the stored values.
+#: Times exactly, in UTC, and ids as strings: the stored values.
 EXACT = WireForm()
 
 
@@ -420,11 +422,12 @@ class Consent:
 
     def _wire_fields(self, form: WireForm) -> dict[str, Any]:
         precision, shift = form.precision, form.shift_us
+        number: Callable[[Any], Any] = int if form.numeric_ids else str
         return {
-            "id": str(self.id),
-            "shop_id": self.shop_id,
-            "user_id": self.user_id,
-            "oa_id": self.oa_id,
+            "id": number(self.id),
+            "shop_id": number(self.shop_id),
+            "user_id": number(self.user_id),
+            "oa_id": number(self.oa_id),
             "phone": self.phone,
             "call_type": self.call_type,
             "reason_code": self.reason_code,
@@ -1097,15 +1100,16 @@ class Store:
 
     def _form(self) -> WireForm:
         switches = self.switches
-        return WireForm(switches.created_at_precision, round(switches.shown_zone_offset_h * 3600 * US))
+        shift = round(switches.shown_zone_offset_h * 3600 * US)
+        return WireForm(switches.created_at_precision, shift, switches.numeric_ids)
 
     def _wire(self, consent: Consent) -> dict[str, Any]:
         return consent.wire(self._form())
 
     def _show(self, micros: int) -> str:
         """Write a time as answers do (``created_at_precision``, ``shown_zone_offset_h``)."""
-        precision, shift = self._form()
-        return format_time(micros + shift, precision)
+        form = self._form()
+        return format_time(micros + form.shift_us, form.precision)
 
     # ---------------------------------------------------------------- reads
     def get(self, consent_id: int | str) -> dict[str, Any] | None:

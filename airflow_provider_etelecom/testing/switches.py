@@ -230,6 +230,7 @@ class PlatformSwitches:
         flag="--rate-limit-per-s",
         parse=float,
     )
+    numeric_ids: bool = _switch(False, "id, shop_id, user_id and oa_id are written as JSON numbers", _flag)
     # ------------------------------------------------------------ seeded data (fixed once seeded)
     burst_share: float = _switch(
         0.0, "share of seeded consents inside the burst window (default 0)", _number(0.0, 1.0), runtime=False

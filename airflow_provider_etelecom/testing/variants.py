@@ -58,6 +58,7 @@ PLATFORM_VARIANTS: dict[str, dict[str, object]] = {
     "filter_on_updated_at": {"date_filter_field": "updated_at"},
     "filter_local_zone": {"filter_zone_offset_h": 7.0},
     "shown_local_as_z": {"shown_zone_offset_h": 7.0},
+    "numeric_ids": {"numeric_ids": True},
 }
 
 #: The variants that change how the waiting side's changed reads (``sort=-updated_at``) behave.
@@ -99,6 +100,7 @@ PLATFORM_VARIANT_DESCRIPTIONS: dict[str, str] = {
     "filter_on_updated_at": "date_from/date_to bound updated_at, not created_at",
     "filter_local_zone": "date filters read as Vietnam wall clock (UTC+7), whatever offset they carry",
     "shown_local_as_z": "answers show Vietnam wall clock (UTC+7) labelled Z; filters use the true time",
+    "numeric_ids": "id, shop_id, user_id and oa_id are JSON numbers (an int64 without the ,string tag)",
 }
 
 

@@ -450,3 +450,33 @@ def test_shown_zone_offset_writes_every_time_as_local_wall_clock_labelled_z() ->
 def test_zone_variants() -> None:
     assert PLATFORM_VARIANTS["filter_local_zone"] == {"filter_zone_offset_h": 7.0}
     assert PLATFORM_VARIANTS["shown_local_as_z"] == {"shown_zone_offset_h": 7.0}
+
+
+# ------------------------------------------------------------------ ids as JSON numbers
+ID_FIELDS = ("id", "shop_id", "user_id", "oa_id")
+
+
+def test_numeric_ids_are_json_numbers_in_every_answer_and_requests_take_either() -> None:
+    with _sim(150, numeric_ids=True) as sim:
+        listed = [c for p in pages(sim, {"paging": {"limit": 40}}) for c in p["consents"]]
+        assert len(listed) == 150
+        assert all(type(c[field]) is int for c in listed for field in ID_FIELDS)
+        assert '"id":1' in call(sim, "Zalo/ListRequestConsent", {"paging": {"limit": 1}}).text
+        one = listed[0]
+        for oa_id in (one["oa_id"], str(one["oa_id"])):
+            for user_id in (one["user_id"], str(one["user_id"])):
+                flt = {"oa_id": oa_id, "user_id": user_id}
+                assert one["id"] in [c["id"] for c in list_page(sim, filter=flt)["consents"]]
+        body = {"oa_id": one["oa_id"], "phone": "84912345678", "call_type": "audio", "reason_code": "update_order"}
+        made = call(sim, "Zalo/RequestConsent", body).json()
+        assert all(type(made[field]) is int for field in ID_FIELDS)
+        assert (
+            call(sim, "Zalo/CheckConsent", {"oa_id": str(one["oa_id"]), "phone": "84912345678"}).json()["error"] == -2
+        )
+        assert type(call(sim, "Misc/CurrentAccount", {}).json()["id"]) is int
+        assert type(sim.consents()[0]["id"]) is int, "consents() is what the API serves"
+        assert type(sim.consents(exact=True)[0]["id"]) is str, "exact=True: the stored values"
+        assert sim.reply(made["id"], "P")["reply_status"] == "P"
+        sim.numeric_ids = False
+        assert all(type(c[field]) is str for c in list_page(sim)["consents"] for field in ID_FIELDS)
+    assert PLATFORM_VARIANTS["numeric_ids"] == {"numeric_ids": True}

@@ -45,6 +45,7 @@ OTHER_VALUE: dict[str, Any] = {
     "date_filter_field": "updated_at",
     "filter_zone_offset_h": 7.0,
     "shown_zone_offset_h": -5.5,
+    "numeric_ids": True,
 }
 #: A value each switch refuses.
 BAD_VALUE: dict[str, Any] = {
@@ -71,6 +72,7 @@ BAD_VALUE: dict[str, Any] = {
     "date_filter_field": "expires_at",
     "filter_zone_offset_h": 15.0,
     "shown_zone_offset_h": "+07:00",
+    "numeric_ids": "true",
 }
 #: What to type on the command line for OTHER_VALUE.
 CLI_TEXT: dict[str, str] = {
