@@ -31,6 +31,7 @@ from airflow_provider_etelecom.testing.store import (
     CALL_TYPES,
     REASON_CODES,
     US,
+    AlreadyExists,
     InvalidArgument,
     NotFound,
     Store,
@@ -900,6 +901,8 @@ class EtelecomSimulator:
             return _Answer(200, _json_bytes(self._handle(method, match.group(1), body)))
         except InvalidArgument as exc:
             raise _invalid(exc) from None
+        except AlreadyExists as exc:
+            raise _ApiError(409, "already_exists", exc.msg) from None
 
     def _handle(self, method: str, account: str, body: dict[str, Any]) -> dict[str, Any]:
         store = self._store

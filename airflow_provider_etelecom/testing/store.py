@@ -169,6 +169,14 @@ class NotFound(KeyError):
     """The consent asked for does not exist."""
 
 
+class AlreadyExists(Exception):
+    """A consent request the platform refuses because one is pending (``pending_conflict``): 409 ``already_exists``."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg)
+        self.msg = msg
+
+
 _DAY_PREFIX: dict[int, str] = {}
 _TIME_OF_DAY: list[str] = []
 
@@ -1292,9 +1300,15 @@ class Store:
         """Create a consent as ``RequestConsent`` does (arguments already validated).
 
         :return: the new consent's wire dict (a copy).
+        :raises AlreadyExists: with ``pending_conflict``, when (OA, phone) already has a consent
+            delivered (``status`` ``P``) and waiting for its reply (``S``); nothing is created.
         """
         with self._lock:
             self._settle()
+            if self.switches.pending_conflict and any(
+                c.status == "P" and c.reply_status == "S" for c in self._by_oa_phone.get((oa_id, phone), ())
+            ):
+                raise AlreadyExists("Đã có yêu cầu cấp quyền gọi đang chờ khách hàng phản hồi cho số điện thoại này")
             now = self.now_us()
             self._max_id += 1 + self._rng.randrange(1000)
             created = self._made_at(now)

@@ -231,6 +231,9 @@ class PlatformSwitches:
         parse=float,
     )
     numeric_ids: bool = _switch(False, "id, shop_id, user_id and oa_id are written as JSON numbers", _flag)
+    pending_conflict: bool = _switch(
+        False, "RequestConsent to an (OA, phone) with a pending consent is refused 409 already_exists", _flag
+    )
     # ------------------------------------------------------------ seeded data (fixed once seeded)
     burst_share: float = _switch(
         0.0, "share of seeded consents inside the burst window (default 0)", _number(0.0, 1.0), runtime=False

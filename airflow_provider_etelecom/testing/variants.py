@@ -59,6 +59,7 @@ PLATFORM_VARIANTS: dict[str, dict[str, object]] = {
     "filter_local_zone": {"filter_zone_offset_h": 7.0},
     "shown_local_as_z": {"shown_zone_offset_h": 7.0},
     "numeric_ids": {"numeric_ids": True},
+    "pending_conflict": {"pending_conflict": True},
 }
 
 #: The variants that change how the waiting side's changed reads (``sort=-updated_at``) behave.
@@ -101,6 +102,7 @@ PLATFORM_VARIANT_DESCRIPTIONS: dict[str, str] = {
     "filter_local_zone": "date filters read as Vietnam wall clock (UTC+7), whatever offset they carry",
     "shown_local_as_z": "answers show Vietnam wall clock (UTC+7) labelled Z; filters use the true time",
     "numeric_ids": "id, shop_id, user_id and oa_id are JSON numbers (an int64 without the ,string tag)",
+    "pending_conflict": "RequestConsent to a phone with a request still waiting (P, S) gets 409 already_exists",
 }
 
 

@@ -480,3 +480,38 @@ def test_numeric_ids_are_json_numbers_in_every_answer_and_requests_take_either()
         sim.numeric_ids = False
         assert all(type(c[field]) is str for c in list_page(sim)["consents"] for field in ID_FIELDS)
     assert PLATFORM_VARIANTS["numeric_ids"] == {"numeric_ids": True}
+
+
+# ------------------------------------------------------------------ a pending request conflicts
+def _ask(sim: EtelecomSimulator, oa_id: str, phone: str, call_type: str = "audio") -> requests.Response:
+    body = {"oa_id": oa_id, "phone": phone, "call_type": call_type, "reason_code": "update_order"}
+    return call(sim, "Zalo/RequestConsent", body)
+
+
+def test_pending_conflict_refuses_a_second_request_while_one_waits() -> None:
+    with _sim(20, pending_conflict=True, listing_lag_s=60) as sim:
+        oa, other_oa = sim.oa_ids[0], sim.oa_ids[1]
+        first = _ask(sim, oa, "84912345678")
+        assert first.status_code == 200
+        before = len(sim.consents())
+        for call_type in ("audio", "video"):
+            refused = _ask(sim, oa, "0912345678", call_type)  # the same phone, written locally
+            assert refused.status_code == 409 and refused.json()["code"] == "already_exists" and refused.json()["msg"]
+        assert len(sim.consents()) == before, "a refused request creates nothing"
+        assert _ask(sim, other_oa, "84912345678").status_code == 200, "another OA may ask"
+        assert _ask(sim, oa, "84987654321").status_code == 200, "another phone may be asked"
+        sim.reply(first.json()["id"], "N")
+        again = _ask(sim, oa, "84912345678")
+        assert again.status_code == 200, "once answered, the phone may be asked again"
+        sim.advance(86400 + 1)  # unanswered: NS
+        assert _ask(sim, oa, "84912345678").status_code == 200
+
+
+def test_a_failed_send_does_not_conflict_and_the_switch_is_off_by_default() -> None:
+    with _sim(20, pending_conflict=True) as sim:
+        sim.fail_send_to("84911111111")
+        assert _ask(sim, sim.oa_ids[0], "84911111111").json()["status"] == "N"
+        assert _ask(sim, sim.oa_ids[0], "84911111111").status_code == 200
+    with _sim(20) as sim:
+        assert [_ask(sim, sim.oa_ids[0], "84922222222").status_code for _ in range(2)] == [200, 200]
+    assert PLATFORM_VARIANTS["pending_conflict"] == {"pending_conflict": True}

@@ -46,6 +46,7 @@ OTHER_VALUE: dict[str, Any] = {
     "filter_zone_offset_h": 7.0,
     "shown_zone_offset_h": -5.5,
     "numeric_ids": True,
+    "pending_conflict": True,
 }
 #: A value each switch refuses.
 BAD_VALUE: dict[str, Any] = {
@@ -73,6 +74,7 @@ BAD_VALUE: dict[str, Any] = {
     "filter_zone_offset_h": 15.0,
     "shown_zone_offset_h": "+07:00",
     "numeric_ids": "true",
+    "pending_conflict": 2,
 }
 #: What to type on the command line for OTHER_VALUE.
 CLI_TEXT: dict[str, str] = {
