@@ -912,6 +912,11 @@ class Store:
             self._settle()
             return self.now_s()
 
+    def _platform_us(self, now: int) -> int:
+        """The platform's clock at simulated ``now`` (``clock_offset_s`` off): what stamps the consents it makes."""
+        offset = self.switches.clock_offset_s
+        return now + round(offset * US) if offset else now
+
     def _stamp(self, now: int) -> int:
         """``now`` as the simulator writes a moment it records: whole seconds unless fractional."""
         return now if self.switches.fractional_times else now - now % US
@@ -1063,8 +1068,8 @@ class Store:
             heapq.heappush(self._timers, (auto_reply_at, consent.id, consent.version, "auto"))
 
     def _settle(self) -> None:
-        """Apply every transition whose simulated time has come (lazy lifecycle, O(due) per call)."""
-        now = self.now_us()
+        """Apply every transition whose time has come on the platform's clock (lazy lifecycle, O(due) per call)."""
+        now = self._platform_us(self.now_us())
         timers = self._timers
         while timers and timers[0][0] <= now:
             due, consent_id, version, kind = heapq.heappop(timers)
@@ -1274,7 +1279,7 @@ class Store:
         """
         with self._lock:
             self._settle()
-            now = self.now_us()
+            now = self._platform_us(self.now_us())
             consents = self._by_oa_phone.get((oa_id, phone), [])
             agreed = [c for c in consents if c.status == "P" and c.reply_status == "P"]
             valid = [c for c in agreed if c.expires > now]
@@ -1311,7 +1316,7 @@ class Store:
                 raise AlreadyExists("Đã có yêu cầu cấp quyền gọi đang chờ khách hàng phản hồi cho số điện thoại này")
             now = self.now_us()
             self._max_id += 1 + self._rng.randrange(1000)
-            created = self._made_at(now)
+            created = self._made_at(self._platform_us(now))
             failure = self._failing_phones.get(phone)
             user = self._user_of_phone.get(phone) or self._new_user(phone)
             consent = Consent(
@@ -1338,7 +1343,13 @@ class Store:
             self._add(consent, None if after is None else created + round(after * US))
             if oa_id not in self.oa_ids:
                 self.oa_ids.append(oa_id)
-            return dict(self._wire(consent))
+            answer = dict(self._wire(consent))
+            skew = round(self.switches.answer_clock_offset_s * US)
+            if skew:
+                answer.update(
+                    created_at=self._show(consent.created + skew), updated_at=self._show(consent.updated + skew)
+                )
+            return answer
 
     def reply(self, consent_id: int | str, reply_status: str) -> dict[str, Any]:
         """Record the customer's answer now (``P`` agrees for 30 days, ``N`` refuses).
@@ -1353,7 +1364,7 @@ class Store:
             consent = self._by_id.get(int(consent_id))
             if consent is None:
                 raise NotFound(str(consent_id))
-            self._set_reply(consent, reply_status, self._stamp(self.now_us()))
+            self._set_reply(consent, reply_status, self._stamp(self._platform_us(self.now_us())))
             return dict(self._wire(consent))
 
     def insert(self, n: int, created_at: datetime | str | float | None = None) -> list[dict[str, Any]]:
@@ -1368,11 +1379,12 @@ class Store:
         with self._lock:
             self._settle()
             now = self.now_us()
+            clock = self._platform_us(now)
             given = None if created_at is None else to_micros(created_at, "created_at")
             visible_at = self._lag_until(now)
             out = []
             for _ in range(n):
-                consent = self._generate(self._made_at(now) if given is None else given, self._stamp(now))
+                consent = self._generate(self._made_at(clock) if given is None else given, self._stamp(clock))
                 consent.visible_at = visible_at
                 self._add(consent)
                 out.append(dict(self._wire(consent)))
@@ -1411,8 +1423,9 @@ class Store:
         with self._lock:
             self._settle()
             now = self.now_us()
-            created = to_micros(fields["created_at"], "created_at") if "created_at" in fields else self._made_at(now)
-            consent = self._generate(created, self._stamp(now))
+            clock = self._platform_us(now)
+            created = to_micros(fields["created_at"], "created_at") if "created_at" in fields else self._made_at(clock)
+            consent = self._generate(created, self._stamp(clock))
             consent.visible_at = self._lag_until(now)
             for name, value in fields.items():
                 if name in ("created_at", "updated_at", "expires_at", "delivery_time", "visible_at"):

@@ -234,6 +234,12 @@ class PlatformSwitches:
     pending_conflict: bool = _switch(
         False, "RequestConsent to an (OA, phone) with a pending consent is refused 409 already_exists", _flag
     )
+    clock_offset_s: float = _switch(
+        0.0, "the platform's clock is this many seconds off: consents made from now on are stamped by it", _number()
+    )
+    answer_clock_offset_s: float = _switch(
+        0.0, "RequestConsent's answer shows created_at/updated_at this many seconds off the listing's", _number()
+    )
     # ------------------------------------------------------------ seeded data (fixed once seeded)
     burst_share: float = _switch(
         0.0, "share of seeded consents inside the burst window (default 0)", _number(0.0, 1.0), runtime=False

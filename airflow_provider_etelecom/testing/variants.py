@@ -60,6 +60,8 @@ PLATFORM_VARIANTS: dict[str, dict[str, object]] = {
     "shown_local_as_z": {"shown_zone_offset_h": 7.0},
     "numeric_ids": {"numeric_ids": True},
     "pending_conflict": {"pending_conflict": True},
+    "platform_clock_behind": {"clock_offset_s": -3600.0},
+    "answer_clock_ahead": {"answer_clock_offset_s": 900.0},
 }
 
 #: The variants that change how the waiting side's changed reads (``sort=-updated_at``) behave.
@@ -103,6 +105,8 @@ PLATFORM_VARIANT_DESCRIPTIONS: dict[str, str] = {
     "shown_local_as_z": "answers show Vietnam wall clock (UTC+7) labelled Z; filters use the true time",
     "numeric_ids": "id, shop_id, user_id and oa_id are JSON numbers (an int64 without the ,string tag)",
     "pending_conflict": "RequestConsent to a phone with a request still waiting (P, S) gets 409 already_exists",
+    "platform_clock_behind": "the platform's clock is an hour behind: new consents are stamped an hour in the past",
+    "answer_clock_ahead": "RequestConsent's answer shows created_at/updated_at 15 minutes ahead of the listing",
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
@@ -515,3 +515,53 @@ def test_a_failed_send_does_not_conflict_and_the_switch_is_off_by_default() -> N
     with _sim(20) as sim:
         assert [_ask(sim, sim.oa_ids[0], "84922222222").status_code for _ in range(2)] == [200, 200]
     assert PLATFORM_VARIANTS["pending_conflict"] == {"pending_conflict": True}
+
+
+# ------------------------------------------------------------------ clocks
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def test_a_platform_clock_behind_stamps_new_consents_in_a_window_already_closed() -> None:
+    with _sim(20, clock_offset_s=-3600) as sim:
+        now = sim.now()
+        closed = {"date_from": _iso(now - timedelta(hours=2)), "date_to": _iso(now - timedelta(minutes=30))}
+        assert list_page(sim, filter=closed)["consents"] == [], "nothing there when the client exported it"
+        made = [
+            _ask(sim, sim.oa_ids[0], "84912345678").json(),
+            sim.insert_consents(1)[0],
+            sim.add_consent(phone="84987654321"),
+        ]
+        for consent in made:
+            assert abs((_created(consent) - (now - timedelta(hours=1))).total_seconds()) < 2, consent["created_at"]
+        assert sorted(_ids(list_page(sim, filter=closed)["consents"])) == sorted(_ids(made))
+        given = sim.add_consent(created_at="2026-02-01T10:00:00Z")
+        assert given["created_at"] == "2026-02-01T10:00:00Z", "a time given is kept"
+        pending = made[0]
+        assert (_created({"created_at": pending["expires_at"]}) - _created(pending)).total_seconds() == 86400
+        # The reply window still lasts a day of real time: the platform judges it on its own clock.
+        sim.advance(86400 - 60)
+        assert sim.consent(pending["id"])["reply_status"] == "S"  # type: ignore[index]
+        sim.advance(120)
+        assert sim.consent(pending["id"])["reply_status"] == "NS"  # type: ignore[index]
+        replied = sim.insert_consents(1)[0]
+        sim.advance(10)
+        answered = sim.reply(replied["id"], "P")
+        assert (
+            abs((_created({"created_at": answered["updated_at"]}) - (sim.now() - timedelta(hours=1))).total_seconds())
+            < 2
+        )
+
+
+def test_the_request_consent_answer_shows_another_clock_than_the_listing() -> None:
+    with _sim(20, answer_clock_offset_s=900) as sim:
+        answer = _ask(sim, sim.oa_ids[0], "84912345678").json()
+        listed = next(c for c in list_page(sim)["consents"] if c["id"] == answer["id"])
+        for field in ("created_at", "updated_at"):
+            assert (
+                _created({"created_at": answer[field]}) - _created({"created_at": listed[field]})
+            ).total_seconds() == 900
+        assert answer["expires_at"] == listed["expires_at"]
+        assert sim.consent(answer["id"]) == listed
+    assert PLATFORM_VARIANTS["platform_clock_behind"] == {"clock_offset_s": -3600.0}
+    assert PLATFORM_VARIANTS["answer_clock_ahead"] == {"answer_clock_offset_s": 900.0}

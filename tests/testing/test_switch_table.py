@@ -47,6 +47,8 @@ OTHER_VALUE: dict[str, Any] = {
     "shown_zone_offset_h": -5.5,
     "numeric_ids": True,
     "pending_conflict": True,
+    "clock_offset_s": -3600.0,
+    "answer_clock_offset_s": 900.0,
 }
 #: A value each switch refuses.
 BAD_VALUE: dict[str, Any] = {
@@ -75,6 +77,8 @@ BAD_VALUE: dict[str, Any] = {
     "shown_zone_offset_h": "+07:00",
     "numeric_ids": "true",
     "pending_conflict": 2,
+    "clock_offset_s": "an hour",
+    "answer_clock_offset_s": [900],
 }
 #: What to type on the command line for OTHER_VALUE.
 CLI_TEXT: dict[str, str] = {
