@@ -62,6 +62,9 @@ PLATFORM_VARIANTS: dict[str, dict[str, object]] = {
     "pending_conflict": {"pending_conflict": True},
     "platform_clock_behind": {"clock_offset_s": -3600.0},
     "answer_clock_ahead": {"answer_clock_offset_s": 900.0},
+    # 30 % of the seeded consents in one whole second: 240 of the exactness suite's 800, 300 of the
+    # simulator's default 1,000 (more than two pages of 100); it scales with ``consents``.
+    "second_past_a_page": {"burst_share": 0.3, "burst_span_s": 1.0},
 }
 
 #: The variants that change how the waiting side's changed reads (``sort=-updated_at``) behave.
@@ -107,6 +110,7 @@ PLATFORM_VARIANT_DESCRIPTIONS: dict[str, str] = {
     "pending_conflict": "RequestConsent to a phone with a request still waiting (P, S) gets 409 already_exists",
     "platform_clock_behind": "the platform's clock is an hour behind: new consents are stamped an hour in the past",
     "answer_clock_ahead": "RequestConsent's answer shows created_at/updated_at 15 minutes ahead of the listing",
+    "second_past_a_page": "30% of the seeded consents share one exact whole-second created_at: over two pages",
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -565,3 +566,19 @@ def test_the_request_consent_answer_shows_another_clock_than_the_listing() -> No
         assert sim.consent(answer["id"]) == listed
     assert PLATFORM_VARIANTS["platform_clock_behind"] == {"clock_offset_s": -3600.0}
     assert PLATFORM_VARIANTS["answer_clock_ahead"] == {"answer_clock_offset_s": 900.0}
+
+
+# ------------------------------------------------------------------ a crowded second past one page
+@pytest.mark.parametrize(("consents", "low", "high"), [(800, 201, 280), (1000, 250, 350)])
+def test_second_past_a_page_puts_over_two_pages_in_one_exact_second(consents: int, low: int, high: int) -> None:
+    variant: dict[str, Any] = dict(PLATFORM_VARIANTS["second_past_a_page"])
+    with EtelecomSimulator(consents=consents, seed=5, api_key=KEY, start=START, end=END, **variant) as sim:
+        second, n = Counter(c["created_at"] for c in sim.consents()).most_common(1)[0]
+        assert low <= n <= high and "." not in second, (second, n)
+        start = _created({"created_at": second})
+        window = {"date_from": second, "date_to": _iso(start + timedelta(seconds=1))}
+        listed = [c for p in pages(sim, {"filter": window}) for c in p["consents"]]
+        assert len(listed) == len(set(_ids(listed))) == n, "keyset paging serves each once"
+        sim.cursor_kind = "value_lt"
+        first = list(pages(sim, {"filter": window}))
+        assert [len(p["consents"]) for p in first] == [100, 0], "a value cursor skips the rest of the second"
