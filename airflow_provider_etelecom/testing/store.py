@@ -111,6 +111,41 @@ def _cursor_bound(index: list[int], cursor: Cursor, kind: str, below: bool) -> i
     return bisect_left(index, _key(value + 1, 0))
 
 
+def _cursor_page(
+    index: list[int],
+    lo: int,
+    hi: int,
+    descending: bool,
+    paging: Paging,
+    kind: str,
+    by_id: dict[int, Consent],
+    listable: Callable[[Consent], bool],
+) -> list[Consent]:
+    """Serve a page of a keyset or value cursor: bisect to the cursors, then walk ``limit`` listable rows.
+
+    :return: the rows taken, in sort order.
+    """
+    # Map the cursors to ascending-index bounds [lo, hi).
+    for cursor, is_after in ((paging.after, True), (paging.before, False)):
+        if cursor is not None:
+            # "after" in a descending order means "smaller keys" in the ascending index.
+            below = is_after == descending
+            bound = _cursor_bound(index, cursor, kind, below)
+            lo, hi = (lo, min(hi, bound)) if below else (max(lo, bound), hi)
+    # Walk from the side nearest the "after" cursor, or from the "before" cursor backwards.
+    walk_up = (paging.before is None) != descending
+    picked: list[Consent] = []
+    for pos in range(lo, hi) if walk_up else range(hi - 1, lo - 1, -1):
+        consent = by_id[index[pos] & _ID_MASK]
+        if listable(consent):
+            picked.append(consent)
+            if len(picked) >= paging.limit:
+                break
+    if paging.before is not None:
+        picked.reverse()
+    return picked
+
+
 def _offset_page(
     index: list[int],
     lo: int,
@@ -877,6 +912,17 @@ class Store:
         self.switches = replace(switches, burst_start=moment, burst_span_s=span_s)
 
     # -------------------------------------------------------------- switches
+    @property
+    def switches(self) -> PlatformSwitches:
+        """The platform switches in force (frozen: :meth:`configure` replaces them)."""
+        return self._switches
+
+    @switches.setter
+    def switches(self, switches: PlatformSwitches) -> None:
+        self._switches = switches
+        shift = round(switches.shown_zone_offset_h * 3600 * US)
+        self._wire_form = WireForm(switches.created_at_precision, shift, switches.numeric_ids)
+
     def configure(self, **changes: Any) -> PlatformSwitches:
         """Change switches a running simulator may change (:data:`~.switches.SETTINGS`), all checked first.
 
@@ -884,9 +930,9 @@ class Store:
         :raises ValueError: an unknown or seeding-only name, or a bad value (nothing changes then).
         """
         with self._lock:
-            before = self._form()
+            before = self._wire_form
             self.switches = self.switches.changed(**changes)
-            if self._form() != before:
+            if self._wire_form != before:
                 for consent in self._by_id.values():
                     consent._wire = None
             return self.switches
@@ -932,7 +978,7 @@ class Store:
     def _window_us(self) -> int:
         """``expires_at - created_at`` of a pending consent (whole seconds unless fractional)."""
         window = self.reply_window_s
-        return int(window * US) if self.switches.fractional_times else int(window) * US
+        return int(window * US) if self._switches.fractional_times else int(window) * US
 
     def _lag_until(self, now: int) -> int:
         lag = self.switches.listing_lag_s
@@ -947,7 +993,7 @@ class Store:
         offsets are whole seconds unless ``fractional_times``, so the default data is unchanged.
         """
         rand = self._rng.random
-        fractional = self.switches.fractional_times
+        fractional = self._switches.fractional_times
         self._max_id += 1 + int(rand() * 1000)
         phone = self.phones[int(rand() * len(self.phones))]
         call_type = _CALL_VALUES[bisect_right(_CALL_CUM, rand())]
@@ -1111,17 +1157,12 @@ class Store:
             self._id_index = sorted(_key(consent_id, consent_id) for consent_id in self._by_id)
         return self._id_index
 
-    def _form(self) -> WireForm:
-        switches = self.switches
-        shift = round(switches.shown_zone_offset_h * 3600 * US)
-        return WireForm(switches.created_at_precision, shift, switches.numeric_ids)
-
     def _wire(self, consent: Consent) -> dict[str, Any]:
-        return consent.wire(self._form())
+        return consent.wire(self._wire_form)
 
     def _show(self, micros: int) -> str:
         """Write a time as answers do (``created_at_precision``, ``shown_zone_offset_h``)."""
-        form = self._form()
+        form = self._wire_form
         return format_time(micros + form.shift_us, form.precision)
 
     # ---------------------------------------------------------------- reads
@@ -1196,79 +1237,62 @@ class Store:
             kind = switches.cursor_kind
             by_created = paging.sort.endswith("created_at")
             on_id = by_created and switches.order_by_id
-            ttl = None if switches.cursor_ttl_s is None else round(switches.cursor_ttl_s * US)
-            for cursor, field in ((paging.after, "after"), (paging.before, "before")):
-                if cursor is not None and not _fits(cursor, kind, on_id):
-                    raise InvalidArgument(field, f"paging.{field}: cursor không hợp lệ")
-                if cursor is not None and ttl is not None and cursor.issued is not None and now - cursor.issued > ttl:
-                    raise InvalidArgument(field, f"paging.{field}: cursor đã hết hạn (cursor expired), hãy bắt đầu lại")
-            time_index = self._created_index if by_created else self._updated_index
-            index = self._ids_in_order() if on_id else time_index
+            self._check_cursors(paging, on_id, now)
+            index = self._ids_in_order() if on_id else self._created_index if by_created else self._updated_index
             descending = paging.sort.startswith("-")
             low, high = flt.date_bounds(
                 switches.date_filter_precision, switches.date_to_inclusive, switches.filter_zone_offset_h
             )
             lo, hi = 0, len(index)
             on_updated = switches.date_filter_field == "updated_at"
-            narrow = not on_id and by_created != on_updated  # the walk's order is the filtered time's
-            if narrow and low is not None:
-                lo = bisect_left(index, _key(low, 0))
-            if narrow and high is not None:
-                hi = bisect_left(index, _key(high, 0))
+            if not on_id and by_created != on_updated:  # the walk's order is the filtered time's: bisect
+                lo = lo if low is None else bisect_left(index, _key(low, 0))
+                hi = hi if high is None else bisect_left(index, _key(high, 0))
             # ConsentFilter.matches bounds created_at; updated_at bounds are checked here.
             low_c, high_c, low_u, high_u = (None, None, low, high) if on_updated else (low, high, None, None)
-            by_id = self._by_id
 
             def listable(consent: Consent) -> bool:
                 return (
                     consent.visible_at <= now
-                    and (not on_updated or _within(consent.updated, low_u, high_u))
                     and flt.matches(consent, low_c, high_c)
+                    and (not on_updated or _within(consent.updated, low_u, high_u))
                 )
 
             if kind == "offset":
-                picked, first_at = _offset_page(index, lo, hi, descending, paging, by_id, listable)
+                picked, first_at = _offset_page(index, lo, hi, descending, paging, self._by_id, listable)
             else:
-                # Map the cursors to ascending-index bounds [lo, hi).
-                for cursor, is_after in ((paging.after, True), (paging.before, False)):
-                    if cursor is not None:
-                        # "after" in a descending order means "smaller keys" in the ascending index.
-                        below = is_after == descending
-                        bound = _cursor_bound(index, cursor, kind, below)
-                        lo, hi = (lo, min(hi, bound)) if below else (max(lo, bound), hi)
-                # Walk from the side nearest the "after" cursor, or from the "before" cursor backwards.
-                walk_up = (paging.before is None) != descending
-                positions = range(lo, hi) if walk_up else range(hi - 1, lo - 1, -1)
-                picked = []
-                for pos in positions:
-                    consent = by_id[index[pos] & _ID_MASK]
-                    if consent.visible_at > now or not flt.matches(consent, low_c, high_c):
-                        continue
-                    if on_updated and not _within(consent.updated, low_u, high_u):
-                        continue
-                    picked.append(consent)
-                    if len(picked) >= paging.limit:
-                        break
-                if paging.before is not None:
-                    picked.reverse()
-                first_at = 0
-            served = list(enumerate(picked, first_at))
+                picked, first_at = _cursor_page(index, lo, hi, descending, paging, kind, self._by_id, listable), 0
+            served = picked
             if switches.drop_after_limit > 0:
-                served = [(at, c) for at, c in served if not self._dropped(c.id)]
+                served = [c for c in picked if not self._dropped(c.id)]
             if not served:
                 return [], "", ""
-            (first_pos, first), (last_pos, last) = served[0], served[-1]
+            first, last = served[0], served[-1]
+            issued = None if switches.cursor_ttl_s is None else now
 
-            issued = None if ttl is None else now
-
-            def cursor_of(consent: Consent, at: int) -> str:
+            def cursor_of(consent: Consent, end: bool) -> str:
                 if kind == "offset":
+                    # Past the last row returned, or at the first (index() finds a row by identity).
+                    at = first_at + picked.index(consent) + end
                     return encode_cursor(paging.sort, None, offset=at, issued=issued)
                 value = consent.id if on_id else consent.created if by_created else consent.updated
                 tie = consent.id if kind == "keyset" else None
                 return encode_cursor(paging.sort, value, tie, issued=issued, on_id=on_id)
 
-            return [self._wire(c) for _, c in served], cursor_of(last, last_pos + 1), cursor_of(first, first_pos)
+            form = self._wire_form
+            return [c.wire(form) for c in served], cursor_of(last, True), cursor_of(first, False)
+
+    def _check_cursors(self, paging: Paging, on_id: bool, now: int) -> None:
+        """Refuse a cursor that does not hold what ``cursor_kind`` reads, or has outlived ``cursor_ttl_s``."""
+        switches = self.switches
+        ttl = None if switches.cursor_ttl_s is None else round(switches.cursor_ttl_s * US)
+        for cursor, field in ((paging.after, "after"), (paging.before, "before")):
+            if cursor is None:
+                continue
+            if not _fits(cursor, switches.cursor_kind, on_id):
+                raise InvalidArgument(field, f"paging.{field}: cursor không hợp lệ")
+            if ttl is not None and cursor.issued is not None and now - cursor.issued > ttl:
+                raise InvalidArgument(field, f"paging.{field}: cursor đã hết hạn (cursor expired), hãy bắt đầu lại")
 
     def check(self, oa_id: str, phone: str) -> tuple[int, str, str]:
         """Answer ``CheckConsent`` from the consents of (OA, phone).
