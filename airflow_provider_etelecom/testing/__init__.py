@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from airflow_provider_etelecom.testing.process import SimulatorProcess
 from airflow_provider_etelecom.testing.server import (
+    ERROR_BODY_FAULTS,
     FAULT_KINDS,
     EtelecomSimulator,
     FaultConfig,
@@ -36,6 +37,9 @@ from airflow_provider_etelecom.testing.store import (
     STATUSES,
 )
 from airflow_provider_etelecom.testing.switches import (
+    CURSOR_KINDS,
+    DATE_FILTER_FIELDS,
+    LIMIT_ECHOES,
     MAX_LIMIT,
     SETTINGS,
     SORTS,
@@ -52,9 +56,13 @@ from airflow_provider_etelecom.testing.variants import (
 
 __all__ = [
     "CALL_TYPES",
+    "CURSOR_KINDS",
+    "DATE_FILTER_FIELDS",
     "DEFAULT_LIMIT",
     "DELIVERY_STATUSES",
+    "ERROR_BODY_FAULTS",
     "FAULT_KINDS",
+    "LIMIT_ECHOES",
     "MAX_LIMIT",
     "PLATFORM_VARIANTS",
     "PLATFORM_VARIANT_DESCRIPTIONS",

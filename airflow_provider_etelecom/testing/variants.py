@@ -10,7 +10,15 @@ must hold *whatever* the platform turns out to be runs under each of these::
 
 Every precision variant turns ``fractional_times`` on: with whole-second data, how the platform
 reads or writes fractions changes nothing. :data:`PLATFORM_VARIANT_DESCRIPTIONS` says in one line what
-each variant plays (same keys).
+each variant plays (same keys). Every entry is checked at import against the switch declarations
+(:class:`~airflow_provider_etelecom.testing.switches.PlatformSwitches`): a name that is no switch,
+or a value the switch refuses, fails the import.
+
+Some variants play platforms that lose or repeat consents for a client that trusts the obvious
+reading: a short page (``page_cap_50``, ``drop_after_limit``), a cursor on the sort value or an
+offset (``cursor_value_lt``, ``cursor_value_le``, ``cursor_offset``), an id order (``order_by_id``),
+a zone or clock misread (``filter_local_zone``, ``shown_local_as_z``, ``platform_clock_behind``).
+What an exact export of them must hold is ``sim.consents(visible_only=True)``.
 """
 
 from __future__ import annotations
