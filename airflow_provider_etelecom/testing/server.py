@@ -490,7 +490,7 @@ class EtelecomSimulator:
         plays; :data:`~.variants.PLATFORM_VARIANTS` names plausible sets). Each is also an attribute
         (``sim.listing_lag_s``); those of :data:`SETTINGS` can be set on a running simulator
         (``sim.listing_lag_s = 5``, :meth:`configure`, ``POST /_simulator/settings``), the seeding
-        ones (``burst_*``) cannot. ``rate_limit_per_s`` is the platform's rate
+        ones (``burst_*``, ``id_time_jitter_s``) cannot. ``rate_limit_per_s`` is the platform's rate
         limit: requests per second per API key (a token bucket holding one second's worth, at least
         one request), a request beyond it answered 429 ``resource_exhausted`` with a ``Retry-After``,
         counted on the simulator's clock, so a test refills it with :meth:`advance`.
