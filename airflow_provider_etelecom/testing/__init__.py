@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from airflow_provider_etelecom.testing.process import SimulatorProcess
 from airflow_provider_etelecom.testing.server import (
+    ERROR_BODY_FAULTS,
     FAULT_KINDS,
-    SETTINGS,
     EtelecomSimulator,
     FaultConfig,
     ScriptedFault,
@@ -32,12 +32,21 @@ from airflow_provider_etelecom.testing.store import (
     CALL_TYPES,
     DEFAULT_LIMIT,
     DELIVERY_STATUSES,
-    MAX_LIMIT,
     REASON_CODES,
     REPLY_STATUSES,
-    SORTS,
     STATUSES,
+)
+from airflow_provider_etelecom.testing.switches import (
+    CURSOR_KINDS,
+    DATE_FILTER_FIELDS,
+    LIMIT_ECHOES,
+    MAX_LIMIT,
+    SETTINGS,
+    SORTS,
+    SWITCHES,
     TIME_PRECISIONS,
+    PlatformSwitches,
+    Switch,
 )
 from airflow_provider_etelecom.testing.variants import (
     PLATFORM_VARIANT_DESCRIPTIONS,
@@ -47,9 +56,13 @@ from airflow_provider_etelecom.testing.variants import (
 
 __all__ = [
     "CALL_TYPES",
+    "CURSOR_KINDS",
+    "DATE_FILTER_FIELDS",
     "DEFAULT_LIMIT",
     "DELIVERY_STATUSES",
+    "ERROR_BODY_FAULTS",
     "FAULT_KINDS",
+    "LIMIT_ECHOES",
     "MAX_LIMIT",
     "PLATFORM_VARIANTS",
     "PLATFORM_VARIANT_DESCRIPTIONS",
@@ -59,10 +72,13 @@ __all__ = [
     "SETTINGS",
     "SORTS",
     "STATUSES",
+    "SWITCHES",
     "TIME_PRECISIONS",
     "EtelecomSimulator",
     "FaultConfig",
+    "PlatformSwitches",
     "ScriptedFault",
     "SimulatorProcess",
     "Stats",
+    "Switch",
 ]

@@ -15,22 +15,23 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from types import FrameType
+from typing import Any
 
 from airflow_provider_etelecom.testing.process import API_KEY_ENV, DEFAULT_API_KEY
 from airflow_provider_etelecom.testing.server import EtelecomSimulator, FaultConfig
-from airflow_provider_etelecom.testing.store import SORTS, TIME_PRECISIONS
+from airflow_provider_etelecom.testing.switches import SWITCHES, Switch, parse_moment
 from airflow_provider_etelecom.testing.variants import PLATFORM_VARIANTS
 
-
-def _aware(value: str) -> datetime:
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+#: Where the parser notes the switch flags given (a flag not given leaves the ``--variant``'s value).
+_GIVEN = "_switches_given"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the CLI parser (one flag per :class:`EtelecomSimulator` / :class:`FaultConfig` option)."""
+    """Return the CLI parser: the simulator's options, :class:`FaultConfig`'s, and one flag per switch.
+
+    The switch flags are generated from :data:`~airflow_provider_etelecom.testing.switches.SWITCHES`.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_etelecom.testing",
         description="Serve a local eTelecom Zalo Cloud API simulator (test-only; loopback).",
@@ -44,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get(API_KEY_ENV, DEFAULT_API_KEY),
         help=f"accepted Bearer key (default: ${API_KEY_ENV} or {DEFAULT_API_KEY!r})",
     )
-    parser.add_argument("--start", type=_aware, default=None, help="seeded created_at from (ISO 8601)")
-    parser.add_argument("--end", type=_aware, default=None, help="seeded created_at until, exclusive")
+    parser.add_argument("--start", type=parse_moment, default=None, help="seeded created_at from (ISO 8601)")
+    parser.add_argument("--end", type=parse_moment, default=None, help="seeded created_at until, exclusive")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every API request")
     parser.add_argument("--error-rate", type=float, default=0.0, help="share of 500/502/503 answers")
     parser.add_argument("--drop-rate", type=float, default=0.0, help="share of connections cut mid-body")
@@ -53,19 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-limit-rate", type=float, default=0.0, help="chance a burst of 429s starts")
     parser.add_argument("--rate-limit-burst", type=int, default=3, help="429s per burst (default 3)")
     parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of 429s, seconds")
-    parser.add_argument(
-        "--rate-limit-per-s",
-        type=float,
-        default=None,
-        help="the platform's rate limit: requests per second per API key, 429 with Retry-After beyond (default off)",
-    )
     parser.add_argument("--exhausted-rate", type=float, default=0.0, help="share of 403 resource_exhausted")
+    parser.add_argument(
+        "--error-body-rate", type=float, default=0.0, help="share of 200 answers with an error body (a proxy)"
+    )
     parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault sequence")
     parser.add_argument("--auto-reply-after", type=float, default=None, help="auto-reply after S seconds")
     parser.add_argument("--auto-reply-status", choices=("P", "N"), default="P")
     parser.add_argument("--reply-window", type=float, default=86400.0, help="seconds before S turns NS")
-    # Platform switches: SUPPRESS leaves a flag not given out of the namespace, so a --variant's
-    # value stands unless the flag is given, and the simulator's own default applies otherwise.
     switches = parser.add_argument_group("platform switches (see docs/simulator.md)")
     switches.add_argument(
         "--variant",
@@ -73,97 +69,67 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="start from a named platform variant (PLATFORM_VARIANTS); the flags below override it",
     )
-    switches.add_argument(
-        "--listing-lag",
-        dest="listing_lag_s",
-        type=float,
-        help="seconds before a new consent is listed",
-        default=argparse.SUPPRESS,
-    )
-    switches.add_argument(
-        "--date-to-inclusive", action="store_true", help="treat filter.date_to as inclusive", default=argparse.SUPPRESS
-    )
-    switches.add_argument(
-        "--fractional-times",
-        action="store_true",
-        help="give the times the simulator makes a seeded sub-second part",
-        default=argparse.SUPPRESS,
-    )
-    switches.add_argument(
-        "--date-filter-precision",
-        choices=TIME_PRECISIONS,
-        help="how filter.date_from/date_to are read before comparing (default exact)",
-        default=argparse.SUPPRESS,
-    )
-    switches.add_argument(
-        "--created-at-precision",
-        choices=TIME_PRECISIONS,
-        help="how times are written in answers (default exact)",
-        default=argparse.SUPPRESS,
-    )
-    switches.add_argument(
-        "--accepted-sorts",
-        type=_sorts,
-        help=f"comma-separated paging.sort values accepted (default {','.join(SORTS)})",
-        default=argparse.SUPPRESS,
-    )
-    switches.add_argument(
-        "--ignored-sorts",
-        type=_sorts,
-        help="comma-separated paging.sort values accepted but answered in the default order (default none)",
-        default=argparse.SUPPRESS,
-    )
-    switches.add_argument(
-        "--reply-keeps-updated-at",
-        dest="reply_moves_updated_at",
-        action="store_false",
-        help="a reply leaves updated_at as it was (default: a reply sets it)",
-        default=argparse.SUPPRESS,
-    )
-    switches.add_argument(
-        "--burst-share",
-        type=float,
-        help="share of seeded consents inside the burst window (default 0)",
-        default=argparse.SUPPRESS,
-    )
-    switches.add_argument("--burst-start", type=_aware, help="burst window start (ISO 8601)", default=argparse.SUPPRESS)
-    switches.add_argument(
-        "--burst-span",
-        dest="burst_span_s",
-        type=float,
-        help="burst window length in s (default 3600)",
-        default=argparse.SUPPRESS,
-    )
+    for switch in SWITCHES:
+        _add_switch(switches, switch)
     return parser
 
 
-SWITCHES = (
-    "listing_lag_s",
-    "date_to_inclusive",
-    "fractional_times",
-    "date_filter_precision",
-    "created_at_precision",
-    "accepted_sorts",
-    "ignored_sorts",
-    "reply_moves_updated_at",
-    "burst_share",
-    "burst_start",
-    "burst_span_s",
-)
+class _SwitchAction(argparse.Action):
+    """Store a switch flag's value and note the switch as given, so a ``--variant``'s value stands otherwise."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        given: set[str] = getattr(namespace, _GIVEN, set())
+        setattr(namespace, _GIVEN, given | {self.dest})
 
 
-def _sorts(value: str) -> tuple[str, ...]:
-    sorts = tuple(s.strip() for s in value.split(",") if s.strip())
-    unknown = [s for s in sorts if s not in SORTS]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown sorts {unknown}; known: {', '.join(SORTS)}")
-    return sorts
+def _add_switch(group: argparse._ArgumentGroup, switch: Switch) -> None:
+    """One flag for ``switch``: a bool's flag sets the value that is not its default; others take a value."""
+    default = switch.default
+    if switch.parse is None:
+        group.add_argument(
+            switch.flag,
+            dest=switch.name,
+            action=_SwitchAction,
+            nargs=0,
+            const=not default,
+            default=default,
+            help=switch.help,
+        )
+        return
+    parse = switch.parse
+    described = switch.help if "default" in switch.help else f"{switch.help} (default {default!r})"
+
+    def read(text: str) -> object:
+        try:
+            return switch.check(switch.name, parse(text))
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    read.__name__ = switch.name  # argparse names the type in its error
+    group.add_argument(
+        switch.flag,
+        dest=switch.name,
+        action=_SwitchAction,
+        type=read,
+        choices=switch.choices or None,
+        default=default,
+        metavar=None if switch.choices else switch.name.upper(),
+        help=described,
+    )
 
 
-def switches_of(args: argparse.Namespace) -> dict[str, object]:
-    """Return the platform switches to start with: the ``--variant``'s, then each flag given."""
-    chosen: dict[str, object] = dict(PLATFORM_VARIANTS[args.variant]) if args.variant else {}
-    chosen.update({name: getattr(args, name) for name in SWITCHES if hasattr(args, name)})
+def switches_of(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the platform switches to start with: the ``--variant``'s, then each switch flag given."""
+    chosen: dict[str, Any] = dict(PLATFORM_VARIANTS[args.variant]) if args.variant else {}
+    given: set[str] = getattr(args, _GIVEN, set())
+    chosen.update({switch.name: getattr(args, switch.name) for switch in SWITCHES if switch.name in given})
     return chosen
 
 
@@ -181,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_limit_burst=args.rate_limit_burst,
         retry_after_s=args.retry_after,
         exhausted_rate=args.exhausted_rate,
+        error_body_rate=args.error_body_rate,
         seed=args.fault_seed,
     )
     sim = EtelecomSimulator(
@@ -193,11 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         latency_ms=args.latency_ms,
         faults=faults,
-        rate_limit_per_s=args.rate_limit_per_s,
         reply_window_s=args.reply_window,
         auto_reply_after_s=args.auto_reply_after,
         auto_reply_status=args.auto_reply_status,
-        **switches_of(args),  # type: ignore[arg-type]  # names and types of EtelecomSimulator's switches
+        **switches_of(args),
     )
     stop = threading.Event()
 

@@ -30,8 +30,8 @@ from typing import Any
 from airflow_provider_etelecom.testing.store import (
     CALL_TYPES,
     REASON_CODES,
-    SORTS,
     US,
+    AlreadyExists,
     InvalidArgument,
     NotFound,
     Store,
@@ -42,23 +42,17 @@ from airflow_provider_etelecom.testing.store import (
     to_epoch,
     to_micros,
 )
+from airflow_provider_etelecom.testing.switches import SETTINGS, SWITCH_NAMES, PlatformSwitches
 
 API_PATH = re.compile(r"^/v1/(shop|partner)\.([A-Za-z]+/[A-Za-z]+)$")
 API_METHODS = ("Zalo/ListRequestConsent", "Zalo/RequestConsent", "Zalo/CheckConsent", "Misc/CurrentAccount")
 CONTROL_PREFIX = "/_simulator/"
-#: The platform switches a running simulator can change (attributes, and ``POST /_simulator/settings``).
-SETTINGS: tuple[str, ...] = (
-    "date_to_inclusive",
-    "listing_lag_s",
-    "fractional_times",
-    "date_filter_precision",
-    "created_at_precision",
-    "accepted_sorts",
-    "ignored_sorts",
-    "reply_moves_updated_at",
-    "rate_limit_per_s",
-)
-FAULT_KINDS = ("500", "502", "503", "429", "403_exhausted", "drop", "truncate", "timeout")
+#: A proxy or gateway answering 200 with an error body: an eTelecom-shaped error, a gateway's
+#: ``errors`` list, or a listing without its ``paging`` (error-body faults).
+ERROR_BODY_FAULTS = ("200_code", "200_errors", "200_no_paging")
+FAULT_KINDS = ("500", "502", "503", "429", "403_exhausted", "drop", "truncate", "timeout", *ERROR_BODY_FAULTS)
+#: Faults counted only where they apply (a 200 answer; a listing with consents).
+_COUNTED_WHEN_APPLIED = ("truncate", "200_no_paging")
 DEFAULT_TIMEOUT_FAULT_S = 5.0
 LOG_LIMIT = 10_000
 
@@ -82,6 +76,11 @@ class FaultConfig:
     :param rate_limit_burst: consecutive 429 answers per burst.
     :param retry_after_s: value of the ``Retry-After`` header of 429 answers.
     :param exhausted_rate: share of 403 ``resource_exhausted`` answers (the platform's quota signal).
+    :param error_body_rate: share of requests answered 200 with an error body (a proxy in front of
+        the platform), split evenly among ``200_code`` (``{"code": "unavailable", "msg"}``, before
+        the application runs), ``200_errors`` (``{"errors": [{"message"}]}``, before it runs) and
+        ``200_no_paging`` (a ``ListRequestConsent`` page with its consents but no ``paging``; any
+        other answer, or a page without consents, is served normally).
     :param seed: seed of the ``random.Random`` that decides every fault.
     """
 
@@ -92,10 +91,12 @@ class FaultConfig:
     rate_limit_burst: int = 3
     retry_after_s: float = 1.0
     exhausted_rate: float = 0.0
+    error_body_rate: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "drop_rate", "truncate_rate", "rate_limit_rate", "exhausted_rate"):
+        rates = ("error_rate", "drop_rate", "truncate_rate", "rate_limit_rate", "exhausted_rate", "error_body_rate")
+        for name in rates:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {value}")
@@ -225,7 +226,8 @@ class _FaultEngine:
     """Decides the fault of each API request: scripted ones first, then the seeded random ones.
 
     Every request draws the same number of random numbers whatever happens, so a sequential run with
-    the same seed meets the same faults at the same requests.
+    the same seed meets the same faults at the same requests. (The error-body draws are made only when
+    ``error_body_rate`` is set, so the sequences of configurations without it are the ones they were.)
     """
 
     def __init__(self, config: FaultConfig) -> None:
@@ -263,6 +265,7 @@ class _FaultEngine:
                 return (None if kind == "none" else kind), arg
             cfg, rng = self.config, self._rng
             draws = [rng.random() for _ in range(6)]
+            body_draws = (rng.random(), rng.random()) if cfg.error_body_rate > 0 else (1.0, 0.0)
             if self._burst_left > 0:
                 self._burst_left -= 1
                 return "429", cfg.retry_after_s
@@ -277,6 +280,8 @@ class _FaultEngine:
                 return "drop", 0.0
             if draws[4] < cfg.truncate_rate:
                 return "truncate", 0.0
+            if body_draws[0] < cfg.error_body_rate:
+                return ERROR_BODY_FAULTS[int(body_draws[1] * 3) % 3], 0.0
             return None, 0.0
 
 
@@ -474,41 +479,23 @@ class EtelecomSimulator:
     :param port: bind port; ``0`` picks a free one.
     :param latency_ms: added to every API request (real sleep).
     :param faults: random faults, see :class:`FaultConfig`.
-    :param rate_limit_per_s: the platform's rate limit: requests per second per API key (a token
-        bucket holding one second's worth, at least one request). A request beyond it is answered
-        429 ``resource_exhausted`` with a ``Retry-After`` of the seconds until the key has a token
-        again. Counted on the simulator's clock, so real traffic meets it in real time and a test
-        refills it with :meth:`advance`. ``None`` (default): no limit, only the random 429 faults.
-    :param date_to_inclusive: reading of ``filter.date_to``: exclusive (default) or inclusive, both
-        plausible from the docs, so the provider can be tested against each.
-    :param listing_lag_s: a consent added after the simulator was built (``RequestConsent``,
-        :meth:`insert_consents`, :meth:`add_consent`) shows in ``ListRequestConsent`` only this many
-        simulated seconds after it was added (eventual consistency some platforms have);
-        ``CheckConsent`` and :meth:`consent` see it at once.
-    :param fractional_times: times the simulator makes (seeded, inserted and requested consents) get
-        a sub-second part drawn from ``seed``, stored exactly (microseconds); default whole seconds.
-    :param date_filter_precision: how the platform reads ``filter.date_from``/``date_to`` before
-        comparing them with the exact ``created_at``: ``"exact"``, ``"ms"`` (cut to milliseconds),
-        ``"s_truncate"`` (cut to whole seconds) or ``"s_round"`` (rounded half-up to whole seconds).
-    :param created_at_precision: how ``created_at``, ``updated_at`` and the other times are written
-        in answers (same four values); filtering and sorting still use the exact value.
-    :param accepted_sorts: the ``paging.sort`` values the platform accepts (default all of
-        :data:`SORTS`); another one gets 400 ``invalid_argument`` naming ``sort``.
-    :param ignored_sorts: accepted ``paging.sort`` values the platform answers in its default order
-        (newest ``created_at`` first) all the same, echoing the ``sort`` asked for: a sort ignored.
-    :param reply_moves_updated_at: a reply (``P``, ``N``, ``NS``) sets ``updated_at`` to its time
-        (default); ``False`` plays a platform that leaves ``updated_at`` alone.
-    :param burst_share: share of the seeded consents created inside the burst window (a campaign).
-    :param burst_start: start of the burst window (aware datetime, whole seconds); default: centred
-        in ``[start, end)``.
-    :param burst_span_s: length of the burst window, seconds (cut to ``[start, end)`` when
-        ``burst_start`` is not given).
     :param reply_window_s: simulated seconds before a pending ``S`` consent turns ``NS``.
     :param auto_reply_after_s: if set, consents made by ``RequestConsent`` get ``auto_reply_status``
         after this many simulated seconds (if that is inside the reply window).
     :param auto_reply_status: ``"P"`` or ``"N"``.
     :param oa_ids: OA ids to generate data for (default: three generated ids).
     :param phones: phone pool to generate data for (default: ``max(5, consents // 10)`` numbers).
+    :param switches: the platform switches by name, e.g. ``listing_lag_s=30, date_to_inclusive=True``:
+        every field of :class:`~.switches.PlatformSwitches` (``docs/simulator.md`` says what each
+        plays; :data:`~.variants.PLATFORM_VARIANTS` names plausible sets). Each is also an attribute
+        (``sim.listing_lag_s``); those of :data:`SETTINGS` can be set on a running simulator
+        (``sim.listing_lag_s = 5``, :meth:`configure`, ``POST /_simulator/settings``), the seeding
+        ones (``burst_*``, ``id_time_jitter_s``) cannot. ``rate_limit_per_s`` is the platform's rate
+        limit: requests per second per API key (a token bucket holding one second's worth, at least
+        one request), a request beyond it answered 429 ``resource_exhausted`` with a ``Retry-After``,
+        counted on the simulator's clock, so a test refills it with :meth:`advance`.
+    :raises TypeError: a switch name that does not exist.
+    :raises ValueError: a bad switch value (the message names the switch).
     """
 
     def __init__(
@@ -522,23 +509,12 @@ class EtelecomSimulator:
         port: int = 0,
         latency_ms: float = 0.0,
         faults: FaultConfig | None = None,
-        rate_limit_per_s: float | None = None,
-        date_to_inclusive: bool = False,
-        listing_lag_s: float = 0.0,
         reply_window_s: float = 86400.0,
         auto_reply_after_s: float | None = None,
         auto_reply_status: str = "P",
         oa_ids: Sequence[str] | None = None,
         phones: Sequence[str] | None = None,
-        fractional_times: bool = False,
-        date_filter_precision: str = "exact",
-        created_at_precision: str = "exact",
-        accepted_sorts: Collection[str] = SORTS,
-        ignored_sorts: Collection[str] = (),
-        reply_moves_updated_at: bool = True,
-        burst_share: float = 0.0,
-        burst_start: datetime | None = None,
-        burst_span_s: float = 3600.0,
+        **switches: Any,
     ) -> None:
         if not api_key:
             raise ValueError("api_key must not be empty")
@@ -550,19 +526,9 @@ class EtelecomSimulator:
             reply_window_s=reply_window_s,
             auto_reply_after_s=auto_reply_after_s,
             auto_reply_status=auto_reply_status,
-            listing_lag_s=listing_lag_s,
-            date_to_inclusive=date_to_inclusive,
             oa_ids=oa_ids,
             phones=phones,
-            fractional_times=fractional_times,
-            date_filter_precision=date_filter_precision,
-            created_at_precision=created_at_precision,
-            accepted_sorts=accepted_sorts,
-            ignored_sorts=ignored_sorts,
-            reply_moves_updated_at=reply_moves_updated_at,
-            burst_share=burst_share,
-            burst_start=None if burst_start is None else to_epoch(burst_start, "burst_start"),
-            burst_span_s=burst_span_s,
+            switches=PlatformSwitches.of(switches),
         )
         self.api_key = api_key
         self.host = host
@@ -571,7 +537,7 @@ class EtelecomSimulator:
         self.stats = Stats()
         self._faults = faults or FaultConfig()
         self._fault_engine = _FaultEngine(self._faults)
-        self._rate_limiter = _RateLimiter(self._store.now_s, rate_limit_per_s)
+        self._rate_limiter = _RateLimiter(self._store.now_s, self._store.switches.rate_limit_per_s)
         self._log_entries: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
         self._log_lock = threading.Lock()
         self._server: _Server | None = None
@@ -655,129 +621,46 @@ class EtelecomSimulator:
         self._faults = config or FaultConfig()
         self._fault_engine.configure(self._faults)
 
-    @property
-    def rate_limit_per_s(self) -> float | None:
-        """Requests per second per API key (``None``: no limit); setting it refills every key's bucket."""
-        return self._rate_limiter.rate_per_s
+    # ------------------------------------------------------------- switches
+    def __getattr__(self, name: str) -> Any:
+        """Read a platform switch as an attribute (``sim.listing_lag_s``); called only for names not found."""
+        if name in SWITCH_NAMES and "_store" in self.__dict__:
+            return getattr(self._store.switches, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    @rate_limit_per_s.setter
-    def rate_limit_per_s(self, value: float | None) -> None:
-        self._rate_limiter.configure(value)
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Set a platform switch as an attribute (``sim.listing_lag_s = 5``): :meth:`configure` of one."""
+        if name not in SWITCH_NAMES:
+            object.__setattr__(self, name, value)
+        elif name not in SETTINGS:
+            raise AttributeError(f"{name} is fixed when the data is seeded")
+        else:
+            self.configure(**{name: value})
 
-    @property
-    def date_to_inclusive(self) -> bool:
-        """The ``date_to`` switch (settable at run time)."""
-        return self._store.date_to_inclusive
-
-    @date_to_inclusive.setter
-    def date_to_inclusive(self, value: bool) -> None:
-        self._store.date_to_inclusive = value
-
-    @property
-    def listing_lag_s(self) -> float:
-        """The listing lag of consents added from now on (settable; consents already added keep theirs)."""
-        return self._store.listing_lag_s
-
-    @listing_lag_s.setter
-    def listing_lag_s(self, value: float) -> None:
-        if value < 0:
-            raise ValueError("listing_lag_s must be >= 0")
-        self._store.listing_lag_s = float(value)
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *SWITCH_NAMES})
 
     @property
-    def fractional_times(self) -> bool:
-        """Whether times the simulator makes from now on get a sub-second part (seeded data keeps its own)."""
-        return self._store.fractional_times
-
-    @fractional_times.setter
-    def fractional_times(self, value: bool) -> None:
-        self._store.fractional_times = bool(value)
-
-    @property
-    def date_filter_precision(self) -> str:
-        """How ``filter.date_from``/``date_to`` are read: ``exact``, ``ms``, ``s_truncate``, ``s_round`` (settable)."""
-        return self._store.date_filter_precision
-
-    @date_filter_precision.setter
-    def date_filter_precision(self, value: str) -> None:
-        self._store.date_filter_precision = value
-
-    @property
-    def created_at_precision(self) -> str:
-        """How times are written in answers: ``exact``, ``ms``, ``s_truncate``, ``s_round`` (settable)."""
-        return self._store.created_at_precision
-
-    @created_at_precision.setter
-    def created_at_precision(self, value: str) -> None:
-        self._store.created_at_precision = value
-
-    @property
-    def accepted_sorts(self) -> tuple[str, ...]:
-        """The ``paging.sort`` values accepted by name (settable with any collection of :data:`SORTS`)."""
-        return self._store.accepted_sorts
-
-    @accepted_sorts.setter
-    def accepted_sorts(self, value: Collection[str]) -> None:
-        self._store.accepted_sorts = value
-
-    @property
-    def ignored_sorts(self) -> tuple[str, ...]:
-        """The accepted ``paging.sort`` values answered in the default order anyway (settable)."""
-        return self._store.ignored_sorts
-
-    @ignored_sorts.setter
-    def ignored_sorts(self, value: Collection[str]) -> None:
-        self._store.ignored_sorts = value
-
-    @property
-    def reply_moves_updated_at(self) -> bool:
-        """Whether a reply sets ``updated_at`` (settable; replies already recorded keep theirs)."""
-        return self._store.reply_moves_updated_at
-
-    @reply_moves_updated_at.setter
-    def reply_moves_updated_at(self, value: bool) -> None:
-        self._store.reply_moves_updated_at = bool(value)
-
-    @property
-    def burst_share(self) -> float:
-        """Share of the seeded consents inside the burst window (fixed when the data is seeded)."""
-        return self._store.burst_share
-
-    @property
-    def burst_start(self) -> datetime:
-        """Start of the burst window (fixed when the data is seeded)."""
-        return datetime.fromtimestamp(self._store.burst_start, tz=timezone.utc)
-
-    @property
-    def burst_span_s(self) -> float:
-        """Length of the burst window in seconds (fixed when the data is seeded)."""
-        return self._store.burst_span_s
+    def switches(self) -> PlatformSwitches:
+        """Every platform switch in force (frozen; change them with :meth:`configure`)."""
+        return self._store.switches
 
     def settings(self) -> dict[str, Any]:
-        """Return the platform switches a running simulator can change (JSON-safe)."""
-        values = {name: getattr(self, name) for name in SETTINGS}
-        values["accepted_sorts"] = list(self.accepted_sorts)
-        values["ignored_sorts"] = list(self.ignored_sorts)
-        return values
+        """Return the platform switches a running simulator can change (:data:`SETTINGS`, JSON-safe)."""
+        return self._store.switches.settings()
 
     def configure(self, **settings: Any) -> dict[str, Any]:
         """Change several platform switches at once (names of :data:`SETTINGS`); all are checked first.
 
+        Setting ``rate_limit_per_s`` (even to the value it has) refills every key's bucket.
+
         :return: :meth:`settings` after the change.
         :raises ValueError: an unknown name or a bad value (nothing is changed then).
         """
-        unknown = set(settings) - set(SETTINGS)
-        if unknown:
-            raise ValueError(f"unknown settings {sorted(unknown)}; known: {', '.join(SETTINGS)}")
-        before = self.settings()
-        try:
-            for name, value in settings.items():
-                setattr(self, name, value)
-        except (ValueError, TypeError):
-            for name, value in before.items():
-                setattr(self, name, value)
-            raise
-        return self.settings()
+        switches = self._store.configure(**settings)
+        if "rate_limit_per_s" in settings:
+            self._rate_limiter.configure(switches.rate_limit_per_s)
+        return switches.settings()
 
     @property
     def auto_reply_after_s(self) -> float | None:
@@ -819,7 +702,8 @@ class EtelecomSimulator:
         """Give the next API requests these faults, in order, before random faults apply again.
 
         Kinds: ``"500"``, ``"502"``, ``"503"``, ``"429"``, ``"403_exhausted"``, ``"drop"``,
-        ``"truncate"``, ``"timeout"`` and ``"none"`` (a normal answer). A tuple ``("timeout", 2.0)``
+        ``"truncate"``, ``"timeout"``, the error bodies in a 200 (``"200_code"``, ``"200_errors"``,
+        ``"200_no_paging"``: see :class:`FaultConfig`) and ``"none"`` (a normal answer). A tuple ``("timeout", 2.0)``
         sets the sleep of a timeout, ``("429", 0.5)`` the ``Retry-After`` of a 429.
         """
         self._fault_engine.script(faults)
@@ -839,13 +723,15 @@ class EtelecomSimulator:
         """
         return datetime.fromtimestamp(self._store.advance(seconds), tz=timezone.utc)
 
-    def consents(self, exact: bool = False) -> list[dict[str, Any]]:
+    def consents(self, exact: bool = False, visible_only: bool = False) -> list[dict[str, Any]]:
         """Return every consent as the API would serve it (copies, newest first, listing lag ignored).
 
         :param exact: write the times exactly (microseconds), whatever ``created_at_precision`` says:
             the values the date filters compare with, for computing what a window must hold.
+        :param visible_only: only the consents a listing can return now: past their listing lag and
+            not dropped after the LIMIT (``drop_after_limit``). What an exact export must hold.
         """
-        return self._store.all(exact)
+        return self._store.all(exact, visible_only)
 
     def consent(self, consent_id: str | int) -> dict[str, Any] | None:
         """Return one consent's wire dict, or ``None``."""
@@ -881,6 +767,14 @@ class EtelecomSimulator:
         field the provider does not know and leaves a known one out.
         """
         return self._store.add(fields, unknown_fields=unknown_fields, omit_fields=omit_fields)
+
+    def delete_consents(self, consent_ids: Iterable[str | int]) -> int:
+        """Remove consents, e.g. mid-listing (what an offset cursor then skips); all or none.
+
+        :return: how many were removed.
+        :raises KeyError: an unknown id (nothing is removed then).
+        """
+        return self._store.delete(consent_ids)
 
     def fail_send_to(
         self,
@@ -936,7 +830,7 @@ class EtelecomSimulator:
         """Answer one API request: faults first (as a gateway would), then route, auth and method."""
         self._sleep(self.latency_ms / 1000.0)
         fault, arg = self._fault_engine.next()
-        if fault is not None and fault != "truncate":
+        if fault is not None and fault not in _COUNTED_WHEN_APPLIED:
             self.stats.fault(fault)
         if fault == "timeout":
             self._sleep(arg)
@@ -952,6 +846,11 @@ class EtelecomSimulator:
         elif fault == "403_exhausted":
             body = {"code": "resource_exhausted", "msg": "Vượt quá giới hạn số lượng yêu cầu", "meta": {}}
             return _Answer(403, _json_bytes(body), fault=fault)
+        elif fault == "200_code":
+            body = {"code": "unavailable", "msg": "Hệ thống đang bận, vui lòng thử lại sau"}
+            return _Answer(200, _json_bytes(body), fault=fault)
+        elif fault == "200_errors":
+            return _Answer(200, _json_bytes({"errors": [{"message": "Service temporarily unavailable"}]}), fault=fault)
         try:
             answer = self._route(verb, match, method, raw, headers)
         except _ApiError as err:
@@ -963,6 +862,12 @@ class EtelecomSimulator:
         elif fault == "truncate" and answer.status == 200:
             self.stats.fault(fault)
             answer.fault = fault
+        elif fault == "200_no_paging" and method == "Zalo/ListRequestConsent" and answer.status == 200:
+            page = json.loads(answer.body)
+            if page.get("consents"):
+                del page["paging"]
+                self.stats.fault(fault)
+                answer.body, answer.fault = _json_bytes(page), fault
         return answer
 
     def _route(self, verb: str, match: re.Match[str] | None, method: str, raw: bytes, headers: Any) -> _Answer:
@@ -996,24 +901,23 @@ class EtelecomSimulator:
             return _Answer(200, _json_bytes(self._handle(method, match.group(1), body)))
         except InvalidArgument as exc:
             raise _invalid(exc) from None
+        except AlreadyExists as exc:
+            raise _ApiError(409, "already_exists", exc.msg) from None
 
     def _handle(self, method: str, account: str, body: dict[str, Any]) -> dict[str, Any]:
         store = self._store
         if method == "Zalo/ListRequestConsent":
             flt = parse_filter(body.get("filter"))
-            paging = parse_paging(body.get("paging"), store.accepted_sorts, store.ignored_sorts)
+            switches = store.switches
+            paging = parse_paging(
+                body.get("paging"), switches.accepted_sorts, switches.ignored_sorts, switches.page_cap
+            )
             items, next_cursor, prev_cursor = store.list_page(flt, paging)
-            return {
-                "consents": items,
-                "paging": {
-                    "after": paging.raw_after,
-                    "before": paging.raw_before,
-                    "limit": paging.limit,
-                    "next": next_cursor,
-                    "prev": prev_cursor,
-                    "sort": paging.raw_sort,
-                },
-            }
+            echo: dict[str, Any] = {"after": paging.raw_after, "before": paging.raw_before}
+            if switches.limit_echo != "absent":
+                echo["limit"] = paging.limit if switches.limit_echo == "effective" else paging.asked_limit
+            echo.update(next=next_cursor, prev=prev_cursor, sort=paging.raw_sort)
+            return {"consents": items or (None if switches.null_empty_page else []), "paging": echo}
         if method == "Zalo/RequestConsent":
             oa_id = _required(body, "oa_id")
             oa = str(parse_int64(oa_id, "oa_id"))
@@ -1030,7 +934,8 @@ class EtelecomSimulator:
             phone = normalize_phone(_required(body, "phone"))
             error, expired_time, message = store.check(oa, phone)
             return {"error": error, "expired_time": expired_time, "message": message}
-        return {"id": self.account_id, "name": "Simulated Shop", "type": account}
+        account_id = int(self.account_id) if store.switches.numeric_ids else self.account_id
+        return {"id": account_id, "name": "Simulated Shop", "type": account}
 
     def _control(self, verb: str, name: str, raw: bytes) -> _Answer:
         """Serve a test-only ``/_simulator/<name>`` endpoint (no auth, no faults, not counted)."""
@@ -1052,7 +957,11 @@ class EtelecomSimulator:
                         None if not body.get("created_at") else _aware(str(body["created_at"])),
                     )
                 },
+                ("POST", "delete"): lambda: {"deleted": self.delete_consents(_id_list(body["ids"]))},
                 ("GET", "consents"): lambda: {"consents": self.consents()},
+                ("POST", "consents"): lambda: {
+                    "consents": self.consents(bool(body.get("exact")), bool(body.get("visible_only")))
+                },
                 ("GET", "settings"): self.settings,
                 ("POST", "settings"): lambda: self.configure(**body),
             }
@@ -1098,6 +1007,12 @@ def _iso(moment: datetime) -> str:
 def _aware(value: str) -> datetime:
     seconds, micros = divmod(to_micros(value, "created_at"), US)
     return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=micros)
+
+
+def _id_list(raw: Any) -> list[str | int]:
+    if not isinstance(raw, list):
+        raise ValueError("ids must be a list")
+    return raw
 
 
 def _scripted(raw: Any) -> list[ScriptedFault]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import heapq
 import json
 import random
@@ -26,10 +27,18 @@ import re
 import threading
 import time
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
+
+from airflow_provider_etelecom.testing.switches import (
+    DEFAULT_SWITCHES,
+    MAX_LIMIT,
+    SORTS,
+    PlatformSwitches,
+)
 
 CALL_TYPES: tuple[str, ...] = ("audio", "video", "audio_and_video")
 REASON_CODES: tuple[str, ...] = (
@@ -44,13 +53,8 @@ STATUSES: tuple[str, ...] = ("P", "N")
 DELIVERY_STATUSES: tuple[str, ...] = ("unknown", "received", "seen")
 UNKNOWN = "unknown"
 ZERO_STATUS = "Z"
-SORTS: tuple[str, ...] = ("created_at", "-created_at", "updated_at", "-updated_at")
-#: How the platform may read a time's fraction: kept exactly, cut to milliseconds, cut to whole
-#: seconds, or rounded half-up to whole seconds.
-TIME_PRECISIONS: tuple[str, ...] = ("exact", "ms", "s_truncate", "s_round")
 DEFAULT_SORT = "-created_at"
 DEFAULT_LIMIT = 100
-MAX_LIMIT = 100
 AGREEMENT_S = 30 * 86400
 US = 1_000_000
 AGREEMENT_US = AGREEMENT_S * US
@@ -64,6 +68,115 @@ _ID_MASK = (1 << _ID_BITS) - 1
 def _key(micros: int, consent_id: int) -> int:
     """Pack ``(sort value, id)`` into one int: sorted indexes of ints bisect faster than of tuples."""
     return (micros << _ID_BITS) | consent_id
+
+
+def drop_fraction(consent_id: int) -> float:
+    """A fraction in ``[0, 1)`` fixed for ``consent_id`` in every process (``hash()`` is salted per process).
+
+    ``drop_after_limit`` drops the consents whose fraction is below its share.
+    """
+    digest = hashlib.blake2b(b"%d:drop" % consent_id, digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _within(value: int, low: int | None, high: int | None) -> bool:
+    return (low is None or value >= low) and (high is None or value < high)
+
+
+def _fits(cursor: Cursor, kind: str, on_id: bool) -> bool:
+    """Whether ``cursor`` holds what a platform of ``cursor_kind`` ``kind`` reads (in an id order if ``on_id``)."""
+    if kind == "offset":
+        return cursor.offset is not None
+    if cursor.on_id != on_id:
+        return False
+    if kind == "keyset":
+        return cursor.value is not None and cursor.consent_id is not None
+    return cursor.value is not None
+
+
+def _cursor_bound(index: list[int], cursor: Cursor, kind: str, below: bool) -> int:
+    """Where ``cursor`` cuts the ascending ``index``: the end of what lies below it, or the start of what lies above.
+
+    ``keyset`` cuts at ``(value, id)`` exactly; ``value_lt`` leaves every row of ``value`` out
+    (``<`` / ``>``), ``value_le`` keeps them all (``<=`` / ``>=``).
+    """
+    value = cursor.value
+    assert value is not None
+    if kind == "keyset":
+        assert cursor.consent_id is not None
+        key = _key(value, cursor.consent_id)
+        return bisect_left(index, key) if below else bisect_right(index, key)
+    if (kind == "value_lt") == below:
+        return bisect_left(index, _key(value, 0))
+    return bisect_left(index, _key(value + 1, 0))
+
+
+def _cursor_page(
+    index: list[int],
+    lo: int,
+    hi: int,
+    descending: bool,
+    paging: Paging,
+    kind: str,
+    by_id: dict[int, Consent],
+    listable: Callable[[Consent], bool],
+) -> list[Consent]:
+    """Serve a page of a keyset or value cursor: bisect to the cursors, then walk ``limit`` listable rows.
+
+    :return: the rows taken, in sort order.
+    """
+    # Map the cursors to ascending-index bounds [lo, hi).
+    for cursor, is_after in ((paging.after, True), (paging.before, False)):
+        if cursor is not None:
+            # "after" in a descending order means "smaller keys" in the ascending index.
+            below = is_after == descending
+            bound = _cursor_bound(index, cursor, kind, below)
+            lo, hi = (lo, min(hi, bound)) if below else (max(lo, bound), hi)
+    # Walk from the side nearest the "after" cursor, or from the "before" cursor backwards.
+    walk_up = (paging.before is None) != descending
+    picked: list[Consent] = []
+    for pos in range(lo, hi) if walk_up else range(hi - 1, lo - 1, -1):
+        consent = by_id[index[pos] & _ID_MASK]
+        if listable(consent):
+            picked.append(consent)
+            if len(picked) >= paging.limit:
+                break
+    if paging.before is not None:
+        picked.reverse()
+    return picked
+
+
+def _offset_page(
+    index: list[int],
+    lo: int,
+    hi: int,
+    descending: bool,
+    paging: Paging,
+    by_id: dict[int, Consent],
+    listable: Callable[[Consent], bool],
+) -> tuple[list[Consent], int]:
+    """Serve a page of an offset cursor: count the listable rows of the order from its start.
+
+    :return: the rows taken, in sort order, and the offset of the first.
+    """
+    start = 0 if paging.after is None or paging.after.offset is None else paging.after.offset
+    stop = None if paging.before is None else paging.before.offset
+    positions = range(hi - 1, lo - 1, -1) if descending else range(lo, hi)
+    window = paging.limit if paging.after is None and stop is not None else None  # the rows just before
+    taken: deque[tuple[int, Consent]] = deque(maxlen=window)
+    at = 0
+    for pos in positions:
+        if stop is not None and at >= stop:
+            break
+        consent = by_id[index[pos] & _ID_MASK]
+        if not listable(consent):
+            continue
+        if at >= start:
+            taken.append((at, consent))
+            if window is None and len(taken) >= paging.limit:
+                break
+        at += 1
+    return [consent for _, consent in taken], taken[0][0] if taken else 0
 
 
 #: Send failures the seeded data uses (Zalo error codes as eTelecom relays them).
@@ -91,18 +204,16 @@ class NotFound(KeyError):
     """The consent asked for does not exist."""
 
 
+class AlreadyExists(Exception):
+    """A consent request the platform refuses because one is pending (``pending_conflict``): 409 ``already_exists``."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg)
+        self.msg = msg
+
+
 _DAY_PREFIX: dict[int, str] = {}
 _TIME_OF_DAY: list[str] = []
-
-
-def check_precision(value: str, field: str) -> str:
-    """Return ``value`` if it is one of :data:`TIME_PRECISIONS`.
-
-    :raises ValueError: another value (the message names ``field``).
-    """
-    if value not in TIME_PRECISIONS:
-        raise ValueError(f"{field} must be one of {', '.join(TIME_PRECISIONS)}, got {value!r}")
-    return value
 
 
 def reduce_time(value: int, precision: str, unit: int = US) -> int:
@@ -151,13 +262,21 @@ def format_time(micros: int, precision: str = "exact") -> str:
 def parse_time_ns(value: str, field: str) -> int:
     """Parse an RFC 3339 date-time (offset required) into exact epoch nanoseconds.
 
+    :func:`parse_time_and_offset` also says which offset was sent.
+    """
+    return parse_time_and_offset(value, field)[0]
+
+
+def parse_time_and_offset(value: str, field: str) -> tuple[int, int]:
+    """Parse an RFC 3339 date-time (offset required) into exact epoch nanoseconds and the offset sent.
+
     Written by hand rather than with ``datetime.fromisoformat`` because Python 3.10 accepts neither
     ``Z`` nor fractions other than 3 or 6 digits, both of which clients send. Integer nanoseconds,
     not a float, so ``10:00:00.3`` compares exactly (digits past the ninth are dropped).
 
     :param value: the wire string.
     :param field: the request field, named in the error.
-    :return: epoch nanoseconds.
+    :return: (epoch nanoseconds, the offset the string carries in seconds east of UTC).
     :raises InvalidArgument: the value is not RFC 3339.
     """
     match = _TIME_RE.match(value) if isinstance(value, str) else None
@@ -174,7 +293,8 @@ def parse_time_ns(value: str, field: str) -> int:
     except ValueError as exc:
         raise InvalidArgument(field, f"{field}: giá trị thời gian không hợp lệ: {value!r}") from exc
     seconds = (moment - _EPOCH) // timedelta(seconds=1)
-    return seconds * 1_000_000_000 + (int((frac[1:] + "000000000")[:9]) if frac else 0)
+    offset_s = 0 if tz is timezone.utc else tz.utcoffset(None) // timedelta(seconds=1)
+    return seconds * 1_000_000_000 + (int((frac[1:] + "000000000")[:9]) if frac else 0), offset_s
 
 
 def parse_time(value: str, field: str) -> float:
@@ -236,6 +356,21 @@ def normalize_phone(value: Any, field: str = "phone") -> str:
     if phone.startswith("0"):
         phone = "84" + phone[1:]
     return phone
+
+
+class WireForm(NamedTuple):
+    """How answers are written: the switches that shape them (not what they hold)."""
+
+    precision: str = "exact"
+    """``created_at_precision``: how times are written."""
+    shift_us: int = 0
+    """``shown_zone_offset_h`` in microseconds: added to every time written (the wall clock of a zone, labelled Z)."""
+    numeric_ids: bool = False
+    """``numeric_ids``: ids written as JSON numbers (a Go int64 without the ``,string`` tag)."""
+
+
+#: Times exactly, in UTC, and ids as strings: the stored values.
+EXACT = WireForm()
 
 
 class Consent:
@@ -309,44 +444,46 @@ class Consent:
         """Fields added to, and fields left out of, the wire form (``add(unknown_fields=, omit_fields=)``)."""
         self._wire: dict[str, Any] | None = None
 
-    def wire(self, precision: str = "exact") -> dict[str, Any]:
+    def wire(self, form: WireForm = EXACT) -> dict[str, Any]:
         """Return the wire dict, cached until the next change (shared: callers must not mutate it).
 
-        :param precision: how the times are written (:data:`TIME_PRECISIONS`); the store clears
-            every cache when its ``created_at_precision`` changes, so one cached form is enough.
+        :param form: how the answer is written; the store clears every cache when the switches that
+            shape it change, so one cached form is enough.
         """
         if self._wire is None:
-            self._wire = self.wire_uncached(precision)
+            self._wire = self.wire_uncached(form)
         return self._wire
 
-    def wire_uncached(self, precision: str) -> dict[str, Any]:
-        """Build the wire dict afresh, times written at ``precision``."""
-        wire = self._wire_fields(precision)
+    def wire_uncached(self, form: WireForm = EXACT) -> dict[str, Any]:
+        """Build the wire dict afresh, written in ``form``."""
+        wire = self._wire_fields(form)
         if self.served_as is not None:
             added, omitted = self.served_as
             wire = {name: value for name, value in wire.items() if name not in omitted}
             wire.update(added)
         return wire
 
-    def _wire_fields(self, precision: str) -> dict[str, Any]:
+    def _wire_fields(self, form: WireForm) -> dict[str, Any]:
+        precision, shift = form.precision, form.shift_us
+        number: Callable[[Any], Any] = int if form.numeric_ids else str
         return {
-            "id": str(self.id),
-            "shop_id": self.shop_id,
-            "user_id": self.user_id,
-            "oa_id": self.oa_id,
+            "id": number(self.id),
+            "shop_id": number(self.shop_id),
+            "user_id": number(self.user_id),
+            "oa_id": number(self.oa_id),
             "phone": self.phone,
             "call_type": self.call_type,
             "reason_code": self.reason_code,
             "reply_status": self.reply_status,
             "status": self.status,
             "delivery_status": self.delivery_status,
-            "delivery_time": format_time(self.delivery_time, precision),
+            "delivery_time": format_time(self.delivery_time + shift, precision),
             "is_charged": self.is_charged,
             "error_code": self.error_code,
             "error_message": self.error_message,
-            "created_at": format_time(self.created, precision),
-            "updated_at": format_time(self.updated, precision),
-            "expires_at": format_time(self.expires, precision),
+            "created_at": format_time(self.created + shift, precision),
+            "updated_at": format_time(self.updated + shift, precision),
+            "expires_at": format_time(self.expires + shift, precision),
         }
 
     def touch(self) -> None:
@@ -366,6 +503,9 @@ class ConsentFilter:
     call_type: str | None = None
     date_from: int | None = None
     date_to: int | None = None
+    date_from_offset_s: int = 0
+    """The offset ``date_from`` was sent with, seconds east of UTC (``filter_zone_offset_h`` ignores it)."""
+    date_to_offset_s: int = 0
     is_charged: bool | None = None
     oa_id: str | None = None
     phone: str | None = None
@@ -374,20 +514,31 @@ class ConsentFilter:
     status: str | None = None
     user_id: str | None = None
 
-    def date_bounds(self, precision: str, date_to_inclusive: bool) -> tuple[int | None, int | None]:
-        """Turn the date filters into ``[low, high)`` bounds on the exact ``created_at`` (microseconds).
+    def date_bounds(
+        self, precision: str, date_to_inclusive: bool, zone_offset_h: float = 0.0
+    ) -> tuple[int | None, int | None]:
+        """Turn the date filters into ``[low, high)`` bounds on the exact filtered time (microseconds).
 
         Each filter is first read at ``precision`` (the platform may cut or round its fraction), then
         ``date_from`` is inclusive and ``date_to`` exclusive, or inclusive with ``date_to_inclusive``.
+        A ``zone_offset_h`` other than 0 reads each filter's wall clock as the time in UTC+that many
+        hours, whatever offset was sent (``2025-03-01T00:00:00Z`` with 7 is ``2025-02-28T17:00:00Z``).
 
         :return: ``(low, high)``; ``None`` where the filter is not set.
         """
         low = high = None
         ns = 1_000_000_000
-        if self.date_from is not None:
-            low = -(-reduce_time(self.date_from, precision, ns) // 1000)  # created >= from
-        if self.date_to is not None:
-            to = reduce_time(self.date_to, precision, ns)
+        date_from, date_to = self.date_from, self.date_to
+        if zone_offset_h:
+            zone = round(zone_offset_h * 3600 * ns)
+            if date_from is not None:
+                date_from += self.date_from_offset_s * ns - zone
+            if date_to is not None:
+                date_to += self.date_to_offset_s * ns - zone
+        if date_from is not None:
+            low = -(-reduce_time(date_from, precision, ns) // 1000)  # created >= from
+        if date_to is not None:
+            to = reduce_time(date_to, precision, ns)
             high = to // 1000 + 1 if date_to_inclusive else -(-to // 1000)  # created <= to / < to
         return low, high
 
@@ -443,9 +594,10 @@ def parse_filter(raw: Any) -> ConsentFilter:
         value = raw.get(field)
         ids[field] = None if value in (None, "", "0", 0) else str(parse_int64(value, field))
     dates: dict[str, int | None] = {}
+    offsets: dict[str, int] = {}
     for field in ("date_from", "date_to"):
         value = raw.get(field)
-        dates[field] = None if value in (None, "") else parse_time_ns(value, field)
+        dates[field], offsets[field] = (None, 0) if value in (None, "") else parse_time_and_offset(value, field)
     phone_raw = raw.get("phone")
     return ConsentFilter(
         call_type=_enum(raw, "call_type", CALL_TYPES, UNKNOWN),
@@ -457,6 +609,8 @@ def parse_filter(raw: Any) -> ConsentFilter:
         user_id=ids["user_id"],
         date_from=dates["date_from"],
         date_to=dates["date_to"],
+        date_from_offset_s=offsets["date_from"],
+        date_to_offset_s=offsets["date_to"],
         phone=None if phone_raw in (None, "") else normalize_phone(phone_raw),
     )
 
@@ -467,56 +621,127 @@ class Paging:
 
     sort: str
     limit: int
-    after: tuple[int, int] | None
-    before: tuple[int, int] | None
+    asked_limit: int
+    """The ``limit`` asked for, as a number (``0`` when none was sent, as Go reads a missing field)."""
+    after: Cursor | None
+    before: Cursor | None
     raw_after: str
     raw_before: str
     raw_sort: str
 
 
-def encode_cursor(sort: str, key: int, consent_id: int) -> str:
-    """Build an opaque cursor: urlsafe base64 of JSON holding the sort and the keyset ``(value, id)``.
+@dataclass(frozen=True)
+class Cursor:
+    """What an opaque cursor holds, decoded: a keyset ``(value, consent_id)``, a sort value, or an offset.
+
+    Which of these the platform puts in its cursors is the ``cursor_kind`` switch.
+    """
+
+    value: int | None = None
+    """The sort value of the consent it points at (microseconds of a time)."""
+    consent_id: int | None = None
+    """The id that breaks ties of ``value`` (keyset cursors)."""
+    offset: int | None = None
+    """A row offset into the filtered order (offset cursors)."""
+    issued: int | None = None
+    """When it was issued, simulated epoch microseconds (only while ``cursor_ttl_s`` is set)."""
+    on_id: bool = False
+    """``value`` is an id (an order served by id, ``order_by_id``), not a time."""
+
+
+def encode_cursor(
+    sort: str,
+    key: int | None,
+    consent_id: int | None = None,
+    *,
+    offset: int | None = None,
+    issued: int | None = None,
+    on_id: bool = False,
+) -> str:
+    """Build an opaque cursor: urlsafe base64 of JSON holding the sort and a position in its order.
 
     The sort is inside so a cursor used with another sort is refused instead of silently paging the
-    wrong order. ``key`` is in microseconds; the cursor holds its whole seconds (``k``) and, only
+    wrong order. The position is a keyset ``(key, consent_id)``, a sort value alone (``key``) or a
+    row ``offset``. ``key`` is in microseconds; the cursor holds its whole seconds (``k``) and, only
     when there is one, its microsecond fraction (``f``), so whole-second cursors are unchanged.
+    ``issued`` (microseconds), when given, lets a platform with ``cursor_ttl_s`` refuse it later.
+    With ``on_id`` the key is an id (an id order), held as a string (``n``).
     """
-    seconds, fraction = divmod(key, US)
-    data: dict[str, object] = {"s": sort, "k": seconds, "i": str(consent_id)}
+    data: dict[str, object] = {"s": sort}
+    fraction = 0
+    if key is not None and on_id:
+        data["n"] = str(key)
+    elif key is not None:
+        data["k"], fraction = divmod(key, US)
+    if consent_id is not None:
+        data["i"] = str(consent_id)
     if fraction:
         data["f"] = fraction
+    if offset is not None:
+        data["o"] = offset
+    if issued is not None:
+        data["t"] = issued
     raw = json.dumps(data, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, sort: str, field: str) -> tuple[int, int]:
+def decode_cursor(cursor: str, sort: str, field: str) -> Cursor:
     """Decode a cursor made by :func:`encode_cursor` and check it belongs to ``sort``.
+
+    Whether it holds what the platform's ``cursor_kind`` needs is the store's check.
 
     :raises InvalidArgument: garbage, or a cursor of another sort.
     """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        cursor_sort, seconds, consent_id = data["s"], int(data["k"]), int(data["i"])
-        fraction = int(data.get("f", 0))
-        if not (0 <= seconds < 2**40 and 0 <= fraction < US and 0 <= consent_id <= INT64_MAX):
-            raise ValueError("cursor out of range")
+        cursor_sort = data["s"]
+        value = consent_id = offset = issued = None
+        if "k" in data:
+            seconds, fraction = int(data["k"]), int(data.get("f", 0))
+            if not (0 <= seconds < 2**40 and 0 <= fraction < US):
+                raise ValueError("cursor out of range")
+            value = seconds * US + fraction
+        if "n" in data and value is None:
+            value = int(data["n"])
+            if not 0 <= value <= INT64_MAX:
+                raise ValueError("cursor out of range")
+        if "i" in data:
+            consent_id = int(data["i"])
+            if not 0 <= consent_id <= INT64_MAX:
+                raise ValueError("cursor out of range")
+        if "o" in data:
+            offset = data["o"]
+            if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= INT64_MAX:
+                raise ValueError("cursor out of range")
+        if "t" in data:
+            issued = data["t"]
+            if not isinstance(issued, int) or isinstance(issued, bool) or not 0 <= issued < 2**62:
+                raise ValueError("cursor out of range")
+        if value is None and offset is None:
+            raise ValueError("cursor holds no position")
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
         raise InvalidArgument(field, f"paging.{field}: cursor không hợp lệ") from None
     if cursor_sort != sort:
         raise InvalidArgument(
             field, f"paging.{field}: cursor thuộc về sort {cursor_sort!r}, không dùng được với {sort!r}"
         )
-    return seconds * US + fraction, consent_id
+    return Cursor(value, consent_id, offset, issued, on_id="n" in data)
 
 
-def parse_paging(raw: Any, accepted_sorts: Collection[str] = SORTS, ignored_sorts: Collection[str] = ()) -> Paging:
-    """Validate ``paging``: one sort field of :data:`SORTS`, limit cut to :data:`MAX_LIMIT`, cursors.
+def parse_paging(
+    raw: Any,
+    accepted_sorts: Collection[str] = SORTS,
+    ignored_sorts: Collection[str] = (),
+    page_cap: int = MAX_LIMIT,
+) -> Paging:
+    """Validate ``paging``: one sort field of :data:`SORTS`, limit cut to ``page_cap``, cursors.
 
     :param accepted_sorts: the sorts this platform accepts when asked for by name (the default
         order is served whatever this says: a platform does not refuse its own default).
     :param ignored_sorts: accepted sorts answered in the default order all the same (the request's
         ``sort`` is still echoed); their cursors are the default order's.
+    :param page_cap: the most consents a page holds; a larger (or the default) limit is cut to it.
     :raises InvalidArgument: bad or refused sort, limit type or cursor.
     """
     if raw is None:
@@ -533,7 +758,7 @@ def parse_paging(raw: Any, accepted_sorts: Collection[str] = SORTS, ignored_sort
         sort = DEFAULT_SORT
     raw_limit = raw.get("limit")
     if raw_limit in (None, ""):
-        limit = DEFAULT_LIMIT
+        limit = 0
     else:
         if isinstance(raw_limit, bool):
             raise InvalidArgument("limit", "paging.limit: phải là số nguyên")
@@ -543,10 +768,11 @@ def parse_paging(raw: Any, accepted_sorts: Collection[str] = SORTS, ignored_sort
             raise InvalidArgument("limit", f"paging.limit: phải là số nguyên: {raw_limit!r}") from None
         if isinstance(raw_limit, float) and raw_limit != limit:
             raise InvalidArgument("limit", f"paging.limit: phải là số nguyên: {raw_limit!r}")
+    asked = limit
     if limit <= 0:
         limit = DEFAULT_LIMIT
-    limit = min(limit, MAX_LIMIT)
-    cursors: dict[str, tuple[int, int] | None] = {}
+    limit = min(limit, page_cap)
+    cursors: dict[str, Cursor | None] = {}
     raws: dict[str, str] = {}
     for field in ("after", "before"):
         value = raw.get(field) or ""
@@ -557,6 +783,7 @@ def parse_paging(raw: Any, accepted_sorts: Collection[str] = SORTS, ignored_sort
     return Paging(
         sort=sort,
         limit=limit,
+        asked_limit=asked,
         after=cursors["after"],
         before=cursors["before"],
         raw_after=raws["after"],
@@ -597,25 +824,11 @@ class Store:
     :param auto_reply_after_s: consents made by ``RequestConsent`` get ``auto_reply_status`` this many
         simulated seconds after they were created (``None``: never).
     :param auto_reply_status: ``"P"`` or ``"N"``.
-    :param listing_lag_s: a consent added after construction (``RequestConsent``, :meth:`insert`,
-        :meth:`add`) is listable only this many simulated seconds after it was added.
-    :param date_to_inclusive: ``filter.date_to`` is inclusive instead of exclusive.
     :param oa_ids: OA ids to generate data for.
     :param phones: phone pool to generate data for.
-    :param fractional_times: times the simulator makes itself (seeded, inserted and requested
-        consents) get a sub-second part drawn from the seed; default whole seconds.
-    :param date_filter_precision: how ``filter.date_from``/``date_to`` are read before they are
-        compared with the exact ``created_at`` (:data:`TIME_PRECISIONS`).
-    :param created_at_precision: how times are written in answers; filtering and sorting still use
-        the exact value (:data:`TIME_PRECISIONS`).
-    :param accepted_sorts: the ``paging.sort`` values accepted by name (a subset of :data:`SORTS`).
-    :param ignored_sorts: accepted ``paging.sort`` values answered in the default order anyway.
-    :param reply_moves_updated_at: a reply (``P``, ``N``, ``NS``) sets ``updated_at`` to its time;
-        ``False`` leaves ``updated_at`` as it was.
-    :param burst_share: share of the seeded consents created inside the burst window.
-    :param burst_start: first second of the burst window, epoch seconds (default: the window is
-        centred in ``[start, end)``, and cut to it when longer).
-    :param burst_span_s: length of the burst window in seconds.
+    :param switches: the platform switches (:class:`~.switches.PlatformSwitches`; default: their
+        defaults). The store reads every switch from :attr:`switches`; :meth:`configure` changes them.
+        A burst window left to its default is stored resolved (``burst_start``, ``burst_span_s``).
     """
 
     def __init__(
@@ -628,19 +841,9 @@ class Store:
         reply_window_s: float = 86400.0,
         auto_reply_after_s: float | None = None,
         auto_reply_status: str = "P",
-        listing_lag_s: float = 0.0,
-        date_to_inclusive: bool = False,
         oa_ids: Sequence[str] | None = None,
         phones: Sequence[str] | None = None,
-        fractional_times: bool = False,
-        date_filter_precision: str = "exact",
-        created_at_precision: str = "exact",
-        accepted_sorts: Iterable[str] = SORTS,
-        ignored_sorts: Iterable[str] = (),
-        reply_moves_updated_at: bool = True,
-        burst_share: float = 0.0,
-        burst_start: int | float | None = None,
-        burst_span_s: float = 3600.0,
+        switches: PlatformSwitches = DEFAULT_SWITCHES,
     ) -> None:
         if consents < 0:
             raise ValueError("consents must be >= 0")
@@ -656,15 +859,8 @@ class Store:
         self.reply_window_s = float(reply_window_s)
         self.auto_reply_after_s = auto_reply_after_s
         self.auto_reply_status = auto_reply_status
-        self.listing_lag_s = float(listing_lag_s)
-        self.date_to_inclusive = date_to_inclusive
-        self.fractional_times = bool(fractional_times)
-        self.date_filter_precision = date_filter_precision
-        self._created_at_precision = check_precision(created_at_precision, "created_at_precision")
-        self.accepted_sorts = accepted_sorts
-        self.ignored_sorts = ignored_sorts
-        self.reply_moves_updated_at = bool(reply_moves_updated_at)
-        self._init_burst(burst_share, burst_start, burst_span_s)
+        self.switches = switches
+        self._init_burst()
         self._rng = random.Random(seed)
         rng = self._rng
         self.shop_id = str(1_100_000_000_000_000_000 + rng.randrange(10**15))
@@ -686,6 +882,8 @@ class Store:
         }
         self._by_id: dict[int, Consent] = {}
         self._created_index: list[int] = []
+        self._id_index: list[int] | None = None
+        """``(id, id)`` keys in id order, built at the first listing served by id (``order_by_id``)."""
         self._updated_index: list[int] = []
         self._by_oa_phone: dict[tuple[str, str], list[Consent]] = {}
         self._timers: list[tuple[int, int, int, str]] = []
@@ -693,78 +891,51 @@ class Store:
         self._max_id = 1_200_000_000_000_000_000
         self._seed(consents)
 
-    def _init_burst(self, share: float, start: int | float | None, span_s: float) -> None:
-        share, span_s = float(share), float(span_s)
-        if not 0.0 <= share <= 1.0:
-            raise ValueError(f"burst_share must be within [0, 1], got {share}")
-        if span_s <= 0:
-            raise ValueError(f"burst_span_s must be > 0, got {span_s}")
+    def _init_burst(self) -> None:
+        """Resolve the burst window: centred in ``[start, end)`` (and cut to it) unless given."""
+        switches = self.switches
+        share, span_s = switches.burst_share, switches.burst_span_s
         seeded = self.end - self.start
-        if start is None:
+        if switches.burst_start is None:
             span_s = min(span_s, float(seeded))
             burst_start = self.start + int((seeded - span_s) // 2)
         else:
-            burst_start = int(start)
+            burst_start = to_epoch(switches.burst_start, "burst_start")
             if share > 0 and (burst_start < self.start or burst_start + span_s > self.end):
                 raise ValueError(
                     f"the burst window [burst_start, burst_start + burst_span_s) must lie inside the seeded "
                     f"[start, end): burst_start={burst_start}, burst_span_s={span_s}, "
                     f"start={self.start}, end={self.end}"
                 )
-        self.burst_share, self.burst_start, self.burst_span_s = share, burst_start, span_s
+        self._burst_start, self._burst_span_s = burst_start, span_s
+        moment = datetime.fromtimestamp(burst_start, tz=timezone.utc)
+        self.switches = replace(switches, burst_start=moment, burst_span_s=span_s)
 
     # -------------------------------------------------------------- switches
     @property
-    def date_filter_precision(self) -> str:
-        """How ``filter.date_from``/``date_to`` are read before comparing (:data:`TIME_PRECISIONS`)."""
-        return self._date_filter_precision
+    def switches(self) -> PlatformSwitches:
+        """The platform switches in force (frozen: :meth:`configure` replaces them)."""
+        return self._switches
 
-    @date_filter_precision.setter
-    def date_filter_precision(self, value: str) -> None:
-        self._date_filter_precision = check_precision(value, "date_filter_precision")
+    @switches.setter
+    def switches(self, switches: PlatformSwitches) -> None:
+        self._switches = switches
+        shift = round(switches.shown_zone_offset_h * 3600 * US)
+        self._wire_form = WireForm(switches.created_at_precision, shift, switches.numeric_ids)
 
-    @property
-    def created_at_precision(self) -> str:
-        """How times are written in answers (:data:`TIME_PRECISIONS`); setting it rewrites every answer."""
-        return self._created_at_precision
+    def configure(self, **changes: Any) -> PlatformSwitches:
+        """Change switches a running simulator may change (:data:`~.switches.SETTINGS`), all checked first.
 
-    @created_at_precision.setter
-    def created_at_precision(self, value: str) -> None:
-        check_precision(value, "created_at_precision")
+        :return: the switches after the change.
+        :raises ValueError: an unknown or seeding-only name, or a bad value (nothing changes then).
+        """
         with self._lock:
-            self._created_at_precision = value
-            for consent in self._by_id.values():
-                consent._wire = None
-
-    @property
-    def accepted_sorts(self) -> tuple[str, ...]:
-        """The ``paging.sort`` values accepted by name, in :data:`SORTS` order."""
-        return self._accepted_sorts
-
-    @accepted_sorts.setter
-    def accepted_sorts(self, value: Iterable[str]) -> None:
-        if isinstance(value, str):
-            raise ValueError("accepted_sorts must be a collection of sort values, not one string")
-        wanted = set(value)
-        unknown = wanted - set(SORTS)
-        if unknown:
-            raise ValueError(f"accepted_sorts: unknown sorts {sorted(unknown)}; known: {', '.join(SORTS)}")
-        self._accepted_sorts = tuple(s for s in SORTS if s in wanted)
-
-    @property
-    def ignored_sorts(self) -> tuple[str, ...]:
-        """The accepted ``paging.sort`` values answered in the default order anyway, in :data:`SORTS` order."""
-        return self._ignored_sorts
-
-    @ignored_sorts.setter
-    def ignored_sorts(self, value: Iterable[str]) -> None:
-        if isinstance(value, str):
-            raise ValueError("ignored_sorts must be a collection of sort values, not one string")
-        wanted = set(value)
-        unknown = wanted - set(SORTS)
-        if unknown:
-            raise ValueError(f"ignored_sorts: unknown sorts {sorted(unknown)}; known: {', '.join(SORTS)}")
-        self._ignored_sorts = tuple(s for s in SORTS if s in wanted)
+            before = self._wire_form
+            self.switches = self.switches.changed(**changes)
+            if self._wire_form != before:
+                for consent in self._by_id.values():
+                    consent._wire = None
+            return self.switches
 
     # ----------------------------------------------------------------- clock
     def now_s(self) -> float:
@@ -787,14 +958,19 @@ class Store:
             self._settle()
             return self.now_s()
 
+    def _platform_us(self, now: int) -> int:
+        """The platform's clock at simulated ``now`` (``clock_offset_s`` off): what stamps the consents it makes."""
+        offset = self.switches.clock_offset_s
+        return now + round(offset * US) if offset else now
+
     def _stamp(self, now: int) -> int:
         """``now`` as the simulator writes a moment it records: whole seconds unless fractional."""
-        return now if self.fractional_times else now - now % US
+        return now if self.switches.fractional_times else now - now % US
 
     def _made_at(self, now: int) -> int:
         """A ``created_at`` for a consent made at ``now``: its second, plus a seeded fraction (never after now)."""
         second = now - now % US
-        if not self.fractional_times:
+        if not self.switches.fractional_times:
             return second
         made = second + self._rng.randrange(US)
         return made if made <= now else made - US
@@ -802,10 +978,11 @@ class Store:
     def _window_us(self) -> int:
         """``expires_at - created_at`` of a pending consent (whole seconds unless fractional)."""
         window = self.reply_window_s
-        return int(window * US) if self.fractional_times else int(window) * US
+        return int(window * US) if self._switches.fractional_times else int(window) * US
 
     def _lag_until(self, now: int) -> int:
-        return now + round(self.listing_lag_s * US) if self.listing_lag_s > 0 else 0
+        lag = self.switches.listing_lag_s
+        return now + round(lag * US) if lag > 0 else 0
 
     # ------------------------------------------------------------ generation
     def _generate(self, created: int, now: int) -> Consent:
@@ -816,7 +993,7 @@ class Store:
         offsets are whole seconds unless ``fractional_times``, so the default data is unchanged.
         """
         rand = self._rng.random
-        fractional = self.fractional_times
+        fractional = self._switches.fractional_times
         self._max_id += 1 + int(rand() * 1000)
         phone = self.phones[int(rand() * len(self.phones))]
         call_type = _CALL_VALUES[bisect_right(_CALL_CUM, rand())]
@@ -887,17 +1064,17 @@ class Store:
     def _seed_times(self, n: int) -> list[int]:
         """Seeded ``created_at`` values, sorted: the burst share inside its window, the rest spread."""
         rand = self._rng.random
-        in_burst = round(n * self.burst_share)
+        in_burst = round(n * self.switches.burst_share)
         spread = n - in_burst
-        if self.fractional_times:
+        if self.switches.fractional_times:
             base, span = self.start * US, (self.end - self.start) * US
             created = [base + int(rand() * span) for _ in range(spread)]
-            base, span = self.burst_start * US, int(self.burst_span_s * US)
+            base, span = self._burst_start * US, int(self._burst_span_s * US)
             created += [base + int(rand() * span) for _ in range(in_burst)]
         else:
             base, whole = self.start, self.end - self.start
             created = [(base + int(rand() * whole)) * US for _ in range(spread)]
-            base, burst = self.burst_start, self.burst_span_s
+            base, burst = self._burst_start, self._burst_span_s
             created += [(base + int(rand() * burst)) * US for _ in range(in_burst)]
         created.sort()
         # A few deliberate exact ties even in small data sets.
@@ -910,6 +1087,14 @@ class Store:
         created = self._seed_times(n)
         now = self._stamp(self.now_us())
         records = [self._generate(c, now) for c in created]
+        jitter = self.switches.id_time_jitter_s
+        if jitter > 0:
+            # The same ids, handed out in the order of created_at plus a seeded jitter in [-J, +J].
+            rand, span = self._rng.random, jitter * US
+            moved = [c.created + (2 * rand() - 1) * span for c in records]
+            ids = [c.id for c in records]
+            for consent_id, at in zip(ids, sorted(range(n), key=moved.__getitem__), strict=True):
+                records[at].id = consent_id
         self._by_id = {c.id: c for c in records}
         self._created_index = [_key(c.created, c.id) for c in records]
         self._created_index.sort()
@@ -929,8 +1114,8 @@ class Store:
             heapq.heappush(self._timers, (auto_reply_at, consent.id, consent.version, "auto"))
 
     def _settle(self) -> None:
-        """Apply every transition whose simulated time has come (lazy lifecycle, O(due) per call)."""
-        now = self.now_us()
+        """Apply every transition whose time has come on the platform's clock (lazy lifecycle, O(due) per call)."""
+        now = self._platform_us(self.now_us())
         timers = self._timers
         while timers and timers[0][0] <= now:
             due, consent_id, version, kind = heapq.heappop(timers)
@@ -943,7 +1128,7 @@ class Store:
     def _set_reply(self, consent: Consent, reply: str, at: int) -> None:
         self._updated_index.pop(bisect_left(self._updated_index, _key(consent.updated, consent.id)))
         consent.reply_status = reply
-        if self.reply_moves_updated_at:
+        if self.switches.reply_moves_updated_at:
             consent.updated = at
         if reply == "P":
             consent.expires = at + AGREEMENT_US
@@ -962,11 +1147,23 @@ class Store:
         self._by_id[consent.id] = consent
         insort(self._created_index, _key(consent.created, consent.id))
         insort(self._updated_index, _key(consent.updated, consent.id))
+        if self._id_index is not None:
+            insort(self._id_index, _key(consent.id, consent.id))
         self._by_oa_phone.setdefault((consent.oa_id, consent.phone), []).append(consent)
         self._schedule(consent, auto_reply_at)
 
+    def _ids_in_order(self) -> list[int]:
+        if self._id_index is None:
+            self._id_index = sorted(_key(consent_id, consent_id) for consent_id in self._by_id)
+        return self._id_index
+
     def _wire(self, consent: Consent) -> dict[str, Any]:
-        return consent.wire(self._created_at_precision)
+        return consent.wire(self._wire_form)
+
+    def _show(self, micros: int) -> str:
+        """Write a time as answers do (``created_at_precision``, ``shown_zone_offset_h``)."""
+        form = self._wire_form
+        return format_time(micros + form.shift_us, form.precision)
 
     # ---------------------------------------------------------------- reads
     def get(self, consent_id: int | str) -> dict[str, Any] | None:
@@ -976,19 +1173,28 @@ class Store:
             consent = self._by_id.get(int(consent_id))
             return dict(self._wire(consent)) if consent else None
 
-    def all(self, exact: bool = False) -> list[dict[str, Any]]:
-        """Return copies of every consent, newest first (the API's default order), lag ignored.
+    def all(self, exact: bool = False, visible_only: bool = False) -> list[dict[str, Any]]:
+        """Return copies of every consent, newest ``created_at`` first, listing lag ignored.
 
         :param exact: write the times exactly (microseconds) whatever ``created_at_precision`` says:
             the values the filters compare with.
+        :param visible_only: only the consents ``ListRequestConsent`` can serve now: past their
+            listing lag and not dropped after the page's LIMIT (``drop_after_limit``).
         """
         with self._lock:
             self._settle()
             by_id = self._by_id
-            keys = reversed(self._created_index)
+            consents: Iterable[Consent] = (by_id[k & _ID_MASK] for k in reversed(self._created_index))
+            if visible_only:
+                now = self.now_us()
+                consents = [c for c in consents if c.visible_at <= now and not self._dropped(c.id)]
             if exact:
-                return [by_id[k & _ID_MASK].wire_uncached("exact") for k in keys]
-            return [dict(self._wire(by_id[k & _ID_MASK])) for k in keys]
+                return [c.wire_uncached(EXACT) for c in consents]
+            return [dict(self._wire(c)) for c in consents]
+
+    def _dropped(self, consent_id: int) -> bool:
+        share = self.switches.drop_after_limit
+        return share > 0 and drop_fraction(consent_id) < share
 
     def count(self) -> int:
         """Return the number of consents held."""
@@ -996,60 +1202,97 @@ class Store:
             return len(self._by_id)
 
     def list_page(self, flt: ConsentFilter, paging: Paging) -> tuple[list[dict[str, Any]], str, str]:
-        """Serve one ``ListRequestConsent`` page by keyset.
+        """Serve one ``ListRequestConsent`` page.
 
-        Walks the sorted index from the cursor position, so a page costs O(limit) when nothing is
-        filtered out, and ``date_from``/``date_to`` with a ``created_at`` sort narrow the walk by
-        bisection. ``after`` returns items strictly after the cursor in the sort order; ``before``
-        returns the ``limit`` items just before it, still in the sort order. Date filters are read at
+        Walks the sorted index from the cursor position, so a keyset page costs O(limit) when nothing
+        is filtered out, and ``date_from``/``date_to`` with a ``created_at`` sort narrow the walk by
+        bisection. ``after`` returns items after the cursor in the sort order; ``before`` returns the
+        ``limit`` items just before it, still in the sort order. Date filters are read at
         ``date_filter_precision`` and compared with the exact ``created_at``.
+
+        What a cursor holds is ``cursor_kind``: a keyset ``(sort value, id)`` (items strictly after
+        it), the sort value alone (``value_lt``: items strictly after that value, so the ties of it
+        that did not fit on the page are skipped; ``value_le``: items from that value on, so the
+        page's ties of it come back), or an ``offset`` into the filtered order as it is at request
+        time (a walk from the start: O(offset + limit)). With ``cursor_ttl_s`` a cursor carries its
+        issue time and is refused once it is older than that. With ``order_by_id`` the ``created_at``
+        sorts (and the default order) walk an id index instead (cursors on the id), while the date
+        filters still apply to ``created_at``, row by row. ``date_filter_field`` says which time the
+        date filters bound; the walk is narrowed by bisection when the sort is on that time.
+
+        With ``drop_after_limit``, the consents it drops are taken (they count against ``limit``) and
+        then left out of the answer, as a backend that checks rows in code after its SQL ``LIMIT``:
+        pages come back short mid-listing. The cursors are those of the first and last consent
+        *returned*, as a handler that builds them from its response items; a page whose rows were
+        all dropped is empty, with empty cursors.
 
         :return: (wire dicts in sort order, next cursor, prev cursor); both cursors are ``""`` on an
             empty page and filled on every non-empty page, the last one included.
+        :raises InvalidArgument: a cursor that does not hold what ``cursor_kind`` needs, or has expired.
         """
         with self._lock:
             self._settle()
             now = self.now_us()
+            switches = self.switches
+            kind = switches.cursor_kind
             by_created = paging.sort.endswith("created_at")
-            index = self._created_index if by_created else self._updated_index
+            on_id = by_created and switches.order_by_id
+            self._check_cursors(paging, on_id, now)
+            index = self._ids_in_order() if on_id else self._created_index if by_created else self._updated_index
             descending = paging.sort.startswith("-")
-            low, high = flt.date_bounds(self._date_filter_precision, self.date_to_inclusive)
-            lo, hi = 0, len(index)
-            if by_created and low is not None:
-                lo = bisect_left(index, _key(low, 0))
-            if by_created and high is not None:
-                hi = bisect_left(index, _key(high, 0))
-            # Map the cursors to ascending-index bounds [lo, hi).
-            for cursor, is_after in ((paging.after, True), (paging.before, False)):
-                if cursor is None:
-                    continue
-                # "after" in a descending order means "smaller keys" in the ascending index.
-                if is_after != descending:
-                    lo = max(lo, bisect_right(index, _key(*cursor)))
-                else:
-                    hi = min(hi, bisect_left(index, _key(*cursor)))
-            # Walk from the side nearest the "after" cursor, or from the "before" cursor backwards.
-            walk_up = (paging.before is None) != descending
-            positions: Iterator[int] = iter(range(lo, hi)) if walk_up else iter(range(hi - 1, lo - 1, -1))
-            by_id = self._by_id
-            picked: list[Consent] = []
-            for pos in positions:
-                consent = by_id[index[pos] & _ID_MASK]
-                if consent.visible_at > now or not flt.matches(consent, low, high):
-                    continue
-                picked.append(consent)
-                if len(picked) >= paging.limit:
-                    break
-            if paging.before is not None:
-                picked.reverse()
-            if not picked:
-                return [], "", ""
-            first, last = picked[0], picked[-1]
-            return (
-                [self._wire(c) for c in picked],
-                encode_cursor(paging.sort, last.created if by_created else last.updated, last.id),
-                encode_cursor(paging.sort, first.created if by_created else first.updated, first.id),
+            low, high = flt.date_bounds(
+                switches.date_filter_precision, switches.date_to_inclusive, switches.filter_zone_offset_h
             )
+            lo, hi = 0, len(index)
+            on_updated = switches.date_filter_field == "updated_at"
+            if not on_id and by_created != on_updated:  # the walk's order is the filtered time's: bisect
+                lo = lo if low is None else bisect_left(index, _key(low, 0))
+                hi = hi if high is None else bisect_left(index, _key(high, 0))
+            # ConsentFilter.matches bounds created_at; updated_at bounds are checked here.
+            low_c, high_c, low_u, high_u = (None, None, low, high) if on_updated else (low, high, None, None)
+
+            def listable(consent: Consent) -> bool:
+                return (
+                    consent.visible_at <= now
+                    and flt.matches(consent, low_c, high_c)
+                    and (not on_updated or _within(consent.updated, low_u, high_u))
+                )
+
+            if kind == "offset":
+                picked, first_at = _offset_page(index, lo, hi, descending, paging, self._by_id, listable)
+            else:
+                picked, first_at = _cursor_page(index, lo, hi, descending, paging, kind, self._by_id, listable), 0
+            served = picked
+            if switches.drop_after_limit > 0:
+                served = [c for c in picked if not self._dropped(c.id)]
+            if not served:
+                return [], "", ""
+            first, last = served[0], served[-1]
+            issued = None if switches.cursor_ttl_s is None else now
+
+            def cursor_of(consent: Consent, end: bool) -> str:
+                if kind == "offset":
+                    # Past the last row returned, or at the first (index() finds a row by identity).
+                    at = first_at + picked.index(consent) + end
+                    return encode_cursor(paging.sort, None, offset=at, issued=issued)
+                value = consent.id if on_id else consent.created if by_created else consent.updated
+                tie = consent.id if kind == "keyset" else None
+                return encode_cursor(paging.sort, value, tie, issued=issued, on_id=on_id)
+
+            form = self._wire_form
+            return [c.wire(form) for c in served], cursor_of(last, True), cursor_of(first, False)
+
+    def _check_cursors(self, paging: Paging, on_id: bool, now: int) -> None:
+        """Refuse a cursor that does not hold what ``cursor_kind`` reads, or has outlived ``cursor_ttl_s``."""
+        switches = self.switches
+        ttl = None if switches.cursor_ttl_s is None else round(switches.cursor_ttl_s * US)
+        for cursor, field in ((paging.after, "after"), (paging.before, "before")):
+            if cursor is None:
+                continue
+            if not _fits(cursor, switches.cursor_kind, on_id):
+                raise InvalidArgument(field, f"paging.{field}: cursor không hợp lệ")
+            if ttl is not None and cursor.issued is not None and now - cursor.issued > ttl:
+                raise InvalidArgument(field, f"paging.{field}: cursor đã hết hạn (cursor expired), hãy bắt đầu lại")
 
     def check(self, oa_id: str, phone: str) -> tuple[int, str, str]:
         """Answer ``CheckConsent`` from the consents of (OA, phone).
@@ -1060,26 +1303,25 @@ class Store:
         """
         with self._lock:
             self._settle()
-            now = self.now_us()
-            shown = self._created_at_precision
+            now = self._platform_us(self.now_us())
             consents = self._by_oa_phone.get((oa_id, phone), [])
             agreed = [c for c in consents if c.status == "P" and c.reply_status == "P"]
             valid = [c for c in agreed if c.expires > now]
             if valid:
                 newest = max(valid, key=lambda c: (c.updated, c.id))
-                return 0, format_time(newest.expires, shown), "Khách hàng đã đồng ý cho phép gọi"
+                return 0, self._show(newest.expires), "Khách hàng đã đồng ý cho phép gọi"
             if not consents:
                 return -1, "", "Chưa có yêu cầu cấp quyền gọi cho số điện thoại này"
             latest = max(consents, key=lambda c: (c.created, c.id))
             if latest.status != "P":
                 return -6, "", "Yêu cầu cấp quyền gọi gửi không thành công"
             if latest.reply_status == "S":
-                return -2, format_time(latest.expires, shown), "Đang chờ khách hàng phản hồi"
+                return -2, self._show(latest.expires), "Đang chờ khách hàng phản hồi"
             if latest.reply_status == "N":
                 return -3, "", "Khách hàng đã từ chối cấp quyền gọi"
             if agreed:
                 newest = max(agreed, key=lambda c: (c.updated, c.id))
-                return -5, format_time(newest.expires, shown), "Quyền gọi đã hết hạn"
+                return -5, self._show(newest.expires), "Quyền gọi đã hết hạn"
             return -4, "", "Khách hàng không phản hồi yêu cầu cấp quyền gọi"
 
     # --------------------------------------------------------------- writes
@@ -1087,12 +1329,18 @@ class Store:
         """Create a consent as ``RequestConsent`` does (arguments already validated).
 
         :return: the new consent's wire dict (a copy).
+        :raises AlreadyExists: with ``pending_conflict``, when (OA, phone) already has a consent
+            delivered (``status`` ``P``) and waiting for its reply (``S``); nothing is created.
         """
         with self._lock:
             self._settle()
+            if self.switches.pending_conflict and any(
+                c.status == "P" and c.reply_status == "S" for c in self._by_oa_phone.get((oa_id, phone), ())
+            ):
+                raise AlreadyExists("Đã có yêu cầu cấp quyền gọi đang chờ khách hàng phản hồi cho số điện thoại này")
             now = self.now_us()
             self._max_id += 1 + self._rng.randrange(1000)
-            created = self._made_at(now)
+            created = self._made_at(self._platform_us(now))
             failure = self._failing_phones.get(phone)
             user = self._user_of_phone.get(phone) or self._new_user(phone)
             consent = Consent(
@@ -1119,7 +1367,13 @@ class Store:
             self._add(consent, None if after is None else created + round(after * US))
             if oa_id not in self.oa_ids:
                 self.oa_ids.append(oa_id)
-            return dict(self._wire(consent))
+            answer = dict(self._wire(consent))
+            skew = round(self.switches.answer_clock_offset_s * US)
+            if skew:
+                answer.update(
+                    created_at=self._show(consent.created + skew), updated_at=self._show(consent.updated + skew)
+                )
+            return answer
 
     def reply(self, consent_id: int | str, reply_status: str) -> dict[str, Any]:
         """Record the customer's answer now (``P`` agrees for 30 days, ``N`` refuses).
@@ -1134,7 +1388,7 @@ class Store:
             consent = self._by_id.get(int(consent_id))
             if consent is None:
                 raise NotFound(str(consent_id))
-            self._set_reply(consent, reply_status, self._stamp(self.now_us()))
+            self._set_reply(consent, reply_status, self._stamp(self._platform_us(self.now_us())))
             return dict(self._wire(consent))
 
     def insert(self, n: int, created_at: datetime | str | float | None = None) -> list[dict[str, Any]]:
@@ -1149,11 +1403,12 @@ class Store:
         with self._lock:
             self._settle()
             now = self.now_us()
+            clock = self._platform_us(now)
             given = None if created_at is None else to_micros(created_at, "created_at")
             visible_at = self._lag_until(now)
             out = []
             for _ in range(n):
-                consent = self._generate(self._made_at(now) if given is None else given, self._stamp(now))
+                consent = self._generate(self._made_at(clock) if given is None else given, self._stamp(clock))
                 consent.visible_at = visible_at
                 self._add(consent)
                 out.append(dict(self._wire(consent)))
@@ -1192,8 +1447,9 @@ class Store:
         with self._lock:
             self._settle()
             now = self.now_us()
-            created = to_micros(fields["created_at"], "created_at") if "created_at" in fields else self._made_at(now)
-            consent = self._generate(created, self._stamp(now))
+            clock = self._platform_us(now)
+            created = to_micros(fields["created_at"], "created_at") if "created_at" in fields else self._made_at(clock)
+            consent = self._generate(created, self._stamp(clock))
             consent.visible_at = self._lag_until(now)
             for name, value in fields.items():
                 if name in ("created_at", "updated_at", "expires_at", "delivery_time", "visible_at"):
@@ -1228,6 +1484,27 @@ class Store:
             consent.touch()
             self._add(consent)
             return dict(self._wire(consent))
+
+    def delete(self, consent_ids: Iterable[int | str]) -> int:
+        """Remove consents (as a deletion on the platform would), all or none.
+
+        :return: how many were removed.
+        :raises NotFound: an id the store does not hold (nothing is removed then).
+        """
+        with self._lock:
+            self._settle()
+            wanted = {parse_int64(consent_id, "id") for consent_id in consent_ids}
+            missing = sorted(wanted - set(self._by_id))
+            if missing:
+                raise NotFound(", ".join(map(str, missing)))
+            for consent_id in wanted:
+                consent = self._by_id.pop(consent_id)
+                for index, value in ((self._created_index, consent.created), (self._updated_index, consent.updated)):
+                    index.pop(bisect_left(index, _key(value, consent_id)))
+                if self._id_index is not None:
+                    self._id_index.pop(bisect_left(self._id_index, _key(consent_id, consent_id)))
+                self._by_oa_phone[(consent.oa_id, consent.phone)].remove(consent)
+            return len(wanted)
 
     def fail_send_to(self, phone: str, error_code: int, error_message: str) -> None:
         """Make every later ``RequestConsent`` to ``phone`` fail to send with this Zalo error."""

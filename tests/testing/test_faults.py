@@ -205,3 +205,65 @@ def test_fault_config_is_frozen() -> None:
     config = FaultConfig()
     with pytest.raises(AttributeError):
         config.error_rate = 1.0  # type: ignore[misc]
+
+
+# ------------------------------------------------------------ error bodies in a 200 (a proxy answering)
+def _request_body(sim: EtelecomSimulator) -> dict[str, str]:
+    return {"oa_id": sim.oa_ids[0], "phone": "84901234567", "call_type": "audio", "reason_code": "update_order"}
+
+
+@pytest.mark.parametrize("method", ["Zalo/ListRequestConsent", "Zalo/CheckConsent", "Misc/CurrentAccount"])
+def test_200_code_and_200_errors_are_error_bodies_with_status_200(sim: EtelecomSimulator, method: str) -> None:
+    body = {"oa_id": sim.oa_ids[0], "phone": "84901234567"} if method == "Zalo/CheckConsent" else {}
+    sim.script_faults(["200_code", "200_errors"])
+    coded = call(sim, method, body)
+    assert coded.status_code == 200 and coded.json() == {"code": "unavailable", "msg": coded.json()["msg"]}
+    errors = call(sim, method, body)
+    assert errors.status_code == 200 and set(errors.json()) == {"errors"} and errors.json()["errors"][0]["message"]
+    assert call(sim, method, body).status_code == 200
+    assert sim.stats.faults["200_code"] == sim.stats.faults["200_errors"] == 1
+    assert [entry["fault"] for entry in sim.requests_log] == ["200_code", "200_errors", None]
+
+
+@pytest.mark.parametrize("kind", ["200_code", "200_errors"])
+def test_an_error_body_answers_before_the_application_so_no_consent_is_made(sim: EtelecomSimulator, kind: str) -> None:
+    before = len(sim.consents())
+    sim.script_faults([kind])
+    assert call(sim, "Zalo/RequestConsent", _request_body(sim)).status_code == 200
+    assert len(sim.consents()) == before
+
+
+def test_200_no_paging_serves_the_real_page_without_its_paging(sim: EtelecomSimulator) -> None:
+    expected = call(sim, "Zalo/ListRequestConsent", {"paging": {"limit": 5}}).json()
+    sim.script_faults(["200_no_paging"])
+    cut = _list(sim)
+    assert cut.status_code == 200 and cut.json() == {"consents": expected["consents"]}
+    assert sim.stats.faults["200_no_paging"] == 1
+
+
+def test_200_no_paging_leaves_an_empty_page_and_other_methods_alone(sim: EtelecomSimulator) -> None:
+    sim.script_faults(["200_no_paging", "200_no_paging"])
+    empty = call(sim, "Zalo/ListRequestConsent", {"filter": {"phone": "84900000001"}}).json()
+    assert empty["consents"] == [] and empty["paging"]["next"] == ""
+    check = call(sim, "Zalo/CheckConsent", {"oa_id": sim.oa_ids[0], "phone": "84900000001"}).json()
+    assert check["error"] == -1
+    assert sim.stats.faults["200_no_paging"] == 0 and sim.requests_log[-1]["fault"] is None
+
+
+def test_random_error_bodies_are_seeded_and_split_among_the_three_kinds() -> None:
+    config = FaultConfig(error_body_rate=1.0, seed=4)
+    first = _fault_sequence(config, 90)
+    assert first == _fault_sequence(config, 90) and set(first) == {200}
+    with EtelecomSimulator(consents=20, seed=1, api_key=KEY, faults=config) as sim:
+        bodies = [_list(sim).json() for _ in range(90)]
+        kinds = dict(sim.stats.faults)
+    assert sum(1 for b in bodies if "paging" not in b) == 90 == sum(kinds.values())
+    assert set(kinds) == {"200_code", "200_errors", "200_no_paging"}
+    assert all(18 <= n <= 42 for n in kinds.values()), kinds
+    with pytest.raises(ValueError, match="error_body_rate"):
+        FaultConfig(error_body_rate=1.5)
+
+
+def test_configurations_without_error_bodies_keep_their_fault_sequence() -> None:
+    config = FaultConfig(error_rate=0.3, seed=8)
+    assert _fault_sequence(config) == _fault_sequence(FaultConfig(error_rate=0.3, error_body_rate=0.0, seed=8))

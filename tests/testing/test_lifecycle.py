@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import requests
 
 from airflow_provider_etelecom.testing import EtelecomSimulator
 
@@ -252,3 +253,44 @@ def test_auto_reply_settings_can_change_while_running(sim: EtelecomSimulator) ->
     assert sim.consent(consent["id"])["reply_status"] == "N"  # type: ignore[index]
     with pytest.raises(ValueError):
         sim.auto_reply_status = "S"
+
+
+# ------------------------------------------------------------------------------ deletion
+def test_deleted_consents_leave_every_listing_and_check(sim: EtelecomSimulator) -> None:
+    mine = _request(sim, phone="84977777777")
+    order = [c["id"] for c in sim.consents()]
+    first = list_page(sim, paging={"limit": 100})
+    doomed = [order[150], order[151], order[300], mine["id"]]
+    assert sim.delete_consents(doomed) == 4
+    assert sim.consent(order[150]) is None and len(sim.consents()) == len(order) - 4
+    rest: list[str] = []
+    after = first["paging"]["next"]
+    while True:
+        page = list_page(sim, paging={"after": after, "sort": "", "limit": 100})
+        if not page["consents"]:
+            break
+        rest.extend(c["id"] for c in page["consents"])
+        after = page["paging"]["next"]
+    assert rest == [i for i in order[100:] if i not in doomed], "keyset paging neither skips nor repeats"
+    check = call(sim, "Zalo/CheckConsent", {"oa_id": mine["oa_id"], "phone": "84977777777"}).json()
+    assert check["error"] == -1
+    sim.advance(2 * 86400)  # the deleted pending consent's expiry timer finds nothing to change
+    assert len(sim.consents()) == len(order) - 4
+
+
+def test_deleting_an_unknown_id_deletes_nothing(sim: EtelecomSimulator) -> None:
+    known = sim.consents()[0]["id"]
+    with pytest.raises(KeyError, match="42"):
+        sim.delete_consents([known, "42"])
+    assert sim.consent(known) is not None
+
+
+def test_delete_control_endpoint(sim: EtelecomSimulator) -> None:
+    known = [c["id"] for c in sim.consents()[:2]]
+    answer = requests.post(sim.root_url + "/_simulator/delete", json={"ids": known}, timeout=5)
+    assert answer.status_code == 200 and answer.json() == {"deleted": 2}
+    assert all(sim.consent(i) is None for i in known)
+    missing = requests.post(sim.root_url + "/_simulator/delete", json={"ids": known}, timeout=5)
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    bad = requests.post(sim.root_url + "/_simulator/delete", json={"ids": "x"}, timeout=5)
+    assert bad.status_code == 400
