@@ -25,10 +25,12 @@ for the rest of the wait (one warning) in favour of span reads:
   never see (``updated_at`` not moved on reply); and a changed read run right after it must
   return every answer it found at or above the watermark (a sort ignored without any page out of
   order: the default order can stop a changed read at its first consent). Either: give up.
-* the last check of a wait (``last``, or a decision the wait asks to confirm) is a span read.
+* the last check of a wait (``last``, or a decision the wait asks to confirm) is a span read, and so
+  is every check of a one-page span (``max_pages=1``): a changed read ends only at the watermark
+  or on an empty page, so it would cost a second request where the span read costs one.
 
-A changed read cut by ``max_pages`` before reaching the watermark (judged on the pages as served,
-``listed``, not on what the window check kept) is replaced by a span read for that check.
+A changed read cut by ``max_pages`` before reaching the watermark (the listing did not reach its
+end) is replaced by a span read for that check, and so is one that breaks the paging contract.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 from airflow_provider_etelecom.client.client import EtelecomClient
 from airflow_provider_etelecom.client.models import Consent, consent_time
 from airflow_provider_etelecom.client.validation import ConsentQuery
-from airflow_provider_etelecom.exceptions import EtelecomBadRequestError, EtelecomError
+from airflow_provider_etelecom.exceptions import EtelecomBadRequestError, EtelecomContractError, EtelecomError
 
 __all__ = ["CHANGED_SORT", "VERIFY_EVERY", "WATERMARK_MARGIN_S", "ChangeFeed"]
 
@@ -105,12 +107,15 @@ class ChangeFeed:
             return {}
         self.checks += 1
         verify, before = last or self.checks % VERIFY_EVERY == 0, self.newest
-        if self.given_up is None and before is not None and not verify and pending <= set(known):
+        # A one-page span (``max_pages=1``, a single consent's wait) is read in one request when it shows
+        # the consent; a changed read could only prove itself complete with a second one, so none is made.
+        changes = self.given_up is None and query.max_pages != 1
+        if changes and before is not None and not verify and pending <= set(known):
             found = self._read_changed(client, query, pending, before - WATERMARK_MARGIN_S)
             if found is not None:
                 return found
         found = self._read_span(client, query, pending)
-        if before is not None and self.given_up is None:
+        if before is not None and changes and self.given_up is None:
             cross = not last and pending <= set(known)
             self._verify(client, query, found, known, before - WATERMARK_MARGIN_S, cross=cross)
         return found
@@ -122,7 +127,7 @@ class ChangeFeed:
 
     def _read_span(self, client: EtelecomClient, query: ConsentQuery, pending: set[str]) -> dict[str, Consent]:
         found: dict[str, Consent] = {}
-        for page in client.iter_consent_pages(query):
+        for page in client.listing(query, sort_fallback=True):
             self.pages += 1
             if self.pages == 1:
                 self._saw(page["consents"])
@@ -137,18 +142,16 @@ class ChangeFeed:
         """Return the pending consents updated since ``watermark``, or ``None`` to read the span instead."""
         found: dict[str, Consent] = {}
         previous: float | None = None
-        pages, full = 0, False
+        listing = client.listing(dataclasses.replace(query, sort=CHANGED_SORT))
         try:
-            for page in client.iter_consent_pages(dataclasses.replace(query, sort=CHANGED_SORT)):
-                self.pages, pages = self.pages + 1, pages + 1
+            for page in listing:
+                self.pages += 1
                 echoed = page["paging"].get("sort")
                 if echoed and echoed != CHANGED_SORT:
                     self._give_up(f"the listing answered sort={echoed!r} to sort={CHANGED_SORT!r}")
                     return None
                 if self.pages == 1:
                     self._saw(page["consents"])
-                limit = min(page["paging"].get("limit") or query.page_size, query.page_size)
-                full = page.get("listed", len(page["consents"])) >= limit
                 for consent in page["consents"]:
                     at = _updated_at(consent)
                     if at is None or (previous is not None and at > previous):
@@ -163,10 +166,16 @@ class ChangeFeed:
                     previous = at
                     if consent["id"] in pending:
                         found[consent["id"]] = consent
+                        if len(found) == len(pending):  # every pending consent changed: nothing else matters
+                            self.changed = True
+                            return found
         except EtelecomBadRequestError as error:
             self._give_up(f"the platform refused sort={CHANGED_SORT!r} ({error.message})")
             return None
-        if full and query.max_pages is not None and pages >= query.max_pages:
+        except EtelecomContractError as error:
+            self._give_up(f"the changed read broke the paging contract ({error.message})")
+            return None
+        if not listing.ended:
             return None  # cut by max_pages before the watermark: the changes below the cut are unknown
         self.changed = True
         return found

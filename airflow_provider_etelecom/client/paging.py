@@ -394,11 +394,6 @@ class Listing:
                 return
             if query.max_pages is not None and pages >= query.max_pages:
                 return
-            # Learnt when a date bound would read a tie again (the page ends inside one), or once a listing
-            # is long enough for the bounds' overlap to cost more than the two probe requests: a short
-            # wait or lookup on sparse data never pays for them.
-            if pages >= PROBE_AFTER_PAGES or (len(times) > 1 and times[-1] == times[-2]):
-                self._learn_from_tie(request, consents, times, again)
             progress = any(is_new and ok for is_new, ok in zip(new, inside, strict=True))
             stalled = 0 if progress else stalled + 1
             if stalled > MAX_STALLED_PAGES:
@@ -408,11 +403,20 @@ class Listing:
                     endpoint=LIST_ENDPOINT,
                     behaviour="no_progress",
                 )
-            # Full: about as large as the platform serves (more than half the largest page before, or of
-            # the limit); never judged on a page of a few consents (a listing of tiny pages shows no cap).
-            full = 2 * len(consents) > min(request.limit, max(largest, SMALLEST_CAP))
+            # As large as the platform serves is judged against the largest page before (a cap the listing
+            # has shown), or the limit while no page of SMALLEST_CAP or more was seen: full above half,
+            # roomy at a quarter or less (it held all there was up to its end).
+            served = min(request.limit, largest) if largest >= SMALLEST_CAP else request.limit
+            full, roomy = 2 * len(consents) > served, 4 * len(consents) <= served
             largest = max(largest, len(consents))
-            request = self._step(request, consents, times, paging, progress=progress, full=full, cursors=seen_cursors)
+            # Learnt when a date bound would read a tie again (the page ends inside one), or once a listing
+            # is long enough for the bounds' overlap to cost more than the two probe requests: a short
+            # wait or lookup on sparse data never pays for them.
+            if not roomy and (pages >= PROBE_AFTER_PAGES or (len(times) > 1 and times[-1] == times[-2])):
+                self._learn_from_tie(request, consents, times, again)
+            request = self._step(
+                request, consents, times, paging, progress=progress, full=full, roomy=roomy, cursors=seen_cursors
+            )
         if request is None:
             self.ended = True
 
@@ -425,12 +429,14 @@ class Listing:
         *,
         progress: bool,
         full: bool,
+        roomy: bool,
         cursors: set[str],
     ) -> _Request | None:
         """Return the request for the page after ``consents`` (``None``: the listing is over).
 
         :param progress: the page held a consent of the window not yielded before.
-        :param full: the page was about as large as the platform serves (more than half the largest).
+        :param full: the page was about as large as the platform serves (more than half of it).
+        :param roomy: the page held a quarter of that or less: all there was, up to its last consent.
         :param cursors: the cursors followed so far (a repeat is refused).
         """
         facts, next_cursor = self._facts, paging.get("next") or ""
@@ -443,7 +449,10 @@ class Listing:
             following = self._crowded is not None and next_cursor and int(times[-1]) == self._crowded
             if not following:
                 self._crowded = None
-            if following or self._follows(next_cursor):
+            # A cursor not learnt yet may still end a roomy page: any consent sharing its last consent's
+            # time would have been on it, so there is no tie to skip.
+            unlearnt = facts.cursor is CursorKind.UNKNOWN and facts.ordered
+            if following or self._follows(next_cursor) or (roomy and next_cursor and unlearnt):
                 if next_cursor in cursors or next_cursor == request.after:
                     raise EtelecomPagingError(
                         f"eTelecom {LIST_ENDPOINT} returned cursor {next_cursor[:40]!r} a second time after a page "

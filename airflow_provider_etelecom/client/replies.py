@@ -41,13 +41,26 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomValidationError,
 )
 
-__all__ = ["CREATED_FROM_MARGIN_S", "DECISIONS", "LISTING_LAG_GRACE_S", "Decision", "ReplyWait", "decide"]
+__all__ = [
+    "CLOCK_TOLERANCE_S",
+    "CREATED_FROM_MARGIN_S",
+    "DECISIONS",
+    "LISTING_LAG_GRACE_S",
+    "Decision",
+    "ReplyWait",
+    "decide",
+]
 
 #: Seconds a consent that ``RequestConsent`` just created may take to show in the listing: the
 #: sensors' ``not_found_grace_period`` and ``RequestConsentOperator``'s ``listing_lag_grace``.
 LISTING_LAG_GRACE_S = 60.0
-#: Consents created this long before the earliest wanted one are still listed (clock skew).
+#: Consents created this long before the earliest wanted one are still listed (clock skew, listing lag).
 CREATED_FROM_MARGIN_S = 300.0
+#: How much further back a wait looks before it ends ``not_found``: the ``created_at`` a ``RequestConsent``
+#: answer shows may come from another clock than the listing's (another service), so a wait whose
+#: lower bound came from the answers reads once more from a day earlier before it gives up. A clock
+#: up to a day off then costs the requests of that read, never a wrong ``not_found``.
+CLOCK_TOLERANCE_S = 24 * 3600.0
 #: What a wait can end with (``waiting`` means: check again).
 DECISIONS = ("done", "failed", "unknown", "not_found")
 _REPLY_WORDS = {"P": "agreed (P)", "N": "refused (N)", "NS": "did not reply in time (NS)"}
@@ -226,7 +239,8 @@ class ReplyWait:
     The listing is narrowed by ``oa_id``, ``phone`` and ``created_from``. With a lower bound it runs
     oldest first from it (the wanted consents come first); without one, newest first, where fresh
     requests are. Consents already final are kept between checks, so a check looks only for the
-    pending ones and starts at the earliest of them.
+    pending ones and starts at the earliest of them, as the listing showed it. A check that would
+    end ``not_found`` with a lower bound reads once more from :data:`CLOCK_TOLERANCE_S` earlier.
 
     :param consent_ids: the wanted ids, in input order.
     :param oa_id: narrow the listing to this Official Account.
@@ -246,9 +260,15 @@ class ReplyWait:
     max_pages: int | None = None
     settled: dict[str, Consent] = field(default_factory=dict)
     feed: ChangeFeed = field(default_factory=ChangeFeed)
+    widened: bool = False
 
     def query(self, client: EtelecomClient) -> ConsentQuery:
-        """Return the listing of the next check: from the earliest pending consent seen, if any."""
+        """Return the listing of the next check: from the earliest pending consent the listing showed, if any.
+
+        Oldest first with a lower bound (a refused sort falls back to the default order), newest
+        first without one. Once every pending consent was listed, the bound is their earliest
+        ``created_at`` as the listing showed it: the platform's own clock, not the answers'.
+        """
         start, pending = self.created_from, self.pending
         times = [consent_time(self.settled[i], "created_at") for i in pending if i in self.settled]
         pending_at = [at for at in times if at is not None]  # every pending one listed, with a time
@@ -285,19 +305,28 @@ class ReplyWait:
         found: dict[str, Consent] = {}
         for span in (False, True):  # the span read is fresher, and keeps what a changed read found beyond a cut
             found.update(self.feed.read(client, self.query(client), self.pending, self.settled, last=span))
-            decision = decide(
-                self.consent_ids,
-                {**self.settled, **found},
-                min_share=self.min_share,
-                failure_statuses=self.failure_statuses,
-                now=now,
-                not_found_expired=not_found_expired,
-                read=found,
-            )
+            decision = self._decide(found, now, not_found_expired)
             if not (self.feed.changed and decision.final < decision.wanted and (decision.status == "done" or ends())):
                 break
+        if decision.status == "not_found" and self.created_from is not None and not self.widened:
+            # The answers' clock may be off the listing's: look a day further back before giving up.
+            self.created_from -= timedelta(seconds=CLOCK_TOLERANCE_S)
+            self.widened = True
+            found.update(self.feed.read(client, self.query(client), self.pending, {**self.settled, **found}, last=True))
+            decision = self._decide(found, now, not_found_expired)
         self.settled = decision.consents
         return decision
+
+    def _decide(self, found: Mapping[str, Consent], now: datetime, not_found_expired: bool) -> Decision:
+        return decide(
+            self.consent_ids,
+            {**self.settled, **found},
+            min_share=self.min_share,
+            failure_statuses=self.failure_statuses,
+            now=now,
+            not_found_expired=not_found_expired,
+            read=found,
+        )
 
     def error(self, decision: Decision, *, grace: float, narrowing: str) -> tuple[EtelecomError, bool] | None:
         """Return the error a decided wait ends with, and whether ``soft_fail`` may skip it.

@@ -10,7 +10,7 @@ from typing import Any, Protocol, cast
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, Context, conf
 
 from airflow_provider_etelecom.client import CallType, Consent, ConsentQuery, ConsentRequest, ReasonCode, mask_phone
-from airflow_provider_etelecom.client.models import SendStatus
+from airflow_provider_etelecom.client.models import ReplyStatus, SendStatus, consent_time
 from airflow_provider_etelecom.client.replies import LISTING_LAG_GRACE_S
 from airflow_provider_etelecom.client.validation import (
     REQUEST_FIELDS,
@@ -35,8 +35,11 @@ from airflow_provider_etelecom.utils.failure_policy import validate_retry_perman
 
 __all__ = ["RequestConsentOperator"]
 
-#: Margin for the difference between the worker's clock and eTelecom's ``created_at`` clock.
-CLOCK_SKEW = timedelta(minutes=2)
+#: Without a task state store, how far before the run became due a later try looks for the earlier
+#: try's consent, by the platform's ``created_at``: a platform clock up to this far behind the
+#: worker's still shows it. (A clock that far ahead makes a consent sent that long before the run
+#: look like this run's: it is returned instead of sending.)
+LOOK_BACK = timedelta(hours=1, minutes=5)
 
 #: The task state store key (Airflow 3.3+) of a task instance's send. Renaming it breaks the
 #: retries of task instances that are in flight during an upgrade.
@@ -110,26 +113,34 @@ class RequestConsentOperator(BaseOperator):
 
     * no automatic HTTP retry once the request may have reached the server (the client retries
       only a request that certainly never left the worker);
-    * on a later try of the same task instance (an Airflow retry, or a clear and re-run of the
-      same run: ``try_number > 1``), it first lists consents for the same OA, phone, call type
-      and reason created since the run became due (see :func:`first_try_anchor`) and returns the
-      oldest one whose send did not fail, instead of sending. A consent the platform has created
-      may take a while to be listed, so while none is found the operator keeps looking until
-      ``listing_lag_grace`` has passed since this try started (the earlier try cannot have sent
-      later than that), and sends again only then. Waits longer than one look interval defer
-      when ``deferrable``, so thousands of retrying mapped tasks hold no worker slots;
-    * on Airflow 3.3+ it also keeps a record in the task state store, which survives retries:
-      "send under way" (written before sending) and then the consent. A later try that finds the
-      consent returns it; one that finds only "under way" and still sees no consent after the
-      grace fails with :class:`AirflowFailException` instead of sending, unless
-      ``resend_if_unconfirmed``.
+    * on Airflow 3.3+ it keeps a record in the task state store, which survives retries: "send
+      under way", with the ids of the consents already listed for the same OA, phone, call type
+      and reason (one listing, just before sending), and then the consent. A later try that finds
+      the consent returns it; one that finds only "under way" recognises the earlier try's consent
+      as one listed now that was not listed before the send (no time window, so the platform's
+      clock does not matter), and returns it; when none shows after the grace it fails with
+      :class:`AirflowFailException` instead of sending, unless ``resend_if_unconfirmed``;
+    * without a task state store (Airflow 2.11 and 3.0-3.2), a later try of the same task
+      instance (an Airflow retry, or a clear and re-run: ``try_number > 1``) first lists consents
+      for the same OA, phone, call type and reason created since :data:`LOOK_BACK` (an hour and
+      five minutes) before the run became due (see :func:`first_try_anchor`), in the platform's
+      default order, and returns the oldest one whose send did not fail, instead of sending;
+    * either way, a consent the platform has created may take a while to be listed, so while none
+      is found the operator keeps looking until ``listing_lag_grace`` has passed since this try
+      started (the earlier try cannot have sent later than that). Waits longer than one look
+      interval defer when ``deferrable``, so thousands of retrying mapped tasks hold no worker slots;
+    * a 409 ``already_exists`` (Zalo refuses a second request while one is pending) returns the
+      newest pending (``S``) consent of the OA and phone, whatever its call type or reason, and
+      logs it; nothing is sent again. If the listing shows none within ``listing_lag_grace``, the
+      task fails naming the 409.
 
-    Not guaranteed: a consent sent in that window by something else (another DAG, a person in
-    the eTelecom app) for the same OA, phone, call type and reason is indistinguishable and is
+    Not guaranteed: a consent sent meanwhile by something else (another DAG, a person in the
+    eTelecom app) for the same OA, phone, call type and reason is indistinguishable and is
     returned instead of a new send; and, where there is no task state store (Airflow 2.11 and
-    3.0-3.2), a consent the listing shows only after longer than ``listing_lag_grace`` is sent
-    again. A send that failed (``status`` ``N``) reached nobody and is not reused: a later try
-    sends again. ``docs/operator.md`` says exactly what holds on which Airflow version.
+    3.0-3.2), a consent the listing shows only after longer than ``listing_lag_grace``, or created
+    by a platform clock more than :data:`LOOK_BACK` behind the worker's, is sent again. A send that
+    failed (``status`` ``N``) reached nobody and is not reused: a later try sends again.
+    ``docs/operator.md`` says exactly what holds on which Airflow version.
 
     :param oa_id: the Official Account id (templated).
     :param phone: the customer's phone (templated).
@@ -206,7 +217,7 @@ class RequestConsentOperator(BaseOperator):
         record = self._send_record(request, context)
         consent = self._recorded_consent(request, record)
         if consent is None and self._must_look(record, context):
-            consent = self._earlier_send(request, context)
+            consent = self._earlier_send(request, context, record)
             if consent is None:
                 return self._wait_for_earlier_send(request, context, self._grace_deadline(context))
             self._record_found(context, record, consent)
@@ -306,7 +317,7 @@ class RequestConsentOperator(BaseOperator):
         record = self._send_record(request, context)
         consent = self._recorded_consent(request, record)
         if consent is None:
-            consent = self._earlier_send(request, context)
+            consent = self._earlier_send(request, context, record)
             if consent is not None:
                 self._record_found(context, record, consent)
         return consent
@@ -333,21 +344,36 @@ class RequestConsentOperator(BaseOperator):
         return self._send(request, context)
 
     def _send(self, request: ConsentRequest, context: Context) -> Consent:
-        """Send ``RequestConsent``; on Airflow 3.3+ record "under way" before and the consent after."""
+        """Send ``RequestConsent``; on Airflow 3.3+ record "under way" before and the consent after.
+
+        The "under way" record holds the ids already listed for this OA, phone, call type and reason,
+        so that a later try recognises this send's consent as the one that was not there before.
+        """
         store = _task_state_store(context)
         identity = _identity(request)
         ti: Any = context.get("ti")
-        record = {
+        record: dict[str, Any] = {
             "state": "under_way",
             "since": _now().isoformat(),
             "try_number": getattr(ti, "try_number", 1),
             "request": identity,
         }
         if store is not None:
-            self.hook.get_conn()  # a missing or wrong connection fails here, with nothing under way
+            # A missing or wrong connection fails here, with nothing under way; so does a listing the
+            # platform refuses, before anything is sent.
+            record["listed_before"] = sorted(c["id"] for c in self._listed(request))
             store.set(SEND_RECORD_KEY, record)
         try:
             consent = self.hook.client.send_consent_request(request)
+        except EtelecomBadRequestError as error:
+            if store is not None:
+                store.delete(SEND_RECORD_KEY)  # refused with an answer: nothing was created
+            if error.status == 409:
+                consent = self._pending_after_conflict(request, error)
+                if store is not None:
+                    store.set(SEND_RECORD_KEY, {**record, "state": "sent", "consent": dict(consent), "conflict": True})
+                return consent
+            raise
         except EtelecomError as error:
             if store is not None and _certainly_not_created(error):
                 store.delete(SEND_RECORD_KEY)
@@ -410,34 +436,92 @@ class RequestConsentOperator(BaseOperator):
             fresh = None
         return fresh if fresh is not None else cast(Consent, recorded)
 
-    def _earlier_send(self, request: ConsentRequest, context: Context) -> Consent | None:
-        anchor = first_try_anchor(context)
-        if anchor is None:
-            return None
-        since = anchor - CLOCK_SKEW
-        # Built from values validated already: nothing is validated twice on the way.
+    def _listed(self, request: ConsentRequest, since: datetime | None = None) -> list[Consent]:
+        """List every consent for this request's OA, phone, call type and reason (since ``since``).
+
+        In the platform's default order, to its end: one OA and phone hold few consents of one call
+        type and reason, and no order has to be trusted to find the oldest or the new ones.
+        """
         listing = ConsentQuery(
             oa_id=request.oa_id,
             phone=request.phone,
             call_type=request.call_type,
             reason_code=request.reason_code,
             date_from=since,
-            sort="created_at",
-            max_pages=1,
         )
-        earlier = (consent for page in self.hook.iter_query_pages(listing) for consent in page["consents"])
-        for consent in earlier:
-            if consent.get("status") != SendStatus.FAILED.value:
+        return [consent for page in self.hook.iter_query_pages(listing) for consent in page["consents"]]
+
+    def _earlier_send(self, request: ConsentRequest, context: Context, record: dict[str, Any] | None) -> Consent | None:
+        """Return the consent an earlier try of this task instance sent, if the listing shows it.
+
+        With a task state store record: a consent listed now that was not listed before that send.
+        Without one: a consent created since :data:`LOOK_BACK` before the run became due.
+        """
+        listed_before = record.get("listed_before") if record is not None else None
+        if isinstance(listed_before, list):
+            before = set(listed_before)
+            candidates = [c for c in self._listed(request) if c["id"] not in before]
+            how = "was not listed before the earlier try sent"
+        else:
+            anchor = first_try_anchor(context)
+            if anchor is None:
+                return None
+            candidates = self._listed(request, since=anchor - LOOK_BACK)
+            how = f"was created after {(anchor - LOOK_BACK).isoformat()}, within {LOOK_BACK} of this run becoming due"
+        sent = [c for c in candidates if c.get("status") != SendStatus.FAILED.value]
+        if not sent:
+            return None
+        consent = min(sent, key=lambda c: (consent_time(c, "created_at") or _now(), c["id"]))
+        self.log.warning(
+            "Not sending again: consent %s for %s %s (created_at %s); returning it.",
+            consent.get("id"),
+            mask_phone(request.phone),
+            how,
+            consent.get("created_at"),
+        )
+        return consent
+
+    def _pending_after_conflict(self, request: ConsentRequest, error: EtelecomBadRequestError) -> Consent:
+        """Return the newest pending consent of the OA and phone after a 409: the one eTelecom refused to repeat.
+
+        Looks every ``listing_look_interval`` seconds until ``listing_lag_grace`` has passed (the
+        pending consent may not be listed yet), never sending again.
+
+        :raises AirflowFailException: naming the 409 when no pending consent shows within the grace.
+        """
+        query = ConsentQuery(oa_id=request.oa_id, phone=request.phone)
+        deadline = _now() + timedelta(seconds=self.listing_lag_grace)
+        while True:
+            pending = [
+                consent
+                for page in self.hook.iter_query_pages(query)
+                for consent in page["consents"]
+                if consent.get("reply_status") == ReplyStatus.WAITING.value
+                and consent.get("status") != SendStatus.FAILED.value
+            ]
+            if pending:
+                consent = max(pending, key=lambda c: (consent_time(c, "created_at") or _now(), c["id"]))
                 self.log.warning(
-                    "Not sending again: consent %s for %s was created at %s, after this run became due (%s); "
-                    "returning it.",
-                    consent.get("id"),
+                    "eTelecom refused a second consent request to %s via OA %s while one is pending (HTTP 409 %s); "
+                    "nothing was sent. Returning the pending consent %s (call_type=%s, reason_code=%s).",
                     mask_phone(request.phone),
-                    consent.get("created_at"),
-                    anchor.isoformat(),
+                    request.oa_id,
+                    error.code,
+                    consent.get("id"),
+                    consent.get("call_type"),
+                    consent.get("reason_code"),
                 )
                 return consent
-        return None
+            remaining = (deadline - _now()).total_seconds()
+            if remaining <= 0:
+                raise AirflowFailException(
+                    f"{type(self).__name__} {self.task_id}: eTelecom refused the consent request to "
+                    f"{mask_phone(request.phone)} via OA {request.oa_id} with HTTP 409 {error.code or ''} (a request "
+                    f"is already pending for this phone), but no pending consent for it is listed after "
+                    f"listing_lag_grace={self.listing_lag_grace:.0f} s. Nothing was sent. Check the consents in "
+                    f"eTelecom; clear the task once the pending request is answered or expired."
+                ) from error
+            time.sleep(min(self.listing_look_interval, remaining))
 
 
 def _task_state_store(context: Context) -> _TaskStateStore | None:

@@ -7,9 +7,9 @@ that leaves ``S``. A DAG scheduled on the watched asset runs with no sensor and 
 How answers are seen. The platform is not confirmed to sort by ``updated_at`` (see the README's
 paging notes), so a listing cannot ask "what changed since the last poll". Each poll re-lists
 instead the span of still-pending consents: oldest first, from the ``created_at`` of the oldest
-consent that was still pending at the previous poll (or the previous poll's time, minus
-:data:`~airflow_provider_etelecom.client.replies.CREATED_FROM_MARGIN_S` for the listing lag,
-when none was pending), never earlier than ``reply_window`` before now: a consent older than its
+consent that was still pending at the previous poll (or, when none was, the newest ``created_at``
+that poll listed, the platform's own clock, minus :data:`LISTING_LAG_MARGIN_S` for the listing
+lag), never earlier than ``reply_window`` before now: a consent older than its
 reply window is no longer ``S``. **Cost: one request per 100 consents created in that span**
 (any status), e.g. 2,000 pending consents created over the last day in an OA that creates
 nothing else: 20 requests per poll, every ``poke_interval``. It is the cost of the paging,
@@ -62,7 +62,6 @@ from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from airflow_provider_etelecom.client import Consent, ConsentState, EtelecomClient, classify_consent
 from airflow_provider_etelecom.client.models import parse_api_time
-from airflow_provider_etelecom.client.replies import CREATED_FROM_MARGIN_S
 from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, ConsentQuery, validate_int64_id
 from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomTransientError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
@@ -97,6 +96,8 @@ PENDING_STATES = frozenset({ConsentState.WAITING, ConsentState.EXPIRED})
 DEFAULT_REPLY_WINDOW_S = timedelta(hours=25).total_seconds()
 #: The record is written again when only the span moved, once it moved this far (seconds).
 SPAN_SAVE_STEP_S = 3600.0
+#: A consent may show in the listing this long after the newest one the watcher saw (listing lag).
+LISTING_LAG_MARGIN_S = 300.0
 #: Prefix of the asset state store key (renaming it makes every watcher start from scratch).
 STATE_KEY_PREFIX = "etelecom_consent_replies"
 
@@ -147,20 +148,24 @@ def watch_step(
 ) -> tuple[list[Consent], WatchState]:
     """Decide one poll from the span's listing: what fires now, and where the next listing starts.
 
+    The next span starts at the oldest consent still pending or, when none is, at the newest
+    ``created_at`` the listing showed minus :data:`LISTING_LAG_MARGIN_S`: the platform's own clock,
+    never the worker's (a platform clock behind the worker's would otherwise start the span after the
+    consents it creates next).
+
     :param consents: every consent of the span, as listed (created at or after ``state.span_from``).
     :param state: the state the listing was made from.
-    :param listed_at: when the listing started (classifies expiry; bounds the next span).
+    :param listed_at: when the listing started (classifies expiry).
     :return: the consents to fire (not fired before, state in :data:`FIRING_STATES`) and the next state.
     """
-    horizon = listed_at.timestamp() - CREATED_FROM_MARGIN_S
+    listed = [c for c in consents if c.get("id")]
+    times = [_created_epoch(c, state.span_from) for c in listed]
+    horizon = max(state.span_from, max(times, default=state.span_from) - LISTING_LAG_MARGIN_S)
     fired = dict(state.fired)
     fresh: list[Consent] = []
     oldest_pending = horizon
-    for consent in consents:
-        consent_id = consent.get("id")
-        if not consent_id:
-            continue
-        created = _created_epoch(consent, horizon)
+    for consent, created in zip(listed, times, strict=True):
+        consent_id = consent["id"]
         consent_state = classify_consent(consent, now=listed_at)
         if consent_state in PENDING_STATES:
             oldest_pending = min(oldest_pending, created)

@@ -12,9 +12,9 @@ import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from airflow_provider_etelecom.client import Consent
-from airflow_provider_etelecom.client.replies import CREATED_FROM_MARGIN_S
 from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomValidationError
 from airflow_provider_etelecom.triggers.consent_reply_event import (
+    LISTING_LAG_MARGIN_S,
     ConsentReplyEventTrigger,
     WatchState,
     build_consent_reply_event,
@@ -54,24 +54,39 @@ def test_needs_airflow_3() -> None:
 
 
 @pytest.mark.parametrize(
-    ("row", "fires", "holds_span"),
+    ("row", "fires"),
     [
-        (consent("1", "P", NOW - timedelta(hours=2)), True, False),
-        (consent("1", "N", NOW - timedelta(hours=2)), True, False),
-        (consent("1", "NS", NOW - timedelta(hours=2)), True, False),
-        (consent("1", "Z", NOW - timedelta(hours=2)), True, False),  # unknown letter: left S, never lost
-        (consent("1", "S", NOW - timedelta(hours=2)), False, True),
+        (consent("1", "P", NOW - timedelta(hours=2)), True),
+        (consent("1", "N", NOW - timedelta(hours=2)), True),
+        (consent("1", "NS", NOW - timedelta(hours=2)), True),
+        (consent("1", "Z", NOW - timedelta(hours=2)), True),  # unknown letter: left S, never lost
+        (consent("1", "S", NOW - timedelta(hours=2)), False),
         # still S past expires_at: the NS is on its way, keep listing it
-        (consent("1", "S", NOW - timedelta(hours=2), expires=NOW - timedelta(minutes=1)), False, True),
-        (consent("1", "S", NOW - timedelta(hours=2), status="N"), False, False),  # never sent: no answer comes
+        (consent("1", "S", NOW - timedelta(hours=2), expires=NOW - timedelta(minutes=1)), False),
+        (consent("1", "S", NOW - timedelta(hours=2), status="N"), False),  # never sent: no answer comes
     ],
 )
-def test_watch_step_table(row: Consent, fires: bool, holds_span: bool) -> None:
+def test_watch_step_table(row: Consent, fires: bool) -> None:
     fresh, state = watch_step([row], WatchState(0.0), listed_at=NOW)
     assert [c["id"] for c in fresh] == (["1"] if fires else [])
     created = (NOW - timedelta(hours=2)).timestamp()
-    assert state.span_from == (created if holds_span else NOW.timestamp() - CREATED_FROM_MARGIN_S)
-    assert state.fired == {}  # fired consents older than the next span are dropped
+    # The span starts at the oldest consent pending, and never after the newest consent listed (the
+    # platform's clock) minus the lag margin: here both are the one consent listed.
+    assert state.span_from == created - LISTING_LAG_MARGIN_S
+    assert state.fired == ({"1": created} if fires else {})  # a fired consent inside the span stays known
+
+
+def test_watch_step_moves_the_span_by_the_platforms_clock_not_the_workers() -> None:
+    """Finding 9: a platform clock an hour behind the worker's still has its next consents in the span."""
+    behind = NOW - timedelta(hours=1)
+    answered = consent("1", "P", behind - timedelta(minutes=10))
+    _, state = watch_step([answered], WatchState(0.0), listed_at=NOW)
+    assert state.span_from == (behind - timedelta(minutes=10)).timestamp() - LISTING_LAG_MARGIN_S
+    created_next = consent("2", "P", behind - timedelta(minutes=1))  # the platform's now, an hour behind
+    fresh, _ = watch_step([created_next], state, listed_at=NOW + timedelta(minutes=1))
+    assert state.span_from <= (behind - timedelta(minutes=1)).timestamp() and [c["id"] for c in fresh] == ["2"]
+    # An empty listing never moves the span.
+    assert watch_step([], state, listed_at=NOW + timedelta(hours=5))[1].span_from == state.span_from
 
 
 def test_watch_step_fires_once_and_forgets_what_leaves_the_span() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_etelecom.client import ClientConfig, EtelecomClient
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
 from airflow_provider_etelecom.operators.request_consent import RequestConsentOperator
@@ -166,9 +167,9 @@ def test_each_failure_class_in_a_real_task_run(
     # same key was not sent twice. No RequestConsent reached the platform with a valid key.
     assert sim.stats.count(status=401) == 1 + 3 + 1 + 1 + 1
     assert sim.stats.count(method="Zalo/RequestConsent", status=200) == 0
-    # Only missing_bucket listed anything (its one try: 5 pages and the empty last one); the
+    # Only missing_bucket listed anything (its one try: the whole listing, to the empty page); the
     # others failed before any request.
-    assert sim.stats.count(method=LIST, status=200) == 6
+    assert sim.stats.count(method=LIST, status=200) == requests_to_list_everything(sim)
     text = captured()
     for task_id, fix in [
         ("ListConsentsOperator wrong_key", "Fix the API key (the Password field) of connection 'etelecom_wrong_key'"),
@@ -185,6 +186,14 @@ def test_each_failure_class_in_a_real_task_run(
         assert any(fix in line and "Not retried" in line for line in lines), (task_id, lines[:2])
     assert "does not exist" in text  # the missing bucket, in one line rather than s3fs's traceback
     assert "etl-WRONG-key-0123456789" not in text
+
+
+def requests_to_list_everything(sim: EtelecomSimulator) -> int:
+    """The requests one export of every consent costs a fresh client (pages, probes, the empty page)."""
+    before = sim.stats.count(method=LIST, status=200)
+    with EtelecomClient(ClientConfig.build(base_url=sim.base_url, api_key=sim.api_key)) as client:
+        assert sum(1 for _ in client.iter_consents()) == len(sim.consents())
+    return sim.stats.count(method=LIST, status=200) - before
 
 
 def test_storage_refusing_credentials_gets_exactly_one_retry(
@@ -205,7 +214,8 @@ def test_storage_refusing_credentials_gets_exactly_one_retry(
 """
     dag_run = _run("test_failure_policy_denied_storage", tasks)
     assert _tries(dag_run) == {"denied": ("failed", 2)}
-    assert etelecom_connection.stats.count(method=LIST, status=200) == 2 * 6  # two whole tries, not three
+    listed = etelecom_connection.stats.count(method=LIST, status=200)
+    assert listed == 2 * requests_to_list_everything(etelecom_connection)  # two whole tries, not three
     text = captured()
     assert "output_conn_id='aws_test'" in text
     assert "Refused again on try 2" in text
