@@ -279,8 +279,9 @@ class Listing:
         self.sort_fallback = sort_fallback
         self.ended = False
         """Whether the listing reached its end (an empty page, or the window's far edge), not ``max_pages``."""
-        self.ended_by_order = False
-        """Whether that end was the window's far edge, reached by order rather than on an empty page."""
+        self.relied_on_order = False
+        """Whether the listing moved on (a date bound) or ended (the window's far edge) by order: if the
+        pages turn out not to come in ``created_at`` order, what it listed must be listed again."""
         self._crowded: int | None = None  # the second (epoch) a cursor is carrying the listing through
         self._sort = query.sort
         if self._sort in self._facts.refused_sorts and sort_fallback:
@@ -353,7 +354,7 @@ class Listing:
         last_time: float | None = None  # the created_at of the last consent the order check accepted
         seen_cursors: set[str] = set()
         largest = pages = stalled = 0
-        first = True
+        first, replaying = True, False
         while request is not None and (query.max_pages is None or pages < query.max_pages):
             try:
                 consents, paging = self._fetch_first(request) if first else self._fetch(request)
@@ -390,12 +391,15 @@ class Listing:
             yield ConsentPage(consents=kept, paging=paging, listed=len(consents))
             previous = consents
             if self._past_the_window(times):
-                self.ended = self.ended_by_order = True
+                self.ended = self.relied_on_order = True
                 return
             if query.max_pages is not None and pages >= query.max_pages:
                 return
-            progress = any(is_new and ok for is_new, ok in zip(new, inside, strict=True))
-            stalled = 0 if progress else stalled + 1
+            # Progress: a consent this listing was not served before (in the window and new, or outside it
+            # and not on the page before): what a listing looping on the same rows never shows.
+            progress = not all(again)
+            replaying = replaying and not progress
+            stalled = 0 if progress or replaying else stalled + 1
             if stalled > MAX_STALLED_PAGES:
                 raise EtelecomContractError(
                     f"eTelecom {LIST_ENDPOINT} served {stalled} pages in a row with no consent not listed before; "
@@ -414,6 +418,14 @@ class Listing:
             # wait or lookup on sparse data never pays for them.
             if not roomy and (pages >= PROBE_AFTER_PAGES or (len(times) > 1 and times[-1] == times[-2])):
                 self._learn_from_tie(request, consents, times, again)
+            if self.relied_on_order and not self._facts.ordered:
+                # A date bound taken while the pages looked ordered may have left out consents a later
+                # page showed were out of order: list the window again, by the cursor, dropping repeats.
+                log.warning("Listing the window again by the cursor, since the pages came out of created_at order.")
+                self.relied_on_order, replaying, self._crowded = False, True, None
+                seen_cursors.clear()
+                request = _Request(*self._window, limit=request.limit)
+                continue
             request = self._step(
                 request, consents, times, paging, progress=progress, full=full, roomy=roomy, cursors=seen_cursors
             )
@@ -434,7 +446,7 @@ class Listing:
     ) -> _Request | None:
         """Return the request for the page after ``consents`` (``None``: the listing is over).
 
-        :param progress: the page held a consent of the window not yielded before.
+        :param progress: the page held a consent the listing was not served before.
         :param full: the page was about as large as the platform serves (more than half of it).
         :param roomy: the page held a quarter of that or less: all there was, up to its last consent.
         :param cursors: the cursors followed so far (a repeat is refused).
@@ -454,6 +466,8 @@ class Listing:
             unlearnt = facts.cursor is CursorKind.UNKNOWN and facts.ordered
             if following or self._follows(next_cursor) or (roomy and next_cursor and unlearnt):
                 if next_cursor in cursors or next_cursor == request.after:
+                    if len(times) > 1 and times[0] == times[-1]:
+                        raise self._stuck(consents, times)  # a cursor on created_at alone, in a crowded second
                     raise EtelecomPagingError(
                         f"eTelecom {LIST_ENDPOINT} returned cursor {next_cursor[:40]!r} a second time after a page "
                         f"with new consents; stopping instead of looping. Retry the task; report it to eTelecom "
@@ -490,13 +504,13 @@ class Listing:
     def _through(self, next_cursor: str, times: list[float]) -> bool:
         """Tell whether the cursor may carry the listing through a second that holds more than a page.
 
-        Yes for a cursor shown to continue inside a tie; and for one not learnt yet when the page ends
-        on a time it shares with no other consent (fractions of a second shown), so that a cursor on
-        ``created_at`` alone has no tie to skip there. The cursor is then followed until a page ends
+        Yes for a cursor shown to continue inside a tie; and for any other but one that repeats ties,
+        when the page ends on a time it shares with no other consent (fractions of a second shown),
+        so that a cursor on ``created_at`` alone has no tie to skip there. The cursor is then followed until a page ends
         past that second.
         """
         cursor = self._facts.cursor
-        untied = cursor is CursorKind.UNKNOWN and (len(times) < 2 or times[-1] != times[-2])
+        untied = cursor is not CursorKind.REPEATING and (len(times) < 2 or times[-1] != times[-2])
         if not next_cursor or not (cursor is CursorKind.KEYSET or untied):
             return False
         self._crowded = int(times[-1])
@@ -505,6 +519,7 @@ class Listing:
     def _past(self, request: _Request, times: list[float]) -> _Request | None:
         """Return the bound request that skips the last page's last second, read whole (``None``: nothing left)."""
         second = floor_second(datetime.fromtimestamp(times[-1], timezone.utc))
+        self.relied_on_order = True
         if self._descending:
             if request.sent_from is not None and second <= request.sent_from:
                 return None
@@ -547,6 +562,7 @@ class Listing:
             )
         moment = datetime.fromtimestamp(_epoch(last_page[-1].get("created_at")), timezone.utc)
         second = floor_second(moment)
+        self.relied_on_order = True
         log.debug("Listing continues by a date bound after %s (%s).", format_api_time(second), why)
         if self._descending:
             bound = second + _ONE_SECOND

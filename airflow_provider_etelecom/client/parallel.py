@@ -356,8 +356,8 @@ class _Scheduler:
     def finish(self, window: _Window, *, by_order: bool) -> None:
         """Record a window as listed and wake idle workers (the listing may be over).
 
-        :param by_order: the window ended by order (a cut, or its far edge), not on an empty page:
-            it is listed again if the pages turn out not to come in order.
+        :param by_order: the window relied on order (it stopped at a cut or its far edge, or moved on
+            by a date bound): it is listed again if the pages turn out not to come in order.
         """
         with self._cond:
             self._active.remove(window)
@@ -395,7 +395,7 @@ def _list_window(
                 break
     finally:
         pages.close()
-    scheduler.finish(window, by_order=by_order or listing.ended_by_order)
+    scheduler.finish(window, by_order=by_order or listing.relied_on_order)
     return True
 
 

@@ -233,6 +233,7 @@ class _FaultEngine:
     def __init__(self, config: FaultConfig) -> None:
         self._lock = threading.Lock()
         self._script: deque[tuple[str, float | None]] = deque()
+        self._by_method: dict[str, deque[tuple[str, float | None]]] = {}
         self.configure(config)
 
     def configure(self, config: FaultConfig) -> None:
@@ -241,25 +242,29 @@ class _FaultEngine:
             self._rng = random.Random(config.seed)
             self._burst_left = 0
 
-    def script(self, faults: Iterable[ScriptedFault]) -> None:
+    def script(self, faults: Iterable[ScriptedFault], method: str | None = None) -> None:
         parsed = []
         for fault in faults:
             kind, arg = (fault, None) if isinstance(fault, str) else (fault[0], float(fault[1]))
             if kind not in FAULT_KINDS and kind != "none":
                 raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}, none")
             parsed.append((kind, arg))
+        if method is not None and method not in API_METHODS:
+            raise ValueError(f"unknown method {method!r}; known: {', '.join(API_METHODS)}")
         with self._lock:
-            self._script.extend(parsed)
+            (self._script if method is None else self._by_method.setdefault(method, deque())).extend(parsed)
 
     def clear_script(self) -> None:
         with self._lock:
             self._script.clear()
+            self._by_method.clear()
 
-    def next(self) -> tuple[str | None, float]:
-        """Return the fault for the next API request (``None`` = none) and its argument."""
+    def next(self, method: str = "") -> tuple[str | None, float]:
+        """Return the fault for the next API request of ``method`` (``None`` = none) and its argument."""
         with self._lock:
-            if self._script:
-                kind, arg = self._script.popleft()
+            script = self._by_method.get(method) or self._script
+            if script:
+                kind, arg = script.popleft()
                 if arg is None:
                     arg = self.config.retry_after_s if kind == "429" else DEFAULT_TIMEOUT_FAULT_S
                 return (None if kind == "none" else kind), arg
@@ -698,15 +703,19 @@ class EtelecomSimulator:
         return self._store.shop_id
 
     # ---------------------------------------------------------- test control
-    def script_faults(self, faults: Iterable[ScriptedFault]) -> None:
+    def script_faults(self, faults: Iterable[ScriptedFault], method: str | None = None) -> None:
         """Give the next API requests these faults, in order, before random faults apply again.
+
+        With ``method`` (``"Zalo/RequestConsent"``, ...), only that method's next requests get them,
+        before the faults scripted for any request: a test can lose the answer of a send whatever
+        the listings before it.
 
         Kinds: ``"500"``, ``"502"``, ``"503"``, ``"429"``, ``"403_exhausted"``, ``"drop"``,
         ``"truncate"``, ``"timeout"``, the error bodies in a 200 (``"200_code"``, ``"200_errors"``,
         ``"200_no_paging"``: see :class:`FaultConfig`) and ``"none"`` (a normal answer). A tuple ``("timeout", 2.0)``
         sets the sleep of a timeout, ``("429", 0.5)`` the ``Retry-After`` of a 429.
         """
-        self._fault_engine.script(faults)
+        self._fault_engine.script(faults, method)
 
     def clear_scripted_faults(self) -> None:
         """Drop scripted faults not yet used."""
@@ -829,7 +838,7 @@ class EtelecomSimulator:
     def _api(self, verb: str, match: re.Match[str] | None, method: str, raw: bytes, headers: Any) -> _Answer:
         """Answer one API request: faults first (as a gateway would), then route, auth and method."""
         self._sleep(self.latency_ms / 1000.0)
-        fault, arg = self._fault_engine.next()
+        fault, arg = self._fault_engine.next(method)
         if fault is not None and fault not in _COUNTED_WHEN_APPLIED:
             self.stats.fault(fault)
         if fault == "timeout":
@@ -985,7 +994,7 @@ class EtelecomSimulator:
         return {}
 
     def _control_script(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        self.script_faults(_scripted(body["faults"]))
+        self.script_faults(_scripted(body["faults"]), body.get("method"))
         return {}
 
     def _set_faults(self, body: Mapping[str, Any]) -> dict[str, Any]:
