@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -34,7 +33,7 @@ from airflow_provider_etelecom.client import ClientConfig, ConsentQuery, Eteleco
 from airflow_provider_etelecom.client.models import parse_api_time
 from airflow_provider_etelecom.client.parallel import iter_consent_pages_parallel, split_range
 from airflow_provider_etelecom.client.replies import ReplyWait
-from airflow_provider_etelecom.exceptions import EtelecomContractError, EtelecomValidationError
+from airflow_provider_etelecom.exceptions import EtelecomContractError, EtelecomTransientError, EtelecomValidationError
 from airflow_provider_etelecom.testing import PLATFORM_VARIANTS, EtelecomSimulator, FaultConfig
 from airflow_provider_etelecom.utils.windows import split_windows
 
@@ -187,7 +186,8 @@ def test_parallel_windows_are_exact_under_faults(platform: Platform) -> None:
 @pytest.mark.parametrize("workers", [None, 4])
 def test_a_platform_filtering_another_way_fails_loudly_without_its_setting(variant: str, workers: int | None) -> None:
     """Finding 5: a consent answered outside the window sent proves the platform filters differently."""
-    with EtelecomSimulator(consents=800, seed=41, api_key=KEY, start=START, end=END, **PLATFORM_VARIANTS[variant]) as sim:
+    switches = PLATFORM_VARIANTS[variant]
+    with EtelecomSimulator(consents=800, seed=41, api_key=KEY, start=START, end=END, **switches) as sim:
         config = ClientConfig.build(base_url=sim.base_url, api_key=KEY)
         with pytest.raises(EtelecomContractError) as caught:
             if workers is None:
@@ -306,7 +306,7 @@ def test_a_lost_answer_is_recognised_by_the_retry(
         phone = "0912000777" if store is not None else "0912000888"
         run_began = datetime.now(timezone.utc) - timedelta(seconds=5)
         sim.script_faults(["drop"], method="Zalo/RequestConsent")  # eTelecom creates it; the answer is lost
-        with pytest.raises(Exception, match="cut off|failed before an answer"):
+        with pytest.raises(EtelecomTransientError, match=r"cut off|failed before an answer"):
             operator(phone=phone).execute(context(1, run_began, store=store))
         sim.advance(120)  # past any listing lag
         again = operator(phone=phone, listing_lag_grace=0).execute(context(2, run_began, store=store))
