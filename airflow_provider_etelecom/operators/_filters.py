@@ -15,12 +15,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_etelecom.client import ConsentQuery
+from airflow_provider_etelecom.client.seen import SeenIds
 from airflow_provider_etelecom.client.validation import (
     FILTER_FIELDS,
     LISTING_FIELDS,
     is_unrendered,
     listing_param_docs,
+    validate_bool,
 )
+from airflow_provider_etelecom.client.verify import opposite_order, verify_export
+from airflow_provider_etelecom.exceptions import EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 
 __all__ = ["FILTER_FIELDS", "ConsentFiltersMixin", "is_template", "is_unchanged", "with_listing_params"]
@@ -47,11 +51,50 @@ def with_listing_params(doc: str | None) -> str:
 
 
 class ConsentFiltersMixin:
-    """Validate the listing attributes (:data:`LISTING_FIELDS`) of an operator, each value once."""
+    """Validate the listing attributes (:data:`LISTING_FIELDS`) of an operator, each value once.
+
+    Also the opt-in proof that an export is complete (``verify``), shared by every listing operator.
+    """
 
     template_fields: Sequence[str]
     timezone: str | None
     is_charged: Any
+    verify: bool
+    max_pages: Any
+    log: Any
+
+    def _check_verify(self, verify: object) -> bool:
+        """Validate ``verify`` (a proof of the whole window cannot follow a listing cut by ``max_pages``)."""
+        if validate_bool("verify", verify) and self.max_pages is not None:
+            raise EtelecomValidationError(
+                f"verify=True proves the whole window exported, which max_pages={self.max_pages!r} cuts short: "
+                f"drop one of them.",
+                parameter="verify",
+            )
+        return bool(verify)
+
+    def _exported(self) -> SeenIds | None:
+        """The set the export records every written id in when ``verify`` (else ``None``: nothing kept)."""
+        return SeenIds() if self.verify else None
+
+    def _verify_export(
+        self,
+        hook: EtelecomHook,
+        query: ConsentQuery,
+        exported: SeenIds | None,
+        what: str,
+        max_parallel_windows: int | None = None,
+    ) -> None:
+        """List the window again in the other order and fail unless the export wrote every consent it finds.
+
+        :raises EtelecomContractError: when the second listing finds consents the export missed.
+        """
+        if exported is None:
+            return
+        pages = hook.iter_query_pages(opposite_order(query), max_parallel_windows=max_parallel_windows)
+        check = verify_export(pages, exported)
+        self.log.info("Verified %s: %s.", what, check.describe())
+        check.raise_if_incomplete(what)
 
     def _check_listing(self) -> None:
         """Validate the listing arguments known when the DAG is parsed (templated ones: :meth:`_listing_query`)."""

@@ -19,6 +19,7 @@ from airflow_provider_etelecom.client import (
     ConsentPage,
     ConsentQuery,
 )
+from airflow_provider_etelecom.client.seen import SeenIds
 from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, format_api_time
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
@@ -340,6 +341,10 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
     :param timezone: IANA zone for naive ``date_from``/``date_to`` (else they are refused).
     :param batch_size: rows staged per ``COPY``/insert: bounds the memory of a load.
     :param retry_permanent_errors: let Airflow retry failures a retry cannot fix (off by default).
+    :param verify: prove the load complete before the merge: list the window again in the other
+        order and fail (nothing merged) if that finds a consent the load did not stage (see
+        :class:`~airflow_provider_etelecom.operators.list_consents.ListConsentsOperator`). Cost: a
+        second listing and 8 bytes per consent. Needs ``max_pages=None``.
     """
 
     stopped_work = "load"
@@ -370,6 +375,7 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         batch_size: int = 5_000,
         etelecom_conn_id: str = EtelecomHook.default_conn_name,
         retry_permanent_errors: bool = False,
+        verify: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -394,6 +400,7 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         self.batch_size = _validate_positive("batch_size", batch_size)
         self.etelecom_conn_id = etelecom_conn_id
         self.retry_permanent_errors = validate_retry_permanent_errors(retry_permanent_errors)
+        self.verify = self._check_verify(verify)
         if not isinstance(create_table, bool):
             raise EtelecomValidationError(
                 f"create_table={create_table!r} must be True or False.", parameter="create_table"
@@ -480,7 +487,9 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
             self._lineage_base_url = self.hook.client.config.base_url
             self.log.info("Loading eTelecom consents (%s) into %s table %s.", query.describe(), dialect, table)
             started = time.monotonic()
-            count = self._stage(load, query)
+            exported = self._exported()
+            count = self._stage(load, query, exported)
+            self._verify_export(self.hook, query, exported, f"the load into {table}")
             self._check_stop(f"before the merge; nothing was merged and table {self.table!r} is as it was.")
             written = load.merge()
             self._lineage_outcome = SqlLoadOutcome(written, created=self.create_table and not load.table_exists)
@@ -564,7 +573,7 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         self._lineage_schema = str(row[0]) if row and row[0] else "public"
         return self._lineage_schema
 
-    def _stage(self, load: _TableLoad, query: ConsentQuery) -> int:
+    def _stage(self, load: _TableLoad, query: ConsentQuery, exported: SeenIds | None) -> int:
         count = 0
         batch: list[Consent] = []
         unknown: set[str] = set()
@@ -576,6 +585,8 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
                     if not known.issuperset(consent):
                         unknown.update(consent.keys() - known)
                 batch.extend(page["consents"])
+                if exported is not None:
+                    exported.add_new(c["id"] for c in page["consents"])
                 count += len(page["consents"])
                 if len(batch) >= self.batch_size:
                     load.stage_consents(batch)

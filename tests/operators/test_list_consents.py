@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_etelecom.client.paging import CursorKind, PlatformFacts
 from airflow_provider_etelecom.client.validation import FILTER_MARGIN
 from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomValidationError
 from airflow_provider_etelecom.operators import list_consents as module
@@ -563,3 +564,60 @@ def test_parallel_summary_never_counts_more_rate_limit_waiting_than_waiting(
     answers, waited, rate_limited = int(found[1]), float(found[2]), float(found[3])
     assert answers == 3
     assert 0 < rate_limited <= waited
+
+
+# -- the opt-in proof of completeness (verify) --------------------------------------------------
+
+
+class DeletesMidExport(ListConsentsOperator):
+    """An export during which another system deletes ten consents it has already passed."""
+
+    sim: EtelecomSimulator
+
+    def _check_stop(self, outcome: str) -> None:
+        super()._check_stop(outcome)
+        if outcome.startswith("after 4 pages"):
+            self.sim.delete_consents([c["id"] for c in self.sim.consents()[:10]])  # the newest: page one's
+
+
+@pytest.mark.parametrize("verify", [False, True])
+def test_verify_catches_what_an_offset_cursor_skipped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, verify: bool
+) -> None:
+    """Finding 3: one pass cannot see rows an offset cursor skips; the second listing does."""
+    with EtelecomSimulator(consents=1000, seed=3, api_key=SECRET_KEY, cursor_kind="offset") as sim:
+        set_connection(monkeypatch, sim)
+        target = tmp_path / "c.jsonl"
+        op = DeletesMidExport(task_id="export", output_path=f"file://{target}", verify=verify)
+        op.sim = sim
+        # As an export that has learnt what the cursor holds (from a tie): it follows the cursor.
+        op.hook.client.facts = PlatformFacts(cursor=CursorKind.KEYSET)
+        if not verify:
+            result = run(op)  # the documented gap: a green task, ten consents short
+            assert result["count"] == len(read_lines(target)) == 990  # ten of the 1,000 skipped, ten deleted
+            assert len({c["id"] for c in read_lines(target)} & {str(c["id"]) for c in sim.consents()}) == 980
+            return
+        with pytest.raises(EtelecomError, match=r"not complete: .* 10 of them not exported") as caught:
+            run(op)
+        assert getattr(caught.value, "behaviour", None) == "incomplete_export"
+        assert not target.exists() and leftovers(tmp_path) == []
+
+
+def test_verify_passes_a_complete_export_and_costs_one_more_listing(
+    etelecom_connection: EtelecomSimulator, log_text: Any
+) -> None:
+    sim = etelecom_connection
+    consents = run(ListConsentsOperator(task_id="export", verify=True))
+    assert len(consents) == 500
+    bodies = [e["body"] for e in sim.requests_log if e["method"] == LIST]
+    assert "sort" not in bodies[0]["paging"] and bodies[-1]["paging"]["sort"] == "created_at"  # the other order
+    assert "Verified the export: a second listing in the other order found 500 consents, 0 of them not exported" in (
+        log_text()
+    )
+
+
+@pytest.mark.parametrize(("kwargs", "fragment"), [({"verify": "yes"}, "True or False"), ({"max_pages": 3}, "max_pages")])
+def test_verify_is_validated_at_parse_time(kwargs: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(EtelecomValidationError, match=fragment) as raised:
+        ListConsentsOperator(task_id="export", **{"verify": True, **kwargs})
+    assert raised.value.parameter == "verify"

@@ -127,6 +127,18 @@ def test_every_value_is_what_the_simulator_served(db: Db, etelecom_connection: E
     assert db.rows() == expected
 
 
+def test_verify_lists_the_window_again_before_the_merge(db: Db, etelecom_connection: EtelecomSimulator) -> None:
+    """The opt-in proof (finding 3): a second listing in the other order, then the merge."""
+    sim = etelecom_connection
+    result = load(create_table=True, verify=True)
+    assert result["count"] == len(db.rows()) == 500
+    sorts = [e["body"]["paging"].get("sort") for e in sim.requests_log if e["method"] == "Zalo/ListRequestConsent"]
+    assert sorts[0] is None and sorts[-1] == "created_at"
+    with pytest.raises(EtelecomValidationError, match="max_pages") as raised:
+        ConsentsToSqlOperator(task_id="load", sql_conn_id="warehouse", table="consents", verify=True, max_pages=1)
+    assert raised.value.parameter == "verify"
+
+
 def test_times_pass_as_the_api_text_and_the_zero_time_is_null(db: Db, etelecom_connection: EtelecomSimulator) -> None:
     # Batches the fast COPY path takes (the API's time text handed to PostgreSQL as is) and one it
     # cannot (a field left out): both store the same values, the zero time as NULL.
