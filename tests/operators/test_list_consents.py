@@ -616,7 +616,9 @@ def test_verify_passes_a_complete_export_and_costs_one_more_listing(
     )
 
 
-@pytest.mark.parametrize(("kwargs", "fragment"), [({"verify": "yes"}, "True or False"), ({"max_pages": 3}, "max_pages")])
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"), [({"verify": "yes"}, "True or False"), ({"max_pages": 3}, "max_pages")]
+)
 def test_verify_is_validated_at_parse_time(kwargs: dict[str, Any], fragment: str) -> None:
     with pytest.raises(EtelecomValidationError, match=fragment) as raised:
         ListConsentsOperator(task_id="export", **{"verify": True, **kwargs})
