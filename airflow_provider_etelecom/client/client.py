@@ -124,6 +124,27 @@ class ClientStats:
         """Return the counters as a plain dict."""
         return dict(self.__dict__)
 
+    def paging_note(self) -> tuple[bool, str]:
+        """Describe what the listing met beyond plain paging, for a task's closing log lines.
+
+        :return: ``(worth a warning, text)``; the text is empty when there is nothing to say. Repeats
+            and pages without a usable cursor are worth a warning: signs of an unstable cursor.
+        """
+        parts = []
+        if self.repeats:
+            parts.append(
+                f"{self.repeats} consents served twice by the cursor and dropped (a sign of an unstable cursor)"
+            )
+        if self.resumes:
+            parts.append(f"{self.resumes} pages continued by a date bound (no next cursor, or the cursor was refused)")
+        if self.rereads:
+            parts.append(
+                f"{self.rereads} consents read twice by date-bound steps (the cost of not trusting the cursor)"
+            )
+        if self.probes:
+            parts.append(f"{self.probes} requests spent learning what the cursor holds")
+        return bool(self.repeats or self.resumes), "; ".join(parts)
+
 
 class RateLimitGate:
     """A pause shared by several clients, so a 429 seen by one slows all of them.

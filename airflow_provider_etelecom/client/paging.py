@@ -721,13 +721,3 @@ class Listing:
             facts.learn_cursor(CursorKind.REPEATING, "a page ended inside a tie began the next with it again")
         elif _epoch(step.get("created_at")) != times[tie]:
             facts.learn_cursor(CursorKind.SKIPPING, "a page ended inside a tie skipped the rest of it")
-
-
-def rereading_note(stats: Any) -> str:
-    """Describe a listing's repeats and date-bound steps for a closing log line ("" when none)."""
-    parts = []
-    if stats.repeats:
-        parts.append(f"{stats.repeats} consents served twice by the cursor and dropped (a sign of an unstable cursor)")
-    if stats.resumes:
-        parts.append(f"{stats.resumes} pages without a usable next cursor, continued by a date bound")
-    return "; ".join(parts)

@@ -415,6 +415,9 @@ class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         )
         if parallel is not None:
             self.log.info("Parallel windows: %s.", parallel.describe())
+        worth_a_warning, note = stats.paging_note()
+        if note:
+            (self.log.warning if worth_a_warning else self.log.info)("Paging: %s.", note)
 
     def _set_asset_extra(self, context: Context, extra: dict[str, Any]) -> None:
         """Put ``{path, count, window}`` on the asset event of each ``Asset`` outlet."""

@@ -496,6 +496,9 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         finally:
             load.close()
             self.hook.close()
+        worth_a_warning, note = self.hook.client.stats.paging_note()
+        if note:
+            (self.log.warning if worth_a_warning else self.log.info)("Paging: %s.", note)
         self.log.info(
             "Loaded %d consents into %s in %.1f s: %d rows inserted or changed, %d left as they were (the same "
             "values, stored updated_at newer, or listed twice).",

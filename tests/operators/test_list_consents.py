@@ -623,3 +623,28 @@ def test_verify_is_validated_at_parse_time(kwargs: dict[str, Any], fragment: str
     with pytest.raises(EtelecomValidationError, match=fragment) as raised:
         ListConsentsOperator(task_id="export", **{"verify": True, **kwargs})
     assert raised.value.parameter == "verify"
+
+
+class InsertsMidExport(ListConsentsOperator):
+    """An export during which forty consents are created (newest first: before the cursor's position)."""
+
+    sim: EtelecomSimulator
+
+    def _check_stop(self, outcome: str) -> None:
+        super()._check_stop(outcome)
+        if outcome.startswith("after 2 pages"):
+            self.sim.insert_consents(40)
+
+
+def test_repeats_of_an_unstable_cursor_are_dropped_and_reported(monkeypatch: pytest.MonkeyPatch, log_text: Any) -> None:
+    """Finding 3: an offset cursor repeats rows when consents are inserted; each id is written once."""
+    with EtelecomSimulator(consents=500, seed=3, api_key=SECRET_KEY, cursor_kind="offset") as sim:
+        set_connection(monkeypatch, sim)
+        op = InsertsMidExport(task_id="export")
+        op.sim = sim
+        op.hook.client.facts = PlatformFacts(cursor=CursorKind.KEYSET)  # it follows the cursor
+        consents = run(op)
+    ids = [c["id"] for c in consents]
+    assert len(ids) == len(set(ids)) >= 500
+    text = log_text()
+    assert "Paging: 40 consents served twice by the cursor, dropped" in text and "unstable cursor" in text
