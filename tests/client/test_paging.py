@@ -9,7 +9,11 @@ import pytest
 
 from airflow_provider_etelecom.client import ClientConfig, ConsentQuery, EtelecomClient
 from airflow_provider_etelecom.client.paging import CursorKind, PlatformFacts
-from airflow_provider_etelecom.exceptions import EtelecomMalformedResponseError, EtelecomPagingError
+from airflow_provider_etelecom.exceptions import (
+    EtelecomContractError,
+    EtelecomMalformedResponseError,
+    EtelecomPagingError,
+)
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from tests.client.conftest import CannedServer
 
@@ -258,3 +262,71 @@ def test_malformed_pages_raise_the_documented_error(canned_server: CannedServer,
     with pytest.raises(EtelecomMalformedResponseError, match=r"retried|not a listing|created_at"):
         list(client.iter_consents())
     assert len(canned_server.received) == 3  # the first try and two retries: never read as the end
+
+
+# -- what the platform does differently (issue 19), over loopback HTTP against the simulator -----------
+
+
+@pytest.mark.parametrize("fault", ["200_code", "200_errors", "200_no_paging"])
+def test_an_error_body_mid_listing_from_the_simulator_is_retried(fault: str) -> None:
+    """Finding 2: the old client read these as the last page: 400 of 5,000 exported, green."""
+    with EtelecomSimulator(consents=450, seed=8, api_key=KEY) as sim:
+        client = make_client(sim.base_url)
+        pages = client.iter_consent_pages(ConsentQuery.build())
+        first = next(pages)
+        sim.script_faults([fault])
+        ids = [c["id"] for c in first["consents"]] + [c["id"] for page in pages for c in page["consents"]]
+        assert sorted(ids) == sorted(str(c["id"]) for c in sim.consents())
+        assert client.stats.retries == 1 and sim.stats.faults[fault] == 1
+
+
+@pytest.mark.parametrize(("switches", "pages_at_least"), [({"drop_after_limit": 0.2}, 4), ({"page_cap": 30}, 9)])
+def test_short_pages_mid_listing_are_not_the_end(switches: dict[str, object], pages_at_least: int) -> None:
+    """Finding 1: rows dropped after the LIMIT, or a lower page cap: short pages all along, none the end."""
+    with EtelecomSimulator(consents=260, seed=8, api_key=KEY, **switches) as sim:
+        listing = make_client(sim.base_url).listing(ConsentQuery.build())
+        pages = list(listing)
+        assert listing.ended and len(pages) >= pages_at_least
+        assert all(page["listed"] < 100 for page in pages)
+        ids = [c["id"] for p in pages for c in p["consents"]]
+        assert len(ids) == len(set(ids)) and set(ids) == {str(c["id"]) for c in sim.consents(visible_only=True)}
+
+
+def test_an_expired_cursor_resumes_from_the_last_consent() -> None:
+    """Finding 6: a cursor refused after an outage the client rode out: the listing goes on, exactly."""
+    with EtelecomSimulator(consents=400, seed=8, api_key=KEY, cursor_ttl_s=60) as sim:
+        # The retry's wait moves the simulator's clock past the cursor's lifetime: the cursor expires.
+        client = EtelecomClient(ClientConfig.build(base_url=sim.base_url, api_key=KEY), sleep=lambda s: sim.advance(90))
+        client.facts = PlatformFacts(cursor=CursorKind.KEYSET)  # a listing that follows its cursor
+        pages = client.iter_consent_pages(ConsentQuery.build())
+        ids = [c["id"] for c in next(pages)["consents"]]
+        sim.script_faults(["503"])
+        ids += [c["id"] for page in pages for c in page["consents"]]
+        assert len(ids) == len(set(ids)) == 400
+        refused = [e for e in sim.requests_log if e["status"] == 400]
+        assert len(refused) == 1 and refused[0]["body"]["paging"]["after"]
+        assert client.stats.resumes == 1
+
+
+def test_a_cursor_on_created_at_alone_fails_loudly_at_a_second_past_a_page() -> None:
+    """Finding 3: a second holding more than a page, and a cursor that skips ties: loud, naming the second."""
+    crowd = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
+    with EtelecomSimulator(consents=100, seed=8, api_key=KEY, cursor_kind="value_lt") as sim:
+        sim.insert_consents(230, created_at=crowd)
+        with pytest.raises(EtelecomContractError, match=r"2026-01-05T12:00:00Z holds at least \d+ consents") as caught:
+            list(make_client(sim.base_url).iter_consents(ConsentQuery.build()))
+        assert caught.value.behaviour == "crowded_second"
+
+
+@pytest.mark.parametrize("cursor_kind", ["keyset", "value_le", "value_lt", "offset"])
+def test_ties_at_page_boundaries_are_listed_once_whatever_the_cursor_holds(cursor_kind: str) -> None:
+    """Finding 3: a bursty day, many consents a second: none skipped, none repeated, under each cursor."""
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    with EtelecomSimulator(consents=0, seed=8, api_key=KEY, cursor_kind=cursor_kind) as sim:
+        for second in range(300):
+            sim.insert_consents(1 + second % 17, created_at=start + timedelta(seconds=second))
+        client = make_client(sim.base_url)
+        ids = [c["id"] for c in client.iter_consents(ConsentQuery.build())]
+        assert len(ids) == len(set(ids)) == len(sim.consents())
+        learnt = {"keyset": "keyset", "offset": "keyset", "value_le": "repeating", "value_lt": "skipping"}
+        assert client.facts.cursor.value == learnt[cursor_kind]
