@@ -458,3 +458,33 @@ def test_a_wrong_or_missing_connection_leaves_nothing_under_way(
     with pytest.raises(Exception, match=conn_id):  # EtelecomConfigError, or Airflow's not-found error
         operator(etelecom_conn_id=conn_id).execute(context(1, store=store))
     assert store.values == {}  # no send was under way: the retry of a fixed connection sends at once
+
+
+# -- a 409 already_exists: Zalo refuses a second request while one is pending (issue 19) -------------
+
+
+def test_a_409_returns_the_pending_consent_and_sends_nothing(
+    etelecom_connection: EtelecomSimulator, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim = etelecom_connection
+    sim.pending_conflict = True
+    pending = operator(call_type="video", reason_code="delivery_notification").execute(context())
+    sim.reset_stats()
+    consent = operator().execute(context())  # another call type and reason, same OA and phone
+    assert consent["id"] == pending["id"] and sent_to_phone(sim) == 1
+    refused = [e for e in sim.requests_log if e["method"] == SEND]
+    assert [e["status"] for e in refused] == [409]
+    logged = caplog.text + capsys.readouterr().out  # Airflow 3's task logger writes to stdout
+    assert pending["id"] in logged and "video" in logged and "delivery_notification" in logged and "409" in logged
+
+
+def test_a_409_whose_pending_consent_is_not_listed_fails_naming_it(etelecom_connection: EtelecomSimulator) -> None:
+    sim = etelecom_connection
+    sim.pending_conflict = True
+    sim.listing_lag_s = 300
+    operator().execute(context())
+    retry = operator(listing_lag_grace=0.3)
+    retry.listing_look_interval = 0.1
+    with pytest.raises(AirflowFailException, match=r"HTTP 409 already_exists.*Nothing was sent") as caught:
+        retry.execute(context())
+    assert "849*****444" in str(caught.value) and sent_to_phone(sim) == 1
