@@ -139,11 +139,14 @@ class EtelecomContractError(EtelecomError):
 
     :param behaviour: a short name of what the platform did (``window_mismatch``, ``crowded_second``,
         ``listing_cannot_continue``, ``incomplete_export``, ...).
+    :param retryable: whether another try may pass (an export found incomplete while consents were
+        deleted may, once they are not); the others repeat exactly, so no Airflow retry is spent on them.
     """
 
-    def __init__(self, message: str, *, behaviour: str, **details: object) -> None:
+    def __init__(self, message: str, *, behaviour: str, retryable: bool = False, **details: object) -> None:
         super().__init__(message, **details)  # type: ignore[arg-type]
         self.behaviour = behaviour
+        self.retryable = retryable
 
 
 class EtelecomConsentNotFoundError(EtelecomError):

@@ -31,6 +31,7 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomAuthError,
     EtelecomBadRequestError,
     EtelecomConfigError,
+    EtelecomContractError,
     EtelecomError,
     EtelecomNotFoundError,
     EtelecomOutputError,
@@ -198,7 +199,9 @@ def classify_failure(error: BaseException) -> FailureKind:
     """Tell whether an Airflow retry can fix ``error``: the one decision every operator and sensor uses.
 
     Validation, configuration, authentication (after the hook has read the connection once
-    more), a request the platform refuses and a wrong route are :attr:`FailureKind.PERMANENT`;
+    more), a request the platform refuses, a wrong route and an answer that broke what the listing
+    relies on (:class:`EtelecomContractError`, but for an export found incomplete) are
+    :attr:`FailureKind.PERMANENT`;
     an :class:`EtelecomOutputError` carries its own kind; everything else, including exceptions
     that are not the provider's, is :attr:`FailureKind.TRANSIENT` and left to Airflow as it is.
     A consent outcome (a refusal, a failed send) is not permanent: a failed send reached nobody
@@ -206,6 +209,8 @@ def classify_failure(error: BaseException) -> FailureKind:
     """
     if isinstance(error, EtelecomOutputError):
         return FailureKind(error.kind)
+    if isinstance(error, EtelecomContractError):
+        return FailureKind.TRANSIENT if error.retryable else FailureKind.PERMANENT
     if isinstance(error, _PERMANENT_ERRORS):
         return FailureKind.PERMANENT
     return FailureKind.TRANSIENT

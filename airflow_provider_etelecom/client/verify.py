@@ -70,6 +70,7 @@ class Verification:
             f"Nothing was published; retry the task, and report the behaviour to eTelecom if it repeats.",
             endpoint="Zalo/ListRequestConsent",
             behaviour="incomplete_export",
+            retryable=True,
         )
 
 
