@@ -146,7 +146,11 @@ def sequential_executor_on_airflow_2(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_platform_behaviours_in_real_task_runs(
-    airflow_db: str, platforms: dict[str, EtelecomSimulator], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    airflow_db: str,
+    platforms: dict[str, EtelecomSimulator],
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     oa = platforms["clock"].oa_ids[0]
     paths = {name: tmp_path / f"{name}.jsonl" for name in ("repeating", "zone", "expiry")}
@@ -163,7 +167,8 @@ def test_the_platform_behaviours_in_real_task_runs(
     )
     dag_run = run_dag(load_dag_file("etelecom_platform_behaviours", source), datetime(2026, 2, 1, tzinfo=UTC))
     tries = {ti.task_id: (str(ti.state), ti.try_number) for ti in dag_run.get_task_instances()}
-    out = capfd.readouterr().out
+    captured = capfd.readouterr()
+    out = captured.out + captured.err + caplog.text  # where the task logs go depends on Airflow's version
 
     def exported(name: str) -> list[str]:
         return [json.loads(line)["id"] for line in paths[name].read_text().splitlines()]
