@@ -141,7 +141,7 @@ def _not_observable(behaviour: str, why: str, **data: Any) -> Finding:
 
 def not_checked(behaviour: str, why: str) -> Finding:
     """Return the finding of a detector that was not run (``why`` says how to run it)."""
-    return Finding(behaviour, "not_checked", f"not checked: {why}", "nothing to set on what was seen")
+    return Finding(behaviour, "not_checked", f"not checked: {why}", "nothing to set until it is checked")
 
 
 def failed(behaviour: str, error: BaseException) -> Finding:
@@ -384,9 +384,8 @@ def detect_order(probe: Probe, walk: Walk | None = None, oldest_pages: int = 2) 
         )
     if seen < 2:
         return _not_observable("order", "fewer than two consents listed")
-    return Finding(
-        "order", "created_at", f"{' and '.join(n for n, _, _ in walks)} came in created_at order ({seen} consents)"
-    )
+    names = " and ".join(name for name, _, _ in walks)
+    return Finding("order", "created_at", f"{names} came in created_at order ({seen} consents read)")
 
 
 def detect_crowded_second(probe: Probe, walk: Walk | None = None, cap: int | None = None) -> Finding:
@@ -792,7 +791,10 @@ def detect_shown_zone(
         return Finding(
             "shown_zone", "utc", "a consent just requested is listed at the clock's time: answers show UTC", data=data
         )
-    newest = f"the newest is {_hours(ahead_s or 0)} from the clock" if ahead_s is not None else "none listed"
+    if ahead_s is None:
+        newest = "none listed"
+    else:
+        newest = f"the newest is shown {_hours(abs(ahead_s))[1:]} {'after' if ahead_s > 0 else 'before'} the clock"
     return _not_observable(
         "shown_zone",
         f"the filters ignore the offset sent, so windows cannot tell the shown zone, and no consent is shown in the "
