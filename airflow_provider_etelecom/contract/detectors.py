@@ -795,9 +795,10 @@ def detect_shown_zone(
         newest = "none listed"
     else:
         newest = f"the newest is shown {_hours(abs(ahead_s))[1:]} {'after' if ahead_s > 0 else 'before'} the clock"
+    filters = "ignore the offset sent" if zones.honours_offset is False else "may not honour the offset sent"
     return _not_observable(
         "shown_zone",
-        f"the filters ignore the offset sent, so windows cannot tell the shown zone, and no consent is shown in the "
+        f"the filters {filters}, so windows cannot tell the shown zone, and no consent is shown in the "
         f"future ({newest}): a platform consistently in local time with no recent consent is invisible read-only; "
         f"one RequestConsent (--allow-request-consent) settles it",
         **data,
@@ -845,12 +846,23 @@ def detect_filter_zone(probe: Probe, zones: ZoneProbe | None = None, shown: Find
             "the date filters honour the offset sent (a window written in UTC+5 finds the same consent)",
             data=data,
         )
-    if zones.honours_offset is None:
+    if zones.honours_offset is None and zones.shift_h == 0:
         return Finding(
             "filter_zone",
             "offset_refused",
-            "the platform refuses a date filter written with an offset other than Z",
-            "nothing to set unless another finding asks for platform_filter_zone (the provider writes Z then)",
+            "the platform refuses a date filter written with an offset other than Z; written in Z, a window finds "
+            "consents at their shown times",
+            f"{NOTHING} (it writes Z); do not set platform_filter_zone, whose filters carry that zone's offset",
+            differs=True,
+            data=data,
+        )
+    if zones.honours_offset is None:
+        return Finding(
+            "filter_zone",
+            "offset_refused_shifted",
+            f"the platform refuses a date filter written with an offset other than Z, and a window written in Z "
+            f"finds consent {zones.consent_id} only {zones.shift_h:+d} h from its shown created_at",
+            "not settled: no connection setting writes filters shifted in Z; report it to eTelecom",
             differs=True,
             data=data,
         )

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from airflow_provider_etelecom.contract.detectors import (
+    ZoneProbe,
     detect_created_at_precision,
     detect_cursor,
     detect_date_filter_precision,
@@ -50,6 +51,21 @@ def local_throughout() -> Iterator[EtelecomSimulator]:
 
 def test_zone_names() -> None:
     assert [zone_name(h) for h in (7, 0, 9, -5)] == ["Asia/Ho_Chi_Minh", "UTC", "Etc/GMT-9", "Etc/GMT+5"]
+
+
+def test_what_the_filter_zone_says_for_each_zone_probe(local_throughout: EtelecomSimulator) -> None:
+    """The verdicts of zone probes no variant plays: refused offsets, nothing found, nothing to probe."""
+    with _probe(local_throughout) as probe:
+        refused = detect_filter_zone(probe, ZoneProbe("1", 0, 0, None, True))
+        assert refused.verdict == "offset_refused" and not refused.settings
+        assert "do not set platform_filter_zone" in refused.action
+        shifted = detect_filter_zone(probe, ZoneProbe("1", 0, 7, None, True))
+        assert shifted.verdict == "offset_refused_shifted" and shifted.action.startswith("not settled")
+        assert detect_filter_zone(probe, ZoneProbe("1", 0, None, None, True)).verdict == "not_found"
+        assert detect_filter_zone(probe, ZoneProbe(None)).verdict == "not_observable"
+        utc = detect_filter_zone(probe, ZoneProbe("1", 0, -3, False, True), None)
+        assert (utc.verdict, utc.settings) == ("ignores_offset", {"platform_filter_zone": "Etc/GMT+3"})
+        assert "assuming answers show UTC" in utc.found
 
 
 def test_a_platform_in_local_time_throughout_is_invisible_without_a_recent_consent(
