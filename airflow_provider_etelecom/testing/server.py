@@ -24,6 +24,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -383,6 +384,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Stay silent: the default logger writes to stderr and a log must never hold the key."""
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """Write the ``Date`` header on the simulated clock (``sim.now()``), as a platform's front writes its own.
+
+        ``clock_offset_s`` is not applied: it plays a platform whose consents are stamped off the clock
+        its answers' ``Date`` header shows.
+        """
+        moment = self.server.sim.now().timestamp() if timestamp is None else timestamp
+        return formatdate(moment, usegmt=True)
 
     # ------------------------------------------------------------------ verbs
     def do_POST(self) -> None:

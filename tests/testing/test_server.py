@@ -68,6 +68,21 @@ def test_counters_by_method_and_status(sim: EtelecomSimulator) -> None:
     assert sim.stats.count() == 0 and sim.requests_log == []
 
 
+def test_the_date_header_follows_the_simulated_clock(sim: EtelecomSimulator) -> None:
+    """A platform's answers carry its clock in ``Date``; the contract check compares shown times with it."""
+    from email.utils import parsedate_to_datetime
+
+    before = parsedate_to_datetime(call(sim, "Misc/CurrentAccount", {}).headers["Date"])
+    assert abs((before - sim.now()).total_seconds()) < 2
+    sim.advance(3 * 3600)
+    after = parsedate_to_datetime(call(sim, "Misc/CurrentAccount", {}).headers["Date"])
+    assert abs((after - sim.now()).total_seconds()) < 2
+    assert (after - before).total_seconds() >= 3 * 3600 - 1
+    sim.clock_offset_s = -3600.0  # the consents' clock, not the answers' Date
+    shown = parsedate_to_datetime(call(sim, "Misc/CurrentAccount", {}).headers["Date"])
+    assert abs((shown - sim.now()).total_seconds()) < 2
+
+
 def test_one_tcp_connection_for_a_multi_page_listing_with_a_session(sim: EtelecomSimulator) -> None:
     sim.reset_stats()
     with requests.Session() as session:

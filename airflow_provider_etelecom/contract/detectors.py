@@ -1,0 +1,1312 @@
+"""One detector per platform behaviour nobody has confirmed: what it finds, and the setting that follows.
+
+Each detector sends a few requests through a :class:`~.probe.Probe` and returns a :class:`Finding`:
+a ``verdict`` (a short code the tests compare), one line saying what it found, and what follows for
+the user's connection (a setting for the connection's extra, or "nothing to set: the provider
+handles it", with the cost when there is one). They read; only the detectors that need a fresh
+consent (:func:`send_fresh_consent` and those given its result) send ``RequestConsent``, a charged
+message, and only through a probe built with a budget for it.
+
+What a read-only probe cannot see, each detector says in its finding rather than guessing: a
+platform consistently in local time with no recent consents, a cursor that cannot be reused under
+another filter, a tie that the newest pages do not hold. ``tests/contract/test_unknowns.py`` proves
+every detector against the simulator playing each variant (``PLATFORM_VARIANTS``) and its defaults,
+and runs it against the real platform when given a key; ``python -m airflow_provider_etelecom.contract``
+runs them all against a user's connection (:mod:`.runner`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_etelecom.contract.probe import (
+    HOUR_US,
+    LIST,
+    REQUEST_CONSENT,
+    US,
+    Probe,
+    Walk,
+    consent_id,
+    fraction_digits,
+    listed,
+    micros,
+    time_or_none,
+    walk_newest,
+    wire,
+)
+from airflow_provider_etelecom.exceptions import EtelecomBadRequestError, EtelecomError
+
+__all__ = [
+    "BEHAVIOURS",
+    "NOTHING",
+    "SORTS",
+    "Finding",
+    "FreshConsent",
+    "ZoneProbe",
+    "detect_accepted_sorts",
+    "detect_answer_clock",
+    "detect_created_at_precision",
+    "detect_crowded_second",
+    "detect_cursor",
+    "detect_cursor_expiry",
+    "detect_date_filter_precision",
+    "detect_date_to",
+    "detect_empty_page",
+    "detect_filter_field",
+    "detect_filter_zone",
+    "detect_ids",
+    "detect_listing_lag",
+    "detect_order",
+    "detect_page_cap",
+    "detect_pending_conflict",
+    "detect_platform_clock",
+    "detect_short_pages",
+    "detect_shown_zone",
+    "probe_zones",
+    "send_fresh_consent",
+    "zone_name",
+]
+
+#: What follows for the connection when the provider copes with what was found by itself.
+NOTHING = "nothing to set: the provider handles it"
+SORTS: tuple[str, ...] = ("created_at", "-created_at", "updated_at", "-updated_at")
+#: The behaviours, in the order the check reports them, with what each is about.
+BEHAVIOURS: dict[str, str] = {
+    "ids": "ids written as JSON strings (documented) or numbers",
+    "empty_page": 'how an empty page is written ([] or Go\'s "consents": null)',
+    "page_cap": "the most consents a page holds, and what paging.limit echoes",
+    "short_pages": "pages shorter than the largest in the middle of a listing (rows dropped after the LIMIT)",
+    "order": "whether the newest-first order is a created_at order or an id order",
+    "crowded_second": "the most consents sharing one second, against the page cap",
+    "cursor": "what the next cursor holds: (created_at, id), created_at only (< or <=), or a row offset",
+    "cursor_expiry": "whether a cursor is refused after a while",
+    "sorts": "which paging.sort values are accepted",
+    "filter_zone": "which zone the date filters' wall clock is read in",
+    "shown_zone": "which zone the times in answers are written in (labelled Z)",
+    "filter_field": "which time the date filters apply to (created_at or updated_at)",
+    "filter_precision": "how finely date_from/date_to are compared",
+    "created_at_precision": "how finely answers write created_at",
+    "date_to": "whether date_to is inclusive",
+    "listing_lag": "how long a new consent takes to be listed (needs one RequestConsent)",
+    "platform_clock": "the platform's clock against its Date header (needs one RequestConsent)",
+    "answer_clock": "RequestConsent's answer times against the listing's (needs one RequestConsent)",
+    "pending_conflict": "a second RequestConsent while one is pending (needs a second RequestConsent)",
+}
+#: A consent shown this far past the platform's clock is shown in the future.
+FUTURE_TOLERANCE_S = 300.0
+#: A fresh consent's created_at this close to the clock is on time.
+CLOCK_TOLERANCE_S = 60.0
+#: RequestConsentOperator's look-back on Airflow before 3.3 (``operators.request_consent.LOOK_BACK``).
+LOOK_BACK_S = 3900.0
+#: The whole-hour shifts the zone probe tries, nearest first.
+ZONE_HOURS: tuple[int, ...] = (0, *(h for step in range(1, 15) for h in (step, -step)))
+#: The offset (hours) the zone probe writes a window in to tell whether the platform honours it.
+OTHER_OFFSET_H = 5
+#: A window around a time: from this many µs before it ...
+_BEFORE = 2 * US
+#: ... to this many after it (wide enough for any precision the platform reads or writes).
+_AFTER = 3 * US
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What one detector found.
+
+    :param behaviour: a key of :data:`BEHAVIOURS`.
+    :param verdict: a short code (``keyset``, ``value_lt``, ``not_observable``, ...) the tests compare.
+    :param found: what was found, in one line.
+    :param action: what follows for the connection ("nothing to set: ...", "set ...", "not settled: ...").
+    :param settings: the connection extra settings to add (``{"platform_filter_zone": "Asia/Ho_Chi_Minh"}``).
+    :param differs: the platform does otherwise than the simulator's defaults (today's guess).
+    :param data: the numbers behind the verdict (``cap``, ``shift_h``, ``waited_s``, ...).
+    """
+
+    behaviour: str
+    verdict: str
+    found: str
+    action: str = NOTHING
+    settings: Mapping[str, object] = field(default_factory=dict)
+    differs: bool = False
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _not_observable(behaviour: str, why: str, **data: Any) -> Finding:
+    return Finding(behaviour, "not_observable", f"not observable: {why}", "nothing to set on what was seen", data=data)
+
+
+def not_checked(behaviour: str, why: str) -> Finding:
+    """Return the finding of a detector that was not run (``why`` says how to run it)."""
+    return Finding(behaviour, "not_checked", f"not checked: {why}", "nothing to set until it is checked")
+
+
+def failed(behaviour: str, error: BaseException) -> Finding:
+    """Return the finding of a detector the platform's answers stopped (the error names the answer)."""
+    message = getattr(error, "message", None) or str(error)
+    return Finding(behaviour, "error", f"could not check: {message}", "not settled: rerun, or report it", differs=True)
+
+
+def zone_name(offset_h: int) -> str:
+    """Return an IANA zone for a whole-hour UTC offset: Vietnam's for +7 (the platform's home), else ``Etc/GMT``.
+
+    ``Etc/GMT-7`` is UTC+7: the ``Etc`` zones flip the sign (POSIX).
+    """
+    if offset_h == 7:
+        return "Asia/Ho_Chi_Minh"
+    if offset_h == 0:
+        return "UTC"
+    return f"Etc/GMT{-offset_h:+d}"
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:+.2f} h" if abs(seconds) >= 3600 else f"{seconds:+.0f} s"
+
+
+def _walk(probe: Probe, walk: Walk | None) -> Walk:
+    return walk if walk is not None else walk_newest(probe)
+
+
+# ------------------------------------------------------------------------- wire forms
+def detect_ids(probe: Probe, walk: Walk | None = None) -> Finding:
+    """Read the ids of the newest consents: JSON strings (documented), numbers (int64 without ``,string``), or both."""
+    consents = _walk(probe, walk).consents()
+    if not consents:
+        return _not_observable("ids", "the account lists no consent")
+    kinds = Counter(
+        "number" if isinstance(c.get(name), int) and not isinstance(c.get(name), bool) else "string"
+        for c in consents
+        for name in ("id", "shop_id", "user_id", "oa_id")
+        if name in c and isinstance(c.get(name), (str, int))
+    )
+    if not kinds.get("number"):
+        return Finding("ids", "strings", "ids (id, shop_id, user_id, oa_id) are JSON strings, as documented")
+    large = any(isinstance(c.get("id"), int) and abs(c["id"]) > 2**53 for c in consents)
+    verdict = "mixed" if kinds.get("string") else "numbers"
+    return Finding(
+        "ids",
+        verdict,
+        f"ids are written as JSON numbers ({kinds['number']} of {sum(kinds.values())} id fields), not the "
+        f"documented strings" + (", some above 2^53" if large else ""),
+        f"{NOTHING} (every id is read exactly and kept as the documented string; another JSON reader of raw "
+        f"answers that reads numbers as doubles loses digits above 2^53)",
+        differs=True,
+        data={"numbers": kinds["number"], "strings": kinds.get("string", 0)},
+    )
+
+
+def detect_empty_page(probe: Probe) -> Finding:
+    """Ask a window two days in the future (empty whatever the zones) and see how the empty page is written."""
+    start = probe.now_us() + 2 * 24 * HOUR_US
+    data = probe.list(filter={"date_from": wire(start), "date_to": wire(start + 24 * HOUR_US)}, paging={"limit": 10})
+    if "consents" not in data:
+        return Finding(
+            "empty_page",
+            "absent",
+            f"an empty page has no consents key (keys: {sorted(data)})",
+            f"{NOTHING} (an answer without consents and without a next cursor is an empty page)",
+            differs=True,
+        )
+    if data["consents"] is None:
+        return Finding(
+            "empty_page",
+            "null",
+            'an empty page is {"consents": null} (a Go nil slice)',
+            f"{NOTHING} (null is read as an empty page; never as a listing's error)",
+            differs=True,
+        )
+    if data["consents"] == []:
+        return Finding("empty_page", "list", 'an empty page is {"consents": []}')
+    return _not_observable("empty_page", "a window two days in the future listed consents (see shown_zone)")
+
+
+# ------------------------------------------------------------------------- pages
+def _echo_of(data: Mapping[str, Any]) -> object:
+    paging = data.get("paging")
+    if not isinstance(paging, dict) or "limit" not in paging:
+        return None
+    value = paging["limit"]
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def detect_page_cap(probe: Probe, walk: Walk | None = None) -> Finding:
+    """Ask ``limit`` 500 and 7 and compare with the pages of the walk: the cap, and what ``paging.limit`` echoes.
+
+    The cap is the page size every full page of the walk has, when the page of ``limit`` 500 has it
+    too. When pages vary (rows dropped after the LIMIT: :func:`detect_short_pages`) or the account
+    holds less than a page, the cap is not measurable; the echo still is.
+    """
+    walk = _walk(probe, walk)
+    try:
+        big = probe.list(paging={"limit": 500})
+    except EtelecomBadRequestError as error:
+        big = {}
+        refused = error.message
+    else:
+        refused = ""
+    small = probe.list(paging={"limit": 7})
+    echo500, echo7 = _echo_of(big), _echo_of(small)
+    n500 = len(big.get("consents") or [])
+    sizes = walk.sizes
+    full = sizes if walk.stopped == "page budget" else sizes[:-1]
+    cap: int | None = None
+    if full and len(set(full)) == 1 and (refused or n500 == full[0]):
+        cap = full[0]
+    elif n500 > 100:
+        cap = n500
+    if not big and refused:
+        echo = "refused"
+    elif echo500 is None:
+        echo = "absent"
+    elif echo500 == 500 and echo7 == 7:
+        echo = "asked"
+    elif isinstance(echo500, int) and echo500 < 500 and echo7 == 7:
+        echo = "effective"
+    else:
+        echo = "other"
+    if cap is None and len(set(full)) > 1:
+        cap_text = f"the cap is not measurable: full pages vary from {min(full)} to {max(full)} consents"
+    elif cap is None:
+        cap_text = f"the cap is not measurable: the account lists {sum(sizes)} consents, not two pages"
+    elif cap > 100:
+        cap_text = f"a page holds more than 100 consents ({n500} for limit=500)"
+    else:
+        cap_text = f"a page holds at most {cap} consents whatever limit asks (limit=500 gave {n500})"
+    echo_text = {
+        "effective": f"paging.limit echoes the limit applied ({echo500} for 500, {echo7} for 7)",
+        "asked": "paging.limit echoes the limit asked (500 for 500), not the one applied",
+        "absent": "paging has no limit key",
+        "refused": f"limit=500 is refused ({refused})",
+        "other": f"paging.limit echoes {echo500!r} for 500 and {echo7!r} for 7",
+    }[echo]
+    action = NOTHING + " (it asks at most 100 and never reads paging.limit; a short page is not an end)"
+    if cap is not None and cap < 100:
+        action += f"; cost: pages of {cap} take about {100 / cap:.1f}x the requests of pages of 100"
+    return Finding(
+        "page_cap",
+        f"cap={cap if cap is not None else '?'} echo={echo}",
+        f"{cap_text}; {echo_text}",
+        action,
+        differs=(cap is not None and cap != 100) or echo != "effective",
+        data={"cap": cap, "echo": echo, "n500": n500, "echo500": echo500, "echo7": echo7},
+    )
+
+
+def detect_short_pages(probe: Probe, walk: Walk | None = None) -> Finding:
+    """Look for a page shorter than the largest of the walk that is not the last: rows dropped after the LIMIT.
+
+    A cap below the limit makes every page short alike (:func:`detect_page_cap`); pages of different
+    sizes before the end are what a backend that drops rows after its SQL ``LIMIT`` serves.
+    """
+    walk = _walk(probe, walk)
+    # Pages that bring nothing new (a cursor serving its last page again) do not follow a page.
+    seen: set[str] = set()
+    fresh = []
+    for page in walk.pages:
+        ids = {consent_id(c) for c in page.consents}
+        fresh.append(bool(ids - seen))
+        seen |= ids
+    while fresh and not fresh[-1]:
+        fresh.pop()
+    sizes = walk.sizes[: len(fresh)]
+    if len(sizes) < 2:
+        return _not_observable("short_pages", f"the newest pages are {len(sizes)} (two or more are needed)")
+    largest = max(sizes)
+    short = [(i, size) for i, size in enumerate(sizes[:-1]) if size < largest]
+    if not short:
+        return Finding(
+            "short_pages",
+            "none_seen",
+            f"every page but the last held the same number of consents ({largest}; {len(sizes)} pages read)",
+            data={"sizes": sizes},
+        )
+    first, size = short[0]
+    return Finding(
+        "short_pages",
+        "short_pages",
+        f"{len(short)} of {len(sizes)} pages were shorter than the largest ({largest}) with more pages after "
+        f"them (page {first + 1}: {size}): rows dropped after the LIMIT",
+        f"{NOTHING} (a listing ends only on an empty page, which it reads anyway; no extra cost)",
+        differs=True,
+        data={"sizes": sizes},
+    )
+
+
+def _inversions(walk: Walk, descending: bool) -> tuple[list[float], bool, int]:
+    """Return a walk's inversions of ``created_at`` order (seconds each), whether ids kept the order, and its size."""
+    rows = [(t, consent_id(c)) for c in walk.consents() if (t := time_or_none(c, "created_at")) is not None]
+    sign = 1 if descending else -1
+    inversions = [
+        sign * (rows[i][0] - rows[i - 1][0]) / US
+        for i in range(1, len(rows))
+        if sign * (rows[i][0] - rows[i - 1][0]) > 0
+    ]
+    ids = [int(i) for _, i in rows if i.lstrip("-").isdigit()]
+    by_id = len(ids) == len(rows) and all(sign * (ids[i] - ids[i - 1]) < 0 for i in range(1, len(ids)))
+    return inversions, by_id, len(rows)
+
+
+def detect_order(probe: Probe, walk: Walk | None = None, oldest_pages: int = 2) -> Finding:
+    """Check the default order (newest first) and ``sort=created_at`` (oldest first) are ``created_at`` orders.
+
+    Page boundaries included. Out of order, it tells an id order (ids following the order while
+    ``created_at`` does not) from another. Consents served again (a cursor repeating a tie) are left
+    out: a repeat is not an inversion. ``sort=created_at`` is read for ``oldest_pages`` pages, unless
+    the platform refuses it.
+    """
+    walks = [("the default order", _walk(probe, walk), True)]
+    with contextlib.suppress(EtelecomBadRequestError):  # a refused sort is the sorts detector's finding
+        walks.append(("sort=created_at", walk_newest(probe, oldest_pages, sort="created_at"), False))
+    seen = 0
+    for name, read, descending in walks:
+        inversions, by_id, size = _inversions(read, descending)
+        seen += size
+        if not inversions:
+            continue
+        what = (
+            "in id order (ids follow it while created_at does not)" if by_id else "in neither created_at nor id order"
+        )
+        return Finding(
+            "order",
+            "id" if by_id else "other",
+            f"{name} is {what}: {len(inversions)} of {size} consents came after one created "
+            f"{'earlier' if descending else 'later'}, by up to {max(inversions):.0f} s",
+            f"{NOTHING} (from the first page out of order a listing takes no date-bound step and ends only on an "
+            f"empty page; cost: each window is read to its end)",
+            differs=True,
+            data={"inversions": len(inversions), "worst_s": max(inversions), "sort": name},
+        )
+    if seen < 2:
+        return _not_observable("order", "fewer than two consents listed")
+    names = " and ".join(name for name, _, _ in walks)
+    return Finding("order", "created_at", f"{names} came in created_at order ({seen} consents read)")
+
+
+def detect_crowded_second(probe: Probe, walk: Walk | None = None, cap: int | None = None) -> Finding:
+    """Report the most consents sharing one second (and one exact ``created_at``) in the newest pages.
+
+    :param cap: the page cap found (default 100): a second holding more consents than a page can
+        only be paged through by a cursor that continues inside a tie.
+    """
+    consents = _walk(probe, walk).consents()
+    times = [t for c in consents if (t := time_or_none(c, "created_at")) is not None]
+    if not times:
+        return _not_observable("crowded_second", "the account lists no consent")
+    by_second = Counter(t // US for t in times)
+    second, crowd = by_second.most_common(1)[0]
+    exact = Counter(times).most_common(1)[0][1]
+    page = cap or 100
+    at = wire(second * US)[:19] + "Z"
+    data = {"largest": crowd, "second": at, "largest_exact": exact, "read": len(times)}
+    if crowd <= page:
+        return Finding(
+            "crowded_second",
+            "within_a_page",
+            f"at most {crowd} of the newest {len(times)} consents share a second ({at}); {exact} share an exact "
+            f"created_at",
+            data=data,
+        )
+    return Finding(
+        "crowded_second",
+        "past_a_page",
+        f"{crowd} of the newest {len(times)} consents share the second {at} ({exact} one exact created_at), more "
+        f"than a page of {page}",
+        f"{NOTHING} while the cursor is a (created_at, id) keyset: the listing is carried through that second by "
+        f"the cursor; with a created_at-only cursor a listing through it fails loudly, naming the second (report "
+        f"it to eTelecom)",
+        differs=True,
+        data=data,
+    )
+
+
+# ------------------------------------------------------------------------- cursors
+def _page(probe: Probe, after: str, limit: int, flt: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    paging: dict[str, Any] = {"limit": limit}
+    if after:
+        paging["after"] = after
+    body: dict[str, Any] = {"paging": paging}
+    if flt:
+        body["filter"] = dict(flt)
+    return probe.list(**body)
+
+
+def _tie_probe(probe: Probe, walk: Walk, attempts: int = 3) -> str | None:
+    """End a page inside a tie of the walk and follow its ``next``: ``continues``, ``repeats``, ``skips`` or ``None``.
+
+    The head is asked with ``limit`` one more than the consents up to the tie's first member (a few
+    more when rows dropped after the LIMIT shorten it, until it ends on that member); the step after
+    its cursor is asked with a small limit rather than 1, so a dropped row cannot empty it.
+    """
+    seen: set[str] = set()
+    tries = 0
+    for page in walk.pages:
+        ids = [consent_id(c) for c in page.consents]
+        times = [time_or_none(c, "created_at") for c in page.consents]
+        for t in range(len(ids) - 1):
+            if tries >= attempts:
+                return None
+            if times[t] is None or times[t] != times[t + 1] or ids[t] in seen or ids[t + 1] in seen:
+                continue
+            tries += 1
+            head: list[dict[str, Any]] = []
+            cursor = ""
+            for limit in range(t + 1, t + 12):
+                answer = _page(probe, page.after, limit)
+                head = answer.get("consents") or []
+                cursor = str((answer.get("paging") or {}).get("next") or "")
+                if len(head) > t or [consent_id(c) for c in head] != ids[: len(head)]:
+                    break
+            if [consent_id(c) for c in head] != ids[: t + 1] or not cursor:
+                continue
+            step = _page(probe, cursor, 5).get("consents") or []
+            if not step:
+                continue
+            first, at = consent_id(step[0]), time_or_none(step[0], "created_at")
+            if first == ids[t + 1]:
+                return "continues"
+            if at == times[t]:
+                return "repeats"
+            if at is not None and at < times[t]:  # type: ignore[operator]
+                return "skips"
+        seen.update(ids)
+    return None
+
+
+def _reuse_probe(probe: Probe, walk: Walk, k: int = 5) -> str | None:
+    """Reuse a cursor from the unfiltered listing under a date filter: ``position``, ``offset``, ``bound`` or ``None``.
+
+    The cursor after the ``k``-th newest consent holds its position (a keyset or a sort value: under a
+    filter whose consents all lie further on, it serves the filter's first consent) or a row count
+    (it serves the filter's ``k``-th consent on).
+    """
+    consents = walk.consents()
+    edge = next((time_or_none(c, "created_at") for c in consents[4 * k :] if time_or_none(c, "created_at")), None)
+    if len(consents) < 6 * k or edge is None:
+        return None
+    cursor = str((_page(probe, "", k).get("paging") or {}).get("next") or "")
+    flt = {"date_to": wire(edge)}
+    expected = [consent_id(c) for c in _page(probe, "", 2 * k, flt).get("consents") or []]
+    if len(expected) <= k or not cursor:
+        return None
+    response = probe.post(LIST, {"filter": flt, "paging": {"after": cursor, "limit": k}})
+    if response.status_code == 400:
+        return "bound"
+    served = [consent_id(c) for c in probe.answer(LIST, response).get("consents") or []]
+    if served and served[0] == expected[0]:
+        return "position"
+    if served and served[0] == expected[k]:
+        return "offset"
+    return None
+
+
+def detect_cursor(probe: Probe, walk: Walk | None = None) -> Finding:
+    """Tell what the ``next`` cursor holds, from a tie in the newest pages and a cursor reused under a filter.
+
+    A page asked to end inside a tie, followed by its ``next``: the rest of the tie (a ``(created_at,
+    id)`` keyset, or an offset), the tie again (``created_at <=``), or what lies past it
+    (``created_at <``: the tie's rest skipped). A keyset and an offset both continue a tie; they part
+    when a cursor of the unfiltered listing is reused under a date filter (:func:`_reuse_probe`). A
+    platform that refuses a cursor under another filter leaves "keyset or offset"; without a tie in
+    the newest pages, ``<`` and ``<=`` cannot be seen.
+    """
+    walk = _walk(probe, walk)
+    tie = _tie_probe(probe, walk)
+    reuse = _reuse_probe(probe, walk)
+    data = {"tie": tie, "reuse": reuse}
+    if tie == "skips":
+        return Finding(
+            "cursor",
+            "value_lt",
+            "a page ended inside a tie went on past it: the cursor holds created_at only and the next page is "
+            "< it (the tie's rest is skipped)",
+            f"{NOTHING}: it pages by date bounds instead of this cursor; cost: about one consent read twice per page",
+            differs=True,
+            data=data,
+        )
+    if tie == "repeats":
+        return Finding(
+            "cursor",
+            "value_le",
+            "a page ended inside a tie began the next with the tie again: the cursor holds created_at only and "
+            "the next page is <= it",
+            f"{NOTHING}: it follows the cursor and drops the consents served again; cost: the tie at each page's end "
+            f"is read twice, and a second holding more than a page cannot be paged through (fails loudly)",
+            differs=True,
+            data=data,
+        )
+    if reuse == "offset":
+        return Finding(
+            "cursor",
+            "offset",
+            "a cursor reused under a date filter served that filter's rows from the same count on: the cursor is "
+            "a row offset (rows deleted during a listing are skipped, rows inserted ahead of it repeated)",
+            "nothing to set on the connection; offset cursor: run exports with verification (a second listing in "
+            "the other order, compared by id) if consents are deleted during exports",
+            differs=True,
+            data=data,
+        )
+    if tie == "continues" and reuse == "position":
+        return Finding(
+            "cursor",
+            "keyset",
+            "a page ended inside a tie went on with the rest of it, and a cursor reused under a filter kept its "
+            "position: the cursor is a (created_at, id) keyset",
+            data=data,
+        )
+    if tie == "continues":
+        why = "the platform refuses a cursor under another filter" if reuse == "bound" else "reuse was inconclusive"
+        return Finding(
+            "cursor",
+            "keyset_or_offset",
+            f"a page ended inside a tie went on with the rest of it: the cursor is a (created_at, id) keyset or a "
+            f"row offset; a read-only probe cannot tell which ({why})",
+            f"{NOTHING}; if it is an offset, run exports with verification if consents are deleted during exports",
+            data=data,
+        )
+    if reuse == "position":
+        return Finding(
+            "cursor",
+            "position",
+            "a cursor reused under a filter kept its position (a keyset or created_at only); no tie in the newest "
+            "pages showed whether ties are skipped or repeated",
+            f"{NOTHING} (until a listing has shown the cursor on a tie, it moves by date bounds: about one consent "
+            f"read twice per page)",
+            data=data,
+        )
+    return _not_observable("cursor", "no tie in the newest pages, and a cursor reused under a filter told nothing")
+
+
+def detect_cursor_expiry(probe: Probe, wait_s: float, sleep: Callable[[float], object]) -> Finding:
+    """Keep a cursor, use it at once, wait ``wait_s`` seconds and use it again: refused means it expires.
+
+    :param sleep: how to wait (``time.sleep``; the simulator's ``advance`` in tests).
+    """
+    cursor = str((probe.list(paging={"limit": 2}).get("paging") or {}).get("next") or "")
+    if not cursor:
+        return _not_observable("cursor_expiry", "the first page had no next cursor")
+    body = {"paging": {"after": cursor, "limit": 2}}
+    at_once = probe.post(LIST, body)
+    if at_once.status_code != 200:
+        return Finding(
+            "cursor_expiry",
+            "refused_at_once",
+            f"a cursor was refused when reused at once (HTTP {at_once.status_code})",
+            "not settled: report it to eTelecom",
+            differs=True,
+        )
+    if wait_s <= 0:
+        return not_checked("cursor_expiry", "give --cursor-wait SECONDS to reuse a cursor after that long")
+    sleep(wait_s)
+    later = probe.post(LIST, body)
+    if later.status_code == 200:
+        return Finding(
+            "cursor_expiry",
+            "lasts",
+            f"a cursor still works {wait_s:g} s after it was issued (a longer expiry is not excluded)",
+            data={"wait_s": wait_s},
+        )
+    try:
+        probe.answer(LIST, later)
+    except EtelecomError as error:
+        detail = error.message
+    else:  # pragma: no cover - answer() raises for every non-200
+        detail = ""
+    return Finding(
+        "cursor_expiry",
+        "expires",
+        f"a cursor {wait_s:g} s old is refused: {detail}",
+        f"{NOTHING}: a listing whose cursor is refused goes on from its last consent by a date bound (while pages "
+        f"come in created_at order); cost: one page read again per expiry",
+        differs=True,
+        data={"wait_s": wait_s, "status": later.status_code},
+    )
+
+
+def detect_accepted_sorts(probe: Probe) -> Finding:
+    """Ask for each sort by name; a refusal should be a 400 ``invalid_argument`` that names ``sort``."""
+    accepted: list[str] = []
+    refusals: dict[str, dict[str, Any]] = {}
+    for sort in SORTS:
+        response = probe.post(LIST, {"paging": {"sort": sort, "limit": 1}})
+        if response.status_code == 200:
+            accepted.append(sort)
+            continue
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        names_sort = "sort" in str(body.get("meta")) + str(body.get("msg"))
+        refusals[sort] = {"status": response.status_code, "code": body.get("code"), "names_sort": names_sort}
+    found = f"sorts accepted: {', '.join(accepted) or 'none'}"
+    if refusals:
+        found += "; refused: " + ", ".join(
+            f"{sort} ({r['status']} {r['code']}{', naming sort' if r['names_sort'] else ''})"
+            for sort, r in refusals.items()
+        )
+    action = NOTHING
+    if refusals:
+        action += (
+            " (waits read in the default order when sort=-updated_at is refused; exports never sort by updated_at)"
+        )
+    return Finding(
+        "sorts",
+        ",".join(accepted) or "none",
+        found,
+        action,
+        differs=bool(refusals),
+        data={"accepted": tuple(accepted), "refusals": refusals},
+    )
+
+
+# ------------------------------------------------------------------------- zones and fields
+@dataclass(frozen=True)
+class ZoneProbe:
+    """Where a narrow window must be put to find a consent, and whether the offset it carries matters.
+
+    :param consent_id: the consent probed (``None``: the account lists none).
+    :param shown_at: its ``created_at`` as the answer showed it (epoch µs).
+    :param shift_h: the whole hours added to the shown time's wall clock (labelled ``Z``) of the window
+        that finds it (``None``: no shift from -14 to +14 does).
+    :param honours_offset: whether the same window written in UTC+5 finds it too (the platform
+        honours offsets), ``None`` when not checked or refused.
+    :param same_field: the consent's ``updated_at`` is its ``created_at``, so the field the filters
+        apply to cannot matter.
+    """
+
+    consent_id: str | None
+    shown_at: int | None = None
+    shift_h: int | None = None
+    honours_offset: bool | None = None
+    same_field: bool = False
+
+
+def probe_zones(probe: Probe, walk: Walk | None = None) -> ZoneProbe:
+    """Find the whole-hour shift that makes a window around a consent's shown ``created_at`` find it.
+
+    The consent is one whose ``updated_at`` equals its ``created_at`` where there is one, so that it
+    does not matter which time the filters bound. Windows are 5 s wide, labelled ``Z``, tried at 0,
+    +1, -1, ... up to ±14 h; the one that finds it is then written in UTC+5 (the same instants): a
+    platform that honours offsets finds it again, one that reads the wall clock does not.
+    """
+    consents = _walk(probe, walk).consents()
+    timed = [
+        (c, created, updated)
+        for c in consents
+        if (created := time_or_none(c, "created_at")) is not None
+        and (updated := time_or_none(c, "updated_at")) is not None
+    ]
+    if not timed:
+        return ZoneProbe(None)
+    same = [row for row in timed if abs(row[2] - row[1]) < US]
+    consent, at, _ = (same or timed)[0]
+    wanted = consent_id(consent)
+    for hours in ZONE_HOURS:
+        low, high = at - _BEFORE + hours * HOUR_US, at + _AFTER + hours * HOUR_US
+        if listed(probe, wanted, {"date_from": wire(low), "date_to": wire(high)}):
+            break
+    else:
+        return ZoneProbe(wanted, at, None, None, bool(same))
+    other = {"date_from": wire(low, OTHER_OFFSET_H), "date_to": wire(high, OTHER_OFFSET_H)}
+    try:
+        honours: bool | None = listed(probe, wanted, other)
+    except EtelecomBadRequestError:
+        honours = None
+    return ZoneProbe(wanted, at, hours, honours, bool(same))
+
+
+def detect_shown_zone(
+    probe: Probe,
+    walk: Walk | None = None,
+    zones: ZoneProbe | None = None,
+    fresh_delta_s: float | None = None,
+) -> Finding:
+    """Tell in which zone answers write their times although they label them ``Z``.
+
+    Exact when the platform honours the offset of a filter: then a window must be moved by the shown
+    zone's offset to find a consent (:func:`probe_zones`). Otherwise only a consent shown in the
+    future against the platform's clock (its ``Date`` header) shows a local clock, and only as "at
+    least this far ahead": a platform consistently in local time with no recent consent is invisible
+    read-only. ``fresh_delta_s``, the listed ``created_at`` of a consent just requested minus the
+    clock when it was requested (one ``RequestConsent``), settles it to the hour.
+    """
+    walk = _walk(probe, walk)
+    zones = zones if zones is not None else probe_zones(probe, walk)
+    clock = probe.now_us()
+    shown = [t for c in walk.consents() for name in ("created_at", "updated_at") if (t := time_or_none(c, name))]
+    ahead_s = (max(shown) - clock) / US if shown else None
+    in_future = ahead_s is not None and ahead_s > FUTURE_TOLERANCE_S
+    data: dict[str, Any] = {"ahead_s": ahead_s, "shown_h": None, "exact": False}
+    if zones.honours_offset and zones.shift_h is not None:
+        offset = -zones.shift_h
+        data.update(shown_h=offset, exact=True)
+        if offset:
+            return _local_as_z(
+                offset,
+                f"a window must be moved {zones.shift_h:+d} h from a consent's shown created_at to find it, while "
+                f"the filters honour the offset sent: answers show the wall clock of UTC{offset:+d} labelled Z",
+                data,
+            )
+        if in_future:
+            return Finding(
+                "shown_zone",
+                "future",
+                f"answers show true UTC (windows find consents at their shown times), yet a consent is shown "
+                f"{_hours(ahead_s or 0)} past the platform's Date header",
+                "not settled: the platform's clock and its Date header disagree; report it to eTelecom",
+                differs=True,
+                data=data,
+            )
+        return Finding(
+            "shown_zone", "utc", "answers show true UTC (windows find consents at their shown times)", data=data
+        )
+    if fresh_delta_s is not None and abs(fresh_delta_s) >= 1800:
+        offset = round(fresh_delta_s / 3600)
+        data.update(shown_h=offset, exact=True)
+        return _local_as_z(
+            offset,
+            f"a consent just requested is listed {_hours(fresh_delta_s)} from the clock it was requested at: "
+            f"answers show the wall clock of UTC{offset:+d} labelled Z (or the platform's clock is that many whole "
+            f"hours off)",
+            data,
+        )
+    if in_future:
+        assert ahead_s is not None
+        offset = 7 if ahead_s <= 7 * 3600 else math.ceil(ahead_s / 3600)
+        data.update(shown_h=offset)
+        return _local_as_z(
+            offset,
+            f"a consent is shown {_hours(ahead_s)} past the platform's Date header: answers show a local clock "
+            f"labelled Z, at least that far ahead (Vietnam's UTC+7 fits; --allow-request-consent settles it)",
+            data,
+        )
+    if fresh_delta_s is not None:
+        data.update(shown_h=0, exact=True)
+        return Finding(
+            "shown_zone", "utc", "a consent just requested is listed at the clock's time: answers show UTC", data=data
+        )
+    if ahead_s is None:
+        newest = "none listed"
+    else:
+        newest = f"the newest is shown {_hours(abs(ahead_s))[1:]} {'after' if ahead_s > 0 else 'before'} the clock"
+    filters = "ignore the offset sent" if zones.honours_offset is False else "may not honour the offset sent"
+    return _not_observable(
+        "shown_zone",
+        f"the filters {filters}, so windows cannot tell the shown zone, and no consent is shown in the "
+        f"future ({newest}): a platform consistently in local time with no recent consent is invisible read-only; "
+        f"one RequestConsent (--allow-request-consent) settles it",
+        **data,
+    )
+
+
+def _local_as_z(offset: int, found: str, data: Mapping[str, Any]) -> Finding:
+    zone = zone_name(offset)
+    return Finding(
+        "shown_zone",
+        "local_as_z",
+        found,
+        f'set platform_shown_zone: "{zone}" (every time read is rewritten to true UTC; no extra cost)',
+        settings={"platform_shown_zone": zone},
+        differs=True,
+        data=data,
+    )
+
+
+def detect_filter_zone(probe: Probe, zones: ZoneProbe | None = None, shown: Finding | None = None) -> Finding:
+    """Tell whether the date filters honour the offset sent, and if not, whose wall clock they read.
+
+    A platform that ignores the offset finds a consent at a shift of ``filter zone - shown zone``; the
+    shown zone comes from :func:`detect_shown_zone` (assumed UTC when it could not be seen, which
+    the finding says).
+    """
+    zones = zones if zones is not None else probe_zones(probe)
+    if zones.consent_id is None:
+        return _not_observable("filter_zone", "the account lists no consent")
+    if zones.shift_h is None:
+        return Finding(
+            "filter_zone",
+            "not_found",
+            f"no window from -14 h to +14 h around consent {zones.consent_id}'s shown created_at lists it (a "
+            f"half-hour zone, or filters on another field: see filter_field)",
+            "not settled: report it to eTelecom",
+            differs=True,
+            data={"shift_h": None},
+        )
+    data: dict[str, Any] = {"shift_h": zones.shift_h, "filter_h": None}
+    if zones.honours_offset:
+        return Finding(
+            "filter_zone",
+            "honours_offset",
+            "the date filters honour the offset sent (a window written in UTC+5 finds the same consent)",
+            data=data,
+        )
+    if zones.honours_offset is None and zones.shift_h == 0:
+        return Finding(
+            "filter_zone",
+            "offset_refused",
+            "the platform refuses a date filter written with an offset other than Z; written in Z, a window finds "
+            "consents at their shown times",
+            f"{NOTHING} (it writes Z); do not set platform_filter_zone, whose filters carry that zone's offset",
+            differs=True,
+            data=data,
+        )
+    if zones.honours_offset is None:
+        return Finding(
+            "filter_zone",
+            "offset_refused_shifted",
+            f"the platform refuses a date filter written with an offset other than Z, and a window written in Z "
+            f"finds consent {zones.consent_id} only {zones.shift_h:+d} h from its shown created_at",
+            "not settled: no connection setting writes filters shifted in Z; report it to eTelecom",
+            differs=True,
+            data=data,
+        )
+    shown_h = shown.data.get("shown_h") if shown is not None else None
+    assumed = shown_h is None
+    if assumed and zones.shift_h == 0:
+        return Finding(
+            "filter_zone",
+            "same_as_shown",
+            "the date filters ignore the offset sent and read their wall clock in the zone the answers are shown in "
+            "(a window at a consent's shown time finds it; in UTC+5 it does not): UTC throughout, or local time "
+            "throughout, which a read-only probe cannot tell (see shown_zone)",
+            "nothing to set if the platform is in UTC throughout; if it is in local time throughout, set "
+            "platform_filter_zone and platform_shown_zone to that zone (one RequestConsent, "
+            "--allow-request-consent, tells which)",
+            differs=True,
+            data=data,
+        )
+    offset = zones.shift_h + (shown_h or 0)
+    data["filter_h"] = offset
+    because = " (assuming answers show UTC: nothing shows otherwise)" if assumed else ""
+    if offset == 0:
+        return Finding(
+            "filter_zone",
+            "ignores_offset_utc",
+            f"the date filters ignore the offset sent and read their wall clock as UTC{because}",
+            f"{NOTHING} (it writes its filters in UTC with Z)",
+            differs=True,
+            data=data,
+        )
+    zone = zone_name(offset)
+    where = (
+        f"only {zones.shift_h:+d} h from its shown created_at"
+        if zones.shift_h
+        else f"at its shown created_at, and not with the same instants written in UTC+{OTHER_OFFSET_H}"
+    )
+    return Finding(
+        "filter_zone",
+        "ignores_offset",
+        f"the date filters ignore the offset sent and read their wall clock as UTC{offset:+d}{because}: a window "
+        f"finds consent {zones.consent_id} {where}",
+        f'set platform_filter_zone: "{zone}" (filters are then written in that zone; no extra cost)',
+        settings={"platform_filter_zone": zone},
+        differs=True,
+        data=data,
+    )
+
+
+def detect_filter_field(probe: Probe, walk: Walk | None = None) -> Finding:
+    """Tell which time the date filters bound, with a consent updated an hour or more after it was created.
+
+    Two windows of 5 s (moved by the probe's ``filter_shift_h``, the zone shift found): one around
+    its ``created_at``, one around its ``updated_at``. Whichever lists it is the filtered time.
+    """
+    consents = _walk(probe, walk).consents()
+    apart = [
+        (c, created, updated)
+        for c in consents
+        if (created := time_or_none(c, "created_at")) is not None
+        and (updated := time_or_none(c, "updated_at")) is not None
+        and abs(updated - created) >= HOUR_US
+    ]
+    if not apart:
+        return _not_observable(
+            "filter_field", "no consent among the newest was updated an hour or more after it was created"
+        )
+    consent, created, updated = apart[0]
+    wanted = consent_id(consent)
+    by_created = listed(probe, wanted, probe.window(created - _BEFORE, created + _AFTER))
+    by_updated = listed(probe, wanted, probe.window(updated - _BEFORE, updated + _AFTER))
+    gap = _hours((updated - created) / US)
+    data = {"consent_id": wanted, "gap": gap}
+    if by_created and not by_updated:
+        return Finding(
+            "filter_field",
+            "created_at",
+            f"the date filters bound created_at (consent {wanted}, updated {gap} later)",
+            data=data,
+        )
+    if by_updated and not by_created:
+        return Finding(
+            "filter_field",
+            "updated_at",
+            f"the date filters bound updated_at: a window around consent {wanted}'s updated_at lists it, one around "
+            f"its created_at ({gap} earlier) does not",
+            "set date_filters_on_client: true (the provider sends no date filter and keeps each window by created_at "
+            "itself; cost: each listing reads the whole history newer than its window)",
+            settings={"date_filters_on_client": True},
+            differs=True,
+            data=data,
+        )
+    return Finding(
+        "filter_field",
+        "both" if by_created else "neither",
+        f"windows around consent {wanted}'s created_at and updated_at {'both list' if by_created else 'both miss'} it",
+        "not settled: see filter_zone; report it to eTelecom",
+        differs=True,
+        data=data,
+    )
+
+
+# ------------------------------------------------------------------------- precision
+class _Unobservable(Exception):
+    """A precision probe found no consent it can use."""
+
+
+def _newest(probe: Probe, n: int = 100) -> list[dict[str, Any]]:
+    consents: list[dict[str, Any]] = probe.list(paging={"limit": n}).get("consents") or []
+    if len(consents) < 10:
+        raise _Unobservable("the account lists fewer than 10 consents")
+    return consents
+
+
+def _listed_from(probe: Probe, consent: Mapping[str, Any], date_from: int) -> bool:
+    """Is ``consent`` listed by ``date_from`` (µs), the other bound three whole seconds later?"""
+    later = micros(consent["created_at"]) // US * US + 3 * US
+    return listed(probe, consent_id(consent), probe.window(date_from, later))
+
+
+FILTER_FINDINGS = {
+    "exact": "date filters compared exactly (fractions kept)",
+    "ms": "date filters compared at milliseconds, truncated",
+    "s_truncate": "date filters compared at whole seconds, truncated (10:00:00.3 reads as 10:00:00)",
+    "s_round": "date filters compared at whole seconds, rounded half-up (10:00:00.5 reads as 10:00:01)",
+    "exact_or_ms": "date filters compared exactly or at milliseconds (the consents seen give no sub-ms probe)",
+    "inconsistent": "date filter probes disagree with every model",
+}
+SHOWN_FINDINGS = {
+    "exact": "answers show created_at with its full fraction",
+    "ms": "answers show created_at to the millisecond",
+    "s_truncate": "answers show created_at cut to whole seconds; the stored time has a fraction",
+    "s_round": "answers show created_at rounded to whole seconds; the stored time can lie before it",
+    "whole": "created_at is whole seconds, as shown and as stored",
+}
+DATE_TO_FINDINGS = {
+    "exclusive": "filter.date_to is exclusive (created_at < date_to)",
+    "inclusive": "filter.date_to is inclusive (created_at <= date_to)",
+    "not_observable": "date_to edge not observable: no consent lies exactly on a time the platform reads",
+    "inconsistent": "date_to probes disagree with every model",
+}
+_PRECISION_ACTION = f"{NOTHING} (its date filters reach a second past each window, which it then keeps by created_at)"
+
+
+def detect_date_filter_precision(probe: Probe) -> Finding:
+    """Find how ``filter.date_from`` is read, with probes inside one second of a consent.
+
+    Take a consent at ``s + f`` (``f`` in [0.1, 0.4) when answers show fractions, else ``f = 0``:
+    then we assume the stored time is the shown whole second). ``date_from = s + 0.45`` finds it only
+    when the platform reads whole seconds; ``date_from = s + 0.6`` then tells cutting (still ``s``)
+    from rounding (``s + 1``). Otherwise ``date_from`` one microsecond after a consent with sub-ms
+    digits tells milliseconds (cut back to the consent's millisecond: found) from exact (not found).
+    """
+    try:
+        consents = _newest(probe)
+    except _Unobservable as why:
+        return _not_observable("filter_precision", str(why))
+    fractional = [c for c in consents if fraction_digits(c["created_at"])]
+    if fractional:
+        quarter = [c for c in fractional if 0.1 * US <= micros(c["created_at"]) % US < 0.4 * US]
+        if not quarter:
+            return _not_observable("filter_precision", "no consent with a fraction in [0.1, 0.4) among the newest")
+        consent = quarter[0]
+    else:
+        consent = consents[len(consents) // 2]
+    second = micros(consent["created_at"]) // US * US
+    cut_or_round = _listed_from(probe, consent, second + 450_000)
+    cut = _listed_from(probe, consent, second + 600_000)
+    if cut_or_round and cut:
+        verdict = "s_truncate"
+    elif cut_or_round:
+        verdict = "s_round"
+    elif cut:
+        verdict = "inconsistent"
+    else:
+        sub_ms = [c for c in fractional if micros(c["created_at"]) % 1000 not in (0, 999)]
+        if not sub_ms:
+            verdict = "exact_or_ms"
+        else:
+            verdict = "ms" if _listed_from(probe, sub_ms[0], micros(sub_ms[0]["created_at"]) + 1) else "exact"
+    return Finding(
+        "filter_precision",
+        verdict,
+        FILTER_FINDINGS[verdict],
+        "not settled: report it to eTelecom" if verdict == "inconsistent" else _PRECISION_ACTION,
+        differs=verdict not in ("exact", "exact_or_ms"),
+    )
+
+
+def detect_created_at_precision(probe: Probe, sample: int = 8) -> Finding:
+    """Find how answers write ``created_at``: from the fraction digits, else from filter probes.
+
+    Answers with more than three fraction digits are exact, with one to three milliseconds. Whole
+    seconds may be the truth or a rounded view of it; assuming ``date_from`` compares at least as
+    finely as a second, a consent shown at ``T`` that ``date_from = T`` misses was stored *before*
+    ``T`` (rounded), and one that ``date_from = T + 1 µs`` still finds was stored after it (cut).
+    """
+    try:
+        consents = _newest(probe)
+    except _Unobservable as why:
+        return _not_observable("created_at_precision", str(why))
+    digits = max(fraction_digits(c.get(name)) for c in consents for name in ("created_at", "updated_at"))
+    if digits > 3:
+        verdict = "exact"
+    elif digits:
+        verdict = "ms"
+    else:
+        probes = list({c["created_at"]: c for c in consents}.values())[:sample]
+        if any(not _listed_from(probe, c, micros(c["created_at"])) for c in probes):
+            verdict = "s_round"
+        elif any(_listed_from(probe, c, micros(c["created_at"]) + 1) for c in probes):
+            verdict = "s_truncate"
+        else:
+            verdict = "whole"
+    return Finding(
+        "created_at_precision",
+        verdict,
+        SHOWN_FINDINGS[verdict],
+        _PRECISION_ACTION,
+        differs=verdict not in ("whole",),
+    )
+
+
+def detect_date_to(probe: Probe, filter_precision: str) -> Finding:
+    """Find whether ``filter.date_to`` is inclusive: ``date_to`` = a consent's own ``created_at``.
+
+    The consent must lie exactly on a time the platform reads as itself (a whole second when it reads
+    seconds, a whole millisecond when it may read milliseconds), or the edge cannot be seen. A
+    consent *shown* on a whole second is taken to lie on it: on a platform that rounds the times it
+    shows, the answer is "exclusive" whatever the truth (the created_at detector reports rounding).
+    """
+    if filter_precision in ("s_truncate", "s_round"):
+        unit = US
+    elif filter_precision in ("ms", "exact_or_ms"):
+        unit = 1000
+    else:
+        unit = 1
+    try:
+        consents = _newest(probe)
+    except _Unobservable as why:
+        return _not_observable("date_to", str(why))
+    on_edge = [c for c in consents if micros(c["created_at"]) % unit == 0]
+    if not on_edge:
+        return Finding(
+            "date_to", "not_observable", DATE_TO_FINDINGS["not_observable"], "nothing to set on what was seen"
+        )
+    consent = on_edge[0]
+    at = micros(consent["created_at"])
+    wanted = consent_id(consent)
+    if not listed(probe, wanted, probe.window(at - 2 * US, at + 2 * US)):
+        verdict = "inconsistent"
+    else:
+        edge = probe.window(at - 2 * US, at)
+        verdict = "inclusive" if listed(probe, wanted, edge) else "exclusive"
+    return Finding(
+        "date_to",
+        verdict,
+        DATE_TO_FINDINGS[verdict],
+        "not settled: report it to eTelecom" if verdict == "inconsistent" else _PRECISION_ACTION,
+        differs=verdict != "exclusive",
+    )
+
+
+# ------------------------------------------------------------------------- with RequestConsent
+@dataclass(frozen=True)
+class FreshConsent:
+    """A consent just requested: the answer as sent, and the platform's clock when it answered.
+
+    :param answer: the ``RequestConsent`` answer's JSON object.
+    :param asked_at: the answer's ``Date`` header (else this machine's clock), epoch µs.
+    """
+
+    oa_id: str
+    phone: str
+    answer: Mapping[str, Any]
+    asked_at: int
+
+    @property
+    def consent_id(self) -> str:
+        """The new consent's id, as a string."""
+        return consent_id(self.answer)
+
+    @property
+    def pending(self) -> bool:
+        """Whether it was delivered and waits for the customer (``status`` P, ``reply_status`` S)."""
+        return self.answer.get("status") == "P" and self.answer.get("reply_status") == "S"
+
+
+def send_fresh_consent(
+    probe: Probe,
+    oa_id: str,
+    phone: str,
+    call_type: str = "audio",
+    reason_code: str = "product_service_consulting",
+) -> FreshConsent:
+    """Send ONE ``RequestConsent`` (a charged message to ``phone``): the consent the clock detectors read.
+
+    :raises PermissionError: when the probe's budget allows no ``RequestConsent`` (nothing is sent).
+    :raises EtelecomError: when the platform refuses it or no answer arrived.
+    """
+    response = probe.request_consent(oa_id, phone, call_type, reason_code)
+    answer = probe.answer(REQUEST_CONSENT, response)
+    return FreshConsent(oa_id=oa_id, phone=phone, answer=answer, asked_at=probe.now_us())
+
+
+def detect_listing_lag(
+    probe: Probe,
+    fresh: FreshConsent,
+    wait: Callable[[float], object],
+    step_s: float = 5.0,
+    budget_s: float = 300.0,
+) -> Finding:
+    """Look for the fresh consent among its OA and phone's newest every ``step_s`` seconds, up to ``budget_s``.
+
+    The look has no date filter, so neither clock nor zone can hide it. ``data["waited_s"]``: the
+    seconds waited until it was listed (the lag lies in ``(waited - step_s, waited]``), ``None`` when
+    it was not listed within ``budget_s``; ``data["listed"]``: the consent as the listing shows it.
+    """
+    waited = 0.0
+    while True:
+        page = probe.list(filter={"oa_id": fresh.oa_id, "phone": fresh.phone}, paging={"limit": 100})
+        match = next((c for c in page.get("consents") or [] if consent_id(c) == fresh.consent_id), None)
+        if match is not None:
+            break
+        if waited >= budget_s:
+            return Finding(
+                "listing_lag",
+                "not_listed",
+                f"a new consent was not listed within {budget_s:g} s",
+                "not settled: report it to eTelecom; set RequestConsentOperator's listing_lag_grace above the lag",
+                differs=True,
+                data={"waited_s": None, "listed": None},
+            )
+        wait(step_s)
+        waited += step_s
+    data = {"waited_s": waited, "listed": match}
+    if waited == 0:
+        return Finding("listing_lag", "none", "a new consent is listable at once (no listing lag seen)", data=data)
+    return Finding(
+        "listing_lag",
+        "lag",
+        f"a new consent became listable after {waited - step_s:g}-{waited:g} s (listing lag)",
+        f"nothing to set on the connection; keep RequestConsentOperator's listing_lag_grace above {waited:g} s "
+        f"(default 60 s)",
+        differs=True,
+        data=data,
+    )
+
+
+def detect_platform_clock(
+    fresh: FreshConsent, listed_consent: Mapping[str, Any] | None, shown_h: int | None
+) -> Finding:
+    """Compare the fresh consent's listed ``created_at`` (less the shown zone) with the clock it was requested at."""
+    source = listed_consent if listed_consent is not None else fresh.answer
+    created = time_or_none(source, "created_at")
+    if created is None:
+        return _not_observable("platform_clock", "the new consent has no readable created_at")
+    delta = (created - fresh.asked_at) / US - (shown_h or 0) * 3600
+    data = {"delta_s": delta}
+    if abs(delta) <= CLOCK_TOLERANCE_S:
+        return Finding(
+            "platform_clock", "in_step", f"a new consent is stamped at the clock's time ({delta:+.0f} s)", data=data
+        )
+    way = "behind" if delta < 0 else "ahead"
+    risk = (
+        "; it is more than RequestConsentOperator's look-back (1 h 5 min) on Airflow before 3.3, where a retried task "
+        "could send again: use Airflow 3.3+"
+        if abs(delta) > LOOK_BACK_S
+        else ""
+    )
+    return Finding(
+        "platform_clock",
+        way,
+        f"the platform stamps a new consent {_hours(delta)} off its Date header: its clock is {way}",
+        f"{NOTHING} (it recognises a new consent by its id, and waits read once more a day earlier){risk}",
+        differs=True,
+        data=data,
+    )
+
+
+def detect_answer_clock(fresh: FreshConsent, listed_consent: Mapping[str, Any] | None) -> Finding:
+    """Compare the fresh consent's ``created_at`` in ``RequestConsent``'s answer with the listing's."""
+    if listed_consent is None:
+        return _not_observable("answer_clock", "the new consent was not listed")
+    answered, shown = time_or_none(fresh.answer, "created_at"), time_or_none(listed_consent, "created_at")
+    if answered is None or shown is None:
+        return _not_observable("answer_clock", "the new consent has no readable created_at")
+    delta = (answered - shown) / US
+    if abs(delta) <= 5:
+        return Finding(
+            "answer_clock", "same", "RequestConsent's answer shows the listing's created_at", data={"delta_s": delta}
+        )
+    return Finding(
+        "answer_clock",
+        "ahead" if delta > 0 else "behind",
+        f"RequestConsent's answer shows created_at {_hours(delta)} off the listing's (another clock)",
+        f"{NOTHING} (it reads consents' times from the listing; a wait about to end not_found reads once more from "
+        f"a day earlier)",
+        differs=True,
+        data={"delta_s": delta},
+    )
+
+
+def detect_pending_conflict(probe: Probe, fresh: FreshConsent) -> Finding:
+    """Send a SECOND ``RequestConsent`` to the fresh consent's OA and phone while it is pending.
+
+    Sent only when the first was delivered and waits for its reply; that second message is charged
+    too when the platform accepts it.
+    """
+    if not fresh.pending:
+        status = f"status {fresh.answer.get('status')!r}, reply_status {fresh.answer.get('reply_status')!r}"
+        return _not_observable("pending_conflict", f"the first request is not pending ({status}); nothing more sent")
+    response = probe.request_consent(
+        fresh.oa_id,
+        fresh.phone,
+        str(fresh.answer.get("call_type") or "audio"),
+        str(fresh.answer.get("reason_code") or "product_service_consulting"),
+    )
+    if response.status_code == 200:
+        return Finding(
+            "pending_conflict",
+            "accepted",
+            "a second RequestConsent while one is pending was accepted (a second message sent)",
+            data={"status": 200},
+        )
+    code, detail = None, f"HTTP {response.status_code}"
+    try:
+        probe.answer(REQUEST_CONSENT, response)
+    except EtelecomError as error:
+        code, detail = error.code, error.message
+    if response.status_code == 409:
+        return Finding(
+            "pending_conflict",
+            "conflict",
+            f"a second RequestConsent while one is pending is refused with 409 {code or ''}".rstrip(),
+            f"{NOTHING} (RequestConsentOperator answers a 409 already_exists with the newest pending consent of the "
+            f"OA and phone, sending nothing)",
+            differs=True,
+            data={"status": 409, "code": code},
+        )
+    return Finding(
+        "pending_conflict",
+        "other",
+        f"a second RequestConsent while one is pending got {detail}",
+        "not settled: report it to eTelecom",
+        differs=True,
+        data={"status": response.status_code, "code": code},
+    )
