@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 import tenacity
+import urllib3
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from airflow_provider_etelecom import __version__
@@ -66,6 +67,8 @@ DEFAULT_BASE_URLS = {
 ACCOUNT_TYPES = frozenset(DEFAULT_BASE_URLS)
 
 T = TypeVar("T")
+#: Bytes asked of the socket at a time while an answer's body is read (a page is about 50 KB).
+_READ_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -464,6 +467,23 @@ class EtelecomClient:
     def _send_once(
         self, endpoint: str, payload: bytes, idempotent: bool = True, parse: Callable[[Any], Any] | None = None
     ) -> Any:
+        try:
+            return self._attempt(endpoint, payload, idempotent, parse)
+        except EtelecomError as error:
+            # One scrub for every message built from an answer, after any decoding: a key echoed in a
+            # 200's error body, or JSON-escaped ('\\/') where the raw bytes held another spelling.
+            raise self._scrubbed(error) from None
+
+    def _scrubbed(self, error: EtelecomError) -> EtelecomError:
+        key = self.config.api_key
+        if key and key in f"{error.message}{error.msg}{error.meta}":
+            error.message = self._scrub(error.message)
+            error.args = (error.message,)
+            error.msg = None if error.msg is None else self._scrub(error.msg)
+            error.meta = {name: self._scrub(value) for name, value in error.meta.items()}
+        return error
+
+    def _attempt(self, endpoint: str, payload: bytes, idempotent: bool, parse: Callable[[Any], Any] | None) -> Any:
         if self._gate is not None:
             resume_at, pause = self._gate.pending()
             # A client that set the pause has already slept it as its retry wait.
@@ -474,30 +494,14 @@ class EtelecomClient:
                 self._sleep(pause)
         self.stats.requests += 1
         url = f"{self.config.base_url}.{endpoint}"
+        started = time.monotonic()
         try:
-            response = self._session.post(url, data=payload, timeout=(self.config.connect_timeout, self.config.timeout))
-        except requests.RequestException as error:
-            not_sent = _certainly_not_sent(error)
-            if isinstance(error, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
-                what = "began to answer, but the answer was cut off"
-            elif not_sent:
-                what = "could not connect"
-            else:
-                what = "failed before an answer arrived"
-            if idempotent or not_sent:
-                advice = (
-                    f"The provider retries network errors within its budget; if this persists, check that "
-                    f"{self.config.base_url} is reachable from this worker."
-                )
-            else:
-                advice = NOT_RESENT_ADVICE
-            transient = EtelecomTransientError(
-                f"eTelecom {endpoint} {what}: {self._scrub(_network_cause(error))[:300]}. {advice}",
-                endpoint=endpoint,
+            response = self._session.post(
+                url, data=payload, timeout=(self.config.connect_timeout, self.config.timeout), stream=True
             )
-            transient.reached_server = not not_sent
-            raise transient from None
-        body = response.content
+            body = self._read(response, started)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
+            raise self._network_error(endpoint, error, idempotent) from None
         if response.status_code != 200:
             # Scrub before anything reads the body: a proxy that echoes headers must not put the key
             # into a message, an attribute (msg/meta) or a log line, even partly after truncation.
@@ -515,6 +519,59 @@ class EtelecomClient:
                 status=200,
             ) from None
         return data if parse is None else parse(data)
+
+    def _read(self, response: requests.Response, started: float) -> bytes:
+        """Read an answer's body within ``timeout`` seconds in all, however slowly it comes.
+
+        ``timeout`` bounds each wait for the socket; an answer trickling a byte at a time (a proxy's
+        keep-alive bytes, a failing link) would otherwise hold the task for as long as it trickles.
+
+        :raises TimeoutError: when the whole answer takes longer than ``timeout``.
+        """
+        read1 = getattr(response.raw, "read1", None)
+        if read1 is None:  # urllib3 1.x: no partial reads; the per-read timeout is all there is
+            return response.content
+        deadline = started + self.config.connect_timeout + self.config.timeout
+        chunks: list[bytes] = []
+        try:
+            while chunk := read1(_READ_CHUNK, decode_content=True):
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"the answer took longer than timeout={self.config.timeout:g} s to arrive in full"
+                    )
+        except BaseException:
+            response.close()  # a connection left mid-answer is never reused
+            raise
+        response.raw.release_conn()  # read to its end: the keep-alive connection serves the next page
+        return b"".join(chunks)
+
+    def _network_error(self, endpoint: str, error: BaseException, idempotent: bool) -> EtelecomTransientError:
+        not_sent = isinstance(error, requests.RequestException) and _certainly_not_sent(error)
+        if isinstance(error, requests.RequestException) and not isinstance(
+            error, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+        ):
+            what = "could not connect" if not_sent else "failed before an answer arrived"
+        else:
+            what = "began to answer, but the answer was cut off"
+        if idempotent or not_sent:
+            advice = (
+                f"The provider retries network errors within its budget; if this persists, check that "
+                f"{self.config.base_url} is reachable from this worker."
+            )
+        else:
+            advice = NOT_RESENT_ADVICE
+        cause = (
+            _network_cause(error)
+            if isinstance(error, requests.RequestException)
+            else f"{type(error).__name__}: {error}"
+        )
+        transient = EtelecomTransientError(
+            f"eTelecom {endpoint} {what}: {self._scrub(cause)[:300]}. {advice}",
+            endpoint=endpoint,
+        )
+        transient.reached_server = not not_sent
+        return transient
 
     def _wait(self, retry_state: tenacity.RetryCallState) -> float:
         error = retry_state.outcome.exception() if retry_state.outcome else None
@@ -697,7 +754,16 @@ class EtelecomClient:
         log.info("Requesting consent from %s via OA %s.", mask_phone(request.phone), request.oa_id)
         answer = self._call_object("Zalo/RequestConsent", request.body(), idempotent=False)
         # Its outcome is unknown if the answer is not a consent: never sent again here (send-once rules).
-        return normalize_consent(answer, self.config.shown_zone)
+        consent = normalize_consent(answer, self.config.shown_zone)
+        if consent["id"].strip("0") == "":
+            # Go's zero value (an empty struct, e.g. after an asynchronous create): no consent to name.
+            raise EtelecomMalformedResponseError(
+                f"eTelecom Zalo/RequestConsent answered HTTP 200 with consent id {consent['id']!r}, an empty "
+                f"record: the request may have been created all the same. {NOT_RESENT_ADVICE}",
+                endpoint="Zalo/RequestConsent",
+                status=200,
+            )
+        return consent
 
     def check_consent(self, *, oa_id: object, phone: object) -> ConsentCheck:
         """Ask whether the customer currently lets the OA call (``Zalo/CheckConsent``).
