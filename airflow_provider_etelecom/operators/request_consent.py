@@ -417,11 +417,14 @@ class RequestConsentOperator(BaseOperator):
     def _recorded_consent(self, request: ConsentRequest, record: dict[str, Any] | None) -> Consent | None:
         """Return the consent a record says was sent, fresh from the listing if it shows it already.
 
-        A recorded send that failed (``status`` ``N``) reached nobody: ``None``, so a new send follows.
+        A recorded send that failed (``status`` ``N``) reached nobody, unless the listing now shows it
+        sent: ``None`` then, so a new send follows.
         """
         recorded = record.get("consent") if record is not None and record.get("state") == "sent" else None
-        if not isinstance(recorded, dict) or recorded.get("status") == SendStatus.FAILED.value:
+        if not isinstance(recorded, dict):
             return None
+        if recorded.get("status") == SendStatus.FAILED.value:
+            return self._delivered_after_all(request, recorded)
         self.log.warning(
             "Not sending again: try %s of this task instance sent consent %s to %s (task state store); returning it.",
             record.get("try_number") if record is not None else None,
@@ -450,6 +453,33 @@ class RequestConsentOperator(BaseOperator):
             date_from=since,
         )
         return [consent for page in self.hook.iter_query_pages(listing) for consent in page["consents"]]
+
+    def _delivered_after_all(self, request: ConsentRequest, recorded: dict[str, Any]) -> Consent | None:
+        """Return a consent answered as not sent (``status`` ``N``) if the listing now shows it sent.
+
+        The answer's ``N`` may be eTelecom's call to Zalo timing out while Zalo delivered; a second
+        message would then be a second charged one. One lookup before sending again.
+
+        :raises EtelecomTransientError: when the lookup fails: not sending until it can be checked.
+        """
+        try:
+            listed = self.hook.find_consent(str(recorded.get("id")), oa_id=request.oa_id, phone=request.phone)
+        except EtelecomTransientError as error:
+            raise EtelecomTransientError(
+                f"Could not check whether consent {recorded.get('id')}, answered as not sent, was delivered after "
+                f"all ({error.message}); not sending again until it can be checked."
+            ) from error
+        if listed is None or listed.get("status") == SendStatus.FAILED.value:
+            return None  # it reached nobody: this try sends again
+        self.log.warning(
+            "Not sending again: consent %s for %s was answered as not sent (error_code=%s) but the listing shows "
+            "it status=%s; returning it.",
+            listed.get("id"),
+            mask_phone(request.phone),
+            recorded.get("error_code"),
+            listed.get("status"),
+        )
+        return listed
 
     def _earlier_send(self, request: ConsentRequest, context: Context, record: dict[str, Any] | None) -> Consent | None:
         """Return the consent an earlier try of this task instance sent, if the listing shows it.

@@ -800,9 +800,15 @@ class EtelecomSimulator:
         phone: str,
         error_code: int = -213,
         error_message: str = "Người dùng chưa quan tâm OA hoặc không tương tác với OA trong 7 ngày qua",
+        *,
+        delivered: bool = False,
     ) -> None:
-        """Make ``RequestConsent`` to ``phone`` return a consent with ``status`` ``N`` and this error."""
-        self._store.fail_send_to(phone, error_code, error_message)
+        """Make ``RequestConsent`` to ``phone`` return a consent with ``status`` ``N`` and this error.
+
+        :param delivered: a guess, not documented: eTelecom's call to Zalo timed out while Zalo delivered
+            the message. The answer says ``N``; the consent stored and listed says ``P``, charged.
+        """
+        self._store.fail_send_to(phone, error_code, error_message, delivered)
 
     def reset_stats(self) -> None:
         """Zero the counters and clear the request log."""

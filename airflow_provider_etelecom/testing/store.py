@@ -887,7 +887,7 @@ class Store:
         self._updated_index: list[int] = []
         self._by_oa_phone: dict[tuple[str, str], list[Consent]] = {}
         self._timers: list[tuple[int, int, int, str]] = []
-        self._failing_phones: dict[str, tuple[int, str]] = {}
+        self._failing_phones: dict[str, tuple[int, str, bool]] = {}
         self._max_id = 1_200_000_000_000_000_000
         self._seed(consents)
 
@@ -1341,7 +1341,10 @@ class Store:
             now = self.now_us()
             self._max_id += 1 + self._rng.randrange(1000)
             created = self._made_at(self._platform_us(now))
-            failure = self._failing_phones.get(phone)
+            failing = self._failing_phones.get(phone)
+            # Delivered after all: the answer says N, the consent stored (and listed) went out, charged.
+            delivered = failing is not None and failing[2]
+            failure = None if delivered else failing
             user = self._user_of_phone.get(phone) or self._new_user(phone)
             consent = Consent(
                 id=self._max_id,
@@ -1368,6 +1371,8 @@ class Store:
             if oa_id not in self.oa_ids:
                 self.oa_ids.append(oa_id)
             answer = dict(self._wire(consent))
+            if delivered and failing is not None:
+                answer.update(status="N", is_charged=False, error_code=failing[0], error_message=failing[1])
             skew = round(self.switches.answer_clock_offset_s * US)
             if skew:
                 answer.update(
@@ -1506,7 +1511,10 @@ class Store:
                 self._by_oa_phone[(consent.oa_id, consent.phone)].remove(consent)
             return len(wanted)
 
-    def fail_send_to(self, phone: str, error_code: int, error_message: str) -> None:
-        """Make every later ``RequestConsent`` to ``phone`` fail to send with this Zalo error."""
+    def fail_send_to(self, phone: str, error_code: int, error_message: str, delivered: bool = False) -> None:
+        """Make every later ``RequestConsent`` to ``phone`` fail to send with this Zalo error.
+
+        :param delivered: answer the failure, but store (and list) the consent as sent and charged.
+        """
         with self._lock:
-            self._failing_phones[normalize_phone(phone)] = (error_code, error_message)
+            self._failing_phones[normalize_phone(phone)] = (error_code, error_message, delivered)

@@ -1,5 +1,8 @@
 """Red-team attacks on ``RequestConsentOperator``'s "never two charged messages", over loopback HTTP.
 
+Each test names a platform the simulator was not built on and, where an earlier operator sent twice
+or returned a consent that does not exist, what it did; it asserts one message and the right consent.
+
 The tries of one task instance are played as two ``execute`` calls sharing one task state store
 (Airflow 3.3's, kept in memory as in ``tests/operators/test_request_consent.py``); the platform
 counts the ``RequestConsent`` calls it received: the messages a customer's phone got.
@@ -13,7 +16,11 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_etelecom.exceptions import EtelecomConsentOutcomeError, EtelecomError
+from airflow_provider_etelecom.exceptions import (
+    EtelecomConsentOutcomeError,
+    EtelecomError,
+    EtelecomMalformedResponseError,
+)
 from airflow_provider_etelecom.operators.request_consent import RequestConsentOperator
 from tests.attack.conftest import START, spaced_rows
 from tests.attack.platform import OA, MiniPlatform
@@ -53,13 +60,13 @@ def try_twice(store: MemoryTaskStateStore) -> tuple[BaseException | None, Any]:
 
 
 # ------------------------------------------------------------------------------------------------
-# SECOND MESSAGE: eTelecom's call to Zalo timed out, so it answered status N ("context deadline
-# exceeded"), yet Zalo delivered: the listing soon shows the consent P (sent). The operator takes N
-# as "reached nobody", and the Airflow retry sends a second charged message without looking.
+# eTelecom's call to Zalo timed out, so it answered status N ("context deadline exceeded"), yet Zalo
+# delivered: the listing soon shows the consent P (sent). An earlier operator took N for "reached
+# nobody", and the Airflow retry sent a second charged message without looking.
 # ------------------------------------------------------------------------------------------------
 
 
-def test_SECOND_MESSAGE_a_send_answered_N_that_the_listing_then_shows_delivered(platform: MiniPlatform) -> None:
+def test_a_send_answered_N_that_the_listing_then_shows_delivered_is_not_sent_again(platform: MiniPlatform) -> None:
     plain = platform.request_consent
 
     def timed_out_at_zalo(body: dict[str, Any]) -> dict[str, Any]:
@@ -76,9 +83,8 @@ def test_SECOND_MESSAGE_a_send_answered_N_that_the_listing_then_shows_delivered(
     first, second = try_twice(store)
     assert isinstance(first, EtelecomConsentOutcomeError)
     listed_first = next(r for r in platform.rows if r.fields.get("phone") == "84912000444")
-    assert listed_first.fields["status"] == "P"  # the listing says the first message went out
-    assert platform.sends == 2  # and the customer got a second one
-    assert second["id"] != str(listed_first.id)
+    assert platform.sends == 1  # one message reached the customer
+    assert second["id"] == str(listed_first.id) and second["status"] == "P"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -119,10 +125,11 @@ def test_OK_a_200_that_is_not_a_consent_is_never_sent_again(platform: MiniPlatfo
     assert second["phone"] == "84912000444"
 
 
-def test_OK_but_wrong_a_go_zero_value_answer_is_returned_as_the_sent_consent(platform: MiniPlatform) -> None:
+def test_OK_a_go_zero_value_answer_fails_the_try_and_the_retry_finds_the_consent(platform: MiniPlatform) -> None:
     # A handler returning an empty struct (`&pb.Consent{}`) after an asynchronous create: id "0",
-    # status "Z" (the doc's zero value). One message; but the task is green with a consent that does
-    # not exist, and the store records it, so a retry returns it again (the sensor then fails not_found).
+    # status "Z" (the doc's zero value). An earlier operator returned it as the sent consent (green,
+    # with a consent that does not exist). It names no consent: the try fails without sending again,
+    # and the retry finds the consent the platform created.
     plain = platform.request_consent
     zero = {
         "id": "0",
@@ -143,5 +150,8 @@ def test_OK_but_wrong_a_go_zero_value_answer_is_returned_as_the_sent_consent(pla
 
     platform.hooks.append(async_create)
     store = MemoryTaskStateStore()
-    consent = operator().execute(context(try_number=1, store=store))
-    assert platform.sends == 1 and consent["id"] == "0"
+    first, second = try_twice(store)
+    assert isinstance(first, EtelecomMalformedResponseError) and "empty record" in first.message
+    assert platform.sends == 1
+    created = next(r for r in platform.rows if r.fields.get("phone") == "84912000444")
+    assert second["id"] == str(created.id)

@@ -159,8 +159,9 @@ def test_a_retry_returns_the_first_tries_consent(etelecom_connection: EtelecomSi
     sim.reset_stats()
     again = operator().execute(context(2, run_began))
     assert again["id"] == first["id"]
-    # The consent's page, then the empty page that ends the listing: no order is trusted to find it.
-    assert sim.stats.count(method=SEND) == 0 and sim.stats.count(method=LIST) == 2
+    # The consent's page, its second read again by a date bound (the cursor is not learnt yet), then the
+    # empty page that ends the listing: no order is trusted to find it.
+    assert sim.stats.count(method=SEND) == 0 and sim.stats.count(method=LIST) == 3
     listed = next(entry for entry in sim.requests_log if entry["method"] == LIST)["body"]
     assert listed["filter"]["oa_id"] == OA and listed["filter"]["phone"] == "84912000444"
     assert listed["filter"]["call_type"] == "audio"
@@ -259,8 +260,8 @@ def test_found_after_the_lag_inside_the_grace_is_not_sent_again(
     clock.shift(31)
     again = retry.execute_complete(retry_context, event=None, **deferred.value.kwargs)
     assert again["id"] == first["id"]
-    # one empty look before the lag ran out, then the consent's page and the empty page after it
-    assert sim.stats.count(method=SEND) == 1 and sim.stats.count(method=LIST) == 3
+    # one empty look before the lag ran out, then the consent's page, its second again, the empty page
+    assert sim.stats.count(method=SEND) == 1 and sim.stats.count(method=LIST) == 4
     assert sent_to_phone(sim) == 1
 
 
@@ -324,9 +325,8 @@ def test_the_store_holds_under_way_before_the_send_and_the_consent_after(
     sim = etelecom_connection
     store = MemoryTaskStateStore()
     earlier = operator().execute(context(1, store=MemoryTaskStateStore()))  # an earlier run's consent
-    # The listing before the send answers (the earlier consent's page and the empty page); eTelecom
-    # creates the consent, the answer is lost on the way back.
-    sim.script_faults(["none", "none", "drop"])
+    # The listing before the send answers; eTelecom creates the consent, the answer is lost on the way back.
+    sim.script_faults(["drop"], method="Zalo/RequestConsent")
     with pytest.raises(EtelecomTransientError):
         operator().execute(context(1, store=store))
     record = store.values[SEND_RECORD_KEY]
@@ -423,10 +423,45 @@ def test_a_recorded_failed_send_is_sent_again_at_once(etelecom_connection: Etele
         operator().execute(context(1, store=store))
     assert store.values[SEND_RECORD_KEY]["consent"]["status"] == "N"
     sim.reset_stats()
-    with pytest.raises(EtelecomConsentOutcomeError):  # status N reached nobody: no look, no wait
+    with pytest.raises(EtelecomConsentOutcomeError):  # status N reached nobody: no wait
         operator(deferrable=True).execute(context(2, store=store))
-    # the one listing before the new send (the failed consent's page and the empty page after it)
-    assert sim.stats.count(method=SEND) == 1 and sim.stats.count(method=LIST) == 2
+    # one lookup of the failed consent (still N: its page, its second again, the empty page), then the
+    # one listing before the new send
+    assert sim.stats.count(method=SEND) == 1 and sim.stats.count(method=LIST) == 4
+
+
+def test_a_recorded_failed_send_the_listing_shows_delivered_is_not_sent_again(
+    etelecom_connection: EtelecomSimulator,
+) -> None:
+    """The answer said N (eTelecom's call to Zalo timed out) but Zalo delivered it: no second charged message."""
+    sim = etelecom_connection
+    store = MemoryTaskStateStore()
+    sim.fail_send_to(PHONE, delivered=True)
+    with pytest.raises(EtelecomConsentOutcomeError):
+        operator().execute(context(1, store=store))
+    recorded = store.values[SEND_RECORD_KEY]["consent"]
+    assert recorded["status"] == "N"
+    sim.reset_stats()
+    consent = operator().execute(context(2, store=store))
+    assert consent["id"] == recorded["id"] and consent["status"] == "P"
+    assert sim.stats.count(method=SEND) == 0
+
+
+def test_a_recorded_failed_send_is_not_sent_again_while_its_lookup_fails(
+    etelecom_connection: EtelecomSimulator,
+) -> None:
+    sim = etelecom_connection
+    store = MemoryTaskStateStore()
+    sim.fail_send_to(PHONE)
+    with pytest.raises(EtelecomConsentOutcomeError):
+        operator().execute(context(1, store=store))
+    sim.reset_stats()
+    retry = operator()
+    retry.hook.max_retries = 0
+    sim.script_faults(["503"])
+    with pytest.raises(EtelecomTransientError, match="answered as not sent"):
+        retry.execute(context(2, store=store))
+    assert sim.stats.count(method=SEND) == 0
 
 
 def test_a_record_for_other_arguments_is_ignored(etelecom_connection: EtelecomSimulator) -> None:
