@@ -121,6 +121,22 @@ def sort_probe_requests(platform_variant: str | None) -> range:
     return range(0, 2) if "-updated_at" in variant.get("ignored_sorts", ()) else range(0, 1)  # type: ignore[operator]
 
 
+def cursor_lesson_requests(sim: Any, page_size: int = 100) -> int:
+    """The ``ListRequestConsent`` requests a client spent learning what the cursor holds.
+
+    Each asks fewer consents than a page (a page ending inside a tie, then a few after its cursor);
+    how many depends on the ties a client met and on how long it lived (a poking sensor keeps its
+    client, a rescheduled one starts afresh), never on the consents a wait is about.
+    """
+    return sum(
+        1
+        for entry in sim.requests_log
+        if entry["method"] == "Zalo/ListRequestConsent"
+        and isinstance(entry["body"], dict)
+        and (entry["body"].get("paging") or {}).get("limit", page_size) < page_size
+    )
+
+
 @pytest.fixture
 def etelecom_simulator_options(platform_variant: str | None) -> dict[str, object]:
     """Simulator settings for the suite: a recognisable key, a small data set, the chosen variant."""

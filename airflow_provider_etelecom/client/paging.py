@@ -8,9 +8,9 @@ promise"):
 * **The end.** A listing ends on a page with no consents (``[]`` or Go's ``null``), or at
   ``max_pages``. A page shorter than ``limit`` is not an end (a backend may drop rows after its SQL
   ``LIMIT``, or cap pages below the limit asked); neither is a page without a ``next`` cursor: the
-  listing continues from its last consent by a date bound. One more order-based end: once every
-  page so far came in ``created_at`` order, a consent beyond the window's far edge means the rest
-  is outside the window too.
+  listing continues from its last consent by a date bound. An empty page that hands a new ``next``
+  is followed (rows dropped after the ``LIMIT`` can empty a page mid-listing). A listing that keeps
+  its window on this side (``date_filters_on_client``) also ends once its pages, in order, pass it.
 * **The shape.** Every answer is checked inside the client's retry loop (:func:`parse_listing`):
   a 200 with an error body, a missing or non-list ``consents``, or a page with consents and no
   ``paging`` is malformed, retried like a network fault, then a loud failure.
@@ -19,14 +19,17 @@ promise"):
   overlap of a date-bound step).
 * **Ties.** What the cursor holds is unknown: a ``(created_at, id)`` keyset, ``created_at`` alone
   compared with ``<`` (the rest of a second at a page boundary is skipped) or ``<=`` (repeated), or
-  an offset. Until the listing has shown which (:class:`CursorKind`, learnt once from a tie the data
-  already holds, with two small probe requests), and whenever the cursor skips, the listing moves on
-  by a date bound instead of the cursor: the next request asks for everything up to the end of the
-  last consent's second, so a second shared across a page boundary is read whole (about one
-  consent read twice per page). A second holding more consents than the platform pages through
-  fails loudly, naming it.
-* **Order.** A date-bound step and an order-based end are taken only while every page, and every
-  page boundary, came in ``created_at`` order; the first inversion is logged once and ends them.
+  an offset. Until the listing has shown which (:class:`CursorKind`, learnt from ties the data
+  already holds on full pages, two small probe requests a lesson, :data:`MAX_PROBES` requests at
+  most, :data:`KEYSET_VOTES` agreeing ties when times are shown at whole seconds), and whenever the
+  cursor skips, the listing moves on by a date bound instead of the cursor: the next request asks for
+  everything up to the end of the last consent's second, so a second shared across a page boundary
+  is read whole (about one consent read twice per page), wherever the page ends in it. A second
+  holding more consents than the platform pages through fails loudly, naming it.
+* **Order.** A date-bound step (and, with the date filters applied on this side, the end once the
+  pages pass the window) is taken only while every page, and every page boundary, came in
+  ``created_at`` order; the first inversion is logged once, and a listing that took one lists its
+  window again by the cursor (consents served again dropped).
 * **The window.** The date filters sent reach :data:`~.validation.FILTER_MARGIN` beyond the window
   asked; a consent answered outside what was sent (beyond that margin, plus a second) proves the
   platform filters differently (another time zone, another field), and fails loudly naming the
@@ -69,12 +72,15 @@ CREATED_SORTS: frozenset[str | None] = frozenset({None, "created_at", "-created_
 #: filters differently: the filters already reach :data:`FILTER_MARGIN` past the window, and a time
 #: shown rounded may lie half a second past the one filtered on.
 WINDOW_TOLERANCE = timedelta(seconds=1)
-#: Attempts at learning the cursor from a tie inside a page (two requests each) before the listing
-#: keeps moving by date bounds for good.
-MAX_PROBES = 3
-#: Pages a listing reads by date bounds before it spends two requests learning the cursor (sooner
-#: when a second holds more than a page and only the cursor can carry the listing through it).
-PROBE_AFTER_PAGES = 3
+#: Requests a client may spend learning the cursor from ties inside pages (two a lesson; one for an
+#: attempt that rows dropped after the LIMIT spoil) before it moves by date bounds for good where a
+#: page ends inside a tie.
+MAX_PROBES = 12
+#: Ties shown at whole seconds that must agree before a cursor is taken for a keyset (a tie whose
+#: times carry fractions settles it at once).
+KEYSET_VOTES = 3
+#: Consents the second probe request asks for (a few, so that rows dropped after the LIMIT leave one).
+PROBE_STEP = 10
 #: Pages in a row that bring nothing new before a listing gives up loudly (an offset cursor while
 #: consents are inserted may serve a few; a platform looping on its own cursors serves many).
 MAX_STALLED_PAGES = 10
@@ -103,8 +109,10 @@ class PlatformFacts:
     """What a client has learnt about the platform from listings in hand; parallel windows share one.
 
     :param cursor: what the cursor holds (:class:`CursorKind`).
-    :param probes_left: attempts left at learning it.
+    :param probes_left: requests left for learning it.
     :param ordered: every page, and every page boundary, came in ``created_at`` order so far.
+    :param short_pages: a page shorter than the platform serves was followed by more (drops, a cap).
+    :param keyset_votes: ties shown at whole seconds that the cursor went on through, inside them.
     :param refused_sorts: sorts the platform refused (400) and that a listing asked with fallback
         then read in the default order.
     """
@@ -112,8 +120,40 @@ class PlatformFacts:
     cursor: CursorKind = CursorKind.UNKNOWN
     probes_left: int = MAX_PROBES
     ordered: bool = True
+    short_pages: bool = False
+    keyset_votes: int = 0
     refused_sorts: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    learning: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    """Held for a whole lesson: lessons run one at a time, and waiting on it waits for one in flight."""
+
+    def take_probe(self) -> bool:
+        """Spend one request of the learning budget, if any is left."""
+        with self.lock:
+            if self.probes_left <= 0:
+                return False
+            self.probes_left -= 1
+            return True
+
+    def saw_short_pages(self) -> None:
+        """Record a short page that was not the last (rows dropped after the LIMIT, or a lower cap)."""
+        with self.lock:
+            if self.short_pages:
+                return
+            self.short_pages = True
+        log.info("eTelecom served a short page in the middle of a listing: a short page is never taken as the end.")
+
+    def vote_keyset(self, how: str) -> None:
+        """Count a tie shown at whole seconds that the cursor went on through: a keyset once enough agree.
+
+        A tie shown at whole seconds may not be a tie where the platform stores fractions, and a cursor on
+        ``created_at`` alone goes on through such a tie as a keyset does; several ties must agree.
+        """
+        with self.lock:
+            self.keyset_votes += 1
+            enough = self.keyset_votes >= KEYSET_VOTES
+        if enough:
+            self.learn_cursor(CursorKind.KEYSET, f"{how}, at {KEYSET_VOTES} ties shown at whole seconds")
 
     def learn_cursor(self, kind: CursorKind, how: str) -> None:
         """Record what the cursor holds (the first lesson stands), with one log line."""
@@ -193,9 +233,10 @@ def parse_listing(data: object, zone: Any = None) -> tuple[list[Consent], Paging
     """Check that an answer is a listing and return its consents (ids as strings) and paging block.
 
     Runs inside the client's retry loop, so a gateway's error page in a 200 is retried.
-    ``"consents": null`` (Go's nil slice) without a ``next`` cursor is an empty page, and so is a
-    ``paging`` block without ``consents`` nor ``next`` (protobuf's JSON leaves out an empty repeated
-    field); an answer with neither ``consents`` nor ``paging`` is not a listing.
+    ``"consents": null`` (Go's nil slice) is an empty page, and so is a ``paging`` block without
+    ``consents`` nor ``next`` (protobuf's JSON leaves out an empty repeated field); an answer with
+    neither ``consents`` nor ``paging`` is not a listing. (An empty page that hands a new ``next``
+    is followed by the listing.)
 
     :param zone: the zone the platform shows its times in although labelled ``Z`` (see
         :func:`normalize_consent`).
@@ -218,14 +259,34 @@ def parse_listing(data: object, zone: Any = None) -> tuple[list[Consent], Paging
     ):
         raise _malformed("a malformed 'paging' block (next must be a string, limit an integer)")
     if raw is None:
-        if next_cursor:
-            raise _malformed("'consents': null beside a next cursor")
         return [], cast(Paging, paging)
     if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
         raise _malformed("'consents' that is not a list of objects")
     if raw and "paging" not in data:
         raise _malformed(f"{len(raw)} consents and no 'paging' block")
     return [normalize_consent(c, zone) for c in raw], cast(Paging, paging)
+
+
+def _middle_of_longest_tie(times: list[float], again: list[bool]) -> int | None:
+    """Return an index ``i`` inside the longest run of consents sharing a time (``times[i] == times[i + 1]``).
+
+    The middle of the longest run: a probe page that rows dropped after the LIMIT end a little early
+    still ends inside the tie.
+    """
+    best: tuple[int, int] | None = None  # (length, start)
+    start = 0
+    for i in range(1, len(times) + 1):
+        if i == len(times) or times[i] != times[start] or again[i]:
+            length = i - start
+            if length >= 2 and (best is None or length > best[0]):
+                best = (length, start)
+            start = i
+        elif again[start]:
+            start = i
+    if best is None:
+        return None
+    length, first = best
+    return first + (length - 1) // 2
 
 
 def _epoch(value: object) -> float:
@@ -278,9 +339,10 @@ class Listing:
         self.seen = seen if seen is not None else SeenIds()
         self.sort_fallback = sort_fallback
         self.ended = False
-        """Whether the listing reached its end (an empty page, or the window's far edge), not ``max_pages``."""
+        """Whether the listing reached its end (an empty page, or past the window it filters itself), not
+        ``max_pages``."""
         self.relied_on_order = False
-        """Whether the listing moved on (a date bound) or ended (the window's far edge) by order: if the
+        """Whether the listing moved on by a date bound (or ended past its window) trusting order: if the
         pages turn out not to come in ``created_at`` order, what it listed must be listed again."""
         self._crowded: int | None = None  # the second (epoch) a cursor is carrying the listing through
         self._sort = query.sort
@@ -354,7 +416,7 @@ class Listing:
         last_time: float | None = None  # the created_at of the last consent the order check accepted
         seen_cursors: set[str] = set()
         largest = pages = stalled = 0
-        first, replaying = True, False
+        first, replaying, short_before = True, False, False
         while request is not None and (query.max_pages is None or pages < query.max_pages):
             try:
                 consents, paging = self._fetch_first(request) if first else self._fetch(request)
@@ -368,10 +430,25 @@ class Listing:
                 continue
             first = False
             if not consents:
-                self.ended = True
-                return
+                # The end, unless the empty page hands a new cursor: rows dropped after the LIMIT can empty
+                # a page in the middle of a listing (bounded like any page that brings nothing new).
+                next_cursor = paging.get("next") or ""
+                if not next_cursor or next_cursor == request.after or next_cursor in seen_cursors:
+                    self.ended = True
+                    return
+                stalled += 1
+                if stalled > MAX_STALLED_PAGES:
+                    raise self._no_progress(stalled)
+                seen_cursors.add(next_cursor)
+                request = replace(request, after=next_cursor, resumed=False)
+                continue
             pages += 1
-            times = self._check(consents, request)
+            try:
+                times = self._check(consents, request)
+            except EtelecomContractError as error:
+                if previous and [c["id"] for c in consents] == [c["id"] for c in previous]:
+                    raise self._served_again(consents) from error  # a stale copy explains the window
+                raise
             inside = [query.holds(t) for t in times]
             fresh = iter(self.seen.add_new([c["id"] for c, ok in zip(consents, inside, strict=True) if ok]))
             new = [next(fresh) if ok else True for ok in inside]
@@ -398,25 +475,21 @@ class Listing:
             # Progress: a consent this listing was not served before (in the window and new, or outside it
             # and not on the page before): what a listing looping on the same rows never shows.
             progress = not all(again)
+            if short_before and progress and any(new):
+                self._facts.saw_short_pages()  # the short page before was not the last
             replaying = replaying and not progress
             stalled = 0 if progress or replaying else stalled + 1
             if stalled > MAX_STALLED_PAGES:
-                raise EtelecomContractError(
-                    f"eTelecom {LIST_ENDPOINT} served {stalled} pages in a row with no consent not listed before; "
-                    f"the listing stops instead of looping. Nothing was published; report it to eTelecom.",
-                    endpoint=LIST_ENDPOINT,
-                    behaviour="no_progress",
-                )
+                raise self._no_progress(stalled)
             # As large as the platform serves is judged against the largest page before (a cap the listing
-            # has shown), or the limit while no page of SMALLEST_CAP or more was seen: full above half,
-            # roomy at a quarter or less (it held all there was up to its end).
+            # has shown), or the limit while no page of SMALLEST_CAP or more was seen: full above half.
             served = min(request.limit, largest) if largest >= SMALLEST_CAP else request.limit
-            full, roomy = 2 * len(consents) > served, 4 * len(consents) <= served
+            full = 2 * len(consents) > served
+            short_before = len(consents) < served
             largest = max(largest, len(consents))
-            # Learnt when a date bound would read a tie again (the page ends inside one), or once a listing
-            # is long enough for the bounds' overlap to cost more than the two probe requests: a short
-            # wait or lookup on sparse data never pays for them.
-            if not roomy and (pages >= PROBE_AFTER_PAGES or (len(times) > 1 and times[-1] == times[-2])):
+            # Learnt from the ties of full pages (two requests a lesson, for the client's life): a listing
+            # whose pages are not full is near its end, where knowing the cursor saves nothing.
+            if full:
                 self._learn_from_tie(request, consents, times, again)
             if self.relied_on_order and not self._facts.ordered:
                 # A date bound taken while the pages looked ordered may have left out consents a later
@@ -426,9 +499,7 @@ class Listing:
                 seen_cursors.clear()
                 request = _Request(*self._window, limit=request.limit)
                 continue
-            request = self._step(
-                request, consents, times, paging, progress=progress, full=full, roomy=roomy, cursors=seen_cursors
-            )
+            request = self._step(request, consents, times, paging, progress=progress, full=full, cursors=seen_cursors)
         if request is None:
             self.ended = True
 
@@ -441,30 +512,22 @@ class Listing:
         *,
         progress: bool,
         full: bool,
-        roomy: bool,
         cursors: set[str],
     ) -> _Request | None:
         """Return the request for the page after ``consents`` (``None``: the listing is over).
 
         :param progress: the page held a consent the listing was not served before.
         :param full: the page was about as large as the platform serves (more than half of it).
-        :param roomy: the page held a quarter of that or less: all there was, up to its last consent.
         :param cursors: the cursors followed so far (a repeat is refused).
         """
         facts, next_cursor = self._facts, paging.get("next") or ""
-        if full and facts.cursor is CursorKind.UNKNOWN and len(times) > 1 and times[0] == times[-1]:
-            # A whole page of one second: only a cursor can carry the listing through it; learn which.
-            self._learn_from_tie(request, consents, times, [False] * len(consents))
         # The request read nothing new: it reached no further than the step before.
         stalled = not progress and (request.resumed or next_cursor == request.after)
         if not stalled:
             following = self._crowded is not None and next_cursor and int(times[-1]) == self._crowded
             if not following:
                 self._crowded = None
-            # A cursor not learnt yet may still end a roomy page: any consent sharing its last consent's
-            # time would have been on it, so there is no tie to skip.
-            unlearnt = facts.cursor is CursorKind.UNKNOWN and facts.ordered
-            if following or self._follows(next_cursor) or (roomy and next_cursor and unlearnt):
+            if following or self._follows(next_cursor):
                 if next_cursor in cursors or next_cursor == request.after:
                     if len(times) > 1 and times[0] == times[-1]:
                         raise self._stuck(consents, times)  # a cursor on created_at alone, in a crowded second
@@ -483,23 +546,40 @@ class Listing:
             if request.after or (resumed.sent_from, resumed.sent_to) != (request.sent_from, request.sent_to):
                 return resumed
             # The same request again would serve this very page: it is as good as stalled.
-        if not full:
-            # The page held all that is left up to its last second (it had room): what follows lies past it.
+        # Only the cursor can take the listing on from here; learn what it holds, from the ties of this
+        # page (a probe that meets dropped rows also shows that room on a page proves nothing here).
+        for at in range(len(times) - 2, -1, -1):
+            with facts.learning:  # a lesson another window has in flight concludes first
+                if facts.cursor is not CursorKind.UNKNOWN or facts.probes_left <= 0:
+                    break
+            if times[at] == times[at + 1]:
+                self._learn_from_tie(request, consents, times, [False] * len(consents), at=at)
+        if not full and not facts.short_pages:
+            # The page held all that is left up to its last second (it had room, on a platform that has not
+            # shown a short page mid-listing): what follows lies past it.
             return None if request.after else self._past(request, times)
         if next_cursor not in cursors and next_cursor != request.after and self._through(next_cursor, times):
             cursors.add(next_cursor)
             return replace(request, after=next_cursor, resumed=False)
-        raise self._stuck(consents, times)
+        raise self._stuck(consents, times, short=not full)
 
     def _follows(self, next_cursor: str) -> bool:
-        """Tell whether the listing goes on by the page's cursor rather than by a date bound."""
+        """Tell whether the listing goes on by the page's cursor rather than by a date bound.
+
+        A cursor shown not to skip ties, yes. One not learnt yet, no, while the pages come in order: a
+        cursor on ``created_at`` alone skips the rest of the second a page ends in, and nothing on the
+        page tells whether that second goes on (its last consent may be the first of several). A date
+        bound from that second reads it whole, for the cost of the consents read again.
+        """
         facts = self._facts
         if not next_cursor:
             return False
         if not self._by_created or facts.cursor in (CursorKind.KEYSET, CursorKind.REPEATING):
             return True
-        # Without order (or server date filters) no date bound is a promise: the cursor, unless it skips.
-        return (not facts.ordered or not self._server_dates) and facts.cursor is not CursorKind.SKIPPING
+        if facts.cursor is CursorKind.SKIPPING:
+            return False
+        # Without order (or server date filters) no date bound is a promise: the cursor.
+        return not facts.ordered or not self._server_dates
 
     def _through(self, next_cursor: str, times: list[float]) -> bool:
         """Tell whether the cursor may carry the listing through a second that holds more than a page.
@@ -572,16 +652,44 @@ class Listing:
         sent_from = bound if request.sent_from is None else max(request.sent_from, bound)
         return replace(request, sent_from=sent_from, after="", resumed=True)
 
-    def _stuck(self, consents: list[Consent], times: list[float]) -> EtelecomContractError:
+    def _no_progress(self, stalled: int) -> EtelecomContractError:
+        return EtelecomContractError(
+            f"eTelecom {LIST_ENDPOINT} served {stalled} pages in a row with no consent not listed before; the "
+            f"listing stops instead of looping. Nothing was published; report it to eTelecom.",
+            endpoint=LIST_ENDPOINT,
+            behaviour="no_progress",
+        )
+
+    def _served_again(self, consents: list[Consent]) -> EtelecomContractError:
+        """A page served again for a request that asked past it (or outside it): no way on."""
+        return EtelecomContractError(
+            f"eTelecom {LIST_ENDPOINT} served the page ending at {consents[-1].get('created_at')} again for a "
+            f"request that asked past it (by a date bound, or by the cursor it had handed), so the listing cannot "
+            f"go on. A cache between this worker and eTelecom that answers every request alike does this, and so "
+            f"does a platform ignoring the filters and the cursor. Nothing was published; look for a caching "
+            f"proxy, then report it to eTelecom.",
+            endpoint=LIST_ENDPOINT,
+            behaviour="no_progress",
+        )
+
+    def _stuck(self, consents: list[Consent], times: list[float], *, short: bool = False) -> EtelecomContractError:
         last = datetime.fromtimestamp(times[-1], timezone.utc)
         second = floor_second(last)
         crowd = sum(1 for t in times if floor_second(datetime.fromtimestamp(t, timezone.utc)) == second)
+        if not short and crowd < len(times):
+            # Not a crowded second: the page holds others. A request asking past it served it again.
+            return self._served_again(consents)
+        why = (
+            f"may hold more consents than the {crowd} a short page showed (the platform serves short pages in "
+            f"the middle of listings, so room on a page proves nothing)"
+            if short
+            else f"holds at least {crowd} consents, more than the platform serves on a page"
+        )
         return EtelecomContractError(
-            f"eTelecom {LIST_ENDPOINT}: the second {format_api_time(second)} holds at least {crowd} consents, "
-            f"more than the platform serves on a page, and its cursor (learnt: {self._facts.cursor.value}) cannot "
-            f"page through a second exactly, so the listing cannot go past it without losing or repeating "
-            f"consents. Nothing was published. Report it to eTelecom (a cursor holding (created_at, id) pages "
-            f"through it).",
+            f"eTelecom {LIST_ENDPOINT}: the second {format_api_time(second)} {why}, and its cursor (learnt: "
+            f"{self._facts.cursor.value}) cannot be shown to page through a second exactly, so the listing cannot "
+            f"go past it without risking losing or repeating consents. Nothing was published. Report it to "
+            f"eTelecom (a cursor holding (created_at, id) pages through it).",
             endpoint=LIST_ENDPOINT,
             behaviour="crowded_second",
         )
@@ -638,8 +746,12 @@ class Listing:
         )
 
     def _past_the_window(self, times: list[float]) -> bool:
-        """Tell whether, with order shown, the page reached beyond the window's far edge (the rest is too)."""
-        if not self._by_created or not self._facts.ordered or not times:
+        """Tell whether a listing filtered on this side has passed its window, the pages in order so far.
+
+        Only with ``date_filters_on_client``: the platform's date filters are not used, and without this
+        end each listing would read the whole history, not only what lies on the near side of its window.
+        """
+        if self._server_dates or not self._by_created or not self._facts.ordered or not times:
             return False
         if self._descending:
             return self._lo is not None and times[-1] < self._lo
@@ -678,46 +790,85 @@ class Listing:
         if again[0]:
             self._facts.learn_cursor(CursorKind.REPEATING, "the page after a boundary began with its tie again")
         elif times[0] == _epoch(previous[-1].get("created_at")):
-            self._facts.learn_cursor(CursorKind.KEYSET, "the page after a boundary went on inside its tie")
+            self._keyset(times, "the page after a boundary went on inside its tie")
+
+    def _keyset(self, times: list[float], how: str) -> None:
+        """A cursor went on inside a tie: a keyset, settled at once by a tie shown with fractions."""
+        if any(t % 1 for t in times):
+            self._facts.learn_cursor(CursorKind.KEYSET, how)
+        else:
+            self._facts.vote_keyset(how)
 
     def _learn_from_tie(
-        self, request: _Request, consents: list[Consent], times: list[float], again: list[bool]
+        self,
+        request: _Request,
+        consents: list[Consent],
+        times: list[float],
+        again: list[bool],
+        *,
+        at: int | None = None,
     ) -> None:
-        """Learn the cursor once, from a tie inside this page: two small requests that end a page inside it.
+        """Learn the cursor from a tie inside this page: two small requests that end a page inside it.
 
         The page is asked again with ``limit`` ending it inside the tie, and the cursor that page hands
-        back is followed for one consent: the rest of the tie (a keyset, or an offset), the tie again
-        (``<=``), or what lies below it (``<``, which skips).
+        back is followed for a few consents: the rest of the tie (a keyset, or an offset), the tie again
+        (``<=``), or what lies below it (``<``, which skips). Rows the platform drops after its LIMIT may
+        end the shorter page earlier: the probe then reads the boundary where it did end, if that is a tie.
         """
         facts = self._facts
         if not self._by_created or facts.cursor is not CursorKind.UNKNOWN or not facts.ordered:
             return
-        tie = next(
-            (i for i in range(len(consents) - 1) if times[i] == times[i + 1] and not (again[i] or again[i + 1])),
-            None,
-        )
+        tie = at if at is not None else _middle_of_longest_tie(times, again)
         if tie is None:
             return
-        with facts.lock:
-            if facts.probes_left <= 0:
-                return
-            facts.probes_left -= 1
+        # One lesson at a time across parallel windows: a window that needs the cursor learnt (a crowded
+        # second) sees every lesson begun before it concluded, never a budget spent by lessons in flight.
+        with facts.learning:
+            if facts.cursor is CursorKind.UNKNOWN and facts.ordered and facts.take_probe():
+                self._lesson(request, consents, times, tie)
+
+    def _lesson(self, request: _Request, consents: list[Consent], times: list[float], tie: int) -> None:
+        """Ask the page again ending inside the tie at ``tie``, then follow its cursor (see :meth:`_learn_from_tie`)."""
+        facts = self._facts
         stats = self._client.stats
         probe = replace(request, limit=tie + 1)
-        head, paging = self._fetch(probe)
-        stats.probes += 1
-        cursor = paging.get("next") or ""
-        if [c["id"] for c in head] != [c["id"] for c in consents[: tie + 1]] or not cursor:
-            log.debug("The cursor probe was inconclusive (the page changed, or came without a next cursor).")
+        try:
+            head, paging = self._fetch(probe)
+        except EtelecomBadRequestError:
+            if not probe.after:
+                raise
+            log.debug("The cursor probe was inconclusive (the platform refused the page's cursor again).")
             return
-        after, _ = self._fetch(replace(probe, after=cursor, limit=1))
         stats.probes += 1
+        cursor, ends = paging.get("next") or "", len(head)
+        ids = [c["id"] for c in consents]
+        if ends < tie + 1 < len(ids):
+            facts.saw_short_pages()  # the platform dropped rows that the page asked for again held
+        if (
+            not cursor
+            or not 0 < ends < len(ids)
+            or [c["id"] for c in head] != ids[:ends]
+            or times[ends - 1] != times[ends]
+        ):
+            log.debug("The cursor probe was inconclusive (the page changed, or did not end inside a tie).")
+            return
+        step_limit = min(PROBE_STEP, request.limit)
+        if not facts.take_probe():
+            return
+        try:
+            after, _ = self._fetch(replace(probe, after=cursor, limit=step_limit))
+        except EtelecomBadRequestError:
+            log.debug("The cursor probe was inconclusive (the platform refused the cursor it had just handed).")
+            return
+        stats.probes += 1
+        if len(after) < step_limit and ends + len(after) < len(ids):
+            facts.saw_short_pages()
         if not after:
             return
         step = after[0]
-        if step["id"] == consents[tie + 1]["id"]:
-            facts.learn_cursor(CursorKind.KEYSET, "a page ended inside a tie went on with the rest of it")
-        elif step["id"] in {c["id"] for c in head}:
+        if step["id"] == ids[ends]:
+            self._keyset(times, "a page ended inside a tie went on with the rest of it")
+        elif step["id"] in ids[:ends]:
             facts.learn_cursor(CursorKind.REPEATING, "a page ended inside a tie began the next with it again")
-        elif _epoch(step.get("created_at")) != times[tie]:
+        elif _epoch(step.get("created_at")) != times[ends - 1]:
             facts.learn_cursor(CursorKind.SKIPPING, "a page ended inside a tie skipped the rest of it")

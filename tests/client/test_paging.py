@@ -8,7 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from airflow_provider_etelecom.client import ClientConfig, ConsentQuery, EtelecomClient
+from airflow_provider_etelecom.client.models import parse_api_time
 from airflow_provider_etelecom.client.paging import CursorKind, PlatformFacts
+from airflow_provider_etelecom.client.validation import format_api_time
 from airflow_provider_etelecom.exceptions import (
     EtelecomContractError,
     EtelecomMalformedResponseError,
@@ -47,7 +49,11 @@ def test_a_listing_ends_on_the_empty_page_over_one_connection(sim: EtelecomSimul
     assert pages[-1]["listed"] < 100
     bodies = list_bodies(sim)
     assert len(bodies) == client.stats.requests == sim.stats.count(method=LIST)
-    assert bodies[-1]["paging"]["after"] == pages[-1]["paging"]["next"]
+    # The cursor is not learnt (no tie showed what it holds): the listing moved on by date bounds, each
+    # before the second the page before ended in.
+    oldest = min(parse_api_time(c["created_at"]) for p in pages[:-1] for c in p["consents"])
+    assert bodies[-1]["filter"]["date_to"] <= format_api_time(oldest + timedelta(seconds=1))
+    assert all("after" not in body["paging"] for body in bodies if body["paging"]["limit"] == 100)
     assert "after" not in bodies[0]["paging"]
     assert sim.stats.connections == 1
     sent = sim.requests_log[0]["headers"]
@@ -192,6 +198,21 @@ def test_a_page_without_next_in_a_window_keeps_the_window(canned_server: CannedS
     assert sent == [(at(9), at(41)), (at(9), at(30))]
 
 
+@pytest.mark.parametrize(
+    "empty", [{"consents": None, "paging": {"next": "B"}}, {"consents": [], "paging": {"next": "B"}}]
+)
+def test_an_empty_page_that_hands_a_new_cursor_is_followed(canned_server: CannedServer, empty: dict) -> None:
+    """Finding 1: rows dropped after the LIMIT can empty a page mid-listing; only a page with no new cursor ends."""
+    canned_server.add(page(["9", "8"], "A"))
+    canned_server.add(empty)
+    canned_server.add(page(["5", "4"], "C"))
+    canned_server.add({"consents": [], "paging": {"next": "C"}})  # the cursor just followed: the end
+    listing = keyset_client(canned_server.base_url).listing(ConsentQuery.build(page_size=2))
+    assert [c["id"] for p in listing for c in p["consents"]] == ["9", "8", "5", "4"]
+    assert listing.ended
+    assert [body["paging"].get("after") for body in canned_server.received] == [None, "A", "B", "C"]
+
+
 def test_unknown_enum_values_pass_through(canned_server: CannedServer) -> None:
     odd = {
         "id": "9",
@@ -248,7 +269,6 @@ def test_an_error_body_in_a_200_is_retried_never_an_end(canned_server: CannedSer
         {"code": "internal", "msg": "Lỗi hệ thống"},
         {"errors": ["bad gateway"]},
         {"consents": [{"id": "1", "created_at": "2026-01-01T00:00:00Z"}]},
-        {"consents": None, "paging": {"next": "more"}},
         {"consents": [{"created_at": "2026-01-01T00:00:00Z"}], "paging": {}},
         {},
     ],
@@ -280,7 +300,7 @@ def test_an_error_body_mid_listing_from_the_simulator_is_retried(fault: str) -> 
         assert client.stats.retries == 1 and sim.stats.faults[fault] == 1
 
 
-@pytest.mark.parametrize(("switches", "pages_at_least"), [({"drop_after_limit": 0.2}, 4), ({"page_cap": 30}, 9)])
+@pytest.mark.parametrize(("switches", "pages_at_least"), [({"drop_after_limit": 0.2}, 3), ({"page_cap": 30}, 9)])
 def test_short_pages_mid_listing_are_not_the_end(switches: dict[str, object], pages_at_least: int) -> None:
     """Finding 1: rows dropped after the LIMIT, or a lower page cap: short pages all along, none the end."""
     with EtelecomSimulator(consents=260, seed=8, api_key=KEY, **switches) as sim:
@@ -308,6 +328,47 @@ def test_an_expired_cursor_resumes_from_the_last_consent() -> None:
         assert client.stats.resumes == 1
 
 
+def test_a_cursor_expired_while_a_page_was_in_hand_is_refused_to_the_probe_without_failing_it() -> None:
+    """Finding 6: the cursor expires while the task writes a page holding a tie. The probe that asks that
+    page again is refused: only the lesson is lost. Here the date filters are applied by the client, so
+    the cursor alone carries the listing (ties or not) and no date bound can resume it: loud, named."""
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    with EtelecomSimulator(consents=0, seed=8, api_key=KEY, cursor_ttl_s=60) as sim:
+        for second in range(0, 3000, 7):  # a pair every fifth second: pages that hold ties
+            sim.insert_consents(1 + (second % 5 == 0), created_at=start + timedelta(seconds=second))
+        client = make_client(sim.base_url, date_filters_on_client=True)
+        pages = client.iter_consent_pages(ConsentQuery.build())
+        next(pages)
+        next(pages)  # the second page came by the cursor
+        sim.advance(120)  # the task spent two minutes on the second page: its cursor expired
+        with pytest.raises(EtelecomContractError, match="date_filters_on_client") as caught:
+            next(pages)
+        assert caught.value.behaviour == "listing_cannot_continue"
+        refused = [e["body"]["paging"] for e in sim.requests_log if e["status"] == 400]
+        assert [r["limit"] < 100 for r in refused] == [True, False]  # the probe's, then the next page's
+
+
+def test_a_cursor_expired_during_an_outage_resumes_by_a_date_bound_even_once_learnt() -> None:
+    """Finding 6: a keyset learnt from the first pages' ties is followed; when it expires the listing
+    resumes from its last consent by a date bound, exactly."""
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    with EtelecomSimulator(consents=0, seed=8, api_key=KEY, cursor_ttl_s=60) as sim:
+        for second in range(0, 3000, 7):
+            sim.insert_consents(1 + (second % 5 == 0), created_at=start + timedelta(seconds=second))
+        client = make_client(sim.base_url)
+        pages = client.iter_consent_pages(ConsentQuery.build())
+        ids: list[str] = []
+        while client.facts.cursor is CursorKind.UNKNOWN:
+            ids += [c["id"] for c in next(pages)["consents"]]
+        ids += [c["id"] for c in next(pages)["consents"]]
+        sim.advance(120)
+        ids += [c["id"] for page in pages for c in page["consents"]]
+        assert client.facts.cursor is CursorKind.KEYSET
+        assert len(ids) == len(set(ids)) and set(ids) == {str(c["id"]) for c in sim.consents()}
+        assert [e["body"]["paging"].get("after") is not None for e in sim.requests_log if e["status"] == 400] == [True]
+        assert client.stats.resumes == 1
+
+
 def test_a_cursor_on_created_at_alone_fails_loudly_at_a_second_past_a_page() -> None:
     """Finding 3: a second holding more than a page, and a cursor that skips ties: loud, naming the second."""
     crowd = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
@@ -316,6 +377,24 @@ def test_a_cursor_on_created_at_alone_fails_loudly_at_a_second_past_a_page() -> 
         with pytest.raises(EtelecomContractError, match=r"2026-01-05T12:00:00Z holds at least \d+ consents") as caught:
             list(make_client(sim.base_url).iter_consents(ConsentQuery.build()))
         assert caught.value.behaviour == "crowded_second"
+
+
+@pytest.mark.parametrize("sort", [None, "created_at"])
+@pytest.mark.parametrize("cursor_kind", ["keyset", "value_le", "value_lt", "offset"])
+def test_a_page_ending_on_the_first_consent_of_a_second_loses_none_of_the_rest(
+    cursor_kind: str, sort: str | None
+) -> None:
+    """Finding 3: no tie inside the first page to learn the cursor from, and the page ends on the first of a
+    second's three consents: a cursor on created_at alone skips the other two unless the client looks."""
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    with EtelecomSimulator(consents=0, seed=8, api_key=KEY, cursor_kind=cursor_kind) as sim:
+        for second in range(300):  # one consent a second, three at the 100th second from either end
+            sim.insert_consents(3 if second in (99, 200) else 1, created_at=start + timedelta(seconds=second))
+        client = make_client(sim.base_url)
+        ids = [c["id"] for c in client.iter_consents(ConsentQuery.build(sort=sort))]
+        assert len(ids) == len(set(ids)) == len(sim.consents()) == 304
+        if cursor_kind == "value_lt":
+            assert client.facts.cursor is CursorKind.SKIPPING
 
 
 @pytest.mark.parametrize("cursor_kind", ["keyset", "value_le", "value_lt", "offset"])
@@ -330,3 +409,24 @@ def test_ties_at_page_boundaries_are_listed_once_whatever_the_cursor_holds(curso
         assert len(ids) == len(set(ids)) == len(sim.consents())
         learnt = {"keyset": "keyset", "offset": "keyset", "value_le": "repeating", "value_lt": "skipping"}
         assert client.facts.cursor.value == learnt[cursor_kind]
+
+
+@pytest.mark.parametrize("sort", [None, "created_at"])
+def test_date_filters_on_the_client_read_the_near_side_of_the_window_only(sort: str | None) -> None:
+    """Finding 5: with ``date_filters_on_client`` no date filter is sent; the listing keeps the window by
+    ``created_at`` and stops once its pages, in order, have passed it (not at the end of the history)."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    with EtelecomSimulator(consents=0, seed=8, api_key=KEY) as sim:
+        for hour in range(48):  # two days, 50 consents an hour
+            for n in range(50):
+                sim.insert_consents(1, created_at=start + timedelta(hours=hour, seconds=71 * n))
+        low, high = start + timedelta(hours=20), start + timedelta(hours=22)
+        client = make_client(sim.base_url, date_filters_on_client=True)
+        listing = client.listing(ConsentQuery.build(date_from=low, date_to=high, sort=sort))
+        ids = [c["id"] for page in listing for c in page["consents"]]
+        expected = {str(c["id"]) for c in sim.consents() if low <= parse_api_time(c["created_at"]) < high}
+        assert len(ids) == len(set(ids)) and set(ids) == expected and listing.ended
+        assert all("date_from" not in body["filter"] and "date_to" not in body["filter"] for body in list_bodies(sim))
+        # Newest first: the 26 hours after the window and the window (about 14 pages), never the 20 before.
+        near = 26 if sort is None else 20
+        assert client.stats.pages <= (near + 2) * 50 // 100 + 2
