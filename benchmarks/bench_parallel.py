@@ -71,8 +71,10 @@ def _iso(moment: datetime) -> str:
 
 
 @contextmanager
-def skewed_simulator(shape: Shape, *extra: str, latency_ms: float, seed: int = 5) -> Iterator[str]:
+def skewed_simulator(shape: Shape, *extra: str, latency_ms: float, seed: int = 5, stderr: Any = None) -> Iterator[str]:
     """Start a simulator process holding ``shape``'s consents; yield its shop base URL.
+
+    ``stderr`` is the simulator's (``subprocess.DEVNULL`` silences its start-up line).
 
     The even part is seeded by the simulator; the burst is inserted through the control endpoint
     ``/_simulator/insert`` in buckets of whole seconds (a few consents share each second, as ties
@@ -80,7 +82,7 @@ def skewed_simulator(shape: Shape, *extra: str, latency_ms: float, seed: int = 5
     """
     burst = round(shape.consents * shape.burst_share)
     args = ["--consents", str(shape.consents - burst), "--start", _iso(shape.start), "--end", _iso(shape.end)]
-    with SimulatorProcess(*args, "--latency-ms", str(latency_ms), *extra, api_key=KEY) as sim:
+    with SimulatorProcess(*args, "--latency-ms", str(latency_ms), *extra, api_key=KEY, stderr=stderr) as sim:
         if burst:
             assert shape.burst_start is not None
             root = sim.root_url

@@ -1,6 +1,6 @@
 """Run every benchmark and print its figures: the one command behind docs/benchmarks.md.
 
-    python -m benchmarks.run            # full runs (about 10-15 minutes on 2 cores)
+    python -m benchmarks.run            # full runs (about 20 minutes on 2 cores)
     python -m benchmarks.run --quick    # small runs: checks the scripts work (CI does this)
     python -m benchmarks.run hook parallel   # a selection
 
@@ -29,6 +29,7 @@ BENCHMARKS = {
     "sql": "benchmarks.bench_sql",
     "watcher": "benchmarks.bench_watcher",
     "reliability": "benchmarks.reliability",
+    "platform_cost": "benchmarks.bench_platform_cost",
 }
 
 
