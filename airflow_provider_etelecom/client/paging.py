@@ -19,8 +19,9 @@ promise"):
   overlap of a date-bound step).
 * **Ties.** What the cursor holds is unknown: a ``(created_at, id)`` keyset, ``created_at`` alone
   compared with ``<`` (the rest of a second at a page boundary is skipped) or ``<=`` (repeated), or
-  an offset. Until the listing has shown which (:class:`CursorKind`, learnt from ties the data
-  already holds on full pages, two small probe requests a lesson, :data:`MAX_PROBES` requests at
+  an offset. Until the listing has shown which (:class:`CursorKind`: learnt at a boundary the cursor
+  crossed inside a tie, for free, or where only the cursor can go on, a second holding a whole page,
+  from the ties the page holds: two small probe requests a lesson, :data:`MAX_PROBES` requests at
   most, :data:`KEYSET_VOTES` agreeing ties when times are shown at whole seconds), and whenever the
   cursor skips, the listing moves on by a date bound instead of the cursor: the next request asks for
   everything up to the end of the last consent's second, so a second shared across a page boundary
@@ -89,6 +90,13 @@ SMALLEST_CAP = 10
 _ID_FIELDS = ("id", "shop_id", "user_id", "oa_id")
 _TIME_FIELDS = ("created_at", "updated_at", "expires_at", "delivery_time")
 _ONE_SECOND = timedelta(seconds=1)
+#: What to set when the platform reads or shows times, or filters, otherwise than the provider assumes.
+_FILTER_SETTINGS = (
+    "If it reads the filters' wall clock in its own zone, set 'platform_filter_zone' (e.g. 'Asia/Ho_Chi_Minh') in "
+    "the connection's extra; if it shows local times labelled Z, set 'platform_shown_zone' (no extra cost once "
+    "set). Otherwise it may filter on updated_at: set 'date_filters_on_client': true (each window then lists the "
+    "whole history newer than it). `python -m airflow_provider_etelecom.contract` tells which."
+)
 
 
 class CursorKind(str, enum.Enum):
@@ -203,7 +211,8 @@ def normalize_consent(raw: Mapping[str, Any], zone: Any = None) -> Consent:
 
     :raises EtelecomMalformedResponseError: for a consent without an ``id`` string or integer.
     """
-    consent = dict(raw)
+    # An answer's dicts are this client's own (fresh from the JSON decoder): changed in place, not copied.
+    consent = raw if isinstance(raw, dict) else dict(raw)
     for name in _ID_FIELDS:
         value = consent.get(name)
         if isinstance(value, int) and not isinstance(value, bool):
@@ -267,28 +276,6 @@ def parse_listing(data: object, zone: Any = None) -> tuple[list[Consent], Paging
     return [normalize_consent(c, zone) for c in raw], cast(Paging, paging)
 
 
-def _middle_of_longest_tie(times: list[float], again: list[bool]) -> int | None:
-    """Return an index ``i`` inside the longest run of consents sharing a time (``times[i] == times[i + 1]``).
-
-    The middle of the longest run: a probe page that rows dropped after the LIMIT end a little early
-    still ends inside the tie.
-    """
-    best: tuple[int, int] | None = None  # (length, start)
-    start = 0
-    for i in range(1, len(times) + 1):
-        if i == len(times) or times[i] != times[start] or again[i]:
-            length = i - start
-            if length >= 2 and (best is None or length > best[0]):
-                best = (length, start)
-            start = i
-        elif again[start]:
-            start = i
-    if best is None:
-        return None
-    length, first = best
-    return first + (length - 1) // 2
-
-
 def _epoch(value: object) -> float:
     """Return an RFC 3339 time in epoch seconds.
 
@@ -312,6 +299,14 @@ class _Request:
     limit: int = 100
     resumed: bool = False
     """The request continues by a date bound: consents it serves again are the expected overlap."""
+    again: str = ""
+    """The id of the consent the page before ended on, which this date-bound step must serve again."""
+    again_at: float = 0.0
+    """That consent's ``created_at`` (epoch seconds)."""
+
+    def follow(self, cursor: str) -> _Request:
+        """Return the request for the page after ``cursor``, within the same bounds."""
+        return replace(self, after=cursor, resumed=False, again="", again_at=0.0)
 
 
 class Listing:
@@ -440,7 +435,7 @@ class Listing:
                 if stalled > MAX_STALLED_PAGES:
                     raise self._no_progress(stalled)
                 seen_cursors.add(next_cursor)
-                request = replace(request, after=next_cursor, resumed=False)
+                request = request.follow(next_cursor)
                 continue
             pages += 1
             try:
@@ -462,6 +457,8 @@ class Listing:
             last_time = self._check_order(consents, times, again, last_time)
             if request.after:
                 self._learn_from_boundary(previous, consents, times, again)
+            if request.again:
+                self._check_served_again(request, consents, times)
             kept = [c for c, is_new, ok in zip(consents, new, inside, strict=True) if is_new and ok]
             stats.pages += 1
             stats.consents += len(kept)
@@ -487,10 +484,6 @@ class Listing:
             full = 2 * len(consents) > served
             short_before = len(consents) < served
             largest = max(largest, len(consents))
-            # Learnt from the ties of full pages (two requests a lesson, for the client's life): a listing
-            # whose pages are not full is near its end, where knowing the cursor saves nothing.
-            if full:
-                self._learn_from_tie(request, consents, times, again)
             if self.relied_on_order and not self._facts.ordered:
                 # A date bound taken while the pages looked ordered may have left out consents a later
                 # page showed were out of order: list the window again, by the cursor, dropping repeats.
@@ -538,7 +531,7 @@ class Listing:
                         endpoint=LIST_ENDPOINT,
                     )
                 cursors.add(next_cursor)
-                return replace(request, after=next_cursor, resumed=False)
+                return request.follow(next_cursor)
             if not next_cursor:
                 self._client.stats.resumes += 1
             why = "a page without a next cursor" if not next_cursor else f"a {facts.cursor.value} cursor"
@@ -546,6 +539,10 @@ class Listing:
             if request.after or (resumed.sent_from, resumed.sent_to) != (request.sent_from, request.sent_to):
                 return resumed
             # The same request again would serve this very page: it is as good as stalled.
+        if not full and not facts.short_pages and int(times[0]) != int(times[-1]):
+            # The page had room and reached past its last second's start: that second was read whole,
+            # and what follows lies past it (the end of a listing, usually).
+            return None if request.after else self._past(request, times)
         # Only the cursor can take the listing on from here; learn what it holds, from the ties of this
         # page (a probe that meets dropped rows also shows that room on a page proves nothing here).
         for at in range(len(times) - 2, -1, -1):
@@ -553,14 +550,14 @@ class Listing:
                 if facts.cursor is not CursorKind.UNKNOWN or facts.probes_left <= 0:
                     break
             if times[at] == times[at + 1]:
-                self._learn_from_tie(request, consents, times, [False] * len(consents), at=at)
+                self._learn_from_tie(request, consents, times, at)
         if not full and not facts.short_pages:
             # The page held all that is left up to its last second (it had room, on a platform that has not
             # shown a short page mid-listing): what follows lies past it.
             return None if request.after else self._past(request, times)
         if next_cursor not in cursors and next_cursor != request.after and self._through(next_cursor, times):
             cursors.add(next_cursor)
-            return replace(request, after=next_cursor, resumed=False)
+            return request.follow(next_cursor)
         raise self._stuck(consents, times, short=not full)
 
     def _follows(self, next_cursor: str) -> bool:
@@ -603,12 +600,12 @@ class Listing:
         if self._descending:
             if request.sent_from is not None and second <= request.sent_from:
                 return None
-            past = replace(request, sent_to=second, after="", resumed=True)
+            past = replace(request, sent_to=second, after="", resumed=True, again="", again_at=0.0)
         else:
             edge = second + _ONE_SECOND
             if request.sent_to is not None and edge >= request.sent_to:
                 return None
-            past = replace(request, sent_from=edge, after="", resumed=True)
+            past = replace(request, sent_from=edge, after="", resumed=True, again="", again_at=0.0)
         # The bound asked already (a platform whose date_to includes the edge served the edge's
         # consents again, and nothing past them on a page with room): nothing is left.
         return None if past == request else past
@@ -640,17 +637,17 @@ class Listing:
                 endpoint=LIST_ENDPOINT,
                 behaviour="listing_cannot_continue",
             )
-        moment = datetime.fromtimestamp(_epoch(last_page[-1].get("created_at")), timezone.utc)
-        second = floor_second(moment)
+        last = last_page[-1]
+        at = _epoch(last.get("created_at"))
+        second = floor_second(datetime.fromtimestamp(at, timezone.utc))
         self.relied_on_order = True
         log.debug("Listing continues by a date bound after %s (%s).", format_api_time(second), why)
+        step = replace(request, after="", resumed=True, again=last["id"], again_at=at)
         if self._descending:
             bound = second + _ONE_SECOND
-            sent_to = bound if request.sent_to is None else min(request.sent_to, bound)
-            return replace(request, sent_to=sent_to, after="", resumed=True)
+            return replace(step, sent_to=bound if request.sent_to is None else min(request.sent_to, bound))
         bound = second - _ONE_SECOND
-        sent_from = bound if request.sent_from is None else max(request.sent_from, bound)
-        return replace(request, sent_from=sent_from, after="", resumed=True)
+        return replace(step, sent_from=bound if request.sent_from is None else max(request.sent_from, bound))
 
     def _no_progress(self, stalled: int) -> EtelecomContractError:
         return EtelecomContractError(
@@ -736,11 +733,7 @@ class Listing:
             f"eTelecom {LIST_ENDPOINT} answered consent {consent.get('id')} created_at={consent.get('created_at')!r}, "
             f"{abs(hours):.2f} h {'before' if hours < 0 else 'after'} the date filters sent ({sent}): the platform "
             f"filters differently than the provider assumes, so no window it answers can be trusted, and nothing "
-            f"was published. A whole number of hours points at a time zone: if it reads the filters' wall clock in "
-            f"its own zone, set 'platform_filter_zone' (e.g. 'Asia/Ho_Chi_Minh') in the connection's extra; if it "
-            f"shows local times labelled Z, set 'platform_shown_zone' (no extra cost once set). Otherwise it may "
-            f"filter on updated_at: set 'date_filters_on_client': true (each window then lists the whole history). "
-            f"`python -m airflow_provider_etelecom.contract` tells which.",
+            f"was published. A whole number of hours points at a time zone. {_FILTER_SETTINGS}",
             endpoint=LIST_ENDPOINT,
             behaviour="window_mismatch",
         )
@@ -756,6 +749,35 @@ class Listing:
         if self._descending:
             return self._lo is not None and times[-1] < self._lo
         return self._hi is not None and times[-1] >= self._hi
+
+    def _check_served_again(self, request: _Request, consents: list[Consent], times: list[float]) -> None:
+        """Check that a date-bound step served again the consent the page before ended on.
+
+        The step asks for everything up to the end of that consent's second (newest first; from the second
+        before it, oldest first), so that consent must come back unless its second holds more than the
+        page. A page that reaches past that second without it proves the platform did not read the date
+        bound as sent: a platform reading the filters' wall clock in its own zone jumps hours at every step,
+        and what it jumps over would be lost with no consent ever answered outside the window.
+
+        :raises EtelecomContractError: naming the consent and ``platform_filter_zone``.
+        """
+        if any(consent["id"] == request.again for consent in consents):
+            return
+        second = float(int(request.again_at // 1))
+        past = any(t < second for t in times) if self._descending else any(t >= second + 1 for t in times)
+        if not past:
+            return  # its second fills this page: it comes on a later one
+        bound = request.sent_to if self._descending else request.sent_from
+        raise EtelecomContractError(
+            f"eTelecom {LIST_ENDPOINT} was asked {'date_to' if self._descending else 'date_from'}="
+            f"{format_api_time(bound) if bound else None} to go on from consent {request.again} "
+            f"(created_at {format_api_time(datetime.fromtimestamp(request.again_at, timezone.utc))}), and answered "
+            f"consents beyond it without it: the platform does not read the date filters as sent (or the consent "
+            f"was deleted meanwhile: then a retry succeeds), so what it skipped cannot be known, and nothing was "
+            f"published. {_FILTER_SETTINGS}",
+            endpoint=LIST_ENDPOINT,
+            behaviour="window_mismatch",
+        )
 
     def _check_order(
         self, consents: list[Consent], times: list[float], again: list[bool], last: float | None
@@ -799,27 +821,18 @@ class Listing:
         else:
             self._facts.vote_keyset(how)
 
-    def _learn_from_tie(
-        self,
-        request: _Request,
-        consents: list[Consent],
-        times: list[float],
-        again: list[bool],
-        *,
-        at: int | None = None,
-    ) -> None:
-        """Learn the cursor from a tie inside this page: two small requests that end a page inside it.
+    def _learn_from_tie(self, request: _Request, consents: list[Consent], times: list[float], tie: int) -> None:
+        """Learn the cursor from the tie at ``tie`` inside this page: two small requests that end a page inside it.
 
-        The page is asked again with ``limit`` ending it inside the tie, and the cursor that page hands
-        back is followed for a few consents: the rest of the tie (a keyset, or an offset), the tie again
-        (``<=``), or what lies below it (``<``, which skips). Rows the platform drops after its LIMIT may
-        end the shorter page earlier: the probe then reads the boundary where it did end, if that is a tie.
+        Only where the listing needs it: a second holding a whole page, which only the cursor can carry
+        the listing through. The page is asked again with ``limit`` ending it inside the tie, and the cursor
+        that page hands back is followed for a few consents: the rest of the tie (a keyset, or an offset),
+        the tie again (``<=``), or what lies below it (``<``, which skips). Rows the platform drops after
+        its LIMIT may end the shorter page earlier: the probe then reads the boundary where it did end, if
+        that is a tie.
         """
         facts = self._facts
         if not self._by_created or facts.cursor is not CursorKind.UNKNOWN or not facts.ordered:
-            return
-        tie = at if at is not None else _middle_of_longest_tie(times, again)
-        if tie is None:
             return
         # One lesson at a time across parallel windows: a window that needs the cursor learnt (a crowded
         # second) sees every lesson begun before it concluded, never a budget spent by lessons in flight.
@@ -861,8 +874,6 @@ class Listing:
             log.debug("The cursor probe was inconclusive (the platform refused the cursor it had just handed).")
             return
         stats.probes += 1
-        if len(after) < step_limit and ends + len(after) < len(ids):
-            facts.saw_short_pages()
         if not after:
             return
         step = after[0]

@@ -47,7 +47,7 @@ from typing import cast
 from airflow_provider_etelecom.client.client import ClientStats, EtelecomClient, RateLimitGate
 from airflow_provider_etelecom.client.models import Consent, ConsentPage, parse_api_time
 from airflow_provider_etelecom.client.paging import CREATED_SORTS, PlatformFacts
-from airflow_provider_etelecom.client.seen import SeenIds
+from airflow_provider_etelecom.client.seen import SMALL_BUFFER, SeenIds
 from airflow_provider_etelecom.client.validation import ConsentQuery, ceil_second, floor_second
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 
@@ -229,7 +229,7 @@ class _Window:
         #: The ids this window yielded: windows are disjoint, so each keeps its own; listed again after
         #: an inversion, a window keeps its set. (A shared set would also hold the ids an owner read
         #: past its cut and dropped, and its piece would then drop them as repeats.)
-        self.seen = seen if seen is not None else SeenIds()
+        self.seen = seen if seen is not None else SeenIds(buffer=SMALL_BUFFER)
         self.reached: datetime | None = None
         #: Consents per second of the last page: consents cluster in time, so what lies just beyond
         #: the cursor looks more like the last page than like the window's average.

@@ -6,7 +6,8 @@ bound after a page without ``next``. :class:`SeenIds` remembers every id yielded
 yields each one once, in about 8 bytes per id: ids are int64, held in sorted ``array('q')`` runs
 (a Python ``set`` of id strings costs about 100 bytes each, 100 MB per million consents).
 
-Fresh ids go to a small ``set`` first; when it holds :data:`BUFFER` ids it becomes a sorted run, and
+Fresh ids go to a small ``set`` first; when it holds ``buffer`` ids (:data:`BUFFER` by default) it
+becomes a sorted run, and
 runs of similar size are merged (a binary counter), so a lookup bisects a handful of runs. An id
 that is not a decimal int64 (the platform never documented another shape) falls back to a set of
 strings, with one warning.
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 #: Ids held in the plain set before they are frozen into a sorted run (about 4 MB at most).
 BUFFER = 1 << 16
+#: The buffer of each of many sets alive at once (parallel windows): sixteen windows of BUFFER ids
+#: would hold 300,000 ids at about 65 bytes each before any is frozen.
+SMALL_BUFFER = 1 << 12
 #: Runs are not merged past this size: a merge sorts a transient list of 40 bytes per id, so this
 #: bounds that transient at about 10 MB, at the price of one more run to bisect per 256k ids.
 MAX_RUN = 1 << 18
@@ -43,10 +47,14 @@ def _as_int(consent_id: str) -> int | None:
 class SeenIds:
     """A thread-safe set of consent ids that a listing has yielded (about 8 bytes per numeric id).
 
-    Parallel windows share one (a lock per page, not per id).
+    Thread-safe with a lock per page, not per id.
+
+    :param buffer: ids held in a plain set (about 65 bytes each) before they are frozen into a sorted
+        run; smaller for each of many sets alive at once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, buffer: int = BUFFER) -> None:
+        self._buffer = buffer
         self._lock = threading.Lock()
         self._fresh: set[int] = set()
         self._runs: list[array[int]] = []
@@ -91,7 +99,7 @@ class SeenIds:
                 self._count += 1
                 if number is not None:
                     self._fresh.add(number)
-                    if len(self._fresh) >= BUFFER:
+                    if len(self._fresh) >= self._buffer:
                         self._freeze()
                     continue
                 if not self._warned:

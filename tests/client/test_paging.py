@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_etelecom.client import ClientConfig, ConsentQuery, EtelecomClient
 from airflow_provider_etelecom.client.models import parse_api_time
-from airflow_provider_etelecom.client.paging import CursorKind, PlatformFacts
+from airflow_provider_etelecom.client.paging import KEYSET_VOTES, CursorKind, PlatformFacts
 from airflow_provider_etelecom.client.validation import format_api_time
 from airflow_provider_etelecom.exceptions import (
     EtelecomContractError,
@@ -328,14 +328,10 @@ def test_an_expired_cursor_resumes_from_the_last_consent() -> None:
         assert client.stats.resumes == 1
 
 
-def test_a_cursor_expired_while_a_page_was_in_hand_is_refused_to_the_probe_without_failing_it() -> None:
-    """Finding 6: the cursor expires while the task writes a page holding a tie. The probe that asks that
-    page again is refused: only the lesson is lost. Here the date filters are applied by the client, so
-    the cursor alone carries the listing (ties or not) and no date bound can resume it: loud, named."""
-    start = datetime(2026, 1, 5, tzinfo=UTC)
-    with EtelecomSimulator(consents=0, seed=8, api_key=KEY, cursor_ttl_s=60) as sim:
-        for second in range(0, 3000, 7):  # a pair every fifth second: pages that hold ties
-            sim.insert_consents(1 + (second % 5 == 0), created_at=start + timedelta(seconds=second))
+def test_an_expired_cursor_with_date_filters_on_the_client_fails_naming_why_it_cannot_resume() -> None:
+    """Finding 6: with the date filters applied by the client the cursor alone carries the listing, and no
+    date bound can resume it once refused: loud, named, nothing published."""
+    with EtelecomSimulator(consents=400, seed=8, api_key=KEY, cursor_ttl_s=60) as sim:
         client = make_client(sim.base_url, date_filters_on_client=True)
         pages = client.iter_consent_pages(ConsentQuery.build())
         next(pages)
@@ -344,29 +340,7 @@ def test_a_cursor_expired_while_a_page_was_in_hand_is_refused_to_the_probe_witho
         with pytest.raises(EtelecomContractError, match="date_filters_on_client") as caught:
             next(pages)
         assert caught.value.behaviour == "listing_cannot_continue"
-        refused = [e["body"]["paging"] for e in sim.requests_log if e["status"] == 400]
-        assert [r["limit"] < 100 for r in refused] == [True, False]  # the probe's, then the next page's
-
-
-def test_a_cursor_expired_during_an_outage_resumes_by_a_date_bound_even_once_learnt() -> None:
-    """Finding 6: a keyset learnt from the first pages' ties is followed; when it expires the listing
-    resumes from its last consent by a date bound, exactly."""
-    start = datetime(2026, 1, 5, tzinfo=UTC)
-    with EtelecomSimulator(consents=0, seed=8, api_key=KEY, cursor_ttl_s=60) as sim:
-        for second in range(0, 3000, 7):
-            sim.insert_consents(1 + (second % 5 == 0), created_at=start + timedelta(seconds=second))
-        client = make_client(sim.base_url)
-        pages = client.iter_consent_pages(ConsentQuery.build())
-        ids: list[str] = []
-        while client.facts.cursor is CursorKind.UNKNOWN:
-            ids += [c["id"] for c in next(pages)["consents"]]
-        ids += [c["id"] for c in next(pages)["consents"]]
-        sim.advance(120)
-        ids += [c["id"] for page in pages for c in page["consents"]]
-        assert client.facts.cursor is CursorKind.KEYSET
-        assert len(ids) == len(set(ids)) and set(ids) == {str(c["id"]) for c in sim.consents()}
         assert [e["body"]["paging"].get("after") is not None for e in sim.requests_log if e["status"] == 400] == [True]
-        assert client.stats.resumes == 1
 
 
 def test_a_cursor_on_created_at_alone_fails_loudly_at_a_second_past_a_page() -> None:
@@ -393,8 +367,8 @@ def test_a_page_ending_on_the_first_consent_of_a_second_loses_none_of_the_rest(
         client = make_client(sim.base_url)
         ids = [c["id"] for c in client.iter_consents(ConsentQuery.build(sort=sort))]
         assert len(ids) == len(set(ids)) == len(sim.consents()) == 304
-        if cursor_kind == "value_lt":
-            assert client.facts.cursor is CursorKind.SKIPPING
+        # No second holds a page: nothing made the listing learn the cursor, it moved by date bounds.
+        assert client.facts.cursor is CursorKind.UNKNOWN and client.stats.probes == 0
 
 
 @pytest.mark.parametrize("cursor_kind", ["keyset", "value_le", "value_lt", "offset"])
@@ -407,8 +381,28 @@ def test_ties_at_page_boundaries_are_listed_once_whatever_the_cursor_holds(curso
         client = make_client(sim.base_url)
         ids = [c["id"] for c in client.iter_consents(ConsentQuery.build())]
         assert len(ids) == len(set(ids)) == len(sim.consents())
-        learnt = {"keyset": "keyset", "offset": "keyset", "value_le": "repeating", "value_lt": "skipping"}
-        assert client.facts.cursor.value == learnt[cursor_kind]
+        # Each page's last second is read whole by a date bound: no lesson was needed, none was paid for.
+        assert client.stats.probes == 0 and client.stats.rereads > 0
+
+
+@pytest.mark.parametrize(
+    ("cursor_kind", "learnt"), [("keyset", "keyset"), ("offset", "keyset"), ("value_le", "repeating")]
+)
+def test_a_second_holding_pages_is_carried_through_by_a_cursor_learnt_there(cursor_kind: str, learnt: str) -> None:
+    """Finding 3: only the cursor can carry a listing through a second holding 2.5 pages; the listing
+    learns it there, from the page's ties (times with fractions settle it at once, whole seconds in three)."""
+    crowd = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
+    with EtelecomSimulator(consents=300, seed=8, api_key=KEY, cursor_kind=cursor_kind) as sim:
+        sim.insert_consents(250, created_at=crowd)
+        client = make_client(sim.base_url)
+        if learnt == "repeating":  # '<=' serves the second's first page again and again: no way through
+            with pytest.raises(EtelecomContractError, match=r"2026-01-05T12:00:00Z holds at least 100"):
+                list(client.iter_consents(ConsentQuery.build()))
+        else:
+            ids = [c["id"] for c in client.iter_consents(ConsentQuery.build())]
+            assert len(ids) == len(set(ids)) == len(sim.consents()) == 550
+        assert client.facts.cursor.value == learnt
+        assert 2 <= client.stats.probes <= 2 * KEYSET_VOTES
 
 
 @pytest.mark.parametrize("sort", [None, "created_at"])

@@ -197,7 +197,9 @@ def test_file_mode_streams_jsonl_exactly_as_returned(etelecom_connection: Etelec
         "pages": result["pages"],
         "window": {"date_from": None, "date_to": None},
     }
-    assert 5 <= result["pages"] <= 6  # a page may repeat its predecessor's last consent (dropped once)
+    # Date-bound steps read each page's last second again (dropped once), and the last page's second is
+    # read again before the empty page: a page or two more than 500 / 100.
+    assert 5 <= result["pages"] <= 7
     assert read_lines(target) == etelecom_connection.consents()
     first = target.read_text(encoding="utf-8").splitlines()[0]
     assert first == json.dumps(etelecom_connection.consents()[0], ensure_ascii=False, separators=(",", ":"))
@@ -297,7 +299,7 @@ def test_exact_count_and_unique_ids_despite_faults(
     assert set(ids) == {c["id"] for c in sim.consents()}
     assert sum(sim.stats.faults.values()) == 6
     text = log_text()
-    assert re.search(r"Exported 500 consents in [56] pages", text)
+    assert re.search(r"Exported 500 consents in [5-7] pages", text)
     assert "6 retries" in text
     assert "2 rate-limited answers" in text
 
@@ -309,9 +311,9 @@ def test_progress_and_summary_lines(
     result = run(ListConsentsOperator(task_id="export", page_size=50, output_path=f"file://{tmp_path}/c.jsonl"))
     text = log_text()
     assert re.search(r"Progress: 2 pages, (9\d|100) consents", text)
-    assert re.search(r"Progress: 1[02] pages, \d+ consents", text)
+    assert re.search(r"Progress: 1[024] pages, \d+ consents", text)
     assert "consents/s" in text
-    assert re.search(r"Exported 500 consents in 1[01] pages", text)
+    assert re.search(r"Exported 500 consents in 1[0-3] pages", text)  # 500 / 50, and the seconds read again
     assert "0 retries" in text
     assert SECRET_KEY not in text
     assert SECRET_KEY not in json.dumps(result)

@@ -120,11 +120,13 @@ def platforms(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, EtelecomSim
         "repeating": tied(make(cursor_kind="value_le")),
         "skipping": make(cursor_kind="value_lt"),
         "zone": make(filter_zone_offset_h=7.0),
-        "expiry": tied(make(cursor_ttl_s=60.0)),
+        "expiry": tied(make(cursor_ttl_s=60.0)),  # and below, a second only the cursor can carry a listing through
         "clock": make(clock_offset_s=-3000.0),
         "ahead": make(answer_clock_offset_s=900.0, auto_reply_after_s=1.0),
     }
     sims["skipping"].insert_consents(230, created_at=START + timedelta(hours=5))  # a second past two pages
+    # The newest second of the window holds 250: the export learns the (keyset) cursor there and follows it.
+    sims["expiry"].insert_consents(250, created_at=END - timedelta(hours=1, seconds=1))
     for sim in sims.values():
         sim.start()
     try:
