@@ -172,17 +172,26 @@ def test_consents_null_and_an_empty_list_beside_a_next_cursor_are_both_an_empty_
 # ------------------------------------------------------------------------------------------------
 
 
-def test_a_value_cursor_at_microseconds_with_whole_seconds_shown_lists_exactly() -> None:
-    rows = spaced_rows(START, 1200, seed=7, gap_us=(100_000, 900_000), batch_share=0.25)
+@pytest.mark.parametrize(
+    ("n", "gap_us", "seed", "sort"),
+    [
+        (1200, (100_000, 900_000), 7, None),  # about 2 consents a second: 9 of 1,200 were lost
+        (3000, (20_000, 150_000), 1, None),  # about 12 a second: lessons after a page of re-reads lost 23
+        (3000, (20_000, 150_000), 1, "created_at"),  # and 13 oldest first
+    ],
+)
+def test_a_value_cursor_at_microseconds_with_whole_seconds_shown_lists_exactly(
+    n: int, gap_us: tuple[int, int], seed: int, sort: str | None
+) -> None:
+    rows = spaced_rows(START, n, seed=seed, gap_us=gap_us, batch_share=0.25)
     with MiniPlatform(rows, shown="s", cursor="value_lt", cursor_from="served") as platform:
-        query = ConsentQuery.build(date_from=WINDOW[0], date_to=WINDOW[1])
+        query = ConsentQuery.build(date_from=WINDOW[0], date_to=WINDOW[1], sort=sort)
         client = make_client(platform.base_url)
         exported = SeenIds()
         exported.add_new(c["id"] for c in client.iter_consents(query))
         check = verify_export(make_client(platform.base_url).listing(opposite_order(query)), exported)
         expected = platform.visible_ids(*WINDOW)
     assert len(exported) == len(expected) and all(consent_id in exported for consent_id in expected)
-    assert client.facts.cursor is not CursorKind.KEYSET  # never mistaken for one, never followed
     assert check.missing == 0 and check.listed == len(expected)  # the other order agrees
 
 
