@@ -4,8 +4,8 @@ The listing was rewritten to trust only what eTelecom documents: it ends only on
 yields each id once (:class:`~airflow_provider_etelecom.client.seen.SeenIds`), moves on by date
 bounds that read each page's last second whole until a second holding a whole page makes it learn
 what the cursor holds, relies on order only while the pages came in ``created_at`` order. This
-measures what that costs against a baseline commit (default ``effdc9b``, the code before the rewrite) on a keyset platform (the
-simulator's defaults).
+measures what that costs against a baseline commit (default ``effdc9b``, the code before the
+rewrite) on a keyset platform (the simulator's defaults).
 
 The baseline is checked out in a temporary git worktree (removed afterwards). Each case has one
 simulator in its own process, run from *this* checkout (the same data for both sides). Each round
