@@ -7,6 +7,8 @@ Messages name the endpoint, the HTTP status and eTelecom's ``code``; they never 
 
 from __future__ import annotations
 
+from enum import Enum
+
 __all__ = [
     "EtelecomAuthError",
     "EtelecomBadRequestError",
@@ -164,12 +166,23 @@ class EtelecomConsentOutcomeError(EtelecomError):
         self.consent = consent
 
 
+class FailureKind(str, Enum):
+    """What an Airflow retry can do about a failure (see :mod:`airflow_provider_etelecom.failure_policy`)."""
+
+    #: A retry renders, reads and sends the same thing again: fail without Airflow retries.
+    PERMANENT = "permanent"
+    #: Object storage refused the credentials; they may be refreshing (a role's token renewing),
+    #: so the first try that meets it gets one Airflow retry, later tries fail at once.
+    CREDENTIALS = "credentials"
+    #: May pass (network, 5xx, rate limits, a stopped export): Airflow retries as configured.
+    TRANSIENT = "transient"
+
+
 class EtelecomOutputError(EtelecomError):
     """The export could not be written to ``output_path`` (denied, missing bucket or folder, storage down).
 
-    :param kind: what an Airflow retry can do about it, a
-        :class:`~airflow_provider_etelecom.client.errors.FailureKind` value decided by
-        :func:`~airflow_provider_etelecom.client.errors.classify_storage_failure`.
+    :param kind: what an Airflow retry can do about it, a :class:`FailureKind` value decided by
+        :func:`~airflow_provider_etelecom.outputs.files.classify_storage_failure`.
     :param parameter: the parameter to fix (``output_path``).
     """
 

@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     import gzip
 
+    from airflow_provider_etelecom.outputs.jsonl import dumps_line
     from airflow_provider_etelecom.testing import EtelecomSimulator
-    from airflow_provider_etelecom.utils.jsonl import dumps_line
 
     small, large = (1_000, 5_000) if args.quick else (10_000, 200_000)
     figures: dict[str, Any] = {}

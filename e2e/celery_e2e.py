@@ -466,7 +466,7 @@ def reference_ids(sim: Simulator) -> dict[str, set[str]]:
         }
     )
     from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-    from airflow_provider_etelecom.utils.windows import split_windows
+    from airflow_provider_etelecom.windows import split_windows
 
     hook = EtelecomHook(CONN_ID)
     out: dict[str, set[str]] = {}

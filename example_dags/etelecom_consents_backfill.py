@@ -23,7 +23,7 @@ import pendulum
 from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
-from airflow_provider_etelecom.utils.windows import split_windows
+from airflow_provider_etelecom.windows import split_windows
 
 LOCAL_TZ = "Asia/Ho_Chi_Minh"
 EXPORT_BASE = os.environ.get("ETELECOM_EXPORT_BASE", "file:///tmp/etelecom").rstrip("/")

@@ -2,7 +2,7 @@
 
 Users copy import lines from the README, the docs and the example DAGs, so those are where a
 second path would creep in. Each Airflow-facing class is documented at the module that defines it,
-and that module is named after it; the paths earlier READMEs gave keep importing the same classes.
+and that module is named after it; nothing else imports them.
 """
 
 from __future__ import annotations
@@ -40,12 +40,6 @@ CLASSES = [
     ConsentRepliesTrigger,
     ConsentReplyEventTrigger,
 ]
-#: Paths earlier versions of the README documented, and what they must still import.
-EARLIER_PATHS = {
-    "airflow_provider_etelecom.operators.consents": [ListConsentsOperator, RequestConsentOperator],
-    "airflow_provider_etelecom.sensors.consents": [ConsentRepliesSensor, ConsentReplySensor],
-    "airflow_provider_etelecom.transfers": [ConsentsToSqlOperator],
-}
 KIND = re.compile(r"(Hook|Operator|Sensor|Trigger)$")
 
 
@@ -80,12 +74,14 @@ def test_each_module_is_named_after_its_class(cls: type) -> None:
     assert snake(KIND.sub("", base.__name__)) == module, f"{cls.__module__} does not say it holds {cls.__name__}"
 
 
-@pytest.mark.parametrize("path", sorted(EARLIER_PATHS))
-def test_the_paths_earlier_readmes_gave_still_import_the_same_classes(path: str) -> None:
-    module = importlib.import_module(path)
-    for cls in EARLIER_PATHS[path]:
-        assert getattr(module, cls.__name__) is cls
-        assert cls.__module__ != path, "an earlier path re-exports; it does not define"
+def test_no_second_path_imports_a_class() -> None:
+    """Nothing was released under another path: the compatibility modules are gone, not re-exporting."""
+    for gone in ("operators.consents", "sensors.consents", "utils"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"airflow_provider_etelecom.{gone}")
+    import airflow_provider_etelecom.transfers as transfers
+
+    assert not hasattr(transfers, "ConsentsToSqlOperator")
 
 
 def test_the_provider_info_lists_the_defining_modules() -> None:

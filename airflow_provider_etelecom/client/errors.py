@@ -13,10 +13,8 @@
 | 500, 502, 503, 504, other 5xx                       | EtelecomTransientError            | yes     |
 | 200 with a body that is not the documented JSON     | EtelecomMalformedResponseError    | yes     |
 
-It also holds the one decision about Airflow retries, :func:`classify_failure` (with
-:func:`classify_storage_failure` for writes to ``output_path``): which failures a task retry can
-fix. Operators and sensors apply it through
-:func:`airflow_provider_etelecom.utils.failure_policy.failure_policy`.
+Which failures an Airflow retry can fix is decided above this layer, in
+:mod:`airflow_provider_etelecom.failure_policy`.
 """
 
 from __future__ import annotations
@@ -25,29 +23,17 @@ import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from enum import Enum
 
 from airflow_provider_etelecom.exceptions import (
     EtelecomAuthError,
     EtelecomBadRequestError,
-    EtelecomConfigError,
-    EtelecomContractError,
     EtelecomError,
     EtelecomNotFoundError,
-    EtelecomOutputError,
     EtelecomRateLimitError,
     EtelecomTransientError,
-    EtelecomValidationError,
 )
 
-__all__ = [
-    "NOT_RESENT_ADVICE",
-    "FailureKind",
-    "classify_failure",
-    "classify_storage_failure",
-    "error_from_response",
-    "parse_retry_after",
-]
+__all__ = ["NOT_RESENT_ADVICE", "error_from_response", "parse_retry_after"]
 
 _ADVICE = {
     EtelecomAuthError: (
@@ -153,104 +139,3 @@ def error_from_response(
             message, retry_after=retry_after, endpoint=endpoint, status=status, code=code, msg=msg, meta=meta
         )
     return cls(message, endpoint=endpoint, status=status, code=code, msg=msg, meta=meta)
-
-
-# -- which failures a retry can fix ----------------------------------------------------------------
-
-
-class FailureKind(str, Enum):
-    """What an Airflow retry can do about a failure (see :func:`classify_failure`)."""
-
-    #: A retry renders, reads and sends the same thing again: fail without Airflow retries.
-    PERMANENT = "permanent"
-    #: Object storage refused the credentials; they may be refreshing (a role's token renewing),
-    #: so the first try that meets it gets one Airflow retry, later tries fail at once.
-    CREDENTIALS = "credentials"
-    #: May pass (network, 5xx, rate limits, a stopped export): Airflow retries as configured.
-    TRANSIENT = "transient"
-
-
-#: Failures that a retry repeats exactly: the same rendered arguments, the same connection.
-_PERMANENT_ERRORS: tuple[type[EtelecomError], ...] = (
-    EtelecomValidationError,
-    EtelecomConfigError,
-    EtelecomAuthError,
-    EtelecomBadRequestError,
-    EtelecomNotFoundError,
-)
-#: S3 error codes (botocore ``ClientError``) for credentials that were refused or have expired.
-_DENIED_CODES = frozenset(
-    {
-        "AccessDenied",
-        "AllAccessDisabled",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "InvalidAccessKeyId",
-        "InvalidToken",
-        "SignatureDoesNotMatch",
-        "TokenRefreshRequired",
-    }
-)
-#: S3 error codes for a bucket or key that does not exist or cannot exist.
-_MISSING_CODES = frozenset({"NoSuchBucket", "InvalidBucketName"})
-
-
-def classify_failure(error: BaseException) -> FailureKind:
-    """Tell whether an Airflow retry can fix ``error``: the one decision every operator and sensor uses.
-
-    Validation, configuration, authentication (after the hook has read the connection once
-    more), a request the platform refuses, a wrong route and an answer that broke what the listing
-    relies on (:class:`EtelecomContractError`, but for an export found incomplete) are
-    :attr:`FailureKind.PERMANENT`;
-    an :class:`EtelecomOutputError` carries its own kind; everything else, including exceptions
-    that are not the provider's, is :attr:`FailureKind.TRANSIENT` and left to Airflow as it is.
-    A consent outcome (a refusal, a failed send) is not permanent: a failed send reached nobody
-    and a retry sends again, by design.
-    """
-    if isinstance(error, EtelecomOutputError):
-        return FailureKind(error.kind)
-    if isinstance(error, EtelecomContractError):
-        return FailureKind.TRANSIENT if error.retryable else FailureKind.PERMANENT
-    if isinstance(error, _PERMANENT_ERRORS):
-        return FailureKind.PERMANENT
-    return FailureKind.TRANSIENT
-
-
-def _storage_error_code(error: BaseException) -> str | None:
-    """Return the botocore-style ``Error.Code`` found on ``error`` or its causes, without importing botocore."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        response = getattr(current, "response", None)
-        if isinstance(response, dict):
-            details = response.get("Error")
-            if isinstance(details, dict) and isinstance(details.get("Code"), str):
-                return str(details["Code"])
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def classify_storage_failure(error: BaseException, *, local: bool) -> FailureKind:
-    """Decide what a retry can do about a failed write to object storage or a local file.
-
-    fsspec filesystems raise ``PermissionError`` and ``FileNotFoundError`` (s3fs translates
-    ``AccessDenied`` and ``NoSuchBucket`` into them, keeping the botocore error as the cause).
-
-    * a missing bucket or folder, a path under a regular file: :attr:`FailureKind.PERMANENT`;
-    * permission denied on a local path: :attr:`FailureKind.PERMANENT` (file modes do not refresh);
-    * permission denied on remote storage, or expired/invalid credentials:
-      :attr:`FailureKind.CREDENTIALS`, since a role's token may be renewing;
-    * anything else (a storage 5xx, a dropped connection, a full disk): :attr:`FailureKind.TRANSIENT`.
-
-    :param error: the exception the filesystem raised.
-    :param local: whether the path is on the worker's own filesystem.
-    """
-    code = _storage_error_code(error)
-    if code in _MISSING_CODES:
-        return FailureKind.PERMANENT
-    if code in _DENIED_CODES or isinstance(error, PermissionError):
-        return FailureKind.PERMANENT if local else FailureKind.CREDENTIALS
-    if isinstance(error, (FileNotFoundError, NotADirectoryError, IsADirectoryError, FileExistsError)):
-        return FailureKind.PERMANENT
-    return FailureKind.TRANSIENT

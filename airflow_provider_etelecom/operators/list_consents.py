@@ -19,20 +19,20 @@ from airflow_provider_etelecom.client import (
     ConsentQuery,
 )
 from airflow_provider_etelecom.client.parallel import MAX_PARALLEL_WINDOWS, ParallelStats
-from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, format_api_time
+from airflow_provider_etelecom.client.validation import FILTER_FIELDS, MAX_PAGE_SIZE, format_api_time
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
+from airflow_provider_etelecom.failure_policy import validate_retry_permanent_errors, with_failure_policy
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-from airflow_provider_etelecom.operators._filters import (
-    FILTER_FIELDS,
+from airflow_provider_etelecom.operators.base import (
     ConsentFiltersMixin,
+    StopOnKillMixin,
     with_listing_params,
 )
-from airflow_provider_etelecom.operators._filters import is_template as _is_template
-from airflow_provider_etelecom.operators._stop import StopOnKillMixin
-from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
-from airflow_provider_etelecom.utils.jsonl import AtomicOutput, atomic_jsonl_writer, resolve_output_path
-from airflow_provider_etelecom.utils.lineage import ExportOutcome, build_operator_lineage, listing_base_url
-from airflow_provider_etelecom.utils.parquet import (
+from airflow_provider_etelecom.operators.base import is_template as _is_template
+from airflow_provider_etelecom.operators.lineage import ExportOutcome, build_operator_lineage, listing_base_url
+from airflow_provider_etelecom.outputs.files import AtomicOutput, resolve_output_path
+from airflow_provider_etelecom.outputs.jsonl import atomic_jsonl_writer
+from airflow_provider_etelecom.outputs.parquet import (
     ParquetUnavailableError,
     atomic_parquet_writer,
     is_parquet_path,
@@ -135,7 +135,7 @@ class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
     ``ObjectStoragePath`` knows) they are streamed one page at a time, one consent per line exactly
     as the API returned it, gzip-compressed when the path ends in ``.gz``; a path ending in
     ``.parquet`` gets typed Apache Parquet instead (zstd, in row groups; needs the ``parquet`` extra,
-    see :mod:`airflow_provider_etelecom.utils.parquet`). Either way the file appears only
+    see :mod:`airflow_provider_etelecom.outputs.parquet`). Either way the file appears only
     when the export is complete (temporary sibling, then move), so a failed try leaves an earlier
     file untouched and a retry or re-run replaces it with a complete one. Only
     ``{path, count, pages, window}`` goes to XCom.
@@ -150,12 +150,12 @@ class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
 
     When the task has ``outlets``, each asset event's ``extra`` is ``{path, count, window}``. With
     the OpenLineage provider installed, the task reports its own lineage (the listing in, the final
-    file out, see :mod:`airflow_provider_etelecom.utils.lineage`), never the temporary file.
+    file out, see :mod:`airflow_provider_etelecom.operators.lineage`), never the temporary file.
 
     Failures a retry cannot fix (invalid arguments, a wrong connection, a refused key after one
     re-read of the connection, a missing bucket or folder) fail the task without Airflow retries;
     storage that refuses its credentials gets one retry; transient failures are retried as the
-    task says (see :mod:`airflow_provider_etelecom.utils.failure_policy`). A stopped task
+    task says (see :mod:`airflow_provider_etelecom.failure_policy`). A stopped task
     (``on_kill``: SIGTERM, a task marked failed) stops paging, deletes its temporary file and
     publishes nothing.
 

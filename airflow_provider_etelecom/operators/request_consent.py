@@ -29,9 +29,9 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomTransientError,
     EtelecomValidationError,
 )
+from airflow_provider_etelecom.failure_policy import validate_retry_permanent_errors, with_failure_policy
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-from airflow_provider_etelecom.operators._filters import is_unchanged
-from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
+from airflow_provider_etelecom.operators.base import is_unchanged
 
 __all__ = ["RequestConsentOperator"]
 
@@ -157,7 +157,7 @@ class RequestConsentOperator(BaseOperator):
         Off by default: the earlier request may well have reached the customer.
     :param retry_permanent_errors: let Airflow retry failures a retry cannot fix (invalid rendered
         arguments, a wrong connection, a refused key); off by default (see
-        :mod:`airflow_provider_etelecom.utils.failure_policy`).
+        :mod:`airflow_provider_etelecom.failure_policy`).
     :return: the consent dict (XCom ``return_value``).
     :raises EtelecomConsentOutcomeError: when eTelecom could not deliver the request (``status`` ``N``),
         with its ``error_code`` and ``error_message``.

@@ -38,9 +38,9 @@ from airflow_provider_etelecom.client.validation import (
     validate_time,
 )
 from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomTransientError, EtelecomValidationError
+from airflow_provider_etelecom.failure_policy import validate_retry_permanent_errors, with_failure_policy
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.triggers.consent_replies import ConsentRepliesTrigger, parse_event
-from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
 
 __all__ = ["LISTING_LAG_GRACE_S", "ConsentRepliesSensor", "ConsentReplySensor"]
 

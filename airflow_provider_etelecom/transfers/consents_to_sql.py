@@ -20,26 +20,25 @@ from airflow_provider_etelecom.client import (
     ConsentQuery,
 )
 from airflow_provider_etelecom.client.seen import SeenIds
-from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, format_api_time
+from airflow_provider_etelecom.client.validation import FILTER_FIELDS, MAX_PAGE_SIZE, format_api_time
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
+from airflow_provider_etelecom.failure_policy import validate_retry_permanent_errors, with_failure_policy
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-from airflow_provider_etelecom.operators._filters import (
-    FILTER_FIELDS,
+from airflow_provider_etelecom.operators.base import (
     ConsentFiltersMixin,
+    StopOnKillMixin,
     is_template,
     with_listing_params,
 )
-from airflow_provider_etelecom.operators._stop import StopOnKillMixin
-from airflow_provider_etelecom.utils import sql_table
-from airflow_provider_etelecom.utils.failure_policy import validate_retry_permanent_errors, with_failure_policy
-from airflow_provider_etelecom.utils.lineage import (
+from airflow_provider_etelecom.operators.lineage import (
     SqlLoadOutcome,
     build_sql_lineage,
     listing_base_url,
     postgres_dataset_naming,
     sqlite_dataset_naming,
 )
-from airflow_provider_etelecom.utils.sql_table import COLUMN_NAMES, Dialect, TableName
+from airflow_provider_etelecom.transfers.sql_table import COLUMN_NAMES, Dialect, TableName
+from airflow_provider_etelecom.transfers import sql_table
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
@@ -305,7 +304,7 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
 
     A stored row is replaced only when the incoming ``updated_at`` is newer or equal, so a replayed
     old load never overwrites a newer answer (the rule and the column types are in
-    :mod:`airflow_provider_etelecom.utils.sql_table` and docs/warehouse.md). The listing is
+    :mod:`airflow_provider_etelecom.transfers.sql_table` and docs/warehouse.md). The listing is
     streamed in batches of ``batch_size`` rows into a temporary staging table of the database
     session (``COPY`` on PostgreSQL), then merged into ``table`` in one short transaction, in id
     order: a failed or stopped run leaves the table exactly as it was, and two tasks loading
@@ -327,7 +326,7 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
     (named as by ListConsentsOperator), the table out (``postgres://host:port`` +
     ``database.schema.table``, or ``sqlite://<file>`` + the table) with its SQL schema, the rows
     merged and ``CREATE`` when it created the table; never the staging table
-    (:func:`~airflow_provider_etelecom.utils.lineage.build_sql_lineage`).
+    (:func:`~airflow_provider_etelecom.operators.lineage.build_sql_lineage`).
 
     The filters and paging arguments (``date_from``, ``date_to``, ``call_type`` ... ``max_pages``,
     listed last) are those of :class:`~airflow_provider_etelecom.client.ConsentFilters` and

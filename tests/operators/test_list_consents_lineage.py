@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_etelecom.outputs.parquet import CONSENT_COLUMNS, EXTRA_COLUMN
 from airflow_provider_etelecom.testing import EtelecomSimulator
-from airflow_provider_etelecom.utils.parquet import CONSENT_COLUMNS, EXTRA_COLUMN
 from tests.conftest import SECRET_KEY, only, run_dag_for_lineage
 
 pytest.importorskip("airflow.providers.openlineage", reason="the test extra installs the OpenLineage provider")

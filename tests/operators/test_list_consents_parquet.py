@@ -13,7 +13,7 @@ from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomValidati
 from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from tests.operators.test_list_consents import LIST, leftovers, run, set_connection
-from tests.utils.test_parquet import ZERO_TIME, expected_rows, read_with_duckdb, read_with_pyarrow
+from tests.outputs.test_parquet import ZERO_TIME, expected_rows, read_with_duckdb, read_with_pyarrow
 
 pq = pytest.importorskip("pyarrow.parquet", reason="the test extra installs the parquet extra")
 

@@ -35,7 +35,7 @@ from airflow_provider_etelecom.client.parallel import iter_consent_pages_paralle
 from airflow_provider_etelecom.client.replies import ReplyWait
 from airflow_provider_etelecom.exceptions import EtelecomContractError, EtelecomTransientError, EtelecomValidationError
 from airflow_provider_etelecom.testing import PLATFORM_VARIANTS, EtelecomSimulator, FaultConfig
-from airflow_provider_etelecom.utils.windows import split_windows
+from airflow_provider_etelecom.windows import split_windows
 
 KEY = "variants-key-0123456789"
 UTC = timezone.utc

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow_provider_etelecom.transfers import sql_table
 
 from airflow_provider_etelecom.client.validation import FILTER_MARGIN
 from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomStoppedError, EtelecomValidationError
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from airflow_provider_etelecom.transfers import consents_to_sql as module
 from airflow_provider_etelecom.transfers.consents_to_sql import ConsentsToSqlOperator
-from airflow_provider_etelecom.utils import sql_table
 from tests.conftest import SECRET_KEY
 from tests.transfers.conftest import connect
 
@@ -555,7 +555,7 @@ from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
 from airflow_provider_etelecom.transfers.consents_to_sql import ConsentsToSqlOperator
-from airflow_provider_etelecom.utils.windows import split_windows
+from airflow_provider_etelecom.windows import split_windows
 
 WINDOWS = split_windows({start!r}, {end!r}, "1d")
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_etelecom.testing import EtelecomSimulator
-from airflow_provider_etelecom.utils import sql_table
+from airflow_provider_etelecom.transfers import sql_table
 from tests.conftest import SECRET_KEY, only, run_dag_for_lineage
 
 pytest.importorskip("airflow.providers.openlineage", reason="the test extra installs the OpenLineage provider")

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow_provider_etelecom.outputs import parquet as module
 
-from airflow_provider_etelecom.utils import parquet as module
-from airflow_provider_etelecom.utils.parquet import (
+from airflow_provider_etelecom.outputs.parquet import (
     CONSENT_COLUMNS,
     EXTRA_COLUMN,
     ParquetUnavailableError,

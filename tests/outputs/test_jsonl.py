@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_etelecom.utils.jsonl import atomic_jsonl_writer, dumps_line, resolve_output_path
+from airflow_provider_etelecom.outputs.files import resolve_output_path
+from airflow_provider_etelecom.outputs.jsonl import atomic_jsonl_writer, dumps_line
 
 RECORDS = [{"id": "1", "msg": "Người dùng"}, {"id": "2", "msg": "ok", "n": 3}]
 

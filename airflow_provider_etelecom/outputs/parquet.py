@@ -1,6 +1,6 @@
 """Write consents as Apache Parquet to any object storage Airflow knows, atomically, in row groups.
 
-:func:`atomic_parquet_writer` has the shape of :func:`~airflow_provider_etelecom.utils.jsonl.atomic_jsonl_writer`:
+:func:`atomic_parquet_writer` has the shape of :func:`~airflow_provider_etelecom.outputs.jsonl.atomic_jsonl_writer`:
 it streams to a temporary sibling (``<path>.tmp-<uuid>``), moves it into place only when the
 whole export was written, and deletes it when anything fails, so whatever was at the path before
 is left untouched.
@@ -40,7 +40,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_etelecom.client.models import parse_api_time
-from airflow_provider_etelecom.utils.jsonl import AtomicOutput, atomic_output
+from airflow_provider_etelecom.outputs.files import AtomicOutput, atomic_output
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -372,9 +372,9 @@ def atomic_parquet_writer(
 
     An export of no consents is a valid Parquet file with the schema and no rows. The atomic write
     (temporary sibling, stop check, move, clean-up, short storage errors) is
-    :func:`~airflow_provider_etelecom.utils.jsonl.atomic_output`'s, the same as for JSON Lines.
+    :func:`~airflow_provider_etelecom.outputs.files.atomic_output`'s, the same as for JSON Lines.
 
-    :param path: the final URL (see :func:`~airflow_provider_etelecom.utils.jsonl.resolve_output_path`).
+    :param path: the final URL (see :func:`~airflow_provider_etelecom.outputs.files.resolve_output_path`).
     :param conn_id: the Airflow connection with the storage credentials.
     :param row_group_size: consents per row group.
     :param compression: Parquet codec (``zstd``, ``snappy``, ...).

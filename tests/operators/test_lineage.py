@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_etelecom.utils.lineage import listing_dataset_name, listing_namespace, storage_dataset_naming
+from airflow_provider_etelecom.operators.lineage import listing_dataset_name, listing_namespace, storage_dataset_naming
 
 
 @pytest.mark.parametrize(

@@ -1,15 +1,16 @@
-"""Write JSON Lines to any object storage Airflow knows, atomically and with one page in memory.
+"""Write an export's file to any object storage Airflow knows, atomically: one writer for every format.
 
-:func:`atomic_jsonl_writer` streams to a temporary sibling (``<path>.tmp-<uuid>``) and moves it
-into place only when everything was written. If anything fails, the temporary object is deleted
-and whatever was at the path before (an earlier successful export) is left untouched. On a local
+:func:`atomic_output` streams to a temporary sibling (``<path>.tmp-<uuid>``) and moves it into
+place only when everything was written (JSON Lines and Parquet both write through it). If
+anything fails, the temporary object is deleted and whatever was at the path before (an earlier
+successful export) is left untouched. On a local
 filesystem the move is a ``rename`` (atomic); on S3/GCS it is copy + delete, so readers may see
 the old or the new object but never a half-written one.
 
 A failure of the storage itself (permission denied, a missing bucket or folder, a storage outage)
 is raised as one short :class:`~airflow_provider_etelecom.exceptions.EtelecomOutputError` naming
 ``output_path`` and ``output_conn_id``, classified by
-:func:`~airflow_provider_etelecom.client.errors.classify_storage_failure`, instead of the
+:func:`classify_storage_failure`, instead of the
 filesystem's deep traceback (which is logged at DEBUG).
 
 A ``stop`` event (set by the operator's ``on_kill``) is checked right before the move: a writer
@@ -27,33 +28,81 @@ same steps (folder, temporary file, write, stop check, move, clean-up) with the 
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import os
 import posixpath
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import IO, Any
 from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from airflow_provider_etelecom.client.errors import FailureKind, classify_storage_failure
-from airflow_provider_etelecom.exceptions import EtelecomOutputError, EtelecomStoppedError
+from airflow_provider_etelecom.exceptions import EtelecomOutputError, EtelecomStoppedError, FailureKind
 
-__all__ = ["AtomicOutput", "JsonlWriter", "atomic_jsonl_writer", "atomic_output", "dumps_line", "resolve_output_path"]
+__all__ = ["AtomicOutput", "atomic_output", "classify_storage_failure", "close_quietly", "resolve_output_path"]
 
 log = logging.getLogger(__name__)
 
 _LOCAL_PROTOCOLS = frozenset({"file", "local"})
 
+#: S3 error codes (botocore ``ClientError``) for credentials that were refused or have expired.
+_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "SignatureDoesNotMatch",
+        "TokenRefreshRequired",
+    }
+)
+#: S3 error codes for a bucket or key that does not exist or cannot exist.
+_MISSING_CODES = frozenset({"NoSuchBucket", "InvalidBucketName"})
 
-def dumps_line(record: Mapping[str, Any]) -> str:
-    """Serialise one record as a JSON Lines line, exactly as given (UTF-8 kept, compact)."""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+def _storage_error_code(error: BaseException) -> str | None:
+    """Return the botocore-style ``Error.Code`` found on ``error`` or its causes, without importing botocore."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        response = getattr(current, "response", None)
+        if isinstance(response, dict):
+            details = response.get("Error")
+            if isinstance(details, dict) and isinstance(details.get("Code"), str):
+                return str(details["Code"])
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def classify_storage_failure(error: BaseException, *, local: bool) -> FailureKind:
+    """Decide what a retry can do about a failed write to object storage or a local file.
+
+    fsspec filesystems raise ``PermissionError`` and ``FileNotFoundError`` (s3fs translates
+    ``AccessDenied`` and ``NoSuchBucket`` into them, keeping the botocore error as the cause).
+
+    * a missing bucket or folder, a path under a regular file: :attr:`FailureKind.PERMANENT`;
+    * permission denied on a local path: :attr:`FailureKind.PERMANENT` (file modes do not refresh);
+    * permission denied on remote storage, or expired/invalid credentials:
+      :attr:`FailureKind.CREDENTIALS`, since a role's token may be renewing;
+    * anything else (a storage 5xx, a dropped connection, a full disk): :attr:`FailureKind.TRANSIENT`.
+
+    :param error: the exception the filesystem raised.
+    :param local: whether the path is on the worker's own filesystem.
+    """
+    code = _storage_error_code(error)
+    if code in _MISSING_CODES:
+        return FailureKind.PERMANENT
+    if code in _DENIED_CODES or isinstance(error, PermissionError):
+        return FailureKind.PERMANENT if local else FailureKind.CREDENTIALS
+    if isinstance(error, (FileNotFoundError, NotADirectoryError, IsADirectoryError, FileExistsError)):
+        return FailureKind.PERMANENT
+    return FailureKind.TRANSIENT
 
 
 def resolve_output_path(path: str, *, conn_id: str | None = None, parameter: str = "output_path") -> ObjectStoragePath:
@@ -121,31 +170,6 @@ def _storage_step(action: str, path: str, conn_id: str | None, *, local: bool) -
         ) from None
 
 
-class JsonlWriter:
-    """Write records as JSON Lines to an open binary stream; counts what it wrote.
-
-    :param stream: the binary stream to write to.
-    :param guard: wraps each write (the atomic writer turns storage failures into
-        :class:`EtelecomOutputError` with it).
-    """
-
-    def __init__(self, stream: IO[bytes], *, guard: Callable[[], AbstractContextManager[None]] = nullcontext) -> None:
-        self._stream = stream
-        self._guard = guard
-        self.count = 0
-        self.output: AtomicOutput | None = None
-        """The atomic output written to (set by :func:`atomic_jsonl_writer`): existed before, size after."""
-
-    def write_many(self, records: Iterable[Mapping[str, Any]]) -> int:
-        """Write ``records``, one per line; return how many."""
-        lines = [dumps_line(record) for record in records]
-        if lines:
-            with self._guard():
-                self._stream.write(("\n".join(lines) + "\n").encode("utf-8"))
-        self.count += len(lines)
-        return len(lines)
-
-
 class AtomicOutput:
     """The temporary sibling an export writes to, and what is known of the final file.
 
@@ -207,7 +231,7 @@ def atomic_output(
             with output.step("finish writing"):
                 output.raw.close()
         except BaseException:
-            _close_quietly(output.raw)
+            close_quietly(output.raw)
             raise
         if stop is not None and stop.is_set():
             raise EtelecomStoppedError(
@@ -222,41 +246,6 @@ def atomic_output(
     finally:
         if not committed:
             files.discard()
-
-
-@contextmanager
-def atomic_jsonl_writer(
-    path: str, *, conn_id: str | None = None, compresslevel: int = 6, stop: threading.Event | None = None
-) -> Iterator[JsonlWriter]:
-    """Open a :class:`JsonlWriter` whose output appears at ``path`` only if the block succeeds.
-
-    A path ending in ``.gz`` is gzip-compressed (with a fixed header time, so a re-run of the same
-    data gives the same bytes). The atomic write itself is :func:`atomic_output`'s.
-
-    :param path: the final URL (see :func:`resolve_output_path`).
-    :param conn_id: the Airflow connection with the storage credentials.
-    :param compresslevel: gzip level for ``.gz`` paths.
-    :param stop: when set (``on_kill``), the block's output is discarded instead of moved into place.
-    :raises ValueError: for an unusable ``path`` (before anything is written).
-    :raises EtelecomOutputError: when the storage refuses or fails a step, naming ``output_path``.
-    :raises EtelecomStoppedError: when ``stop`` was set before the move.
-    """
-    with atomic_output(path, conn_id=conn_id, stop=stop) as output:
-        packed: Any = None
-        if output.name.endswith(".gz"):
-            packed = gzip.GzipFile(
-                filename=output.name[:-3], mode="wb", fileobj=output.raw, mtime=0, compresslevel=compresslevel
-            )
-        writer = JsonlWriter(packed or output.raw, guard=lambda: output.step("write"))
-        writer.output = output
-        try:
-            yield writer
-        except BaseException:
-            _close_quietly(packed)
-            raise
-        if packed is not None:
-            with output.step("finish writing"):
-                packed.close()
 
 
 def _local_file(text: str, conn_id: str | None) -> str | None:
@@ -329,7 +318,7 @@ class _StorageFiles:
         _remove_quietly(self.temp)
 
 
-def _close_quietly(*streams: Any) -> None:
+def close_quietly(*streams: Any) -> None:
     for stream in streams:
         if stream is None:
             continue

@@ -1,14 +1,15 @@
 """Map the provider's failures onto Airflow retries: one helper for every operator and sensor.
 
-The decision (can a retry fix this failure?) is
-:func:`~airflow_provider_etelecom.client.errors.classify_failure`, free of Airflow; this module
-only acts on it around ``execute`` and ``execute_complete``:
+The decision (can a retry fix this failure?) is :func:`classify_failure`, the one every operator,
+sensor and the transfer use (writes to ``output_path`` are classified where they fail,
+:func:`~airflow_provider_etelecom.outputs.files.classify_storage_failure`); the policy acts on it
+around ``execute`` and ``execute_complete``:
 
-* :attr:`~airflow_provider_etelecom.client.errors.FailureKind.PERMANENT` (validation,
+* :attr:`~airflow_provider_etelecom.exceptions.FailureKind.PERMANENT` (validation,
   configuration, a refused key, a refused request, a wrong route, a missing bucket or folder):
   ``AirflowFailException``, so the task fails without using its retries, with a message that
   names the parameter or connection field to fix;
-* :attr:`~airflow_provider_etelecom.client.errors.FailureKind.CREDENTIALS` (object storage
+* :attr:`~airflow_provider_etelecom.exceptions.FailureKind.CREDENTIALS` (object storage
   refused the credentials): re-raised on the first try, so a task with retries gets one more
   try while a role's token renews; ``AirflowFailException`` from the second try on;
 * everything else is re-raised untouched: Airflow retries it as configured.
@@ -28,19 +29,53 @@ from typing import Any, TypeVar, cast
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_etelecom.client.errors import FailureKind, classify_failure
 from airflow_provider_etelecom.exceptions import (
     EtelecomAuthError,
+    EtelecomBadRequestError,
+    EtelecomConfigError,
+    EtelecomContractError,
     EtelecomError,
     EtelecomNotFoundError,
+    EtelecomOutputError,
     EtelecomValidationError,
+    FailureKind,
 )
 
-__all__ = ["failure_policy", "validate_retry_permanent_errors", "with_failure_policy"]
+__all__ = ["classify_failure", "failure_policy", "validate_retry_permanent_errors", "with_failure_policy"]
 
 log = logging.getLogger(__name__)
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
+
+#: Failures that a retry repeats exactly: the same rendered arguments, the same connection.
+_PERMANENT_ERRORS: tuple[type[EtelecomError], ...] = (
+    EtelecomValidationError,
+    EtelecomConfigError,
+    EtelecomAuthError,
+    EtelecomBadRequestError,
+    EtelecomNotFoundError,
+)
+
+
+def classify_failure(error: BaseException) -> FailureKind:
+    """Tell whether an Airflow retry can fix ``error``: the one decision every operator and sensor uses.
+
+    Validation, configuration, authentication (after the hook has read the connection once
+    more), a request the platform refuses, a wrong route and an answer that broke what the listing
+    relies on (:class:`EtelecomContractError`, but for an export found incomplete) are
+    :attr:`FailureKind.PERMANENT`;
+    an :class:`EtelecomOutputError` carries its own kind; everything else, including exceptions
+    that are not the provider's, is :attr:`FailureKind.TRANSIENT` and left to Airflow as it is.
+    A consent outcome (a refusal, a failed send) is not permanent: a failed send reached nobody
+    and a retry sends again, by design.
+    """
+    if isinstance(error, EtelecomOutputError):
+        return FailureKind(error.kind)
+    if isinstance(error, EtelecomContractError):
+        return FailureKind.TRANSIENT if error.retryable else FailureKind.PERMANENT
+    if isinstance(error, _PERMANENT_ERRORS):
+        return FailureKind.PERMANENT
+    return FailureKind.TRANSIENT
 
 
 def validate_retry_permanent_errors(value: object) -> bool:

@@ -1,33 +1,43 @@
-"""The listing arguments that every consent-listing operator takes, read and validated in one place.
+"""What every consent-listing operator shares: its listing arguments, its stop on kill, its proof.
 
 :class:`~airflow_provider_etelecom.operators.list_consents.ListConsentsOperator` and
-:class:`~airflow_provider_etelecom.transfers.consents_to_sql.ConsentsToSqlOperator` take the
+:class:`~airflow_provider_etelecom.transfers.consents_to_sql.ConsentsToSqlOperator` both build on
+this module (the transfer imports it as the operators' layer's public base).
+
+**The listing arguments.** Both take the
 filters of :class:`~airflow_provider_etelecom.client.ConsentFilters` and the paging arguments of
 :class:`~airflow_provider_etelecom.client.ConsentPaging` as explicit ``__init__`` parameters
 (Airflow checks the keys of ``partial().expand_kwargs()`` against them) and store them as
-attributes; this mixin validates those attributes once each: the literal ones when the DAG is
-parsed, and at run time only the ones rendering changed.
+attributes; :class:`ConsentFiltersMixin` validates those attributes once each: the literal ones
+when the DAG is parsed, and at run time only the ones rendering changed.
+
+**Stopping when Airflow kills the task** (:class:`StopOnKillMixin`). Airflow calls ``on_kill`` on
+SIGTERM (a pod stopping, a task marked failed in the UI). On Airflow 3 ``execute`` keeps running
+afterwards, so ``on_kill`` only sets a flag; the task checks it on every page and once more right
+before it publishes anything (the move of an export's file, the merge of a load), and stops with
+:class:`~airflow_provider_etelecom.exceptions.EtelecomStoppedError`, its temporary output discarded.
+On Airflow 2 the SIGTERM handler also raises, and the same clean-up runs on the way out.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_etelecom.client import ConsentQuery
 from airflow_provider_etelecom.client.seen import SeenIds
 from airflow_provider_etelecom.client.validation import (
-    FILTER_FIELDS,
     LISTING_FIELDS,
     is_unrendered,
     listing_param_docs,
     validate_bool,
 )
 from airflow_provider_etelecom.client.verify import opposite_order, verify_export
-from airflow_provider_etelecom.exceptions import EtelecomValidationError
+from airflow_provider_etelecom.exceptions import EtelecomStoppedError, EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 
-__all__ = ["FILTER_FIELDS", "ConsentFiltersMixin", "is_template", "is_unchanged", "with_listing_params"]
+__all__ = ["ConsentFiltersMixin", "StopOnKillMixin", "is_template", "is_unchanged", "with_listing_params"]
 
 
 def is_template(value: object) -> bool:
@@ -122,3 +132,39 @@ class ConsentFiltersMixin:
                 value = {"true": True, "false": False}.get(value.strip().lower(), value)
             changed[name] = value
         return hook.build_query(self._parsed_query, **changed)
+
+
+class StopOnKillMixin:
+    """Give an operator ``on_kill`` and the check its running ``execute`` makes.
+
+    ``execute`` calls :meth:`_arm_stop` first, then :meth:`_check_stop` on every page and before
+    it publishes.
+    """
+
+    task_id: str
+    log: Any
+    #: What the task abandons when told to stop, for the log line (``export``, ``load``).
+    stopped_work = "work"
+    _stop: threading.Event
+
+    def _arm_stop(self) -> threading.Event:
+        """Make this try's stop flag (a retry starts with a fresh one) and return it."""
+        self._stop = threading.Event()
+        return self._stop
+
+    def on_kill(self) -> None:
+        """Tell the running task to stop: it pages no further and publishes nothing."""
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            self.log.warning(
+                "%s %s was told to stop; abandoning the %s.", type(self).__name__, self.task_id, self.stopped_work
+            )
+            stop.set()
+
+    def _check_stop(self, outcome: str) -> None:
+        """Raise once ``on_kill`` was called, saying what that left (``outcome``).
+
+        :raises EtelecomStoppedError: when told to stop.
+        """
+        if self._stop.is_set():
+            raise EtelecomStoppedError(f"{type(self).__name__} {self.task_id} was told to stop (on_kill) {outcome}")

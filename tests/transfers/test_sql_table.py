@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-
-from airflow_provider_etelecom.utils import sql_table
+from airflow_provider_etelecom.transfers import sql_table
 
 
 def test_the_platform_zero_time_and_missing_fields_are_null() -> None:

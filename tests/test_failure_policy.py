@@ -18,12 +18,23 @@ from typing import Any
 import pytest
 
 from airflow_provider_etelecom.client import ClientConfig, EtelecomClient
-from airflow_provider_etelecom.exceptions import EtelecomValidationError
+from airflow_provider_etelecom.client.errors import error_from_response
+from airflow_provider_etelecom.exceptions import (
+    EtelecomConfigError,
+    EtelecomConsentNotFoundError,
+    EtelecomConsentOutcomeError,
+    EtelecomOutputError,
+    EtelecomPagingError,
+    EtelecomStoppedError,
+    EtelecomTransientError,
+    EtelecomValidationError,
+    FailureKind,
+)
+from airflow_provider_etelecom.failure_policy import classify_failure, failure_policy
 from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
 from airflow_provider_etelecom.operators.request_consent import RequestConsentOperator
 from airflow_provider_etelecom.sensors.consent_replies import ConsentRepliesSensor, ConsentReplySensor
 from airflow_provider_etelecom.testing import EtelecomSimulator
-from airflow_provider_etelecom.utils.failure_policy import failure_policy
 from tests.operators.test_list_consents import load_dag_file, run_dag
 
 LIST = "Zalo/ListRequestConsent"
@@ -247,3 +258,35 @@ def test_other_exceptions_pass_through_untouched() -> None:
         with pytest.raises(type(error)) as raised, failure_policy(task, {}):
             raise error
         assert raised.value is error
+
+
+# -- the decision itself ------------------------------------------------------------------------
+
+PERMANENT, CREDENTIALS, TRANSIENT = FailureKind.PERMANENT, FailureKind.CREDENTIALS, FailureKind.TRANSIENT
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (EtelecomValidationError("phone='12' is not a phone number", parameter="phone"), PERMANENT),
+        (EtelecomConfigError("The connection's 'timeout' is 'soon'"), PERMANENT),
+        (error_from_response("Zalo/ListRequestConsent", 401, b'{"code":"unauthenticated"}'), PERMANENT),
+        (error_from_response("Zalo/ListRequestConsent", 403, b'{"code":"permission_denied"}'), PERMANENT),
+        (error_from_response("Zalo/ListRequestConsent", 400, b'{"code":"invalid_argument"}'), PERMANENT),
+        (error_from_response("Zalo/ListRequestConsent", 404, b'{"code":"bad_route"}'), PERMANENT),
+        (error_from_response("Zalo/ListRequestConsent", 403, b'{"code":"resource_exhausted"}'), TRANSIENT),
+        (error_from_response("Zalo/ListRequestConsent", 429, b"{}"), TRANSIENT),
+        (error_from_response("Zalo/ListRequestConsent", 503, b"{}"), TRANSIENT),
+        (EtelecomTransientError("dropped"), TRANSIENT),
+        (EtelecomPagingError("cursor twice"), TRANSIENT),
+        (EtelecomStoppedError("told to stop"), TRANSIENT),
+        # A failed send reached nobody: RequestConsentOperator's retry sends again, by design.
+        (EtelecomConsentOutcomeError("not delivered", consent={}), TRANSIENT),
+        (EtelecomConsentNotFoundError("not listed yet"), TRANSIENT),
+        (EtelecomOutputError("denied", kind="credentials"), CREDENTIALS),
+        (EtelecomOutputError("no bucket", kind="permanent"), PERMANENT),
+        (KeyError("a bug"), TRANSIENT),
+    ],
+)
+def test_classify_failure(error: BaseException, kind: FailureKind) -> None:
+    assert classify_failure(error) is kind

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow_provider_etelecom.utils.parquet import CONSENT_COLUMNS, EXTRA_COLUMN
+from airflow_provider_etelecom.outputs.parquet import CONSENT_COLUMNS, EXTRA_COLUMN
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
-from airflow_provider_etelecom.utils.windows import parse_every, split_windows
+from airflow_provider_etelecom.windows import parse_every, split_windows
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
