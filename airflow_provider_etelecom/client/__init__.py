@@ -1,13 +1,7 @@
 """The eTelecom API client layer: HTTP, retries, error mapping and paging, with no Airflow import."""
 
-from airflow_provider_etelecom.client.client import (
-    DEFAULT_BASE_URLS,
-    ClientConfig,
-    ClientStats,
-    EtelecomClient,
-    RateLimitGate,
-    RetryPolicy,
-)
+from airflow_provider_etelecom.client.client import ClientStats, EtelecomClient, RateLimitGate
+from airflow_provider_etelecom.client.config import DEFAULT_BASE_URLS, ClientConfig, RetryPolicy
 from airflow_provider_etelecom.client.models import (
     CallType,
     Consent,
@@ -19,16 +13,15 @@ from airflow_provider_etelecom.client.models import (
     SendStatus,
     classify_consent,
 )
-from airflow_provider_etelecom.client.validation import (
+from airflow_provider_etelecom.client.query import (
     ConsentFilters,
     ConsentListing,
     ConsentPaging,
     ConsentQuery,
     ConsentRequest,
     ConsentRequestArguments,
-    mask_phone,
-    normalize_phone,
 )
+from airflow_provider_etelecom.client.validation import mask_phone, normalize_phone
 
 __all__ = [
     "DEFAULT_BASE_URLS",

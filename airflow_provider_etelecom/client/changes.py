@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 from airflow_provider_etelecom.client.client import EtelecomClient
 from airflow_provider_etelecom.client.models import Consent, consent_time
-from airflow_provider_etelecom.client.validation import ConsentQuery
+from airflow_provider_etelecom.client.query import ConsentQuery
 from airflow_provider_etelecom.exceptions import EtelecomBadRequestError, EtelecomContractError, EtelecomError
 
 __all__ = ["CHANGED_SORT", "VERIFY_EVERY", "WATERMARK_MARGIN_S", "ChangeFeed"]

@@ -50,8 +50,9 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_etelecom.client.models import Consent, ConsentPage, Paging
+from airflow_provider_etelecom.client.query import ConsentQuery
 from airflow_provider_etelecom.client.seen import SeenIds
-from airflow_provider_etelecom.client.validation import ConsentQuery, floor_second, format_api_time
+from airflow_provider_etelecom.client.validation import floor_second, format_api_time
 from airflow_provider_etelecom.exceptions import (
     EtelecomBadRequestError,
     EtelecomContractError,

@@ -47,8 +47,9 @@ from typing import cast
 from airflow_provider_etelecom.client.client import ClientStats, EtelecomClient, RateLimitGate
 from airflow_provider_etelecom.client.models import Consent, ConsentPage, parse_api_time
 from airflow_provider_etelecom.client.paging import CREATED_SORTS, PlatformFacts
+from airflow_provider_etelecom.client.query import ConsentQuery
 from airflow_provider_etelecom.client.seen import SMALL_BUFFER, SeenIds
-from airflow_provider_etelecom.client.validation import ConsentQuery, ceil_second, floor_second
+from airflow_provider_etelecom.client.validation import ceil_second, floor_second
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 
 __all__ = [

@@ -33,7 +33,8 @@ from airflow_provider_etelecom.client.models import (
     classify_consent,
     consent_time,
 )
-from airflow_provider_etelecom.client.validation import ConsentQuery, floor_second, mask_phone, validate_int64_id
+from airflow_provider_etelecom.client.query import ConsentQuery
+from airflow_provider_etelecom.client.validation import floor_second, mask_phone, validate_int64_id
 from airflow_provider_etelecom.exceptions import (
     EtelecomConsentNotFoundError,
     EtelecomConsentOutcomeError,

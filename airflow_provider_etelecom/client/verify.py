@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from airflow_provider_etelecom.client.models import ConsentPage
+from airflow_provider_etelecom.client.query import ConsentQuery
 from airflow_provider_etelecom.client.seen import SeenIds
-from airflow_provider_etelecom.client.validation import ConsentQuery
 from airflow_provider_etelecom.exceptions import EtelecomContractError
 
 __all__ = ["Verification", "opposite_order", "verify_export"]

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
-from airflow_provider_etelecom.client.client import ClientConfig
+from airflow_provider_etelecom.client.config import ClientConfig
 from airflow_provider_etelecom.client.validation import normalize_phone, validate_int64_id
 from airflow_provider_etelecom.contract.probe import Probe
 from airflow_provider_etelecom.contract.report import current_settings, render

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import Any, Unpack
-from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.providers.common.compat.sdk import BaseHook
@@ -33,11 +32,12 @@ from airflow_provider_etelecom.client import (
     RateLimitGate,
     ReasonCode,
 )
+from airflow_provider_etelecom.client.config import base_url_from_fields
 from airflow_provider_etelecom.client.parallel import ParallelStats, iter_consent_pages_parallel
 from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE
 from airflow_provider_etelecom.exceptions import EtelecomAuthError, EtelecomConfigError, EtelecomError
 
-__all__ = ["EtelecomHook", "base_url_from_fields"]
+__all__ = ["EtelecomHook"]
 
 log = logging.getLogger(__name__)
 
@@ -77,92 +77,6 @@ def _bool(name: str, value: Any) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no", ""):
         return value.strip().lower() in ("true", "1", "yes")
     raise EtelecomConfigError(f"The connection's {name!r} is {value!r}; it must be true or false.")
-
-
-def _port(value: Any) -> int | None:
-    """Read the connection's port field (an int from the form, maybe a string from JSON).
-
-    0 means no port: Airflow 3.3's UI sends 0 for the hidden port field.
-    """
-    if value is None or value == "":
-        return None
-    try:
-        number = int(str(value).strip()) if not isinstance(value, bool) else -1
-    except ValueError:
-        number = -1
-    if number == 0:
-        return None
-    if not 0 < number < 65536:
-        raise EtelecomConfigError(
-            f"The connection's port is {value!r}; it must be a whole number from 1 to 65535, or empty or 0 "
-            f"(the scheme's default, 443 for https)."
-        )
-    return number
-
-
-def base_url_from_fields(host: str | None, schema: str | None, port: Any) -> tuple[str, bool]:
-    """Return the Base URL a connection's host, schema and port fields describe.
-
-    The form's Base URL (host) normally holds the whole URL. A connection given as fields, such as
-    ``{"host": "api.etelecom.vn", "schema": "https", "port": 443}`` or the URI form, cannot carry
-    a path: the scheme comes from ``schema``, the port is put after the host, and the client adds
-    the account type's path (see :meth:`ClientConfig.build`). Fields that contradict each other are
-    refused rather than one of them silently ignored.
-
-    :return: ``(base URL, whether it was made of several fields)``.
-    :raises EtelecomConfigError: naming the field to fix.
-    """
-    url = (host or "").strip()
-    if "@" in url.split("://", 1)[-1].partition("/")[0]:
-        # Never echo the host: its user-info part may hold a secret.
-        raise EtelecomConfigError(
-            "The connection's Base URL (host) must not carry a user name or password ('user:secret@host'): "
-            "remove them; the key goes in the connection's 'API key' (password) field."
-        )
-    scheme = (schema or "").strip().lower()
-    port_number = _port(port)
-    if not url:
-        if scheme or port_number is not None:
-            field_set = f"schema is {schema!r}" if scheme else f"port is {port_number}"
-            raise EtelecomConfigError(
-                f"The connection's Base URL (host) is empty but its {field_set}: put the full URL, such as "
-                f"'https://api.etelecom.vn', in Base URL, or clear the schema and port (empty Base URL means "
-                f"the default for the account type)."
-            )
-        return "", False
-    if "://" in url:
-        url_scheme = url.split("://", 1)[0].lower()
-        if scheme and scheme != url_scheme:
-            raise EtelecomConfigError(
-                f"The connection's schema is {schema!r} but its Base URL (host) {url!r} starts with "
-                f"{url_scheme}://: clear the schema (the Base URL's scheme is used) or make the two agree."
-            )
-        if port_number is None:
-            return url, False
-        rest = url.split("://", 1)[1]
-    elif scheme in ("http", "https"):
-        url_scheme, rest = scheme, url
-    else:
-        schema_is = f"schema is {schema!r}, neither 'https' nor 'http'" if scheme else "schema is empty"
-        raise EtelecomConfigError(
-            f"The connection's Base URL (host) {url!r} has no scheme and the connection's {schema_is}: write "
-            f"Base URL as 'https://{url}', or set the schema to 'https' ('http' only for a loopback host). In "
-            f"Airflow's URI form the path lands in schema: put the whole URL in the host instead."
-        )
-    netloc, slash, path = rest.partition("/")
-    if port_number is not None:
-        try:
-            own_port = urlsplit(f"//{netloc}").port
-        except ValueError:
-            own_port = None  # an invalid port in the host is reported by ClientConfig.build
-        if own_port is not None and own_port != port_number:
-            raise EtelecomConfigError(
-                f"The connection's port is {port_number} but its Base URL (host) {url!r} names port "
-                f"{own_port}: clear the port field or make the two agree."
-            )
-        if own_port is None:
-            netloc = f"{netloc}:{port_number}"
-    return f"{url_scheme}://{netloc}{slash}{path}", True
 
 
 class _RereadingClient(EtelecomClient):

@@ -26,13 +26,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_etelecom.client import ConsentQuery
+from airflow_provider_etelecom.client.query import LISTING_FIELDS, listing_param_docs
 from airflow_provider_etelecom.client.seen import SeenIds
-from airflow_provider_etelecom.client.validation import (
-    LISTING_FIELDS,
-    is_unrendered,
-    listing_param_docs,
-    validate_bool,
-)
+from airflow_provider_etelecom.client.validation import is_unrendered, validate_bool
 from airflow_provider_etelecom.client.verify import opposite_order, verify_export
 from airflow_provider_etelecom.exceptions import EtelecomStoppedError, EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook

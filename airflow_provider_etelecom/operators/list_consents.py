@@ -19,7 +19,8 @@ from airflow_provider_etelecom.client import (
     ConsentQuery,
 )
 from airflow_provider_etelecom.client.parallel import MAX_PARALLEL_WINDOWS, ParallelStats
-from airflow_provider_etelecom.client.validation import FILTER_FIELDS, MAX_PAGE_SIZE, format_api_time
+from airflow_provider_etelecom.client.query import FILTER_FIELDS
+from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, format_api_time
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 from airflow_provider_etelecom.failure_policy import validate_retry_permanent_errors, with_failure_policy
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook

@@ -11,13 +11,9 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 
 from airflow_provider_etelecom.client import CallType, Consent, ConsentQuery, ConsentRequest, ReasonCode, mask_phone
 from airflow_provider_etelecom.client.models import ReplyStatus, SendStatus, consent_time
+from airflow_provider_etelecom.client.query import REQUEST_FIELDS, validate_request_arguments
 from airflow_provider_etelecom.client.replies import LISTING_LAG_GRACE_S
-from airflow_provider_etelecom.client.validation import (
-    REQUEST_FIELDS,
-    is_unrendered,
-    validate_request_arguments,
-    validate_seconds,
-)
+from airflow_provider_etelecom.client.validation import is_unrendered, validate_seconds
 from airflow_provider_etelecom.exceptions import (
     EtelecomAuthError,
     EtelecomBadRequestError,

@@ -19,8 +19,9 @@ from airflow_provider_etelecom.client import (
     ConsentPage,
     ConsentQuery,
 )
+from airflow_provider_etelecom.client.query import FILTER_FIELDS
 from airflow_provider_etelecom.client.seen import SeenIds
-from airflow_provider_etelecom.client.validation import FILTER_FIELDS, MAX_PAGE_SIZE, format_api_time
+from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, format_api_time
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 from airflow_provider_etelecom.failure_policy import validate_retry_permanent_errors, with_failure_policy
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
@@ -37,8 +38,8 @@ from airflow_provider_etelecom.operators.lineage import (
     postgres_dataset_naming,
     sqlite_dataset_naming,
 )
-from airflow_provider_etelecom.transfers.sql_table import COLUMN_NAMES, Dialect, TableName
 from airflow_provider_etelecom.transfers import sql_table
+from airflow_provider_etelecom.transfers.sql_table import COLUMN_NAMES, Dialect, TableName
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet

@@ -62,7 +62,8 @@ from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from airflow_provider_etelecom.client import Consent, ConsentState, EtelecomClient, classify_consent
 from airflow_provider_etelecom.client.models import parse_api_time
-from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, ConsentQuery, validate_int64_id
+from airflow_provider_etelecom.client.query import ConsentQuery
+from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, validate_int64_id
 from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomTransientError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_provider_etelecom.client import ClientConfig, EtelecomClient
-from airflow_provider_etelecom.client import client as client_module
+from airflow_provider_etelecom.client import config as config_module
 from airflow_provider_etelecom.exceptions import EtelecomConfigError
 from airflow_provider_etelecom.testing import EtelecomSimulator
 
@@ -31,7 +31,7 @@ def sim() -> Iterator[EtelecomSimulator]:
 @pytest.fixture(autouse=True)
 def fresh_completion_log(monkeypatch: pytest.MonkeyPatch) -> None:
     # The added path is said once per process; each test starts as a new process would.
-    monkeypatch.setattr(client_module, "_COMPLETED_BASE_URLS", set())
+    monkeypatch.setattr(config_module, "_COMPLETED_BASE_URLS", set())
 
 
 @pytest.mark.parametrize(

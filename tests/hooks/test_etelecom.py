@@ -11,8 +11,9 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_provider_etelecom import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_provider_etelecom.client.config import base_url_from_fields
 from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomValidationError
-from airflow_provider_etelecom.hooks.etelecom import EtelecomHook, base_url_from_fields
+from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from tests.conftest import SECRET_KEY
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_etelecom.client import validation
-from airflow_provider_etelecom.client.validation import ConsentQuery
+from airflow_provider_etelecom.client import query
+from airflow_provider_etelecom.client.query import ConsentQuery
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.operators import request_consent
 from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
@@ -21,12 +21,7 @@ def test_the_filters_the_query_and_the_operators_agree() -> None:
     import dataclasses
     import inspect
 
-    from airflow_provider_etelecom.client.validation import (
-        FILTER_FIELDS,
-        LISTING_FIELDS,
-        ConsentFilters,
-        ConsentPaging,
-    )
+    from airflow_provider_etelecom.client.query import FILTER_FIELDS, LISTING_FIELDS, ConsentFilters, ConsentPaging
     from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
     from airflow_provider_etelecom.transfers.consents_to_sql import ConsentsToSqlOperator
 
@@ -69,14 +64,14 @@ def test_the_consent_request_is_validated_once(
     etelecom_connection: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     given: list[set[str]] = []
-    original = validation.validate_request_arguments
+    original = query.validate_request_arguments
 
     def recording(arguments: Any, **settings: Any) -> dict[str, str]:
         given.append(set(arguments))
         return original(arguments, **settings)
 
     monkeypatch.setattr(request_consent, "validate_request_arguments", recording)
-    monkeypatch.setattr(validation, "validate_request_arguments", recording)
+    monkeypatch.setattr(query, "validate_request_arguments", recording)
     op: RequestConsentOperator = operator(phone="{{ params.phone }}")
     op.phone = "0912 000 444"  # what rendering puts there
     consent = op.execute(context())

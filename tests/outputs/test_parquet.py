@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_provider_etelecom.outputs import parquet as module
 
+from airflow_provider_etelecom.outputs import parquet as module
 from airflow_provider_etelecom.outputs.parquet import (
     CONSENT_COLUMNS,
     EXTRA_COLUMN,

@@ -10,8 +10,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from airflow_provider_etelecom.client import ConsentQuery
-from airflow_provider_etelecom.client.client import ClientConfig, EtelecomClient
+from airflow_provider_etelecom.client import ClientConfig, ConsentQuery, EtelecomClient
 from airflow_provider_etelecom.testing import SETTINGS, EtelecomSimulator
 
 from .conftest import END, KEY, START, call

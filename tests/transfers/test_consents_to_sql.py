@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
-from airflow_provider_etelecom.transfers import sql_table
 
 from airflow_provider_etelecom.client.validation import FILTER_MARGIN
 from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomStoppedError, EtelecomValidationError
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from airflow_provider_etelecom.transfers import consents_to_sql as module
+from airflow_provider_etelecom.transfers import sql_table
 from airflow_provider_etelecom.transfers.consents_to_sql import ConsentsToSqlOperator
 from tests.conftest import SECRET_KEY
 from tests.transfers.conftest import connect

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+
 from airflow_provider_etelecom.transfers import sql_table
 
 
