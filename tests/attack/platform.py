@@ -8,13 +8,18 @@ at a finer precision than the times shown, rows dropped in clusters, a RequestCo
 * rows hold their stored time in microseconds; answers show it at ``shown`` precision (``"s"``:
   ``time.RFC3339``, ``"ms"``, ``"us"``);
 * ``cursor`` is what ``next`` holds: ``keyset`` ``(created_at, id)``, ``value_lt`` (the stored
-  ``created_at`` alone, next page strictly past it) or ``offset``;
+  ``created_at`` alone, next page strictly past it), ``offset`` or ``page`` (a page number, read back
+  times the ``limit`` of the request that sends it: a cursor bound to the limit);
 * ``cursor_from`` is the row the cursor is built from: ``"sql"`` (the last row the SQL ``LIMIT``
   returned, as a handler that pages its query) or ``"served"`` (the last consent answered);
 * rows with ``hidden=True`` are taken by the SQL ``LIMIT`` and then dropped in code (soft-deleted,
   another OA the key may not see): pages come back short, or empty, mid-listing;
 * ``order_by_id`` serves the ``created_at`` sorts in id order (a keyset on the id);
-* ``hooks`` lets a test replace any answer (``hook(method, body, n) -> answer or None``).
+* ``hooks`` lets a test replace any answer (``hook(method, body, n) -> answer or None``);
+* ``cursor_precision`` (``"s"``, ``"ms"``, ``"us"``) is the precision of the time a ``value_lt`` or
+  ``keyset`` cursor holds (a handler writing ``UnixMilli()`` or ``time.RFC3339`` into its cursor);
+* ``tie_order="shuffle"`` orders rows sharing a stored time anew at every request (``ORDER BY
+  created_at`` alone, no tiebreaker: Postgres may return ties in any order, differently per ``LIMIT``/``OFFSET``).
 
 Nothing in the client is mocked: the client talks HTTP to this server.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -100,6 +106,9 @@ class MiniPlatform:
         ignore_limit: bool = False,
         next_on_empty: bool = True,
         order_by_id: bool = False,
+        cursor_precision: str = "us",
+        tie_order: str = "id",
+        seed: int = 0,
     ) -> None:
         self.rows: list[Row] = list(rows)
         self.api_key = api_key
@@ -110,6 +119,10 @@ class MiniPlatform:
         self.ignore_limit = ignore_limit
         self.next_on_empty = next_on_empty
         self.order_by_id = order_by_id
+        self.cursor_precision = cursor_precision
+        self.tie_order = tie_order
+        self.rng = random.Random(seed)
+        self._limit = 100
         self.hooks: list[Hook] = []
         self.log: list[tuple[str, dict[str, Any]]] = []
         self.sends = 0
@@ -220,8 +233,11 @@ class MiniPlatform:
         )
 
     def encode(self, row: Row, offset: int) -> str:
-        keyset = [row.id, row.id] if self.order_by_id else [row.us, row.id]
-        raw = {"keyset": keyset, "value_lt": [row.us], "offset": [offset]}[self.cursor]
+        unit = {"s": US, "ms": 1000, "us": 1}[self.cursor_precision]
+        value = row.us - row.us % unit
+        keyset = [row.id, row.id] if self.order_by_id else [value, row.id]
+        page = offset // max(1, self._limit)  # "page": the page number, read back times the limit asked then
+        raw = {"keyset": keyset, "value_lt": [value], "offset": [offset], "page": [page]}[self.cursor]
         return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode()
 
     def list_page(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -233,17 +249,23 @@ class MiniPlatform:
         hi = to_us(flt["date_to"]) if flt.get("date_to") else None
         order = (lambda r: (r.id, r.id)) if self.order_by_id else (lambda r: (r.us, r.id))
         rows = sorted((r for r in self.rows if self._matches(r, flt, lo, hi)), key=order, reverse=descending)
+        if self.tie_order == "shuffle":
+            draw = {r.id: self.rng.random() for r in rows}
+            rows = sorted(rows, key=lambda r: (r.us, draw[r.id]), reverse=descending)
         start = 0
+        limit = self.cap if self.ignore_limit else min(int(paging.get("limit") or 100), self.cap)
         if paging.get("after"):
             cursor = json.loads(base64.urlsafe_b64decode(paging["after"]))
             if self.cursor == "offset":
                 start = cursor[0]
+            elif self.cursor == "page":
+                start = cursor[0] * limit
             elif self.cursor == "keyset":
                 key = tuple(cursor)
                 rows = [r for r in rows if (order(r) < key if descending else order(r) > key)]
             else:
                 rows = [r for r in rows if (r.us < cursor[0] if descending else r.us > cursor[0])]
-        limit = self.cap if self.ignore_limit else min(int(paging.get("limit") or 100), self.cap)
+        self._limit = limit
         sql = rows[start : start + limit]
         served = [r for r in sql if not r.hidden]
         source = sql if self.cursor_from == "sql" else served
