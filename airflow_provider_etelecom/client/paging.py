@@ -81,7 +81,7 @@ MAX_PROBES = 12
 #: Ties shown at whole seconds that must agree before a cursor is taken for a keyset (a tie whose
 #: times carry fractions settles it at once).
 KEYSET_VOTES = 3
-#: Consents the second probe request asks for (a few, so that rows dropped after the LIMIT leave one).
+#: Consents the lesson's second request asks for (a few, so that rows dropped after the LIMIT leave one).
 PROBE_STEP = 10
 #: Pages in a row that bring nothing new before a listing gives up loudly (an offset cursor while
 #: consents are inserted may serve a few; a platform looping on its own cursors serves many).
@@ -122,6 +122,8 @@ class PlatformFacts:
     :param ordered: every page, and every page boundary, came in ``created_at`` order so far.
     :param short_pages: a page shorter than the platform serves was followed by more (drops, a cap).
     :param keyset_votes: ties shown at whole seconds that the cursor went on through, inside them.
+    :param precise_cursor: whether the cursor went on right after the consent it was handed at (it
+        holds the time as precisely as it is shown); ``None`` until a crowded second needed to know.
     :param refused_sorts: sorts the platform refused (400) and that a listing asked with fallback
         then read in the default order.
     """
@@ -131,6 +133,7 @@ class PlatformFacts:
     ordered: bool = True
     short_pages: bool = False
     keyset_votes: int = 0
+    precise_cursor: bool | None = None
     refused_sorts: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     learning: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -171,6 +174,16 @@ class PlatformFacts:
                 return
             self.cursor = kind
         log.info("eTelecom's listing cursor is %s (%s).", kind.value, how)
+
+    def distrust_cursor(self, how: str) -> None:
+        """Take back a cursor learnt as a keyset: it is not followed again (logged once)."""
+        with self.lock:
+            if self.cursor is not CursorKind.KEYSET:
+                return
+            self.cursor, self.precise_cursor = CursorKind.SKIPPING, False
+        log.warning(
+            "eTelecom's listing cursor is not a (created_at, id) keyset after all (%s); no longer followed.", how
+        )
 
     def distrust_order(self, how: str) -> None:
         """Record the first page or boundary out of ``created_at`` order (logged once)."""
@@ -277,6 +290,11 @@ def parse_listing(data: object, zone: Any = None) -> tuple[list[Consent], Paging
     return [normalize_consent(c, zone) for c in raw], cast(Paging, paging)
 
 
+def _untied(times: list[float]) -> bool:
+    """Tell whether a page's last consent shares its time with no other consent of the page."""
+    return len(times) < 2 or times[-1] != times[-2]
+
+
 def _epoch(value: object) -> float:
     """Return an RFC 3339 time in epoch seconds.
 
@@ -304,6 +322,10 @@ class _Request:
     """The id of the consent the page before ended on, which this date-bound step must serve again."""
     again_at: float = 0.0
     """That consent's ``created_at`` (epoch seconds)."""
+
+    def key(self, cursor: str) -> tuple[datetime | None, datetime | None, str]:
+        """Return what identifies the page ``cursor`` leads to: the cursor under these date bounds."""
+        return self.sent_from, self.sent_to, cursor
 
     def follow(self, cursor: str) -> _Request:
         """Return the request for the page after ``cursor``, within the same bounds."""
@@ -338,6 +360,8 @@ class Listing:
         """Whether the listing reached its end (an empty page, or past the window it filters itself), not
         ``max_pages``."""
         self.relied_on_order = False
+        self.relied_on_cursor = False
+        """Whether the listing followed a cursor taken for a keyset (listed again by date bounds if it is not one)."""
         """Whether the listing moved on by a date bound (or ended past its window) trusting order: if the
         pages turn out not to come in ``created_at`` order, what it listed must be listed again."""
         self._crowded: int | None = None  # the second (epoch) a cursor is carrying the listing through
@@ -410,9 +434,9 @@ class Listing:
         request: _Request | None = _Request(*self._window, limit=query.page_size)
         previous: list[Consent] = []
         last_time: float | None = None  # the created_at of the last consent the order check accepted
-        seen_cursors: set[str] = set()
+        seen_cursors: set[tuple[datetime | None, datetime | None, str]] = set()
         largest = pages = stalled = 0
-        first, replaying, short_before = True, False, False
+        first, replaying, relisting, short_before = True, False, False, False
         while request is not None and (query.max_pages is None or pages < query.max_pages):
             try:
                 consents, paging = self._fetch_first(request) if first else self._fetch(request)
@@ -429,13 +453,13 @@ class Listing:
                 # The end, unless the empty page hands a new cursor: rows dropped after the LIMIT can empty
                 # a page in the middle of a listing (bounded like any page that brings nothing new).
                 next_cursor = paging.get("next") or ""
-                if not next_cursor or next_cursor == request.after or next_cursor in seen_cursors:
+                if not next_cursor or next_cursor == request.after or request.key(next_cursor) in seen_cursors:
                     self.ended = True
                     return
                 stalled += 1
                 if stalled > MAX_STALLED_PAGES:
                     raise self._no_progress(stalled)
-                seen_cursors.add(next_cursor)
+                seen_cursors.add(request.key(next_cursor))
                 request = request.follow(next_cursor)
                 continue
             pages += 1
@@ -454,6 +478,13 @@ class Listing:
             else:
                 stats.repeats += served_again
             before = {c["id"] for c in previous}
+            if request.after and self._facts.cursor is CursorKind.KEYSET:
+                back = sum(c["id"] in before for c in consents)
+                if back:
+                    # A keyset's next page never holds a consent of the page it was handed on: this cursor
+                    # is an offset (or its ties come in an unstable order), and where it served one consent
+                    # again it may have skipped another.
+                    self._facts.distrust_cursor(f"it served {back} consent(s) of the page before again")
             again = [not is_new or c["id"] in before for c, is_new in zip(consents, new, strict=True)]
             last_time = self._check_order(consents, times, again, last_time)
             if request.after:
@@ -475,7 +506,7 @@ class Listing:
             progress = not all(again)
             if short_before and progress and any(new):
                 self._facts.saw_short_pages()  # the short page before was not the last
-            replaying = replaying and not progress
+            replaying = relisting or (replaying and not progress)
             stalled = 0 if progress or replaying else stalled + 1
             if stalled > MAX_STALLED_PAGES:
                 raise self._no_progress(stalled)
@@ -485,6 +516,15 @@ class Listing:
             full = 2 * len(consents) > served
             short_before = len(consents) < served
             largest = max(largest, len(consents))
+            if self.relied_on_cursor and self._facts.cursor is CursorKind.SKIPPING:
+                # The cursor this listing followed as a keyset turned out not to be one: list the window
+                # again by date bounds, dropping what was listed already.
+                log.warning("Listing the window again by date bounds, since its cursor is not a keyset after all.")
+                self.relied_on_cursor, replaying, relisting, self._crowded = False, True, True, None
+                seen_cursors.clear()
+                last_time, previous = None, []  # the order is checked afresh from the window's start
+                request = _Request(*self._window, limit=request.limit, resumed=True)
+                continue
             if self.relied_on_order and not self._facts.ordered:
                 # A date bound taken while the pages looked ordered may have left out consents a later
                 # page showed were out of order: list the window again, by the cursor, dropping repeats.
@@ -493,7 +533,12 @@ class Listing:
                 seen_cursors.clear()
                 request = _Request(*self._window, limit=request.limit)
                 continue
-            request = self._step(request, consents, times, paging, progress=progress, full=full, cursors=seen_cursors)
+            # Listing again by date bounds, pages of consents already listed are the way back, not a stall.
+            request = self._step(
+                request, consents, times, paging, progress=progress or relisting, full=full, cursors=seen_cursors
+            )
+            if request is not None and request.after and self._facts.cursor is CursorKind.KEYSET:
+                self.relied_on_cursor = True
         if request is None:
             self.ended = True
 
@@ -506,23 +551,28 @@ class Listing:
         *,
         progress: bool,
         full: bool,
-        cursors: set[str],
+        cursors: set[tuple[datetime | None, datetime | None, str]],
     ) -> _Request | None:
         """Return the request for the page after ``consents`` (``None``: the listing is over).
 
         :param progress: the page held a consent the listing was not served before.
         :param full: the page was about as large as the platform serves (more than half of it).
-        :param cursors: the cursors followed so far (a repeat is refused).
+        :param cursors: the cursors followed so far, with the date bounds they were followed under (a
+            repeat is refused; the same cursor under other bounds, an offset's, is another page).
         """
         facts, next_cursor = self._facts, paging.get("next") or ""
         # The request read nothing new: it reached no further than the step before.
         stalled = not progress and (request.resumed or next_cursor == request.after)
         if not stalled:
             following = self._crowded is not None and next_cursor and int(times[-1]) == self._crowded
+            if following and not (facts.cursor is CursorKind.KEYSET or _untied(times)):
+                # Inside the crowded second a page ended inside a tie: a cursor not shown to be a keyset
+                # may skip the rest of it, and no date bound can split the second.
+                raise self._stuck(consents, times)
             if not following:
                 self._crowded = None
             if following or self._follows(next_cursor):
-                if next_cursor in cursors or next_cursor == request.after:
+                if request.key(next_cursor) in cursors or next_cursor == request.after:
                     if len(times) > 1 and times[0] == times[-1]:
                         raise self._stuck(consents, times)  # a cursor on created_at alone, in a crowded second
                     raise EtelecomPagingError(
@@ -531,7 +581,7 @@ class Listing:
                         f"if it repeats.",
                         endpoint=LIST_ENDPOINT,
                     )
-                cursors.add(next_cursor)
+                cursors.add(request.key(next_cursor))
                 return request.follow(next_cursor)
             if not next_cursor:
                 self._client.stats.resumes += 1
@@ -556,8 +606,12 @@ class Listing:
             # The page held all that is left up to its last second (it had room, on a platform that has not
             # shown a short page mid-listing): what follows lies past it.
             return None if request.after else self._past(request, times)
-        if next_cursor not in cursors and next_cursor != request.after and self._through(next_cursor, times):
-            cursors.add(next_cursor)
+        if (
+            request.key(next_cursor) not in cursors
+            and next_cursor != request.after
+            and self._through(request, consents, times, next_cursor, full=full)
+        ):
+            cursors.add(request.key(next_cursor))
             return request.follow(next_cursor)
         raise self._stuck(consents, times, short=not full)
 
@@ -579,20 +633,78 @@ class Listing:
         # Without order (or server date filters) no date bound is a promise: the cursor.
         return not facts.ordered or not self._server_dates
 
-    def _through(self, next_cursor: str, times: list[float]) -> bool:
+    def _through(
+        self, request: _Request, consents: list[Consent], times: list[float], next_cursor: str, *, full: bool
+    ) -> bool:
         """Tell whether the cursor may carry the listing through a second that holds more than a page.
 
-        Yes for a cursor shown to continue inside a tie; and for any other but one that repeats ties,
-        when the page ends on a time it shares with no other consent (fractions of a second shown),
-        so that a cursor on ``created_at`` alone has no tie to skip there. The cursor is then followed until a page ends
-        past that second.
+        Yes for a cursor shown to continue inside a tie; and for any other when the page ends on a time
+        it shares with no other consent (fractions of a second shown), so that a cursor on ``created_at``
+        alone has no tie to skip (``<``) or serve again but that one consent (``<=``), once the cursor was shown to
+        hold the time as precisely as it is shown (:meth:`_keeps_its_place`: a cursor holding whole
+        seconds or milliseconds skips the rest of the second all the same; where the page is too short to
+        tell, on a platform that drops rows, only a full page must). The cursor is then followed, page by
+        page while each ends untied, until a page ends past that second.
         """
         cursor = self._facts.cursor
-        untied = cursor is not CursorKind.REPEATING and (len(times) < 2 or times[-1] != times[-2])
-        if not next_cursor or not (cursor is CursorKind.KEYSET or untied):
+        if not next_cursor:
             return False
+        if cursor is not CursorKind.KEYSET:
+            precise = self._keeps_its_place(request, consents, times) if _untied(times) else False
+            if precise is False or (precise is None and full):
+                return False
         self._crowded = int(times[-1])
         return True
+
+    def _keeps_its_place(self, request: _Request, consents: list[Consent], times: list[float]) -> bool | None:
+        """Tell whether the cursor goes on right after the consent it was handed at, once per client.
+
+        The page is asked again ending between its two consents of closest (distinct) times, and that
+        page's cursor is followed: the next consent of the page must come first. A cursor holding the time
+        less precisely than it is shown (``UnixMilli``, whole seconds) goes past it, and is learnt as
+        skipping; the closest pair is the likeliest to share the cursor's coarser unit. ``None``: not known
+        (a page of one consent, a probe spoilt by dropped rows, no budget left).
+        """
+        facts, ids = self._facts, [c["id"] for c in consents]
+        with facts.learning:
+            if facts.cursor is CursorKind.KEYSET or facts.precise_cursor is not None:
+                return facts.cursor is CursorKind.KEYSET or bool(facts.precise_cursor)
+            gaps = [(abs(times[i] - times[i + 1]), i + 1) for i in range(len(times) - 1) if times[i] != times[i + 1]]
+            if not gaps or not facts.take_probe():
+                return None
+            limit = min(gaps)[1]
+            stats = self._client.stats
+            try:
+                head, paging = self._fetch(replace(request, limit=limit))
+                stats.probes += 1
+                # Rows dropped after the LIMIT may end it earlier: it ends where it ends, if on the page.
+                cursor, ends = paging.get("next") or "", len(head)
+                if not cursor or not 0 < ends < len(ids) or [c["id"] for c in head] != ids[:ends]:
+                    return None
+                if not facts.take_probe():
+                    return None
+                # The same limit: a cursor may be a page number the platform multiplies by the limit.
+                after, _ = self._fetch(replace(request, limit=limit).follow(cursor))
+                stats.probes += 1
+            except EtelecomBadRequestError:
+                return None
+            if not after:
+                return None
+            following = [c["id"] for c in after]
+            if following[0] == ids[ends] or following[:2] == ids[ends - 1 : ends + 1]:
+                # Right after it (a keyset, an offset, '<' as precise as the times), or it again, then
+                # right after it ('<='): the cursor holds the time as precisely as it is shown.
+                facts.precise_cursor = True
+                if following[0] != ids[ends]:
+                    facts.learn_cursor(CursorKind.REPEATING, "a page ended between two times began the next with it")
+                return True
+            facts.precise_cursor = False
+            facts.learn_cursor(
+                CursorKind.SKIPPING,
+                "a page ended between two times went on elsewhere than with the next consent: the cursor holds the "
+                "time less precisely than it is shown",
+            )
+            return False
 
     def _past(self, request: _Request, times: list[float]) -> _Request | None:
         """Return the bound request that skips the last page's last second, read whole (``None``: nothing left)."""
@@ -866,11 +978,10 @@ class Listing:
         ):
             log.debug("The cursor probe was inconclusive (the page changed, or did not end inside a tie).")
             return
-        step_limit = min(PROBE_STEP, request.limit)
         if not facts.take_probe():
             return
         try:
-            after, _ = self._fetch(replace(probe, after=cursor, limit=step_limit))
+            after, _ = self._fetch(replace(probe, after=cursor, limit=min(PROBE_STEP, request.limit)))
         except EtelecomBadRequestError:
             log.debug("The cursor probe was inconclusive (the platform refused the cursor it had just handed).")
             return

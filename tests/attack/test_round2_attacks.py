@@ -2,7 +2,9 @@
 
 Each test names a behaviour a Go/Twirp + SQL backend, a proxy or a network could plausibly show, and
 asserts the outcome owed: every consent of the window once, or a loud ``EtelecomContractError`` naming
-the behaviour. A strict xfail marks a failure confirmed as a bug (``FINDING`` in its reason).
+the behaviour. The three findings (a cursor coarser than the times shown followed through a crowded
+second; an offset over unstably ordered ties learnt as a keyset; a false loud on a cursor string seen
+again under other date bounds) are fixed; each test says what an earlier client did.
 """
 
 from __future__ import annotations
@@ -58,19 +60,11 @@ EXACT = {"lost": 0, "doubled": 0, "foreign": 0}
 # ------------------------------------------------------------------------------------------------
 
 
-_F1 = pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: a value cursor coarser than the shown times (UnixMilli or RFC3339 in the cursor) is "
-    "followed unlearnt through a crowded second (paging.py Listing._through, untied): newest first lost 250 "
-    "of 500 (seconds) and 8 of 2,650 (milliseconds), green",
-)
-
-
 @pytest.mark.parametrize(
     ("precision", "crowd", "sort"),
     [
-        pytest.param("s", 350, None, marks=_F1),
-        pytest.param("ms", 2500, None, marks=_F1),
+        ("s", 350, None),  # an earlier client lost 250 of 500, green
+        ("ms", 2500, None),  # and 8 of 2,650
         ("s", 350, "created_at"),  # oldest first, `>` a truncated value repeats: handled
         ("ms", 2500, "created_at"),
     ],
@@ -109,14 +103,7 @@ def batched_rows_with_a_crowded_second(seed: int) -> list[Row]:
     "tie_order",
     [
         "id",  # a stable tie order: an offset over static rows is exact
-        pytest.param(
-            "shuffle",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="FINDING: an offset cursor over ties in unstable order is learnt as a keyset (lesson in the "
-                "crowded second) and followed everywhere: lost 2 of 2,640 (stats.repeats=2 shows it), green",
-            ),
-        ),
+        "shuffle",  # an earlier client learnt a keyset there and lost 2 of 2,640, green (2 repeats showed it)
     ],
 )
 def test_an_offset_cursor_over_ties_in_unstable_order_is_exact_or_loud(tie_order: str) -> None:
@@ -137,7 +124,8 @@ def test_an_offset_cursor_over_ties_in_unstable_order_is_exact_or_loud(tie_order
 
 # ------------------------------------------------------------------------------------------------
 # Cursors that are not unique across the listing's date-bound steps: an offset (`{"offset": 100}`)
-# or a page number reads the same under every date bound. A listing that meets two seconds holding
+# or a page number reads the same under every date bound (an earlier client refused it as a cursor
+# loop: a false loud crowded_second). A listing that meets two seconds holding
 # more than a page each (fractions shown, so the cursor may carry it through) follows "offset 100"
 # in the first and is handed "offset 100" again in the second, under another bound.
 # ------------------------------------------------------------------------------------------------
@@ -151,15 +139,7 @@ def two_crowded_seconds(crowd: int, seed: int) -> list[Row]:
     return rows
 
 
-_F3 = pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: false loud crowded_second: the cursors followed are remembered across date-bound steps "
-    "(paging.py Listing._pages seen_cursors, _step's `next_cursor not in cursors`), so 'offset 100' handed under "
-    "a second date bound is refused",
-)
-
-
-@pytest.mark.parametrize("cursor", [pytest.param("offset", marks=_F3), pytest.param("page", marks=_F3), "keyset"])
+@pytest.mark.parametrize("cursor", ["offset", "page", "keyset"])
 def test_two_crowded_seconds_under_a_cursor_that_repeats_across_date_bounds_is_exact(cursor: str) -> None:
     with MiniPlatform(two_crowded_seconds(250, seed=23), shown="us", cursor=cursor) as platform:
         window = (START, START + timedelta(hours=3))
@@ -181,11 +161,6 @@ def test_ties_in_a_crowded_second_under_a_cursor_bound_to_the_limit_is_exact_or_
     assert result == {**EXACT, "expected": len(expected)} or str(result).startswith("loud"), result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: as the sequential listing, parallel windows follow a whole-second value cursor through a "
-    "crowded second: lost 250 of 500, green",
-)
 def test_parallel_windows_with_a_value_cursor_at_whole_seconds_in_a_crowded_second_is_exact_or_loud() -> None:
     from airflow_provider_etelecom.client.parallel import iter_consent_pages_parallel
 
