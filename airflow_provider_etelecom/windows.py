@@ -18,7 +18,7 @@ import re
 from datetime import datetime, timedelta, tzinfo
 from datetime import timezone as dt_timezone
 
-from airflow_provider_etelecom.client.validation import floor_second, validate_time, validate_timezone
+from airflow_provider_etelecom.client.validation import floor_second, validate_number, validate_time, validate_timezone
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 
 __all__ = ["DEFAULT_MAX_WINDOWS", "parse_every", "split_windows"]
@@ -100,8 +100,7 @@ def split_windows(
             f"start={first.isoformat()} must be before end={last.isoformat()}: the range [start, end) is half-open.",
             parameter="start",
         )
-    if isinstance(max_windows, bool) or not isinstance(max_windows, int) or max_windows < 1:
-        raise EtelecomValidationError(f"max_windows={max_windows!r} must be a positive int.", parameter="max_windows")
+    validate_number("max_windows", max_windows, minimum=1)
     if zone is None:
         zone = _original_zone(start)
     local_first = first.astimezone(zone)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from airflow_provider_etelecom.client.validation import validate_timezone
+from airflow_provider_etelecom.client.validation import validate_number, validate_timezone
 from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomValidationError
 
 __all__ = ["DEFAULT_BASE_URLS", "ClientConfig", "RetryPolicy", "base_url_from_fields"]
@@ -227,18 +226,9 @@ class ClientConfig:
         read_timeout = 60.0 if timeout is None else timeout
         retries = 5 if max_retries is None else max_retries
         retry_time = 300.0 if max_retry_time is None else max_retry_time
-        for name, value, minimum in (
-            ("timeout", read_timeout, 0.001),
-            ("max_retries", retries, 0),
-            ("max_retry_time", retry_time, 0),
-        ):
-            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not is_number or not math.isfinite(value) or value < minimum:
-                raise EtelecomConfigError(
-                    f"{name}={value!r} must be a number >= {minimum} (seconds for timeouts, a count for retries)."
-                )
-        if not isinstance(retries, int):
-            raise EtelecomConfigError(f"max_retries={retries!r} must be a whole number.")
+        validate_number("timeout", read_timeout, whole=False, minimum=0.001, why="seconds", error=EtelecomConfigError)
+        validate_number("max_retries", retries, minimum=0, why="a count of retries", error=EtelecomConfigError)
+        validate_number("max_retry_time", retry_time, whole=False, minimum=0, why="seconds", error=EtelecomConfigError)
         if completed and url not in _COMPLETED_BASE_URLS:
             _COMPLETED_BASE_URLS.add(url)
             log.info(

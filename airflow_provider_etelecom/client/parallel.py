@@ -49,7 +49,7 @@ from airflow_provider_etelecom.client.models import Consent, ConsentPage, parse_
 from airflow_provider_etelecom.client.paging import CREATED_SORTS, PlatformFacts
 from airflow_provider_etelecom.client.query import ConsentQuery
 from airflow_provider_etelecom.client.seen import SMALL_BUFFER, SeenIds
-from airflow_provider_etelecom.client.validation import ceil_second, floor_second
+from airflow_provider_etelecom.client.validation import ceil_second, floor_second, validate_number
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 
 __all__ = [
@@ -183,22 +183,8 @@ def iter_consent_pages_parallel(
         every worker's client uses it.
     :raises EtelecomValidationError: without a bounded window or with a bad worker count.
     """
-    if (
-        isinstance(parallel_windows, bool)
-        or not isinstance(parallel_windows, int)
-        or not (1 <= parallel_windows <= MAX_PARALLEL_WINDOWS)
-    ):
-        raise EtelecomValidationError(
-            f"max_parallel_windows={parallel_windows!r} must be an int from 1 to {MAX_PARALLEL_WINDOWS}.",
-            parameter="max_parallel_windows",
-        )
-    if max_pages_in_flight is not None and (
-        isinstance(max_pages_in_flight, bool) or not isinstance(max_pages_in_flight, int) or max_pages_in_flight < 1
-    ):
-        raise EtelecomValidationError(
-            f"max_pages_in_flight={max_pages_in_flight!r} must be None or an int >= 1 (it bounds memory).",
-            parameter="max_pages_in_flight",
-        )
+    validate_number("max_parallel_windows", parallel_windows, minimum=1, maximum=MAX_PARALLEL_WINDOWS)
+    validate_number("max_pages_in_flight", max_pages_in_flight, minimum=1, optional=True, why="it bounds memory")
     if query.date_from is None or query.date_to is None:
         raise EtelecomValidationError(
             "max_parallel_windows needs both date_from and date_to: the range is split into windows.",

@@ -38,8 +38,7 @@ from airflow_provider_etelecom.client.validation import (
     validate_bool,
     validate_enum,
     validate_int64_id,
-    validate_optional_positive_int,
-    validate_page_size,
+    validate_number,
     validate_sort,
     validate_time,
 )
@@ -99,7 +98,13 @@ def _bool(name: str, value: object, _: Settings) -> object:
 
 
 def _page_size(name: str, value: object, _: Settings) -> object:
-    return validate_page_size(value, name)
+    return validate_number(
+        name,
+        value,
+        minimum=1,
+        maximum=MAX_PAGE_SIZE,
+        why=f"eTelecom caps pages at {MAX_PAGE_SIZE} consents and silently cuts larger limits",
+    )
 
 
 def _sort(_name: str, value: object, _: Settings) -> object:
@@ -107,7 +112,7 @@ def _sort(_name: str, value: object, _: Settings) -> object:
 
 
 def _max_pages(name: str, value: object, _: Settings) -> object:
-    return validate_optional_positive_int(name, value)
+    return validate_number(name, value, minimum=1, optional=True)
 
 
 class ConsentFilters(TypedDict, total=False):

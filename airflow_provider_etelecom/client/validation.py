@@ -7,15 +7,17 @@ so a DAG author can fix it from the message alone. The same functions run at DAG
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta, timezone, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airflow_provider_etelecom.client.models import (
     SORT_FIELDS,
 )
-from airflow_provider_etelecom.exceptions import EtelecomValidationError
+from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomValidationError
 
 __all__ = [
     "FILTER_MARGIN",
@@ -29,8 +31,7 @@ __all__ = [
     "validate_bool",
     "validate_enum",
     "validate_int64_id",
-    "validate_optional_positive_int",
-    "validate_page_size",
+    "validate_number",
     "validate_sort",
     "validate_time",
     "validate_timezone",
@@ -114,32 +115,68 @@ def validate_bool(parameter: str, value: object) -> bool:
     )
 
 
-def validate_page_size(value: object, parameter: str = "page_size") -> int:
-    """Return a page size between 1 and the platform's cap of 100.
+def validate_number(
+    parameter: str,
+    value: object,
+    *,
+    whole: bool = True,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    optional: bool = False,
+    why: str = "",
+    from_text: bool = False,
+    error: type[EtelecomValidationError] | type[EtelecomConfigError] = EtelecomValidationError,
+) -> Any:
+    """Return ``value`` if it is a number in range: the one numeric check, one message shape for all.
 
-    :raises EtelecomValidationError: otherwise, explaining the cap.
+    ``True`` is never a number here (``isinstance(True, int)`` holds), nor are NaN and infinities.
+
+    :param whole: an ``int`` is required (else an int or float, returned as given).
+    :param minimum: the smallest value allowed; ``above``: the value must be greater than this.
+    :param maximum: the largest value allowed.
+    :param optional: ``None`` is allowed (and returned).
+    :param why: what the bound means, appended to the message after a colon.
+    :param from_text: a numeric string is read too (a connection form stores numbers as text).
+    :param error: the exception raised: a task argument's, or a connection's (``EtelecomConfigError``).
+    :raises EtelecomValidationError: (or ``error``) naming the parameter, the value and the range.
     """
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE_SIZE:
-        raise EtelecomValidationError(
-            f"{parameter}={_show(value)} must be an int from 1 to {MAX_PAGE_SIZE}: eTelecom caps pages "
-            f"at {MAX_PAGE_SIZE} consents and silently cuts larger limits.",
-            parameter=parameter,
-        )
-    return value
-
-
-def validate_optional_positive_int(parameter: str, value: object) -> int | None:
-    """Return ``None`` or a positive ``int``.
-
-    :raises EtelecomValidationError: otherwise.
-    """
-    if value is None:
+    if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise EtelecomValidationError(
-            f"{parameter}={_show(value)} must be None or a positive int.", parameter=parameter
-        )
-    return value
+    number: object = value
+    if from_text and isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = value
+        if isinstance(number, float) and whole and number.is_integer():
+            number = int(number)
+    ok = (
+        isinstance(number, (int, float))
+        and not isinstance(number, bool)
+        and math.isfinite(number)
+        and (not whole or isinstance(number, int))
+        and (minimum is None or number >= minimum)
+        and (maximum is None or number <= maximum)
+        and (above is None or number > above)
+    )
+    if ok:
+        return number
+    connection = error is EtelecomConfigError  # a connection's field: text typed in a form
+    kind = ("a whole number" if connection else "an int") if whole else "a number"
+    bounds = []
+    if above is not None:
+        bounds.append(f"above {above:g}")
+    if minimum is not None:
+        bounds.append(f">= {minimum:g}" if maximum is None else f"from {minimum:g}")
+    if maximum is not None:
+        bounds.append(f"to {maximum:g}" if minimum is not None else f"at most {maximum:g}")
+    empty = ("empty or " if connection else "None or ") if optional else ""
+    message = f"{parameter}={_show(value)} must be {empty}{kind} {' '.join(bounds)}".rstrip()
+    message += f": {why}." if why else "."
+    if connection:
+        raise EtelecomConfigError(f"The connection's {message}")
+    raise EtelecomValidationError(message, parameter=parameter)
 
 
 def validate_seconds(parameter: str, value: object) -> float:
@@ -148,11 +185,7 @@ def validate_seconds(parameter: str, value: object) -> float:
     :raises EtelecomValidationError: unless it is a non-negative number of seconds or a timedelta.
     """
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-        raise EtelecomValidationError(
-            f"{parameter}={value!r} must be a non-negative number of seconds or a timedelta.", parameter=parameter
-        )
-    return float(seconds)
+    return float(validate_number(parameter, seconds, whole=False, minimum=0, why="seconds, or a timedelta"))
 
 
 def is_unrendered(value: object) -> bool:

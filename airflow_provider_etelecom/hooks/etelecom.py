@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 from collections.abc import Callable, Iterator
 from functools import cached_property
@@ -34,7 +33,7 @@ from airflow_provider_etelecom.client import (
 )
 from airflow_provider_etelecom.client.config import base_url_from_fields
 from airflow_provider_etelecom.client.parallel import ParallelStats, iter_consent_pages_parallel
-from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE
+from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, validate_number
 from airflow_provider_etelecom.exceptions import EtelecomAuthError, EtelecomConfigError, EtelecomError
 
 __all__ = ["EtelecomHook"]
@@ -53,20 +52,10 @@ def _extra_value(extra: dict[str, Any], name: str) -> Any:
     return None
 
 
-def _number(name: str, value: Any, kind: type[int] | type[float]) -> Any:
-    """Read a number from the connection form or extra (the UI may store it as a string)."""
-    if value is None or isinstance(value, bool):
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number) or (kind is int and not number.is_integer()):
-        raise EtelecomConfigError(
-            f"The connection's {name!r} is {value!r}; it must be a "
-            f"{'whole number' if kind is int else 'finite number of seconds'}."
-        )
-    return kind(number)
+def _connection_number(name: str, value: Any, *, whole: bool) -> Any:
+    """Read a number from the connection form or extra (the UI may store it as text); ranges are checked by
+    :meth:`ClientConfig.build`."""
+    return validate_number(name, value, whole=whole, optional=True, from_text=True, error=EtelecomConfigError)
 
 
 def _bool(name: str, value: Any) -> bool:
@@ -198,13 +187,13 @@ class EtelecomHook(BaseHook):
                 account_type=_extra_value(extra, "account_type"),
                 timeout=self.timeout
                 if self.timeout is not None
-                else _number("timeout", _extra_value(extra, "timeout"), float),
+                else _connection_number("timeout", _extra_value(extra, "timeout"), whole=False),
                 max_retries=self.max_retries
                 if self.max_retries is not None
-                else _number("max_retries", _extra_value(extra, "max_retries"), int),
+                else _connection_number("max_retries", _extra_value(extra, "max_retries"), whole=True),
                 max_retry_time=self.max_retry_time
                 if self.max_retry_time is not None
-                else _number("max_retry_time", _extra_value(extra, "max_retry_time"), float),
+                else _connection_number("max_retry_time", _extra_value(extra, "max_retry_time"), whole=False),
                 allow_insecure_http=_bool("allow_insecure_http", _extra_value(extra, "allow_insecure_http")),
                 normalize_phones=self.normalize_phones,
                 timezone=self.timezone,

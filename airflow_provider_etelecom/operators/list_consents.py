@@ -20,7 +20,7 @@ from airflow_provider_etelecom.client import (
 )
 from airflow_provider_etelecom.client.parallel import MAX_PARALLEL_WINDOWS, ParallelStats
 from airflow_provider_etelecom.client.query import FILTER_FIELDS
-from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, format_api_time
+from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, format_api_time, validate_number
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 from airflow_provider_etelecom.failure_policy import validate_retry_permanent_errors, with_failure_policy
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
@@ -50,27 +50,6 @@ __all__ = ["ListConsentsOperator"]
 
 PROGRESS_EVERY_S = 10.0
 PROGRESS_EVERY_PAGES = 100
-
-
-def _validate_max_xcom(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise EtelecomValidationError(
-            f"max_xcom_consents={value!r} must be an int >= 0 (0 forbids returning consents to XCom).",
-            parameter="max_xcom_consents",
-        )
-    return value
-
-
-def _validate_parallel_windows(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PARALLEL_WINDOWS:
-        raise EtelecomValidationError(
-            f"max_parallel_windows={value!r} must be None (sequential) or an int from 1 to "
-            f"{MAX_PARALLEL_WINDOWS}: more threads than that only draw rate limits from one API key.",
-            parameter="max_parallel_windows",
-        )
-    return value
 
 
 def _check_output_path_shape(value: object) -> None:
@@ -232,8 +211,17 @@ class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         self.timezone = timezone
         self.output_path = output_path
         self.output_conn_id = output_conn_id
-        self.max_xcom_consents = _validate_max_xcom(max_xcom_consents)
-        self.max_parallel_windows = _validate_parallel_windows(max_parallel_windows)
+        self.max_xcom_consents = validate_number(
+            "max_xcom_consents", max_xcom_consents, minimum=0, why="0 forbids returning consents to XCom"
+        )
+        self.max_parallel_windows = validate_number(
+            "max_parallel_windows",
+            max_parallel_windows,
+            minimum=1,
+            maximum=MAX_PARALLEL_WINDOWS,
+            optional=True,
+            why="None lists sequentially; more threads than that only draw rate limits from one API key",
+        )
         self.retry_permanent_errors = validate_retry_permanent_errors(retry_permanent_errors)
         self.verify = self._check_verify(verify)
         self._check_listing()  # what is known now; templated values are validated once rendered

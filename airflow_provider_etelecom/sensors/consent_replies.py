@@ -33,7 +33,7 @@ from airflow_provider_etelecom.client.validation import (
     is_unrendered,
     normalize_phone,
     validate_int64_id,
-    validate_optional_positive_int,
+    validate_number,
     validate_seconds,
     validate_time,
 )
@@ -114,15 +114,12 @@ class ConsentRepliesSensor(BaseSensorOperator):
         super().__init__(poke_interval=poke_interval, **kwargs)
         self.consent_ids, self.oa_id, self.phone, self.created_from = consent_ids, oa_id, phone, created_from
         self.etelecom_conn_id, self.deferrable = etelecom_conn_id, deferrable
-        if isinstance(min_share, bool) or not isinstance(min_share, (int, float)) or not 0 < min_share <= 1:
-            raise EtelecomValidationError(
-                f"min_share={min_share!r} must be a number above 0 and at most 1 (1.0 waits for every consent).",
-                parameter="min_share",
-            )
-        self.min_share = float(min_share)
+        self.min_share = float(
+            validate_number("min_share", min_share, whole=False, above=0, maximum=1, why="1.0 waits for every consent")
+        )
         self.failure_statuses = validate_failure_statuses(failure_statuses)
         self.not_found_grace_period = validate_seconds("not_found_grace_period", not_found_grace_period)
-        self.max_pages = validate_optional_positive_int("max_pages", max_pages)
+        self.max_pages = validate_number("max_pages", max_pages, minimum=1, optional=True)
         self.retry_permanent_errors = validate_retry_permanent_errors(retry_permanent_errors)
         if not is_unrendered(consent_ids):  # templates are checked once rendered (``wait``)
             wanted_consents(consent_ids)
@@ -269,11 +266,7 @@ class ConsentReplySensor(ConsentRepliesSensor):
                 "min_share or created_from.",
                 parameter="consent_ids",
             )
-        if isinstance(max_pages, bool) or not isinstance(max_pages, int) or not 1 <= max_pages <= 100:
-            raise EtelecomValidationError(
-                f"max_pages={max_pages!r} must be an int from 1 to 100 (pages of 100 consents per check).",
-                parameter="max_pages",
-            )
+        validate_number("max_pages", max_pages, minimum=1, maximum=100, why="pages of 100 consents per check")
         self.consent_id = consent_id
         if not is_unrendered(consent_id):
             validate_int64_id("consent_id", consent_id)

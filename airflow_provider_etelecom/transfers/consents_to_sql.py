@@ -21,7 +21,7 @@ from airflow_provider_etelecom.client import (
 )
 from airflow_provider_etelecom.client.query import FILTER_FIELDS
 from airflow_provider_etelecom.client.seen import SeenIds
-from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, format_api_time
+from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, format_api_time, validate_number
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 from airflow_provider_etelecom.failure_policy import validate_retry_permanent_errors, with_failure_policy
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
@@ -71,12 +71,6 @@ def _validate_lookback(value: object) -> timedelta:
             f"run re-reads consents so that answers given after the last run update their rows.",
             parameter="lookback",
         )
-    return value
-
-
-def _validate_positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise EtelecomValidationError(f"{name}={value!r} must be an int >= 1.", parameter=name)
     return value
 
 
@@ -397,7 +391,7 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         self.sort = sort
         self.max_pages = max_pages
         self.timezone = timezone
-        self.batch_size = _validate_positive("batch_size", batch_size)
+        self.batch_size = validate_number("batch_size", batch_size, minimum=1)
         self.etelecom_conn_id = etelecom_conn_id
         self.retry_permanent_errors = validate_retry_permanent_errors(retry_permanent_errors)
         self.verify = self._check_verify(verify)

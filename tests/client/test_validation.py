@@ -9,8 +9,8 @@ import pendulum
 import pytest
 
 from airflow_provider_etelecom.client import CallType, ConsentQuery, mask_phone, normalize_phone
-from airflow_provider_etelecom.client.validation import format_api_time, validate_time
-from airflow_provider_etelecom.exceptions import EtelecomValidationError
+from airflow_provider_etelecom.client.validation import format_api_time, validate_number, validate_time
+from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomValidationError
 
 UTC = timezone.utc
 
@@ -34,7 +34,7 @@ UTC = timezone.utc
         ({"sort": "id"}, "sort", "exact only by created_at"),
         ({"sort": "created_at,-updated_at"}, "sort", "exact only by created_at"),
         ({"sort": "-updated_at"}, "sort", "loses or repeats consents"),
-        ({"max_pages": 0}, "max_pages", "positive int"),
+        ({"max_pages": 0}, "max_pages", "None or an int >= 1"),
         ({"date_from": "yesterday"}, "date_from", "not an ISO-8601"),
         ({"date_from": "2026-01-01T00:00:00"}, "date_from", "timezone='Asia/Ho_Chi_Minh'"),
         ({"date_to": datetime(2026, 1, 1)}, "date_to", "no UTC offset"),
@@ -191,3 +191,46 @@ def test_updated_validates_only_the_arguments_it_is_given() -> None:
     with pytest.raises(EtelecomValidationError) as caught:  # the window is checked on the result
         query.updated(date_to="2025-12-31T00:00:00Z")
     assert caught.value.parameter == "date_from"
+
+
+@pytest.mark.parametrize(
+    ("value", "options", "expected"),
+    [
+        (3, {}, 3),
+        (0.5, {"whole": False, "above": 0, "maximum": 1}, 0.5),
+        (None, {"optional": True}, None),
+        ("7", {"from_text": True}, 7),
+        (" 2.5 ", {"from_text": True, "whole": False}, 2.5),
+    ],
+)
+def test_validate_number_returns_a_number_in_range(value: object, options: dict, expected: object) -> None:
+    assert validate_number("n", value, **options) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "options", "message"),
+    [
+        (True, {}, "n=True must be an int."),
+        (2.5, {}, "n=2.5 must be an int."),
+        (float("nan"), {"whole": False}, "n=nan must be a number."),
+        (0, {"minimum": 1, "maximum": 100, "why": "pages"}, "n=0 must be an int from 1 to 100: pages."),
+        (0, {"whole": False, "above": 0, "maximum": 1}, "n=0 must be a number above 0 at most 1."),
+        (None, {"minimum": 1}, "n=None must be an int >= 1."),
+        ("7", {}, "n='7' must be an int."),  # text is a number only where a form stores numbers as text
+    ],
+)
+def test_validate_number_names_the_parameter_the_value_and_the_range(
+    value: object, options: dict, message: str
+) -> None:
+    with pytest.raises(EtelecomValidationError) as caught:
+        validate_number("n", value, **options)
+    assert str(caught.value) == message and caught.value.parameter == "n"
+
+
+def test_validate_number_for_a_connection_field_says_so() -> None:
+    with pytest.raises(
+        EtelecomConfigError, match=r"^The connection's timeout='soon' must be empty or a number: seconds\.$"
+    ):
+        validate_number(
+            "timeout", "soon", whole=False, optional=True, from_text=True, why="seconds", error=EtelecomConfigError
+        )
