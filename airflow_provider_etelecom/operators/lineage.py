@@ -18,6 +18,7 @@ provider's convention (docs/operator.md, *Lineage*):
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,6 +28,8 @@ from airflow_provider_etelecom.outputs.parquet import CONSENT_COLUMNS, EXTRA_COL
 if TYPE_CHECKING:
     from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
     from airflow.providers.openlineage.extractors import OperatorLineage
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "LISTING_METHOD",
@@ -78,7 +81,8 @@ def listing_base_url(task: Any) -> str | None:
         return known
     try:
         return str(task.hook.client.config.base_url)
-    except Exception:  # a broken connection already failed the task; lineage still names the input
+    except Exception as error:  # a broken connection already failed the task; lineage still names the input
+        log.debug("The listing's Base URL is unknown for lineage: %s", error)
         return None
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
 __all__ = ["DEFAULT_LOOKBACK", "ConsentsToSqlOperator"]
+
+log = logging.getLogger(__name__)
 
 #: Customers answer within about 24 hours (then ``S`` becomes ``NS``); two days re-read every
 #: consent that can still change, with a day of margin for late platform updates.
@@ -280,18 +283,24 @@ class _TableLoad:
         return int(written)
 
     def _rollback(self) -> None:
-        with suppress(Exception):
+        # A rollback that fails means the connection is gone: the failure being handled is the one to
+        # report, and the server drops what the transaction held.
+        try:
             if self.dialect == "sqlite":
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
             else:
                 self.conn.rollback()
+        except Exception as error:
+            log.debug("Rolling back %s failed (the connection is gone): %s", self.table, error)
 
     def close(self) -> None:
         """Drop the session (its temporary staging table goes with it)."""
         self._rollback()
-        with suppress(Exception):
+        try:
             self.conn.close()
+        except Exception as error:  # closing a dead connection: nothing left to release
+            log.debug("Closing the connection to %s failed: %s", self.table, error)
 
 
 class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
@@ -526,7 +535,8 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         base_url = listing_base_url(self)
         try:
             naming = self._table_naming()
-        except Exception:  # an unknown or unsupported connection, a bad table: nothing to name
+        except Exception as error:  # an unknown or unsupported connection, a bad table: nothing to name
+            self.log.debug("The SQL dataset cannot be named for lineage: %s", error)
             naming = None
         lineage = build_sql_lineage(
             base_url=base_url,
@@ -565,7 +575,8 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
                 row = cursor.fetchone()
             finally:
                 conn.close()
-        except Exception:
+        except Exception as error:  # lineage only: the load itself reports a connection that fails
+            self.log.debug("Reading current_schema() for lineage failed (%s); naming the table in 'public'.", error)
             return "public"
         self._lineage_schema = str(row[0]) if row and row[0] else "public"
         return self._lineage_schema
