@@ -2,6 +2,7 @@
 
     python scripts/layout_report.py                 # this checkout
     python scripts/layout_report.py --rev effdc9b   # another commit (read with git show, nothing checked out)
+    python scripts/layout_report.py --check         # only the import-layer rules: exit 1 if one is broken
 
 Code lines are lines holding a code token, outside docstrings and comments, ``testing/`` included.
 Public names are the entries of ``__all__`` in the modules outside ``testing/``. The layer rules are
@@ -172,8 +173,13 @@ def violations(modules: list[Module]) -> list[str]:
     return found
 
 
-def report(rev: str | None) -> int:
+def report(rev: str | None, *, check: bool = False) -> int:
     modules = read_modules(rev)
+    if check:
+        broken = violations(modules)
+        for line in broken:
+            print(line, file=sys.stderr)
+        return 1 if broken else 0
     folders: dict[str, list[Module]] = defaultdict(list)
     for module in modules:
         folders[module.part if "/" in module.path else "(top level)"].append(module)
@@ -202,7 +208,9 @@ def report(rev: str | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rev", help="a git revision to measure instead of the working tree")
-    return report(parser.parse_args(argv).rev)
+    parser.add_argument("--check", action="store_true", help="only check the import-layer rules (exit 1 if broken)")
+    args = parser.parse_args(argv)
+    return report(args.rev, check=args.check)
 
 
 if __name__ == "__main__":

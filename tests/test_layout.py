@@ -8,8 +8,11 @@ and that module is named after it; nothing else imports them.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,3 +94,45 @@ def test_the_provider_info_lists_the_defining_modules() -> None:
     }
     listed |= {entry["python-module"] for entry in info["transfers"]}
     assert listed == {cls.__module__ for cls in CLASSES}
+
+
+# -- the import layers (issue 20) ------------------------------------------------------------------
+
+
+def _layout_report() -> Any:
+    """The rules live in scripts/layout_report.py, which also prints them for any commit."""
+    spec = importlib.util.spec_from_file_location("layout_report", ROOT / "scripts" / "layout_report.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("layout_report", module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_module_keeps_to_its_layer() -> None:
+    """client/ imports no Airflow, storage library or other layer; outputs/ no operator; sensors and
+    triggers no operator; nothing imports a private module or name of another package."""
+    report = _layout_report()
+    assert report.violations(report.read_modules(None)) == []
+
+
+def test_the_layer_rules_catch_what_they_forbid() -> None:
+    report = _layout_report()
+    planted = [
+        report.Module("client/leak.py", "import airflow\nfrom airflow_provider_etelecom.hooks.etelecom import X\n"),
+        report.Module("outputs/leak.py", "from airflow_provider_etelecom.operators.list_consents import Y\n"),
+        report.Module("sensors/leak.py", "from airflow_provider_etelecom.operators.base import Z\n"),
+        report.Module("transfers/leak.py", "from airflow_provider_etelecom.operators._private import W\n"),
+        report.Module("hooks/leak.py", "from airflow_provider_etelecom.client.paging import _epoch\n"),
+    ]
+    found = "\n".join(report.violations(planted))
+    for expected in (
+        "client/leak.py:1 imports airflow: client imports no airflow",
+        "client/leak.py:2 imports airflow_provider_etelecom.hooks.etelecom: client/ never imports hooks/",
+        "outputs/leak.py:1 imports airflow_provider_etelecom.operators.list_consents: outputs/ never imports "
+        "operators/",
+        "sensors/leak.py:1 imports airflow_provider_etelecom.operators.base: sensors/ never imports operators/",
+        "a private module of another package",
+        "imports the private name _epoch",
+    ):
+        assert expected in found, expected
