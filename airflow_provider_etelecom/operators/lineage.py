@@ -14,6 +14,10 @@ provider's convention (docs/operator.md, *Lineage*):
   Base URL, so the method alone would merge every shop into one dataset. The shop is named by the
   Airflow connection that holds its key (one connection per shop key), because that is known
   without a request and is not secret; the key, or any part of it, is never used.
+
+Every schema facet is derived from :data:`~airflow_provider_etelecom.client.models.CONSENT_FIELDS`:
+the listing's and a JSON Lines file's with JSON types, a Parquet file's with Arrow types (plus its
+``_extra`` column), a table's with the SQL types its caller passes.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow_provider_etelecom.outputs.parquet import CONSENT_COLUMNS, EXTRA_COLUMN
+from airflow_provider_etelecom.client.models import CONSENT_FIELDS, FieldKind
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
+    from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet, SchemaDatasetFacet
     from airflow.providers.openlineage.extractors import OperatorLineage
 
 __all__ = [
@@ -46,7 +50,32 @@ LISTING_METHOD = "Zalo/ListRequestConsent"
 #: Namespace used when the connection cannot be read (the task failed on it): still ours, never a temp file.
 UNKNOWN_NAMESPACE = "etelecom"
 
-_JSON_TYPES = {"id": "string", "string": "string", "enum": "string", "bool": "bool", "int": "integer"}
+#: Each kind's type in the API's JSON (the listing, a JSON Lines file).
+_JSON_TYPES: dict[FieldKind, str] = {
+    "id": "string",
+    "text": "string",
+    "enum": "string",
+    "bool": "bool",
+    "int": "integer",
+    "time": "string (RFC 3339 time)",
+}
+#: Each kind's type in a Parquet file, as pyarrow spells it. Spelled here rather than read from the
+#: writer's schema, which needs pyarrow: lineage is reported even where pyarrow is missing (a
+#: failed task). A test keeps the two equal.
+_ARROW_TYPES: dict[FieldKind, str] = {
+    "id": "string",
+    "text": "string",
+    "enum": "string",
+    "bool": "bool",
+    "int": "int64",
+    "time": "timestamp[us, tz=UTC]",
+}
+#: The column a Parquet file has after the fields (the writer's ``EXTRA_COLUMN``; the same test).
+_EXTRA_COLUMN = "_extra"
+_DESCRIPTIONS = {
+    **{field.name: field.description for field in CONSENT_FIELDS},
+    _EXTRA_COLUMN: "fields the schema does not know, and values that did not fit",
+}
 
 
 @dataclass
@@ -115,18 +144,21 @@ def storage_dataset_naming(path: str) -> tuple[str, str]:
     return f"{scheme}://{host}", parts.path.lstrip("/")
 
 
-def _schema_fields(parquet: bool) -> list[tuple[str, str, str]]:
-    fields = [
-        (
-            column.name,
-            column.arrow_type if parquet else _JSON_TYPES.get(column.kind, "string (RFC 3339 time)"),
-            column.description,
-        )
-        for column in CONSENT_COLUMNS
-    ]
-    if parquet:
-        fields.append((EXTRA_COLUMN, "string (JSON)", "fields the schema does not know, and values that did not fit"))
-    return fields
+def _field_types(types: dict[FieldKind, str]) -> dict[str, str]:
+    """Each consent field's type in one format (``types``: the format's type of each kind), in field order."""
+    return {field.name: types[field.kind] for field in CONSENT_FIELDS}
+
+
+def _schema_facet(column_types: dict[str, str]) -> SchemaDatasetFacet:
+    """A schema facet of these columns (name -> type, in order), described from the consent's fields."""
+    from airflow.providers.common.compat.openlineage.facet import SchemaDatasetFacet, SchemaDatasetFacetFields
+
+    return SchemaDatasetFacet(
+        fields=[
+            SchemaDatasetFacetFields(name=name, type=kind, description=_DESCRIPTIONS.get(name))
+            for name, kind in column_types.items()
+        ]
+    )
 
 
 def build_operator_lineage(
@@ -152,30 +184,22 @@ def build_operator_lineage(
         LifecycleStateChangeDatasetFacet,
         OutputDataset,
         OutputStatisticsOutputDatasetFacet,
-        SchemaDatasetFacet,
-        SchemaDatasetFacetFields,
     )
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    def schema(arrow_types: bool) -> SchemaDatasetFacet:
-        return SchemaDatasetFacet(
-            fields=[
-                SchemaDatasetFacetFields(name=name, type=kind, description=description)
-                for name, kind, description in _schema_fields(arrow_types)
-            ]
-        )
-
+    json_types = _field_types(_JSON_TYPES)
     inputs: list[Dataset] = [
         InputDataset(
             namespace=listing_namespace(base_url),
             name=listing_dataset_name(etelecom_conn_id),
-            facets={"schema": schema(False)},
+            facets={"schema": _schema_facet(json_types)},
         )
     ]
     outputs: list[Dataset] = []
     if output_path is not None:
         namespace, name = storage_dataset_naming(output_path)
-        facets: dict[str, Any] = {"schema": schema(parquet)}
+        file_types = {**_field_types(_ARROW_TYPES), _EXTRA_COLUMN: "string (JSON)"} if parquet else json_types
+        facets: dict[str, Any] = {"schema": _schema_facet(file_types)}
         output_facets: dict[str, Any] = {}
         if outcome is not None:
             change = LifecycleStateChange.OVERWRITE if outcome.overwritten else LifecycleStateChange.CREATE
@@ -224,19 +248,9 @@ def build_sql_lineage(
         LifecycleStateChangeDatasetFacet,
         OutputDataset,
         OutputStatisticsOutputDatasetFacet,
-        SchemaDatasetFacet,
-        SchemaDatasetFacetFields,
     )
 
-    descriptions = {column.name: column.description for column in CONSENT_COLUMNS}
-    facets: dict[str, Any] = {
-        "schema": SchemaDatasetFacet(
-            fields=[
-                SchemaDatasetFacetFields(name=column, type=kind, description=descriptions.get(column))
-                for column, kind in column_types.items()
-            ]
-        )
-    }
+    facets: dict[str, Any] = {"schema": _schema_facet(column_types)}
     output_facets: dict[str, Any] = {}
     if outcome is not None:
         output_facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(rowCount=outcome.written)

@@ -19,6 +19,7 @@ from airflow_provider_etelecom.client import (
     ConsentPage,
     ConsentQuery,
 )
+from airflow_provider_etelecom.client.models import CONSENT_FIELD_NAMES
 from airflow_provider_etelecom.client.query import FILTER_FIELDS
 from airflow_provider_etelecom.client.seen import SeenIds
 from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, format_api_time
@@ -39,7 +40,7 @@ from airflow_provider_etelecom.operators.lineage import (
     sqlite_dataset_naming,
 )
 from airflow_provider_etelecom.transfers import sql_table
-from airflow_provider_etelecom.transfers.sql_table import COLUMN_NAMES, Dialect, TableName
+from airflow_provider_etelecom.transfers.sql_table import Dialect, TableName
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
@@ -580,7 +581,7 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         count = 0
         batch: list[Consent] = []
         unknown: set[str] = set()
-        known = frozenset(COLUMN_NAMES)
+        known = frozenset(CONSENT_FIELD_NAMES)
         with self._pages(query) as pages:
             for page in pages:
                 self._check_stop(f"after {count} consents; nothing was merged and table {self.table!r} is as it was.")
