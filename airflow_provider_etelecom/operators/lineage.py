@@ -1,7 +1,8 @@
 """OpenLineage datasets for an export of consents: the eTelecom listing in, the final file or table out.
 
-Only :func:`build_operator_lineage` imports OpenLineage, and only when called (which only the
-OpenLineage provider does), so the provider works without it. The names follow OpenLineage's
+Both listing operators report them through :class:`ListingLineageMixin`. OpenLineage is imported
+only when they are built (which only the OpenLineage provider asks for), so the provider works
+without it. The names follow OpenLineage's
 naming spec for storage (``file`` + absolute path, ``s3://bucket`` + key, ``gs://bucket`` + key)
 and SQL tables (PostgreSQL: ``postgres://host:port`` + ``database.schema.table``, as the
 OpenLineage provider's common.sql code names them; SQLite, which the spec does not list:
@@ -23,7 +24,7 @@ the listing's and a JSON Lines file's with JSON types, a Parquet file's with Arr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_etelecom.client.models import CONSENT_FIELDS, FieldKind
@@ -32,13 +33,15 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet, SchemaDatasetFacet
     from airflow.providers.openlineage.extractors import OperatorLineage
 
+    from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
+
 __all__ = [
     "LISTING_METHOD",
     "ExportOutcome",
+    "ListingLineageMixin",
     "SqlLoadOutcome",
     "build_operator_lineage",
     "build_sql_lineage",
-    "listing_base_url",
     "listing_dataset_name",
     "listing_namespace",
     "postgres_dataset_naming",
@@ -95,20 +98,57 @@ class SqlLoadOutcome:
     created: bool
 
 
-def listing_base_url(task: Any) -> str | None:
-    """Return the base URL a listing task read from, for its input dataset.
+Outcome = TypeVar("Outcome", ExportOutcome, SqlLoadOutcome)
 
-    The task's ``_lineage_base_url`` (set once it listed), else its hook's connection, else
-    ``None``: the OpenLineage provider falls back to hook-level lineage only when an operator
-    reports no dataset at all, so the listing is named even when the connection cannot be read.
+
+class ListingLineageMixin(Generic[Outcome]):
+    """Give a task that lists consents and publishes them the OpenLineage provider's three methods.
+
+    Each reports the listing in and the task's output, as the task's :meth:`_lineage` builds them.
+    They are declared for the start too, so that no event of the task falls back to the hook-level
+    lineage collector, which sees only what the task writes on the way (an export's temporary
+    sibling ``<path>.tmp-<uuid>``, a load's staging table). ``execute`` sets ``_lineage_base_url``
+    once it has a client and ``_lineage_outcome`` once its output is published.
     """
-    known: str | None = getattr(task, "_lineage_base_url", None)
-    if known is not None:
-        return known
-    try:
-        return str(task.hook.client.config.base_url)
-    except Exception:  # a broken connection already failed the task; lineage still names the input
-        return None
+
+    _lineage_base_url: str | None = None
+    _lineage_outcome: Outcome | None = None
+
+    if TYPE_CHECKING:
+
+        @property
+        def hook(self) -> EtelecomHook:
+            """The task's hook (a ``cached_property`` of the task)."""
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing in and the output, with its schema only (nothing is published yet)."""
+        return self._lineage(None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing in and the output with its schema and what was published (rows, size, creation)."""
+        return self._lineage(self._lineage_outcome)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing in and the intended output (schema only: a failed task publishes nothing)."""
+        return self._lineage(None)
+
+    def _lineage(self, outcome: Outcome | None) -> OperatorLineage[Dataset, RunFacet]:
+        """Build the task's lineage; ``outcome`` is ``None`` until the output is published."""
+        raise NotImplementedError
+
+    def _listing_base_url(self) -> str | None:
+        """Return the Base URL the task lists from, for its input dataset.
+
+        The one ``execute`` saw, else the hook's connection's, else ``None``: the OpenLineage
+        provider falls back to hook-level lineage only when an operator reports no dataset at all,
+        so the listing is named even when the connection cannot be read.
+        """
+        if self._lineage_base_url is not None:
+            return self._lineage_base_url
+        try:
+            return str(self.hook.client.config.base_url)
+        except Exception:  # a broken connection already failed the task; lineage still names the input
+            return None
 
 
 def listing_namespace(base_url: str | None) -> str:

@@ -76,3 +76,29 @@ def test_a_parquet_files_schema_facet_is_the_files_schema() -> None:
     assert [description for *_, description in schema_fields(lineage.outputs[0])][:-1] == [
         field.description for field in CONSENT_FIELDS
     ]
+
+
+@pytest.mark.parametrize("kind", ["export", "load"])
+def test_both_operators_name_the_listing_as_their_shared_lineage_methods_do(kind: str) -> None:
+    """Before ``execute``, a connection that cannot be read still names the listing; after, the URL it saw."""
+    pytest.importorskip("airflow.providers.openlineage", reason="the test extra installs the OpenLineage provider")
+    from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
+    from airflow_provider_etelecom.transfers.consents_to_sql import ConsentsToSqlOperator
+
+    conn = {"etelecom_conn_id": "no_such_connection"}
+    operator: ListConsentsOperator | ConsentsToSqlOperator = (
+        ListConsentsOperator(task_id=kind, **conn)
+        if kind == "export"
+        else ConsentsToSqlOperator(task_id=kind, sql_conn_id="no_such_database", table="t", **conn)
+    )
+    for lineage in (
+        operator.get_openlineage_facets_on_start(),
+        operator.get_openlineage_facets_on_complete(None),
+        operator.get_openlineage_facets_on_failure(None),
+    ):
+        assert [(d.namespace, d.name) for d in lineage.inputs] == [
+            ("etelecom", listing_dataset_name("no_such_connection"))
+        ]
+        assert lineage.outputs == []  # XCom; a table whose connection cannot be read
+    operator._lineage_base_url = "https://key@api.etelecom.vn/v1/shop/"  # as execute records it
+    assert operator.get_openlineage_facets_on_complete(None).inputs[0].namespace == "https://api.etelecom.vn/v1/shop"
