@@ -58,10 +58,10 @@ BATCH = 5_000
 
 def _rows(consents: list[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
     """insert_rows' rows, the obvious way: the values in column order, the platform's zero time as NULL."""
-    from airflow_provider_etelecom.transfers.sql_table import COLUMN_NAMES
+    from airflow_provider_etelecom.client.models import CONSENT_FIELD_NAMES
 
     for consent in consents:
-        yield tuple(None if value == ZERO_TIME else value for value in map(consent.get, COLUMN_NAMES))
+        yield tuple(None if value == ZERO_TIME else value for value in map(consent.get, CONSENT_FIELD_NAMES))
 
 
 def _peak_mb(step: Callable[[], None]) -> float:
@@ -121,10 +121,11 @@ def run(
     machine's load falls on both sides alike. After every run both tables must hold the same rows.
     """
     from airflow.providers.postgres.hooks.postgres import USE_PSYCOPG3, PostgresHook
-    from airflow_provider_etelecom.transfers import sql_table
 
+    from airflow_provider_etelecom.client.models import CONSENT_FIELD_NAMES
     from airflow_provider_etelecom.testing import EtelecomSimulator
     from airflow_provider_etelecom.testing.postgres import run_postgres
+    from airflow_provider_etelecom.transfers import sql_table
     from airflow_provider_etelecom.transfers.consents_to_sql import _TableLoad
 
     with EtelecomSimulator(consents=consents, seed=7) as sim:
@@ -151,7 +152,7 @@ def run(
             hook.insert_rows(
                 table,
                 _rows(served),
-                target_fields=list(sql_table.COLUMN_NAMES),
+                target_fields=list(CONSENT_FIELD_NAMES),
                 replace=True,
                 replace_index="id",
                 executemany=True,

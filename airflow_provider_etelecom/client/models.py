@@ -1,4 +1,9 @@
-"""The eTelecom data model: enums, the consent record, and the one status table.
+"""The eTelecom data model: enums, the consent record and its field table, and the one status table.
+
+The consent record is declared once, as :class:`Consent` (for type checkers) and
+:data:`CONSENT_FIELDS` (for code: each field's name, kind and meaning, in the API's order). The
+Parquet schema, the SQL table and the lineage schema facets are derived from :data:`CONSENT_FIELDS`,
+each layer mapping a kind to its own types; a test keeps the two declarations equal.
 
 Every place that needs to know whether a consent is still waiting, answered or dead
 (the sensor's ``poke``, the trigger, ``execute_complete``, the batched waits) asks
@@ -9,11 +14,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 __all__ = [
     "CALL_TYPES",
+    "CONSENT_FIELDS",
+    "CONSENT_FIELD_NAMES",
     "FINAL_REPLY_STATUSES",
     "REASON_CODES",
     "REPLY_STATUSES",
@@ -22,8 +30,10 @@ __all__ = [
     "CallType",
     "Consent",
     "ConsentCheck",
+    "ConsentField",
     "ConsentPage",
     "ConsentState",
+    "FieldKind",
     "Paging",
     "ReasonCode",
     "ReplyStatus",
@@ -83,7 +93,7 @@ class Consent(TypedDict, total=False):
 
     Ids are int64 carried as strings, times RFC 3339 UTC strings. Enum fields may hold values
     this provider does not know (``"unknown"``, ``"Z"``, or a future letter): they are passed
-    through untouched.
+    through untouched. :data:`CONSENT_FIELDS` lists the same fields for code (a test keeps them equal).
     """
 
     id: str
@@ -103,6 +113,45 @@ class Consent(TypedDict, total=False):
     created_at: str
     updated_at: str
     expires_at: str
+
+
+FieldKind = Literal["id", "text", "enum", "time", "bool", "int"]
+"""What a field holds, which is all an output needs to type it: ``id`` an int64 carried as a
+string, ``text`` free text, ``enum`` a code from a documented set (passed through when unknown),
+``time`` an RFC 3339 UTC string, ``bool`` and ``int`` JSON's own."""
+
+
+@dataclass(frozen=True)
+class ConsentField:
+    """One field of :class:`Consent`: its name, its kind, and what it means (for docs and schema facets)."""
+
+    name: str
+    kind: FieldKind
+    description: str
+
+
+#: The fields of :class:`Consent`, in the order of ``ListRequestConsent``'s answer (the column order
+#: of every output).
+CONSENT_FIELDS: tuple[ConsentField, ...] = (
+    ConsentField("id", "id", "consent id (int64 as a string)"),
+    ConsentField("shop_id", "id", "shop id (int64 as a string)"),
+    ConsentField("user_id", "id", "eTelecom user id (int64 as a string)"),
+    ConsentField("oa_id", "id", "Zalo Official Account id (int64 as a string)"),
+    ConsentField("phone", "text", "customer phone, 84..."),
+    ConsentField("call_type", "enum", "audio, video, audio_and_video"),
+    ConsentField("reason_code", "enum", "why the business wants to call"),
+    ConsentField("reply_status", "enum", "S waiting, P agreed, N refused, NS no reply"),
+    ConsentField("status", "enum", "send status: P sent, N failed"),
+    ConsentField("delivery_status", "enum", "unknown, received, seen"),
+    ConsentField("delivery_time", "time", "when Zalo delivered the request; null if never"),
+    ConsentField("is_charged", "bool", "whether the request was charged"),
+    ConsentField("error_code", "int", "eTelecom's error code of a failed send"),
+    ConsentField("error_message", "text", "eTelecom's error message of a failed send"),
+    ConsentField("created_at", "time", "when the request was created"),
+    ConsentField("updated_at", "time", "when it last changed (the customer's answer)"),
+    ConsentField("expires_at", "time", "when a waiting request or an agreement expires"),
+)
+CONSENT_FIELD_NAMES: tuple[str, ...] = tuple(field.name for field in CONSENT_FIELDS)
 
 
 class Paging(TypedDict, total=False):

@@ -1,7 +1,8 @@
 """OpenLineage datasets for an export of consents: the eTelecom listing in, the final file or table out.
 
-Only :func:`build_operator_lineage` imports OpenLineage, and only when called (which only the
-OpenLineage provider does), so the provider works without it. The names follow OpenLineage's
+Both listing operators report them through :class:`ListingLineageMixin`. OpenLineage is imported
+only when they are built (which only the OpenLineage provider asks for), so the provider works
+without it. The names follow OpenLineage's
 naming spec for storage (``file`` + absolute path, ``s3://bucket`` + key, ``gs://bucket`` + key)
 and SQL tables (PostgreSQL: ``postgres://host:port`` + ``database.schema.table``, as the
 OpenLineage provider's common.sql code names them; SQLite, which the spec does not list:
@@ -14,30 +15,36 @@ provider's convention (docs/operator.md, *Lineage*):
   Base URL, so the method alone would merge every shop into one dataset. The shop is named by the
   Airflow connection that holds its key (one connection per shop key), because that is known
   without a request and is not secret; the key, or any part of it, is never used.
+
+Every schema facet is derived from :data:`~airflow_provider_etelecom.client.models.CONSENT_FIELDS`:
+the listing's and a JSON Lines file's with JSON types, a Parquet file's with Arrow types (plus its
+``_extra`` column), a table's with the SQL types its caller passes.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow_provider_etelecom.outputs.parquet import CONSENT_COLUMNS, EXTRA_COLUMN
+from airflow_provider_etelecom.client.models import CONSENT_FIELDS, FieldKind
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
+    from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet, SchemaDatasetFacet
     from airflow.providers.openlineage.extractors import OperatorLineage
+
+    from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "LISTING_METHOD",
     "ExportOutcome",
+    "ListingLineageMixin",
     "SqlLoadOutcome",
     "build_operator_lineage",
     "build_sql_lineage",
-    "listing_base_url",
     "listing_dataset_name",
     "listing_namespace",
     "postgres_dataset_naming",
@@ -49,7 +56,32 @@ LISTING_METHOD = "Zalo/ListRequestConsent"
 #: Namespace used when the connection cannot be read (the task failed on it): still ours, never a temp file.
 UNKNOWN_NAMESPACE = "etelecom"
 
-_JSON_TYPES = {"id": "string", "string": "string", "enum": "string", "bool": "bool", "int": "integer"}
+#: Each kind's type in the API's JSON (the listing, a JSON Lines file).
+_JSON_TYPES: dict[FieldKind, str] = {
+    "id": "string",
+    "text": "string",
+    "enum": "string",
+    "bool": "bool",
+    "int": "integer",
+    "time": "string (RFC 3339 time)",
+}
+#: Each kind's type in a Parquet file, as pyarrow spells it. Spelled here rather than read from the
+#: writer's schema, which needs pyarrow: lineage is reported even where pyarrow is missing (a
+#: failed task). A test keeps the two equal.
+_ARROW_TYPES: dict[FieldKind, str] = {
+    "id": "string",
+    "text": "string",
+    "enum": "string",
+    "bool": "bool",
+    "int": "int64",
+    "time": "timestamp[us, tz=UTC]",
+}
+#: The column a Parquet file has after the fields (the writer's ``EXTRA_COLUMN``; the same test).
+_EXTRA_COLUMN = "_extra"
+_DESCRIPTIONS = {
+    **{field.name: field.description for field in CONSENT_FIELDS},
+    _EXTRA_COLUMN: "fields the schema does not know, and values that did not fit",
+}
 
 
 @dataclass
@@ -69,21 +101,58 @@ class SqlLoadOutcome:
     created: bool
 
 
-def listing_base_url(task: Any) -> str | None:
-    """Return the base URL a listing task read from, for its input dataset.
+Outcome = TypeVar("Outcome", ExportOutcome, SqlLoadOutcome)
 
-    The task's ``_lineage_base_url`` (set once it listed), else its hook's connection, else
-    ``None``: the OpenLineage provider falls back to hook-level lineage only when an operator
-    reports no dataset at all, so the listing is named even when the connection cannot be read.
+
+class ListingLineageMixin(Generic[Outcome]):
+    """Give a task that lists consents and publishes them the OpenLineage provider's three methods.
+
+    Each reports the listing in and the task's output, as the task's :meth:`_lineage` builds them.
+    They are declared for the start too, so that no event of the task falls back to the hook-level
+    lineage collector, which sees only what the task writes on the way (an export's temporary
+    sibling ``<path>.tmp-<uuid>``, a load's staging table). ``execute`` sets ``_lineage_base_url``
+    once it has a client and ``_lineage_outcome`` once its output is published.
     """
-    known: str | None = getattr(task, "_lineage_base_url", None)
-    if known is not None:
-        return known
-    try:
-        return str(task.hook.client.config.base_url)
-    except Exception as error:  # a broken connection already failed the task; lineage still names the input
-        log.debug("The listing's Base URL is unknown for lineage: %s", error)
-        return None
+
+    _lineage_base_url: str | None = None
+    _lineage_outcome: Outcome | None = None
+
+    if TYPE_CHECKING:
+
+        @property
+        def hook(self) -> EtelecomHook:
+            """The task's hook (a ``cached_property`` of the task)."""
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing in and the output, with its schema only (nothing is published yet)."""
+        return self._lineage(None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing in and the output with its schema and what was published (rows, size, creation)."""
+        return self._lineage(self._lineage_outcome)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage[Dataset, RunFacet]:
+        """Report the listing in and the intended output (schema only: a failed task publishes nothing)."""
+        return self._lineage(None)
+
+    def _lineage(self, outcome: Outcome | None) -> OperatorLineage[Dataset, RunFacet]:
+        """Build the task's lineage; ``outcome`` is ``None`` until the output is published."""
+        raise NotImplementedError
+
+    def _listing_base_url(self) -> str | None:
+        """Return the Base URL the task lists from, for its input dataset.
+
+        The one ``execute`` saw, else the hook's connection's, else ``None``: the OpenLineage
+        provider falls back to hook-level lineage only when an operator reports no dataset at all,
+        so the listing is named even when the connection cannot be read.
+        """
+        if self._lineage_base_url is not None:
+            return self._lineage_base_url
+        try:
+            return str(self.hook.client.config.base_url)
+        except Exception as error:  # a broken connection already failed the task; lineage still names the input
+            log.debug("The listing's Base URL is unknown for lineage: %s", error)
+            return None
 
 
 def listing_namespace(base_url: str | None) -> str:
@@ -119,18 +188,21 @@ def storage_dataset_naming(path: str) -> tuple[str, str]:
     return f"{scheme}://{host}", parts.path.lstrip("/")
 
 
-def _schema_fields(parquet: bool) -> list[tuple[str, str, str]]:
-    fields = [
-        (
-            column.name,
-            column.arrow_type if parquet else _JSON_TYPES.get(column.kind, "string (RFC 3339 time)"),
-            column.description,
-        )
-        for column in CONSENT_COLUMNS
-    ]
-    if parquet:
-        fields.append((EXTRA_COLUMN, "string (JSON)", "fields the schema does not know, and values that did not fit"))
-    return fields
+def _field_types(types: dict[FieldKind, str]) -> dict[str, str]:
+    """Each consent field's type in one format (``types``: the format's type of each kind), in field order."""
+    return {field.name: types[field.kind] for field in CONSENT_FIELDS}
+
+
+def _schema_facet(column_types: dict[str, str]) -> SchemaDatasetFacet:
+    """A schema facet of these columns (name -> type, in order), described from the consent's fields."""
+    from airflow.providers.common.compat.openlineage.facet import SchemaDatasetFacet, SchemaDatasetFacetFields
+
+    return SchemaDatasetFacet(
+        fields=[
+            SchemaDatasetFacetFields(name=name, type=kind, description=_DESCRIPTIONS.get(name))
+            for name, kind in column_types.items()
+        ]
+    )
 
 
 def build_operator_lineage(
@@ -156,30 +228,22 @@ def build_operator_lineage(
         LifecycleStateChangeDatasetFacet,
         OutputDataset,
         OutputStatisticsOutputDatasetFacet,
-        SchemaDatasetFacet,
-        SchemaDatasetFacetFields,
     )
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    def schema(arrow_types: bool) -> SchemaDatasetFacet:
-        return SchemaDatasetFacet(
-            fields=[
-                SchemaDatasetFacetFields(name=name, type=kind, description=description)
-                for name, kind, description in _schema_fields(arrow_types)
-            ]
-        )
-
+    json_types = _field_types(_JSON_TYPES)
     inputs: list[Dataset] = [
         InputDataset(
             namespace=listing_namespace(base_url),
             name=listing_dataset_name(etelecom_conn_id),
-            facets={"schema": schema(False)},
+            facets={"schema": _schema_facet(json_types)},
         )
     ]
     outputs: list[Dataset] = []
     if output_path is not None:
         namespace, name = storage_dataset_naming(output_path)
-        facets: dict[str, Any] = {"schema": schema(parquet)}
+        file_types = {**_field_types(_ARROW_TYPES), _EXTRA_COLUMN: "string (JSON)"} if parquet else json_types
+        facets: dict[str, Any] = {"schema": _schema_facet(file_types)}
         output_facets: dict[str, Any] = {}
         if outcome is not None:
             change = LifecycleStateChange.OVERWRITE if outcome.overwritten else LifecycleStateChange.CREATE
@@ -228,19 +292,9 @@ def build_sql_lineage(
         LifecycleStateChangeDatasetFacet,
         OutputDataset,
         OutputStatisticsOutputDatasetFacet,
-        SchemaDatasetFacet,
-        SchemaDatasetFacetFields,
     )
 
-    descriptions = {column.name: column.description for column in CONSENT_COLUMNS}
-    facets: dict[str, Any] = {
-        "schema": SchemaDatasetFacet(
-            fields=[
-                SchemaDatasetFacetFields(name=column, type=kind, description=descriptions.get(column))
-                for column, kind in column_types.items()
-            ]
-        )
-    }
+    facets: dict[str, Any] = {"schema": _schema_facet(column_types)}
     output_facets: dict[str, Any] = {}
     if outcome is not None:
         output_facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(rowCount=outcome.written)

@@ -30,7 +30,7 @@ from airflow_provider_etelecom.operators.base import (
     with_listing_params,
 )
 from airflow_provider_etelecom.operators.base import is_template as _is_template
-from airflow_provider_etelecom.operators.lineage import ExportOutcome, build_operator_lineage, listing_base_url
+from airflow_provider_etelecom.operators.lineage import ExportOutcome, ListingLineageMixin, build_operator_lineage
 from airflow_provider_etelecom.outputs.files import AtomicOutput, resolve_output_path
 from airflow_provider_etelecom.outputs.jsonl import atomic_jsonl_writer
 from airflow_provider_etelecom.outputs.parquet import (
@@ -106,7 +106,7 @@ def _open_writer(
     return atomic_jsonl_writer(output_path, conn_id=conn_id, stop=stop)
 
 
-class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
+class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, ListingLineageMixin[ExportOutcome], BaseOperator):
     """Export every consent matching the filters, to XCom or streamed as JSON Lines to object storage.
 
     With ``output_path=None`` the consents are returned (pushed to XCom): fine for a few thousand,
@@ -229,8 +229,6 @@ class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
             _check_output_path_shape(output_path)
             if is_parquet_path(output_path) and not pyarrow_installed():
                 raise EtelecomValidationError(pyarrow_missing_message(path=output_path), parameter="output_path")
-        self._lineage_base_url: str | None = None
-        self._lineage_outcome: ExportOutcome | None = None
 
     @cached_property
     def hook(self) -> EtelecomHook:
@@ -356,29 +354,11 @@ class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         )
         return {"path": output_path, "count": writer.count, "pages": progress.pages, "window": window}
 
-    # -- OpenLineage ---------------------------------------------------------------------------
-
-    def get_openlineage_facets_on_start(self) -> OperatorLineage[Dataset, RunFacet]:
-        """Report the listing and the final output path; called by the OpenLineage provider.
-
-        Declared at start too, so that no event of this task falls back to the hook-level lineage
-        collector, which saw only the temporary sibling (``<path>.tmp-<uuid>``) being written.
-        """
-        return self._openlineage(None)
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Dataset, RunFacet]:
-        """Report the listing in, the final file out with its schema, row count, size and whether it was replaced."""
-        return self._openlineage(self._lineage_outcome)
-
-    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage[Dataset, RunFacet]:
-        """Report the listing and the intended output (schema only: a failed export writes nothing)."""
-        return self._openlineage(None)
-
-    def _openlineage(self, outcome: ExportOutcome | None) -> OperatorLineage[Dataset, RunFacet]:
-        base_url = listing_base_url(self)
+    def _lineage(self, outcome: ExportOutcome | None) -> OperatorLineage[Dataset, RunFacet]:
+        """Build the lineage: the listing in, the final file out (never its temporary sibling), none for XCom."""
         output_path = self.output_path if isinstance(self.output_path, str) else None
         return build_operator_lineage(
-            base_url=base_url,
+            base_url=self._listing_base_url(),
             etelecom_conn_id=self.etelecom_conn_id,
             output_path=output_path,
             parquet=output_path is not None and is_parquet_path(output_path),

@@ -6,8 +6,9 @@ whole export was written, and deletes it when anything fails, so whatever was at
 is left untouched.
 
 The file has one typed top-level column per field of ``ListRequestConsent``
-(:data:`CONSENT_COLUMNS`), plus ``_extra``, a JSON text column for whatever those columns could
-not hold. The rules, which docs/operator.md repeats as a table:
+(:data:`~airflow_provider_etelecom.client.models.CONSENT_FIELDS`, typed by kind), plus ``_extra``,
+a JSON text column for whatever those columns could not hold. The rules, which docs/operator.md
+repeats as a table:
 
 - ids (``id``, ``shop_id``, ``user_id``, ``oa_id``) are strings, as the API carries them: no
   reader can lose a digit (pandas turns an int64 column with nulls into float64, exact only up to
@@ -35,26 +36,30 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_etelecom.client.models import parse_api_time
+from airflow_provider_etelecom.client.models import (
+    CONSENT_FIELD_NAMES,
+    CONSENT_FIELDS,
+    ConsentField,
+    FieldKind,
+    parse_api_time,
+)
 from airflow_provider_etelecom.outputs.files import AtomicOutput, atomic_output
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
-    "CONSENT_COLUMNS",
     "EXTRA_COLUMN",
     "PARQUET_EXTRA",
     "ROW_GROUP_ROWS",
-    "ConsentColumn",
     "ParquetConsentWriter",
     "ParquetUnavailableError",
     "atomic_parquet_writer",
     "is_parquet_path",
+    "pyarrow_installed",
     "pyarrow_missing_message",
     "require_pyarrow",
 ]
@@ -71,53 +76,7 @@ BATCH_ROWS = 5_000
 EXTRA_COLUMN = "_extra"
 #: Times before this are the platform's zero time (year 1), written as null.
 _ZERO_TIME_BEFORE = "0002-01-01T00:00:00+00:00"
-
-
-@dataclass(frozen=True)
-class ConsentColumn:
-    """One typed column: the API field it holds, its kind and what it means."""
-
-    name: str
-    kind: str
-    """``id``, ``string``, ``enum``, ``bool``, ``int`` or ``time``."""
-    description: str
-
-    @property
-    def arrow_type(self) -> str:
-        """The column's Arrow type, as pyarrow shows it (docs and lineage schema facets use it)."""
-        return _PARQUET_TYPES[self.kind]
-
-
-_PARQUET_TYPES = {
-    "id": "string",
-    "string": "string",
-    "enum": "string",
-    "bool": "bool",
-    "int": "int64",
-    "time": "timestamp[us, tz=UTC]",
-}
-
-#: The columns, in the order of ``ListRequestConsent``'s answer.
-CONSENT_COLUMNS: tuple[ConsentColumn, ...] = (
-    ConsentColumn("id", "id", "consent id (int64 as a string)"),
-    ConsentColumn("shop_id", "id", "shop id (int64 as a string)"),
-    ConsentColumn("user_id", "id", "eTelecom user id (int64 as a string)"),
-    ConsentColumn("oa_id", "id", "Zalo Official Account id (int64 as a string)"),
-    ConsentColumn("phone", "string", "customer phone, 84..."),
-    ConsentColumn("call_type", "enum", "audio, video, audio_and_video"),
-    ConsentColumn("reason_code", "enum", "why the business wants to call"),
-    ConsentColumn("reply_status", "enum", "S waiting, P agreed, N refused, NS no reply"),
-    ConsentColumn("status", "enum", "send status: P sent, N failed"),
-    ConsentColumn("delivery_status", "enum", "unknown, received, seen"),
-    ConsentColumn("delivery_time", "time", "when Zalo delivered the request; null if never"),
-    ConsentColumn("is_charged", "bool", "whether the request was charged"),
-    ConsentColumn("error_code", "int", "eTelecom's error code of a failed send"),
-    ConsentColumn("error_message", "string", "eTelecom's error message of a failed send"),
-    ConsentColumn("created_at", "time", "when the request was created"),
-    ConsentColumn("updated_at", "time", "when it last changed (the customer's answer)"),
-    ConsentColumn("expires_at", "time", "when a waiting request or an agreement expires"),
-)
-_KNOWN = frozenset(column.name for column in CONSENT_COLUMNS)
+_KNOWN = frozenset(CONSENT_FIELD_NAMES)
 
 
 class ParquetUnavailableError(ImportError):
@@ -158,23 +117,23 @@ def require_pyarrow(parameter: str = "output_path", path: str | None = None) -> 
 
 
 def arrow_schema() -> pa.Schema:
-    """The Arrow schema of the file: :data:`CONSENT_COLUMNS`, then :data:`EXTRA_COLUMN`."""
+    """The Arrow schema of the file: the consent's fields, each typed by its kind, then :data:`EXTRA_COLUMN`."""
     import pyarrow as pa
 
-    types = {
+    types: dict[FieldKind, pa.DataType] = {
         "id": pa.string(),
-        "string": pa.string(),
+        "text": pa.string(),
         "enum": pa.string(),
         "bool": pa.bool_(),
         "int": pa.int64(),
         "time": pa.timestamp("us", tz="UTC"),
     }
-    fields = [pa.field(c.name, types[c.kind], metadata={"description": c.description}) for c in CONSENT_COLUMNS]
+    fields = [pa.field(f.name, types[f.kind], metadata={"description": f.description}) for f in CONSENT_FIELDS]
     fields.append(pa.field(EXTRA_COLUMN, pa.string(), metadata={"description": "JSON: fields not in the schema"}))
     return pa.schema(fields)
 
 
-def _fits(kind: str, value: object) -> bool:
+def _fits(kind: FieldKind, value: object) -> bool:
     if value is None:
         return True
     if kind == "bool":
@@ -283,7 +242,7 @@ class ParquetConsentWriter:
                 for name in unknown:
                     self.unknown_fields[name] = self.unknown_fields.get(name, 0) + 1
         arrays = []
-        for column, field in zip(CONSENT_COLUMNS, self._schema, strict=False):
+        for column, field in zip(CONSENT_FIELDS, self._schema, strict=False):
             values = [record.get(column.name) for record in records]
             if not all(_fits(column.kind, value) for value in values):
                 values = self._fit(column, values, extras)
@@ -303,7 +262,7 @@ class ParquetConsentWriter:
         while self._batched_rows >= self._row_group_size:
             self._flush(self._row_group_size)
 
-    def _fit(self, column: ConsentColumn, values: list[Any], extras: list[dict[str, Any] | None]) -> list[Any]:
+    def _fit(self, column: ConsentField, values: list[Any], extras: list[dict[str, Any] | None]) -> list[Any]:
         """Replace values that do not fit ``column`` by null, keeping them in ``_extra``.
 
         An int id (the API sends strings, but an int is the same number) is written as its digits.
@@ -326,7 +285,7 @@ class ParquetConsentWriter:
         extra[name] = value
         self.misfits[name] = self.misfits.get(name, 0) + 1
 
-    def _times(self, column: ConsentColumn, values: list[Any], extras: list[dict[str, Any] | None]) -> pa.Array:
+    def _times(self, column: ConsentField, values: list[Any], extras: list[dict[str, Any] | None]) -> pa.Array:
         """RFC 3339 texts -> UTC microsecond timestamps; the zero time -> null; unparsable -> ``_extra``."""
         pa = self._pa
         import pyarrow.compute as pc

@@ -20,6 +20,7 @@ from airflow_provider_etelecom.client import (
     ConsentPage,
     ConsentQuery,
 )
+from airflow_provider_etelecom.client.models import CONSENT_FIELD_NAMES
 from airflow_provider_etelecom.client.query import FILTER_FIELDS
 from airflow_provider_etelecom.client.seen import SeenIds
 from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, format_api_time, validate_number
@@ -33,14 +34,14 @@ from airflow_provider_etelecom.operators.base import (
     with_listing_params,
 )
 from airflow_provider_etelecom.operators.lineage import (
+    ListingLineageMixin,
     SqlLoadOutcome,
     build_sql_lineage,
-    listing_base_url,
     postgres_dataset_naming,
     sqlite_dataset_naming,
 )
 from airflow_provider_etelecom.transfers import sql_table
-from airflow_provider_etelecom.transfers.sql_table import COLUMN_NAMES, Dialect, TableName
+from airflow_provider_etelecom.transfers.sql_table import Dialect, TableName
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
@@ -303,7 +304,7 @@ class _TableLoad:
             log.debug("Closing the connection to %s failed: %s", self.table, error)
 
 
-class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
+class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, ListingLineageMixin[SqlLoadOutcome], BaseOperator):
     """Upsert the consents matching the filters into a PostgreSQL or SQLite table, keyed on ``id``.
 
     A stored row is replaced only when the incoming ``updated_at`` is newer or equal, so a replayed
@@ -416,9 +417,7 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         self._check_listing()  # what is known now; templated values are validated once rendered
         if not is_template(table):
             _table(table)
-        self._lineage_base_url: str | None = None
         self._lineage_schema: str | None = None
-        self._lineage_outcome: SqlLoadOutcome | None = None
 
     @cached_property
     def hook(self) -> EtelecomHook:
@@ -513,33 +512,15 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         )
         return {"table": str(table), "count": count, "written": written, "window": window}
 
-    # -- OpenLineage ---------------------------------------------------------------------------
-
-    def get_openlineage_facets_on_start(self) -> OperatorLineage[Dataset, RunFacet]:
-        """Report the listing in and the table out (schema only); called by the OpenLineage provider.
-
-        Declared at start too, so that no event of this task falls back to hook-level lineage (the
-        staging table must never appear).
-        """
-        return self._openlineage(None)
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Dataset, RunFacet]:
-        """Report the listing in, the table out with its schema, the rows merged and whether it was created."""
-        return self._openlineage(self._lineage_outcome)
-
-    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage[Dataset, RunFacet]:
-        """Report the listing and the table (schema only: a failed load leaves the table as it was)."""
-        return self._openlineage(None)
-
-    def _openlineage(self, outcome: SqlLoadOutcome | None) -> OperatorLineage[Dataset, RunFacet]:
-        base_url = listing_base_url(self)
+    def _lineage(self, outcome: SqlLoadOutcome | None) -> OperatorLineage[Dataset, RunFacet]:
+        """Build the lineage: the listing in, the table out (never the staging table), none if it has no name."""
         try:
             naming = self._table_naming()
         except Exception as error:  # an unknown or unsupported connection, a bad table: nothing to name
             self.log.debug("The SQL dataset cannot be named for lineage: %s", error)
             naming = None
         lineage = build_sql_lineage(
-            base_url=base_url,
+            base_url=self._listing_base_url(),
             etelecom_conn_id=self.etelecom_conn_id,
             namespace=naming[0] if naming else "",
             name=naming[1] if naming else "",
@@ -585,7 +566,7 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, BaseOperator):
         count = 0
         batch: list[Consent] = []
         unknown: set[str] = set()
-        known = frozenset(COLUMN_NAMES)
+        known = frozenset(CONSENT_FIELD_NAMES)
         with self._pages(query) as pages:
             for page in pages:
                 self._check_stop(f"after {count} consents; nothing was merged and table {self.table!r} is as it was.")

@@ -4,8 +4,8 @@ No Airflow here: the columns and their types, the table-name check, the conversi
 into a row, and the SQL (DDL, staging, the merge guarded by ``updated_at``) of the two databases
 the transfer supports. The operator only runs these statements.
 
-One column per field of :class:`~airflow_provider_etelecom.client.models.Consent`, named after
-it; a field the API leaves out is ``NULL``. Types:
+One column per field of :data:`~airflow_provider_etelecom.client.models.CONSENT_FIELDS`, named
+after it and typed by its kind, in its order; a field the API leaves out is ``NULL``. Types:
 
 ========================  =====================  ==========================================
 columns                   PostgreSQL             SQLite
@@ -39,11 +39,15 @@ from itertools import chain
 from operator import itemgetter
 from typing import Literal
 
-from airflow_provider_etelecom.client.models import Consent, parse_api_time
+from airflow_provider_etelecom.client.models import (
+    CONSENT_FIELD_NAMES,
+    CONSENT_FIELDS,
+    Consent,
+    FieldKind,
+    parse_api_time,
+)
 
 __all__ = [
-    "COLUMNS",
-    "COLUMN_NAMES",
     "Dialect",
     "TableName",
     "check_columns",
@@ -61,41 +65,25 @@ __all__ = [
 ]
 
 Dialect = Literal["postgres", "sqlite"]
-Kind = Literal["text", "time", "bool", "int"]
 
-#: ``(column, kind)`` in the order of the API's consent record.
-COLUMNS: tuple[tuple[str, Kind], ...] = (
-    ("id", "text"),
-    ("shop_id", "text"),
-    ("user_id", "text"),
-    ("oa_id", "text"),
-    ("phone", "text"),
-    ("call_type", "text"),
-    ("reason_code", "text"),
-    ("reply_status", "text"),
-    ("status", "text"),
-    ("delivery_status", "text"),
-    ("delivery_time", "time"),
-    ("is_charged", "bool"),
-    ("error_code", "int"),
-    ("error_message", "text"),
-    ("created_at", "time"),
-    ("updated_at", "time"),
-    ("expires_at", "time"),
-)
-COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
-_KINDS: dict[str, Kind] = dict(COLUMNS)
-
-_TYPES: dict[Dialect, dict[Kind, str]] = {
-    "postgres": {"text": "text", "time": "timestamptz", "bool": "boolean", "int": "bigint"},
-    "sqlite": {"text": "TEXT", "time": "TEXT", "bool": "INTEGER", "int": "INTEGER"},
+#: Each kind's column type per dialect: ids, enums and text are all text (an id as text never loses a digit).
+_TYPES: dict[Dialect, dict[FieldKind, str]] = {
+    "postgres": {
+        "id": "text",
+        "text": "text",
+        "enum": "text",
+        "time": "timestamptz",
+        "bool": "boolean",
+        "int": "bigint",
+    },
+    "sqlite": {"id": "TEXT", "text": "TEXT", "enum": "TEXT", "time": "TEXT", "bool": "INTEGER", "int": "INTEGER"},
 }
-#: Column types an existing PostgreSQL table may have (``format_type`` spelling) for each kind.
-_PG_ACCEPTED: dict[Kind, tuple[str, ...]] = {
+#: Column types an existing PostgreSQL table may have (``format_type`` spelling) for each type it is created with.
+_PG_ACCEPTED: dict[str, tuple[str, ...]] = {
     "text": ("text", "character varying"),
-    "time": ("timestamp with time zone",),
-    "bool": ("boolean",),
-    "int": ("bigint", "integer"),
+    "timestamptz": ("timestamp with time zone",),
+    "boolean": ("boolean",),
+    "bigint": ("bigint", "integer"),
 }
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 #: PostgreSQL's identifier limit (NAMEDATALEN - 1); longer names would be cut silently.
@@ -149,12 +137,12 @@ def parse_table_name(value: object) -> TableName:
 
 def column_types(dialect: Dialect) -> dict[str, str]:
     """Return each column's SQL type in ``dialect``, in table order (the lineage schema facet)."""
-    return {name: _TYPES[dialect][kind] for name, kind in COLUMNS}
+    return {field.name: _TYPES[dialect][field.kind] for field in CONSENT_FIELDS}
 
 
 def _column_definitions(dialect: Dialect, *, primary_key: bool) -> str:
     types = _TYPES[dialect]
-    lines = [f'    "{name}" {types[kind]}' for name, kind in COLUMNS]
+    lines = [f'    "{field.name}" {types[field.kind]}' for field in CONSENT_FIELDS]
     lines[0] += (_PG_ID_COLLATION if dialect == "postgres" else "") + (" PRIMARY KEY" if primary_key else " NOT NULL")
     return ",\n".join(lines)
 
@@ -177,9 +165,9 @@ def _replace_rule(target: str, incoming: str) -> str:
 
 def stage_insert_sql(stage: str) -> str:
     """Return SQLite's insert into the staging table (one row per id: the newest ``updated_at``)."""
-    columns = ", ".join(f'"{name}"' for name in COLUMN_NAMES)
-    marks = ", ".join("?" for _ in COLUMN_NAMES)
-    updates = ", ".join(f'"{name}" = excluded."{name}"' for name in COLUMN_NAMES[1:])
+    columns = ", ".join(f'"{name}"' for name in CONSENT_FIELD_NAMES)
+    marks = ", ".join("?" for _ in CONSENT_FIELD_NAMES)
+    updates = ", ".join(f'"{name}" = excluded."{name}"' for name in CONSENT_FIELD_NAMES[1:])
     return (
         f'INSERT INTO temp."{stage}" AS target ({columns}) VALUES ({marks}) '
         f'ON CONFLICT ("id") DO UPDATE SET {updates} WHERE {_replace_rule("target", "excluded")}'
@@ -188,7 +176,7 @@ def stage_insert_sql(stage: str) -> str:
 
 def copy_sql(stage: str) -> str:
     """Return PostgreSQL's ``COPY`` into the staging table (text format, as :func:`copy_text` writes)."""
-    columns = ", ".join(f'"{name}"' for name in COLUMN_NAMES)
+    columns = ", ".join(f'"{name}"' for name in CONSENT_FIELD_NAMES)
     return f'COPY "{stage}" ({columns}) FROM STDIN'
 
 
@@ -201,14 +189,16 @@ def merge_sql(dialect: Dialect, table: TableName, stage: str) -> str:
     (:func:`_changed`): replacing a row with the same values would change nothing in the table,
     yet write a new row version, its index entries and WAL for every consent a lookback re-reads.
     """
-    columns = ", ".join(f'"{name}"' for name in COLUMN_NAMES)
-    updates = ", ".join(f'"{name}" = excluded."{name}"' for name in COLUMN_NAMES[1:])
+    columns = ", ".join(f'"{name}"' for name in CONSENT_FIELD_NAMES)
+    updates = ", ".join(f'"{name}" = excluded."{name}"' for name in CONSENT_FIELD_NAMES[1:])
     if dialect == "postgres":
         # The fast COPY path passes the platform's zero time through as text: NULL it here (any
         # time before year 2, as consent_row does), so the staged rows of both paths merge alike.
         selected = ", ".join(
-            f'CASE WHEN "{name}" >= {_YEAR_2} THEN "{name}" END AS "{name}"' if kind == "time" else f'"{name}"'
-            for name, kind in COLUMNS
+            f'CASE WHEN "{f.name}" >= {_YEAR_2} THEN "{f.name}" END AS "{f.name}"'
+            if f.kind == "time"
+            else f'"{f.name}"'
+            for f in CONSENT_FIELDS
         )
         source = f'SELECT DISTINCT ON ("id") {selected} FROM "{stage}" ORDER BY "id", {_ZERO_AS_NULL} DESC NULLS LAST'
     else:
@@ -226,10 +216,10 @@ def _changed(dialect: Dialect, target: str, incoming: str) -> str:
     Only the consents table's own columns are compared: the merge writes no others.
     """
     if dialect == "postgres":
-        stored = ", ".join(f'{target}."{name}"' for name in COLUMN_NAMES[1:])
-        new = ", ".join(f'{incoming}."{name}"' for name in COLUMN_NAMES[1:])
+        stored = ", ".join(f'{target}."{name}"' for name in CONSENT_FIELD_NAMES[1:])
+        new = ", ".join(f'{incoming}."{name}"' for name in CONSENT_FIELD_NAMES[1:])
         return f"ROW({stored}) IS DISTINCT FROM ROW({new})"
-    return "(" + " OR ".join(f'{target}."{name}" IS NOT {incoming}."{name}"' for name in COLUMN_NAMES[1:]) + ")"
+    return "(" + " OR ".join(f'{target}."{name}" IS NOT {incoming}."{name}"' for name in CONSENT_FIELD_NAMES[1:]) + ")"
 
 
 RowValue = str | int | bool | datetime | None
@@ -248,7 +238,7 @@ def _time(consent: Consent, name: str, value: object) -> datetime | None:
 
 
 def consent_row(consent: Consent) -> tuple[RowValue, ...]:
-    """Convert one consent as the API returned it into the row's values, in :data:`COLUMNS` order.
+    """Convert one consent as the API returned it into the row's values, in the table's column order.
 
     Times become aware UTC datetimes (the zero time ``None``), ``is_charged`` a bool,
     ``error_code`` an int; everything else is kept as the API's text. A missing field is ``None``.
@@ -258,21 +248,23 @@ def consent_row(consent: Consent) -> tuple[RowValue, ...]:
     """
     raw: dict[str, object] = dict(consent)
     values: list[RowValue] = []
-    for name, kind in COLUMNS:
-        value = raw.get(name)
-        if kind == "time":
-            values.append(_time(consent, name, value))
+    for field in CONSENT_FIELDS:
+        value = raw.get(field.name)
+        if field.kind == "time":
+            values.append(_time(consent, field.name, value))
         elif value is None:
             values.append(None)
-        elif kind == "bool":
+        elif field.kind == "bool":
             if not isinstance(value, bool):
-                raise ValueError(f"consent {consent.get('id')!r}: is_charged={value!r} is not a boolean")
+                raise ValueError(f"consent {consent.get('id')!r}: {field.name}={value!r} is not a boolean")
             values.append(value)
-        elif kind == "int":
+        elif field.kind == "int":
             try:
                 values.append(int(str(value)))
             except ValueError:
-                raise ValueError(f"consent {consent.get('id')!r}: {name}={value!r} is not a whole number") from None
+                raise ValueError(
+                    f"consent {consent.get('id')!r}: {field.name}={value!r} is not a whole number"
+                ) from None
         else:
             values.append(str(value))
     if not values[0]:
@@ -319,11 +311,11 @@ def copy_text(rows: Iterable[Sequence[RowValue]]) -> str:
 _RFC3339 = r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:[Zz]|[+-]\d\d:\d\d)"
 #: The time cells of a batch, one a line: checked with one regular expression per batch.
 _TIMES = re.compile(f"(?:(?:{_RFC3339})\n)*")
-_GET_ROW = itemgetter(*COLUMN_NAMES)
-_GET_TIMES = itemgetter(*(index for index, (_, kind) in enumerate(COLUMNS) if kind == "time"))
-_GET_BOOL = itemgetter(*(index for index, (_, kind) in enumerate(COLUMNS) if kind == "bool"))
-_GET_INT = itemgetter(*(index for index, (_, kind) in enumerate(COLUMNS) if kind == "int"))
-_LINE = "\t".join(["%s"] * len(COLUMNS))
+_GET_ROW = itemgetter(*CONSENT_FIELD_NAMES)
+_GET_TIMES = itemgetter(*(index for index, field in enumerate(CONSENT_FIELDS) if field.kind == "time"))
+_GET_BOOL = itemgetter(*(index for index, field in enumerate(CONSENT_FIELDS) if field.kind == "bool"))
+_GET_INT = itemgetter(*(index for index, field in enumerate(CONSENT_FIELDS) if field.kind == "int"))
+_LINE = "\t".join(["%s"] * len(CONSENT_FIELDS))
 
 
 def copy_batch(consents: Sequence[Consent]) -> str:
@@ -362,7 +354,7 @@ def copy_batch(consents: Sequence[Consent]) -> str:
             and "\\" not in text
             and "\r" not in text
             and text.count("\n") == len(rows)
-            and text.count("\t") == len(rows) * (len(COLUMNS) - 1)
+            and text.count("\t") == len(rows) * (len(CONSENT_FIELDS) - 1)
         ):
             return text
     return copy_text(map(consent_row, consents))
@@ -371,7 +363,7 @@ def copy_batch(consents: Sequence[Consent]) -> str:
 def check_columns(
     dialect: Dialect, table: TableName, found: Sequence[tuple[str, str, bool]], *, has_unique_id: bool
 ) -> None:
-    """Check an existing table against :data:`COLUMNS` before anything is listed.
+    """Check an existing table's columns against the consents table's before anything is listed.
 
     :param found: ``(name, type, required)`` of each column of the table, ``required`` meaning
         ``NOT NULL`` without a default (an extra column like that would refuse every insert).
@@ -380,14 +372,14 @@ def check_columns(
     """
     by_name = {name: (kind, required) for name, kind, required in found}
     problems = []
-    missing = [name for name in COLUMN_NAMES if name not in by_name]
+    missing = [name for name in CONSENT_FIELD_NAMES if name not in by_name]
     if missing:
         problems.append(f"missing columns {', '.join(missing)}")
     if dialect == "postgres":
-        for name, kind in COLUMNS:
-            if name in by_name and not by_name[name][0].startswith(_PG_ACCEPTED[kind]):
-                problems.append(f"column {name} is {by_name[name][0]}, expected {_TYPES[dialect][kind]}")
-    blocking = [name for name, (_, required) in by_name.items() if name not in _KINDS and required]
+        for name, expected in column_types(dialect).items():
+            if name in by_name and not by_name[name][0].startswith(_PG_ACCEPTED[expected]):
+                problems.append(f"column {name} is {by_name[name][0]}, expected {expected}")
+    blocking = [name for name, (_, required) in by_name.items() if name not in CONSENT_FIELD_NAMES and required]
     if blocking:
         problems.append(f"extra columns {', '.join(blocking)} are NOT NULL without a default")
     if not missing and not has_unique_id:

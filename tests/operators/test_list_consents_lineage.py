@@ -17,14 +17,15 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_etelecom.outputs.parquet import CONSENT_COLUMNS, EXTRA_COLUMN
+from airflow_provider_etelecom.client.models import CONSENT_FIELD_NAMES
+from airflow_provider_etelecom.outputs.parquet import EXTRA_COLUMN
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from tests.conftest import SECRET_KEY, only, run_dag_for_lineage
 
 pytest.importorskip("airflow.providers.openlineage", reason="the test extra installs the OpenLineage provider")
 
 LISTING = "Zalo/ListRequestConsent?connection="
-FIELDS = [c.name for c in CONSENT_COLUMNS]
+FIELDS = list(CONSENT_FIELD_NAMES)
 
 #: A fresh Airflow interpreter per run: among the longest tests, so run first (tests/conftest.py).
 pytestmark = pytest.mark.slow

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_etelecom.client.models import CONSENT_FIELD_NAMES, CONSENT_FIELDS
 from airflow_provider_etelecom.outputs import parquet as module
 from airflow_provider_etelecom.outputs.parquet import (
-    CONSENT_COLUMNS,
     EXTRA_COLUMN,
     ParquetUnavailableError,
     atomic_parquet_writer,
@@ -24,8 +24,17 @@ from airflow_provider_etelecom.outputs.parquet import (
 pq = pytest.importorskip("pyarrow.parquet", reason="the test extra installs the parquet extra")
 duckdb = pytest.importorskip("duckdb", reason="the test extra installs duckdb")
 
-COLUMNS = [c.name for c in CONSENT_COLUMNS] + [EXTRA_COLUMN]
+COLUMNS = [*CONSENT_FIELD_NAMES, EXTRA_COLUMN]
 ZERO_TIME = "0001-01-01T00:00:00Z"
+#: Each kind's Arrow type, as docs/operator.md documents them.
+DOCUMENTED_TYPES = {
+    "id": "string",
+    "text": "string",
+    "enum": "string",
+    "bool": "bool",
+    "int": "int64",
+    "time": "timestamp[us, tz=UTC]",
+}
 
 
 def _time(text: str) -> datetime | None:
@@ -36,7 +45,7 @@ def _time(text: str) -> datetime | None:
 
 def expected_rows(served: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """What a reader must find for each consent the simulator served, column by column."""
-    kinds = {c.name: c.kind for c in CONSENT_COLUMNS}
+    kinds = {field.name: field.kind for field in CONSENT_FIELDS}
     rows = []
     for consent in served:
         row: list[Any] = []
@@ -92,13 +101,15 @@ def consent(**fields: Any) -> dict[str, Any]:
     return {**base, **fields}
 
 
-def test_types_as_documented(tmp_path: Path) -> None:
+def test_one_column_per_consent_field_typed_as_documented(tmp_path: Path) -> None:
     target = tmp_path / "c.parquet"
     write(target, [consent()])
     schema = pq.read_schema(target)
-    assert [(f.name, str(f.type)) for f in schema] == [(c.name, c.arrow_type) for c in CONSENT_COLUMNS] + [
-        (EXTRA_COLUMN, "string")
+    assert [(f.name, str(f.type)) for f in schema] == [
+        *((field.name, DOCUMENTED_TYPES[field.kind]) for field in CONSENT_FIELDS),
+        (EXTRA_COLUMN, "string"),
     ]
+    assert [f.metadata for f in schema][:-1] == [{b"description": f.description.encode()} for f in CONSENT_FIELDS]
     with duckdb.connect() as db:
         described = {
             row[0]: row[1] for row in db.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(target)]).fetchall()

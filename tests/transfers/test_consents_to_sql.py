@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_etelecom.client.models import CONSENT_FIELD_NAMES
 from airflow_provider_etelecom.client.validation import FILTER_MARGIN
 from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomStoppedError, EtelecomValidationError
 from airflow_provider_etelecom.testing import EtelecomSimulator
@@ -27,7 +28,7 @@ from tests.conftest import SECRET_KEY
 from tests.transfers.conftest import connect
 
 LIST = "Zalo/ListRequestConsent"
-COLUMNS = sql_table.COLUMN_NAMES
+COLUMNS = CONSENT_FIELD_NAMES
 TIMES = ("delivery_time", "created_at", "updated_at", "expires_at")
 
 

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 import pytest
 
+from airflow_provider_etelecom.client.models import CONSENT_FIELD_NAMES, CONSENT_FIELDS
 from airflow_provider_etelecom.transfers import sql_table
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "sqlite"])
+def test_one_column_per_consent_field_in_order(dialect: sql_table.Dialect) -> None:
+    """The columns are the consent's fields, in order (the DDL in docs/warehouse.md pins their types)."""
+    types = sql_table.column_types(dialect)
+    assert list(types) == list(CONSENT_FIELD_NAMES)
+    ddl = sql_table.create_table_sql(dialect, sql_table.parse_table_name("t"))
+    assert re.findall(r'^    "(\w+)" (\w+)', ddl, flags=re.MULTILINE) == list(types.items())
+    assert len(sql_table.consent_row({"id": "1"})) == len(CONSENT_FIELDS)
 
 
 def test_the_platform_zero_time_and_missing_fields_are_null() -> None:
     row = dict(
         zip(
-            sql_table.COLUMN_NAMES,
+            CONSENT_FIELD_NAMES,
             sql_table.consent_row({"id": "9223372036854775807", "delivery_time": "0001-01-01T00:00:00Z"}),
             strict=True,
         )
@@ -73,15 +85,16 @@ API_CONSENT: dict[str, object] = {
 
 def test_copy_batch_passes_api_shaped_consents_through_as_text() -> None:
     (line,) = sql_table.copy_batch([API_CONSENT]).splitlines()  # type: ignore[list-item]
-    cells = dict(zip(sql_table.COLUMN_NAMES, line.split("\t"), strict=True))
-    expected = dict(zip(sql_table.COLUMN_NAMES, sql_table.consent_row(API_CONSENT), strict=True))  # type: ignore[arg-type]
-    for name, kind in sql_table.COLUMNS:
-        if kind == "time" and expected[name] is not None:  # the API's text, for PostgreSQL to parse
-            assert datetime.fromisoformat(cells[name].replace("Z", "+00:00")) == expected[name]
-        elif expected[name] is None:  # only the zero time here
-            assert (name, cells[name]) == ("delivery_time", "0001-01-01T00:00:00Z")
+    cells = dict(zip(CONSENT_FIELD_NAMES, line.split("\t"), strict=True))
+    expected = dict(zip(CONSENT_FIELD_NAMES, sql_table.consent_row(API_CONSENT), strict=True))  # type: ignore[arg-type]
+    for field in CONSENT_FIELDS:
+        cell, value = cells[field.name], expected[field.name]
+        if field.kind == "time" and value is not None:  # the API's text, for PostgreSQL to parse
+            assert datetime.fromisoformat(cell.replace("Z", "+00:00")) == value
+        elif value is None:  # only the zero time here
+            assert (field.name, cell) == ("delivery_time", "0001-01-01T00:00:00Z")
         else:  # PostgreSQL's boolean input reads "True"
-            assert cells[name] == str(expected[name])
+            assert cell == str(value)
     # The zero time is passed as text on this path; the merge turns it into NULL.
     assert "CASE WHEN \"delivery_time\" >= timestamptz '0002-01-01T00:00:00Z'" in sql_table.merge_sql(
         "postgres", sql_table.parse_table_name("t"), "s"
