@@ -185,7 +185,7 @@ def test_each_failure_class_in_a_real_task_run(
     for task_id, fix in [
         ("ListConsentsOperator wrong_key", "Fix the API key (the Password field) of connection 'etelecom_wrong_key'"),
         ("ListConsentsOperator bad_parameter", "phone"),
-        ("ListConsentsOperator bad_connection", "Connection 'etelecom_bad_config': The connection's 'timeout'"),
+        ("ListConsentsOperator bad_connection", "Connection 'etelecom_bad_config': The connection's timeout='soon'"),
         ("ListConsentsOperator unwritable_path", f"output_path={unwritable!r}"),
         ("ListConsentsOperator missing_bucket", "output_path='s3://no-such-bucket-e11/c.jsonl'"),
         ("RequestConsentOperator request_wrong_key", "Password field) of connection 'etelecom_wrong_key'"),
