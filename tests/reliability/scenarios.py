@@ -619,7 +619,7 @@ def bad_inputs() -> list[BadInput]:
         BadInput("list.page_size.101", "page_size", "101", "1 to 100", _list(page_size=101)),
         BadInput("list.page_size.type", "page_size", "'50'", "1 to 100", _list(page_size="50")),
         BadInput("list.sort.enum", "sort", "'id'", "-created_at", _list(sort="id")),
-        BadInput("list.max_pages.zero", "max_pages", "0", "positive int", _list(max_pages=0)),
+        BadInput("list.max_pages.zero", "max_pages", "0", "an int >= 1", _list(max_pages=0)),
         BadInput(
             "list.max_parallel_windows.zero",
             "max_parallel_windows",
@@ -632,7 +632,7 @@ def bad_inputs() -> list[BadInput]:
         BadInput("find.consent_id.type", "consent_id", "None", "int64", _find(None)),
         BadInput("find.oa_id.malformed", "oa_id", "'12ab'", "int64", _find(oa_id="12ab")),
         BadInput("find.phone.malformed", "phone", "'+1-*********000'", "0912345678", _find(phone="+1-555-555-0000")),
-        BadInput("find.max_pages.zero", "max_pages", "0", "positive int", _find(max_pages=0)),
+        BadInput("find.max_pages.zero", "max_pages", "0", "an int >= 1", _find(max_pages=0)),
         BadInput("check.oa_id.type", "oa_id", "True", "int64", _check(oa_id=True)),
         BadInput("check.phone.empty", "phone", "'  '", "non-empty", _check(phone="  ")),
         BadInput("request.call_type.enum", "call_type", "'fax'", "audio_and_video", _request(call_type="fax")),
