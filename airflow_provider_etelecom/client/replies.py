@@ -30,6 +30,8 @@ from airflow_provider_etelecom.client.models import (
     FINAL_REPLY_STATUSES,
     Consent,
     ConsentState,
+    ReplyStatus,
+    WaitStatus,
     classify_consent,
     consent_time,
 )
@@ -45,7 +47,6 @@ from airflow_provider_etelecom.exceptions import (
 __all__ = [
     "CLOCK_TOLERANCE_S",
     "CREATED_FROM_MARGIN_S",
-    "DECISIONS",
     "LISTING_LAG_GRACE_S",
     "Decision",
     "ReplyWait",
@@ -62,8 +63,6 @@ CREATED_FROM_MARGIN_S = 300.0
 #: lower bound came from the answers reads once more from a day earlier before it gives up. A clock
 #: up to a day off then costs the requests of that read, never a wrong ``not_found``.
 CLOCK_TOLERANCE_S = 24 * 3600.0
-#: What a wait can end with (``waiting`` means: check again).
-DECISIONS = ("done", "failed", "unknown", "not_found")
 _REPLY_WORDS = {"P": "agreed (P)", "N": "refused (N)", "NS": "did not reply in time (NS)"}
 _SHOWN = 20
 
@@ -141,7 +140,7 @@ def wanted_consents(value: object) -> tuple[list[str], datetime | None]:
 class Decision:
     """Where a wait stands after one check.
 
-    :param status: ``waiting`` or one of :data:`DECISIONS`.
+    :param status: ``waiting`` or one of :data:`~airflow_provider_etelecom.client.models.WAIT_DECISIONS`.
     :param consents: the latest state of every wanted consent found, by id.
     :param final: how many wanted consents have left ``S``.
     :param wanted: how many consents are waited for.
@@ -151,7 +150,7 @@ class Decision:
     :param checked_at: when the consents were classified (aware).
     """
 
-    status: str
+    status: WaitStatus
     consents: dict[str, Consent]
     final: int
     wanted: int
@@ -199,11 +198,11 @@ def decide(
             elif state is not ConsentState.ANSWERED or consent.get("reply_status") in failure_statuses:
                 failed.append(consent_id)
     if unknown or failed:
-        status = "unknown" if unknown else "failed"
+        status = WaitStatus.UNKNOWN if unknown else WaitStatus.FAILED
     elif missing:
-        status = "not_found" if not_found_expired else "waiting"
+        status = WaitStatus.NOT_FOUND if not_found_expired else WaitStatus.WAITING
     else:
-        status = "done" if final >= min_share * len(wanted) - 1e-9 else "waiting"
+        status = WaitStatus.DONE if final >= min_share * len(wanted) - 1e-9 else WaitStatus.WAITING
     found = {i: consents[i] for i in wanted if i in consents}
     return Decision(status, found, final, len(wanted), tuple(failed), tuple(unknown), tuple(missing), now)
 
@@ -287,7 +286,11 @@ class ReplyWait:
     @property
     def pending(self) -> set[str]:
         """The ids whose consent may still change (not seen yet, or seen waiting)."""
-        return {i for i in self.consent_ids if i not in self.settled or self.settled[i].get("reply_status") == "S"}
+        return {
+            i
+            for i in self.consent_ids
+            if i not in self.settled or self.settled[i].get("reply_status") == ReplyStatus.WAITING.value
+        }
 
     def check(
         self, client: EtelecomClient, now: datetime, *, not_found_expired: bool, ends: Callable[[], bool] = bool
@@ -307,9 +310,13 @@ class ReplyWait:
         for span in (False, True):  # the span read is fresher, and keeps what a changed read found beyond a cut
             found.update(self.feed.read(client, self.query(client), self.pending, self.settled, last=span))
             decision = self._decide(found, now, not_found_expired)
-            if not (self.feed.changed and decision.final < decision.wanted and (decision.status == "done" or ends())):
+            if not (
+                self.feed.changed
+                and decision.final < decision.wanted
+                and (decision.status == WaitStatus.DONE or ends())
+            ):
                 break
-        if decision.status == "not_found" and self.created_from is not None and not self.widened:
+        if decision.status == WaitStatus.NOT_FOUND and self.created_from is not None and not self.widened:
             # The answers' clock may be off the listing's: look a day further back before giving up.
             self.created_from -= timedelta(seconds=CLOCK_TOLERANCE_S)
             self.widened = True
@@ -345,7 +352,7 @@ class ReplyWait:
                 consent=dict(decision.consents[culprits[0]]),
             )
             return error, not decision.unknown
-        if decision.status == "not_found":
+        if decision.status == WaitStatus.NOT_FOUND:
             return EtelecomConsentNotFoundError(
                 f"{len(decision.missing)} of {decision.wanted} consents were not found after the {grace:.0f} s "
                 f"grace period: {_show(decision.missing)}. The listing was narrowed by {narrowing}; check that the "
@@ -370,4 +377,4 @@ class ReplyWait:
 def serializable(decision: Decision) -> dict[str, Any]:
     """Return a decision's fields as JSON-safe values (the trigger's event body)."""
     ids = {key: list(getattr(decision, key)) for key in ("failed", "unknown", "missing")}
-    return {**asdict(decision), **ids, "checked_at": decision.checked_at.isoformat()}
+    return {**asdict(decision), **ids, "status": str(decision.status), "checked_at": decision.checked_at.isoformat()}
