@@ -2,8 +2,9 @@
 
 :class:`ConsentRepliesTrigger` runs :meth:`~airflow_provider_etelecom.client.replies.ReplyWait.check`
 (the decision poke and reschedule mode use too) every ``poke_interval`` seconds and fires one event,
-built by :func:`build_event` and read back, once, by :func:`parse_event` (statuses from the one
-table, :class:`~airflow_provider_etelecom.client.models.WaitStatus`)::
+built by :func:`build_event` and read back, once, by :func:`parse_event` (version
+:data:`WAIT_EVENT_VERSION`; statuses from the one table,
+:class:`~airflow_provider_etelecom.client.models.WaitStatus`)::
 
     {"version": 1,
      "status": "done" | "failed" | "unknown" | "not_found" | "timeout" | "error",
@@ -34,11 +35,13 @@ from airflow_provider_etelecom.client.validation import validate_int64_id
 from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomTransientError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 
-__all__ = ["EVENT_VERSION", "ConsentRepliesTrigger", "build_event", "parse_event"]
+__all__ = ["WAIT_EVENT_VERSION", "ConsentRepliesTrigger", "build_event", "parse_event"]
 
 log = logging.getLogger(__name__)
 
-EVENT_VERSION = 1
+#: The version of the event :class:`ConsentRepliesTrigger` fires and :func:`parse_event` accepts (the
+#: wait's event, read back by the sensor; not the watcher's asset event payload).
+WAIT_EVENT_VERSION = 1
 #: Error classes an ``error`` event may name; anything else is read as :class:`EtelecomError`.
 ERROR_CLASSES: dict[str, type[EtelecomError]] = {
     name: getattr(etelecom_exceptions, name)
@@ -57,7 +60,7 @@ def build_event(
     if status not in WAIT_EVENT_STATUSES or (status in WAIT_DECISIONS) != (decision is not None):
         raise ValueError(f"event status {str(status)!r} with decision={decision is not None} is not an event")
     return {
-        "version": EVENT_VERSION,
+        "version": WAIT_EVENT_VERSION,
         "status": str(status),
         "decision": None if decision is None else serializable(decision),
         "message": message or (error.message if error is not None else ""),
@@ -77,8 +80,12 @@ def parse_event(event: object) -> tuple[WaitStatus, Decision | None, str, type[E
     :raises EtelecomError: for anything that is not a well-formed event: fail closed, never guess an answer.
     """
     try:
-        if not isinstance(event, Mapping) or type(event.get("version")) is not int or event["version"] != EVENT_VERSION:
-            raise ValueError(f"not a version {EVENT_VERSION} event")
+        if (
+            not isinstance(event, Mapping)
+            or type(event.get("version")) is not int
+            or event["version"] != WAIT_EVENT_VERSION
+        ):
+            raise ValueError(f"not a version {WAIT_EVENT_VERSION} event")
         status, raw, message = event.get("status"), event.get("decision"), event.get("message")
         if (
             status not in WAIT_EVENT_STATUSES

@@ -22,7 +22,7 @@ know: it has left ``S``, and the DAG sees it rather than losing it); ``waiting``
 (still ``S`` past ``expires_at``: the ``NS`` is on its way) hold the span open; ``not_sent`` (the
 request never reached the customer) neither fires nor waits. One event per consent.
 
-Event payload, version :data:`EVENT_VERSION` (the asset event's ``extra["payload"]``)::
+Event payload, version :data:`REPLY_PAYLOAD_VERSION` (the asset event's ``extra["payload"]``)::
 
     {"version": 1, "kind": "consent_reply", "dedup_key": "<id>:<updated_at>",
      "consent_id": "...", "oa_id": "...", "reply_status": "P" | "N" | "NS" | ...,
@@ -74,9 +74,9 @@ else:  # Airflow 2.11: no event-driven scheduling; the class refuses to be built
     from airflow.triggers.base import TriggerEvent
 
 __all__ = [
-    "EVENT_VERSION",
     "FIRING_STATES",
     "PENDING_STATES",
+    "REPLY_PAYLOAD_VERSION",
     "ConsentReplyEventTrigger",
     "WatchState",
     "build_consent_reply_event",
@@ -86,8 +86,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The version of the events :class:`ConsentReplyEventTrigger` fires.
-EVENT_VERSION = 1
+#: The version of the asset event payload :class:`ConsentReplyEventTrigger` fires (``extra["payload"]``;
+#: not the version of the sensors' trigger event, nor of the record in the asset state store).
+REPLY_PAYLOAD_VERSION = 1
+#: The version of :class:`WatchState`'s record in the asset state store (another one is ignored).
+WATCH_STATE_VERSION = 1
 #: States (of the one status table) that fire an event: the consent has left ``S``.
 FIRING_STATES = frozenset({ConsentState.ANSWERED, ConsentState.UNKNOWN})
 #: States that keep a consent in the span re-listed every poll: an answer (or ``NS``) may come.
@@ -117,12 +120,12 @@ class WatchState:
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form stored in the asset state store."""
-        return {"version": 1, "span_from": self.span_from, "fired": dict(self.fired)}
+        return {"version": WATCH_STATE_VERSION, "span_from": self.span_from, "fired": dict(self.fired)}
 
     @classmethod
     def from_json(cls, value: object) -> WatchState | None:
         """Read the stored form; ``None`` for anything else (the watcher then starts afresh)."""
-        if not isinstance(value, dict) or value.get("version") != 1:
+        if not isinstance(value, dict) or value.get("version") != WATCH_STATE_VERSION:
             return None
         span_from, fired = value.get("span_from"), value.get("fired")
         if not isinstance(span_from, (int, float)) or not isinstance(fired, dict):
@@ -179,7 +182,7 @@ def watch_step(
 def build_consent_reply_event(consent: Consent, *, include_phone: bool, listed_at: datetime) -> dict[str, Any]:
     """Build the one payload the trigger fires for a consent (see the module docstring)."""
     payload: dict[str, Any] = {
-        "version": EVENT_VERSION,
+        "version": REPLY_PAYLOAD_VERSION,
         "kind": "consent_reply",
         "dedup_key": dedup_key(consent),
         "consent_id": consent.get("id"),
