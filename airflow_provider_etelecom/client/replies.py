@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_provider_etelecom.client.changes import ChangeFeed
 from airflow_provider_etelecom.client.client import EtelecomClient
@@ -51,6 +51,7 @@ __all__ = [
     "Decision",
     "ReplyWait",
     "decide",
+    "span_start",
 ]
 
 #: Seconds a consent that ``RequestConsent`` just created may take to show in the listing: the
@@ -65,6 +66,7 @@ CREATED_FROM_MARGIN_S = 300.0
 CLOCK_TOLERANCE_S = 24 * 3600.0
 _REPLY_WORDS = {"P": "agreed (P)", "N": "refused (N)", "NS": "did not reply in time (NS)"}
 _SHOWN = 20
+_Moment = TypeVar("_Moment", datetime, float)
 
 
 def validate_failure_statuses(value: Iterable[str] | None) -> frozenset[str]:
@@ -207,6 +209,25 @@ def decide(
     return Decision(status, found, final, len(wanted), tuple(failed), tuple(unknown), tuple(missing), now)
 
 
+def span_start(start: _Moment, pending: Iterable[_Moment | None]) -> _Moment:
+    """Return where the next span read starts: at the earliest ``created_at`` that may still change.
+
+    The span is re-listed oldest first from the earliest consent still pending, as the listing
+    showed it (the platform's clock), never from before ``start``; one pending consent that was not
+    listed yet, or was listed without a time, holds the span at ``start``. The waits
+    (:meth:`ReplyWait.query`) and the reply watcher
+    (:func:`~airflow_provider_etelecom.triggers.consent_reply_event.watch_step`) both move their
+    span by it.
+
+    :param start: the span's lower bound (aware datetime or epoch seconds).
+    :param pending: the ``created_at`` of each consent that may still change (``None``: not known).
+    """
+    times = list(pending)
+    if not times or any(at is None for at in times):
+        return start
+    return max(start, min(at for at in times if at is not None))
+
+
 def _problem(consent: Consent, now: datetime) -> str:
     """Say why a consent that left ``S`` fails the task."""
     what, reply = f"consent {consent.get('id')}", consent.get("reply_status")
@@ -269,11 +290,10 @@ class ReplyWait:
         first without one. Once every pending consent was listed, the bound is their earliest
         ``created_at`` as the listing showed it: the platform's own clock, not the answers'.
         """
-        start, pending = self.created_from, self.pending
-        times = [consent_time(self.settled[i], "created_at") for i in pending if i in self.settled]
-        pending_at = [at for at in times if at is not None]  # every pending one listed, with a time
-        if start is not None and pending_at and len(pending_at) == len(pending):
-            start = max(start, floor_second(min(pending_at)) - timedelta(seconds=1))
+        start = self.created_from
+        if start is not None:  # a second below the earliest whole second shown
+            shown = [consent_time(self.settled[i], "created_at") if i in self.settled else None for i in self.pending]
+            start = span_start(start, [None if at is None else floor_second(at) - timedelta(seconds=1) for at in shown])
         return ConsentQuery.build(
             oa_id=self.oa_id,
             phone=self.phone,
