@@ -306,11 +306,8 @@ class ReplyWait:
     @property
     def pending(self) -> set[str]:
         """The ids whose consent may still change (not seen yet, or seen waiting)."""
-        return {
-            i
-            for i in self.consent_ids
-            if i not in self.settled or self.settled[i].get("reply_status") == ReplyStatus.WAITING.value
-        }
+        settled, waiting = self.settled, ReplyStatus.WAITING.value
+        return {i for i in self.consent_ids if i not in settled or settled[i].get("reply_status") == waiting}
 
     def check(
         self, client: EtelecomClient, now: datetime, *, not_found_expired: bool, ends: Callable[[], bool] = bool
@@ -330,11 +327,8 @@ class ReplyWait:
         for span in (False, True):  # the span read is fresher, and keeps what a changed read found beyond a cut
             found.update(self.feed.read(client, self.query(client), self.pending, self.settled, last=span))
             decision = self._decide(found, now, not_found_expired)
-            if not (
-                self.feed.changed
-                and decision.final < decision.wanted
-                and (decision.status == WaitStatus.DONE or ends())
-            ):
+            unsure = self.feed.changed and decision.final < decision.wanted  # ends() only then, after the read
+            if not (unsure and (decision.status == WaitStatus.DONE or ends())):
                 break
         if decision.status == WaitStatus.NOT_FOUND and self.created_from is not None and not self.widened:
             # The answers' clock may be off the listing's: look a day further back before giving up.

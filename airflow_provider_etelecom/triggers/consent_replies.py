@@ -87,11 +87,8 @@ def parse_event(event: object) -> tuple[WaitStatus, Decision | None, str, type[E
         ):
             raise ValueError(f"not a version {WAIT_EVENT_VERSION} event")
         status, raw, message = event.get("status"), event.get("decision"), event.get("message")
-        if (
-            status not in WAIT_EVENT_STATUSES
-            or not isinstance(message, str)
-            or (status in WAIT_DECISIONS) != (raw is not None)
-        ):
+        decided = status in WAIT_DECISIONS
+        if status not in WAIT_EVENT_STATUSES or not isinstance(message, str) or decided != (raw is not None):
             raise ValueError(f"status {status!r} does not go with its decision and message")
         status = WaitStatus(status)
         decision = None
