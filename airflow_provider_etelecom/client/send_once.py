@@ -11,13 +11,13 @@ record of this request             the listing shows (:class:`Look`)      outcom
 sent, its consent not ``N``        the consent now, or nothing            ``RETURN_RECORDED``
 sent, answered ``N``               the consent, sent after all            ``RETURN_DELIVERED``
 sent, answered ``N``               it ``N`` still, or nothing             ``SEND``
-sent without a consent, unknown    (no look)                              ``SEND``
+sent without a consent, or other   (no look)                              ``SEND``
 none, try 1                        (no look)                              ``SEND``
 under way, or none on a later try  an earlier try's consent               ``RETURN_LISTED``
 under way, or none on a later try  nothing, grace left                    ``WAIT``
 under way                          nothing, grace over                    ``FAIL_UNCONFIRMED``
-under way, resend_if_unconfirmed;  nothing, grace over                    ``SEND_AFTER_GRACE``
-or none on a later try
+under way, resend_if_unconfirmed   nothing, grace over                    ``SEND_AFTER_GRACE``
+none on a later try                nothing, grace over                    ``SEND_AFTER_GRACE``
 =================================  =====================================  =====================
 
 An earlier try's consent is, under a record of a send under way, one listed now that was not listed
