@@ -27,6 +27,8 @@ __all__ = [
     "REPLY_STATUSES",
     "SEND_STATUSES",
     "SORT_FIELDS",
+    "WAIT_DECISIONS",
+    "WAIT_EVENT_STATUSES",
     "CallType",
     "Consent",
     "ConsentCheck",
@@ -38,6 +40,7 @@ __all__ = [
     "ReasonCode",
     "ReplyStatus",
     "SendStatus",
+    "WaitStatus",
     "classify_consent",
     "consent_time",
     "parse_api_time",
@@ -199,6 +202,37 @@ class ConsentState(str, enum.Enum):
     """Still ``S`` but its ``expires_at`` has passed: no answer will come."""
     UNKNOWN = "unknown"
     """A ``reply_status`` this provider does not know: fail closed rather than guess."""
+
+
+class WaitStatus(enum.StrEnum):
+    """Where a wait for replies stands: what a check decides, and what the wait's trigger event says.
+
+    A ``StrEnum`` (unlike the API's enums above): each member is the very string that events, XCom and
+    logs carry, so serialising one never needs ``.value``.
+    """
+
+    WAITING = "waiting"
+    """No decision yet: check again."""
+    DONE = "done"
+    """Enough consents have left ``S`` (``min_share``)."""
+    FAILED = "failed"
+    """A reply in ``failure_statuses``, a failed send or an expired request."""
+    UNKNOWN = "unknown"
+    """A ``reply_status`` this provider does not know: fail closed."""
+    NOT_FOUND = "not_found"
+    """Ids still not listed after the not-found grace."""
+    TIMEOUT = "timeout"
+    """(Trigger event only) the sensor's deadline passed first."""
+    ERROR = "error"
+    """(Trigger event only) a failure that waiting will not cure."""
+
+
+#: What a check can end a wait with; a trigger event with one of these carries the decision.
+WAIT_DECISIONS: frozenset[WaitStatus] = frozenset(
+    {WaitStatus.DONE, WaitStatus.FAILED, WaitStatus.UNKNOWN, WaitStatus.NOT_FOUND}
+)
+#: What the wait's trigger event can say: a decision, the timeout, or an error.
+WAIT_EVENT_STATUSES: frozenset[WaitStatus] = WAIT_DECISIONS | {WaitStatus.TIMEOUT, WaitStatus.ERROR}
 
 
 def parse_api_time(value: str) -> datetime:

@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_provider_etelecom.client.changes import ChangeFeed
 from airflow_provider_etelecom.client.client import EtelecomClient
@@ -30,6 +30,8 @@ from airflow_provider_etelecom.client.models import (
     FINAL_REPLY_STATUSES,
     Consent,
     ConsentState,
+    ReplyStatus,
+    WaitStatus,
     classify_consent,
     consent_time,
 )
@@ -45,11 +47,11 @@ from airflow_provider_etelecom.exceptions import (
 __all__ = [
     "CLOCK_TOLERANCE_S",
     "CREATED_FROM_MARGIN_S",
-    "DECISIONS",
     "LISTING_LAG_GRACE_S",
     "Decision",
     "ReplyWait",
     "decide",
+    "span_start",
 ]
 
 #: Seconds a consent that ``RequestConsent`` just created may take to show in the listing: the
@@ -62,10 +64,9 @@ CREATED_FROM_MARGIN_S = 300.0
 #: lower bound came from the answers reads once more from a day earlier before it gives up. A clock
 #: up to a day off then costs the requests of that read, never a wrong ``not_found``.
 CLOCK_TOLERANCE_S = 24 * 3600.0
-#: What a wait can end with (``waiting`` means: check again).
-DECISIONS = ("done", "failed", "unknown", "not_found")
 _REPLY_WORDS = {"P": "agreed (P)", "N": "refused (N)", "NS": "did not reply in time (NS)"}
 _SHOWN = 20
+_Moment = TypeVar("_Moment", datetime, float)
 
 
 def validate_failure_statuses(value: Iterable[str] | None) -> frozenset[str]:
@@ -141,7 +142,7 @@ def wanted_consents(value: object) -> tuple[list[str], datetime | None]:
 class Decision:
     """Where a wait stands after one check.
 
-    :param status: ``waiting`` or one of :data:`DECISIONS`.
+    :param status: ``waiting`` or one of :data:`~airflow_provider_etelecom.client.models.WAIT_DECISIONS`.
     :param consents: the latest state of every wanted consent found, by id.
     :param final: how many wanted consents have left ``S``.
     :param wanted: how many consents are waited for.
@@ -151,7 +152,7 @@ class Decision:
     :param checked_at: when the consents were classified (aware).
     """
 
-    status: str
+    status: WaitStatus
     consents: dict[str, Consent]
     final: int
     wanted: int
@@ -199,13 +200,32 @@ def decide(
             elif state is not ConsentState.ANSWERED or consent.get("reply_status") in failure_statuses:
                 failed.append(consent_id)
     if unknown or failed:
-        status = "unknown" if unknown else "failed"
+        status = WaitStatus.UNKNOWN if unknown else WaitStatus.FAILED
     elif missing:
-        status = "not_found" if not_found_expired else "waiting"
+        status = WaitStatus.NOT_FOUND if not_found_expired else WaitStatus.WAITING
     else:
-        status = "done" if final >= min_share * len(wanted) - 1e-9 else "waiting"
+        status = WaitStatus.DONE if final >= min_share * len(wanted) - 1e-9 else WaitStatus.WAITING
     found = {i: consents[i] for i in wanted if i in consents}
     return Decision(status, found, final, len(wanted), tuple(failed), tuple(unknown), tuple(missing), now)
+
+
+def span_start(start: _Moment, pending: Iterable[_Moment | None]) -> _Moment:
+    """Return where the next span read starts: at the earliest ``created_at`` that may still change.
+
+    The span is re-listed oldest first from the earliest consent still pending, as the listing
+    showed it (the platform's clock), never from before ``start``; one pending consent that was not
+    listed yet, or was listed without a time, holds the span at ``start``. The waits
+    (:meth:`ReplyWait.query`) and the reply watcher
+    (:func:`~airflow_provider_etelecom.triggers.consent_reply_event.watch_step`) both move their
+    span by it.
+
+    :param start: the span's lower bound (aware datetime or epoch seconds).
+    :param pending: the ``created_at`` of each consent that may still change (``None``: not known).
+    """
+    times = list(pending)
+    if not times or any(at is None for at in times):
+        return start
+    return max(start, min(at for at in times if at is not None))
 
 
 def _problem(consent: Consent, now: datetime) -> str:
@@ -270,11 +290,10 @@ class ReplyWait:
         first without one. Once every pending consent was listed, the bound is their earliest
         ``created_at`` as the listing showed it: the platform's own clock, not the answers'.
         """
-        start, pending = self.created_from, self.pending
-        times = [consent_time(self.settled[i], "created_at") for i in pending if i in self.settled]
-        pending_at = [at for at in times if at is not None]  # every pending one listed, with a time
-        if start is not None and pending_at and len(pending_at) == len(pending):
-            start = max(start, floor_second(min(pending_at)) - timedelta(seconds=1))
+        start = self.created_from
+        if start is not None:  # a second below the earliest whole second shown
+            shown = [consent_time(self.settled[i], "created_at") if i in self.settled else None for i in self.pending]
+            start = span_start(start, [None if at is None else floor_second(at) - timedelta(seconds=1) for at in shown])
         return ConsentQuery.build(
             oa_id=self.oa_id,
             phone=self.phone,
@@ -287,7 +306,8 @@ class ReplyWait:
     @property
     def pending(self) -> set[str]:
         """The ids whose consent may still change (not seen yet, or seen waiting)."""
-        return {i for i in self.consent_ids if i not in self.settled or self.settled[i].get("reply_status") == "S"}
+        settled, waiting = self.settled, ReplyStatus.WAITING.value
+        return {i for i in self.consent_ids if i not in settled or settled[i].get("reply_status") == waiting}
 
     def check(
         self, client: EtelecomClient, now: datetime, *, not_found_expired: bool, ends: Callable[[], bool] = bool
@@ -307,9 +327,10 @@ class ReplyWait:
         for span in (False, True):  # the span read is fresher, and keeps what a changed read found beyond a cut
             found.update(self.feed.read(client, self.query(client), self.pending, self.settled, last=span))
             decision = self._decide(found, now, not_found_expired)
-            if not (self.feed.changed and decision.final < decision.wanted and (decision.status == "done" or ends())):
+            unsure = self.feed.changed and decision.final < decision.wanted  # ends() only then, after the read
+            if not (unsure and (decision.status == WaitStatus.DONE or ends())):
                 break
-        if decision.status == "not_found" and self.created_from is not None and not self.widened:
+        if decision.status == WaitStatus.NOT_FOUND and self.created_from is not None and not self.widened:
             # The answers' clock may be off the listing's: look a day further back before giving up.
             self.created_from -= timedelta(seconds=CLOCK_TOLERANCE_S)
             self.widened = True
@@ -345,7 +366,7 @@ class ReplyWait:
                 consent=dict(decision.consents[culprits[0]]),
             )
             return error, not decision.unknown
-        if decision.status == "not_found":
+        if decision.status == WaitStatus.NOT_FOUND:
             return EtelecomConsentNotFoundError(
                 f"{len(decision.missing)} of {decision.wanted} consents were not found after the {grace:.0f} s "
                 f"grace period: {_show(decision.missing)}. The listing was narrowed by {narrowing}; check that the "
@@ -370,4 +391,4 @@ class ReplyWait:
 def serializable(decision: Decision) -> dict[str, Any]:
     """Return a decision's fields as JSON-safe values (the trigger's event body)."""
     ids = {key: list(getattr(decision, key)) for key in ("failed", "unknown", "missing")}
-    return {**asdict(decision), **ids, "checked_at": decision.checked_at.isoformat()}
+    return {**asdict(decision), **ids, "status": str(decision.status), "checked_at": decision.checked_at.isoformat()}

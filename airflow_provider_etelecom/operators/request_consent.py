@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Protocol, cast
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, Context, conf
 
 from airflow_provider_etelecom.client import CallType, Consent, ConsentQuery, ConsentRequest, ReasonCode, mask_phone
-from airflow_provider_etelecom.client.models import ReplyStatus, SendStatus, consent_time
+from airflow_provider_etelecom.client.models import SendStatus
 from airflow_provider_etelecom.client.query import REQUEST_FIELDS, validate_request_arguments
 from airflow_provider_etelecom.client.replies import LISTING_LAG_GRACE_S
+from airflow_provider_etelecom.client.send_once import (
+    Look,
+    SendDecision,
+    SendOutcome,
+    certainly_not_created,
+    decide_send,
+    earliest_sent,
+    newest_pending,
+    sent_record,
+    under_way_record,
+)
 from airflow_provider_etelecom.client.validation import is_unrendered, validate_seconds
 from airflow_provider_etelecom.exceptions import (
-    EtelecomAuthError,
     EtelecomBadRequestError,
-    EtelecomConfigError,
     EtelecomConsentOutcomeError,
     EtelecomError,
-    EtelecomNotFoundError,
-    EtelecomRateLimitError,
     EtelecomTransientError,
     EtelecomValidationError,
 )
@@ -41,17 +48,6 @@ LOOK_BACK = timedelta(hours=1, minutes=5)
 #: retries of task instances that are in flight during an upgrade.
 SEND_RECORD_KEY = "etelecom_request_consent"
 
-#: Errors that prove eTelecom created no consent: refused before sending (validation, connection),
-#: refused with an answer (401/403, 400/409/412/501, 404, 429/403 ``resource_exhausted``).
-_REFUSED = (
-    EtelecomConfigError,
-    EtelecomValidationError,
-    EtelecomAuthError,
-    EtelecomBadRequestError,
-    EtelecomNotFoundError,
-    EtelecomRateLimitError,
-)
-
 
 class _TaskStateStore(Protocol):
     """What the operator uses of Airflow 3.3's ``context["task_state_store"]``."""
@@ -65,13 +61,6 @@ class _TaskStateStore(Protocol):
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _certainly_not_created(error: EtelecomError) -> bool:
-    """Tell whether a failed ``RequestConsent`` certainly created no consent (so no message went out)."""
-    if isinstance(error, _REFUSED):
-        return True
-    return isinstance(error, EtelecomTransientError) and not error.reached_server
 
 
 def _aware(value: object) -> datetime | None:
@@ -136,7 +125,9 @@ class RequestConsentOperator(BaseOperator):
     3.0-3.2), a consent the listing shows only after longer than ``listing_lag_grace``, or created
     by a platform clock more than :data:`LOOK_BACK` behind the worker's, is sent again. A send that
     failed (``status`` ``N``) reached nobody and is not reused: a later try sends again.
-    ``docs/operator.md`` says exactly what holds on which Airflow version.
+    ``docs/operator.md`` says exactly what holds on which Airflow version. The decision is
+    :func:`~airflow_provider_etelecom.client.send_once.decide_send`; the operator gathers its facts
+    and acts on it.
 
     :param oa_id: the Official Account id (templated).
     :param phone: the customer's phone (templated).
@@ -209,17 +200,7 @@ class RequestConsentOperator(BaseOperator):
     @with_failure_policy
     def execute(self, context: Context) -> Consent:
         """Validate, reuse an earlier try's consent or send a new request, and return the consent."""
-        request = self._rendered_request()
-        record = self._send_record(request, context)
-        consent = self._recorded_consent(request, record)
-        if consent is None and self._must_look(record, context):
-            consent = self._earlier_send(request, context, record)
-            if consent is None:
-                return self._wait_for_earlier_send(request, context, self._grace_deadline(context))
-            self._record_found(context, record, consent)
-        if consent is None:
-            consent = self._send(request, context)
-        return self._checked(consent, request)
+        return self._settle(self._rendered_request(), context, self._grace_deadline(context))
 
     @with_failure_policy
     def execute_complete(self, context: Context, event: object = None, deadline: str | None = None) -> Consent:
@@ -228,12 +209,8 @@ class RequestConsentOperator(BaseOperator):
         :param event: the time trigger's event (its moment; unused).
         :param deadline: the end of the grace (ISO-8601), as :meth:`execute` computed it.
         """
-        request = self._rendered_request()
-        consent = self._look(request, context)
-        if consent is not None:
-            return self._checked(consent, request)
         until = datetime.fromisoformat(deadline) if deadline else self._grace_deadline(context)
-        return self._wait_for_earlier_send(request, context, until)
+        return self._settle(self._rendered_request(), context, until)
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -250,18 +227,6 @@ class RequestConsentOperator(BaseOperator):
             # A rendered value is wrong: an Airflow retry would render it the same way.
             raise AirflowFailException(f"{type(self).__name__} {self.task_id}: {error.message}") from error
 
-    @staticmethod
-    def _must_look(record: dict[str, Any] | None, context: Context) -> bool:
-        """Tell whether an earlier try may have sent a consent this try cannot account for.
-
-        With a record (Airflow 3.3+): only when its send is still "under way" (a recorded send that
-        failed with ``status`` ``N`` reached nobody). Without one: on any later try, as on Airflow 2.
-        """
-        if record is not None:
-            return record.get("state") == "under_way"
-        ti: Any = context.get("ti")
-        return bool(getattr(ti, "try_number", 1) > 1)
-
     def _grace_deadline(self, context: Context) -> datetime:
         """Return when the grace ends: ``listing_lag_grace`` after this try started.
 
@@ -274,70 +239,122 @@ class RequestConsentOperator(BaseOperator):
         started = _aware(getattr(ti, "start_date", None)) or _now()
         return started + timedelta(seconds=self.listing_lag_grace)
 
-    def _wait_for_earlier_send(self, request: ConsentRequest, context: Context, deadline: datetime) -> Consent:
-        """Look for the earlier try's consent until ``deadline``; then send, or fail if unconfirmed.
+    def _settle(self, request: ConsentRequest, context: Context, deadline: datetime) -> Consent:
+        """Gather the facts, decide (:func:`~airflow_provider_etelecom.client.send_once.decide_send`) and act.
 
-        Defers (resuming in :meth:`execute_complete`) when deferrable and the wait is longer than
-        one look interval; otherwise looks every ``listing_look_interval`` seconds in-process.
+        While the decision is to wait for an earlier try's consent, defers until ``deadline``
+        (resuming in :meth:`execute_complete`) when deferrable and the wait is longer than one look
+        interval; otherwise looks again every ``listing_look_interval`` seconds in-process.
         """
-        while (remaining := (deadline - _now()).total_seconds()) > 0:
-            if self.deferrable and remaining > self.listing_look_interval:
-                from airflow.providers.common.compat.standard.triggers import TimeDeltaTrigger
-
-                self.log.info(
-                    "No earlier consent for %s listed yet; deferring %.1f s until %s (listing_lag_grace=%.0f s).",
-                    mask_phone(request.phone),
-                    remaining,
-                    deadline.isoformat(),
-                    self.listing_lag_grace,
-                )
-                self.defer(
-                    trigger=TimeDeltaTrigger(timedelta(seconds=remaining)),
-                    method_name="execute_complete",
-                    kwargs={"deadline": deadline.isoformat()},
-                )
-            self.log.info(
-                "No earlier consent for %s listed yet; looking again (%.1f s left of listing_lag_grace=%.0f s).",
-                mask_phone(request.phone),
-                remaining,
-                self.listing_lag_grace,
+        store, ti = _task_state_store(context), context.get("ti")
+        while True:
+            stored = store.get(SEND_RECORD_KEY) if store is not None else None
+            # A record for other arguments (an upstream was cleared and rendered another phone) is not this request's.
+            record = stored if isinstance(stored, dict) and stored.get("request") == request.body() else None
+            decision = decide_send(
+                record,
+                try_number=getattr(ti, "try_number", 1),
+                listing=partial(self._listing_shows, request=request, context=context, record=record),
+                grace_left=lambda: (deadline - _now()).total_seconds(),
+                resend_if_unconfirmed=self.resend_if_unconfirmed,
             )
-            time.sleep(min(self.listing_look_interval, remaining))
-            consent = self._look(request, context)
-            if consent is not None:
-                return self._checked(consent, request)
-        return self._checked(self._send_after_grace(request, context), request)
-
-    def _look(self, request: ConsentRequest, context: Context) -> Consent | None:
-        """Look once for an earlier try's consent: the task state store's record, then the listing."""
-        record = self._send_record(request, context)
-        consent = self._recorded_consent(request, record)
-        if consent is None:
-            consent = self._earlier_send(request, context, record)
-            if consent is not None:
-                self._record_found(context, record, consent)
-        return consent
-
-    def _send_after_grace(self, request: ConsentRequest, context: Context) -> Consent:
-        """Send once the grace is over, unless a recorded send's outcome is still unknown."""
-        record = self._send_record(request, context)
-        consent = self._recorded_consent(request, record)
-        if consent is not None:
-            return consent
-        if record is not None and record.get("state") == "under_way" and not self.resend_if_unconfirmed:
+            if decision.outcome is not SendOutcome.WAIT:
+                break
+            self._wait(request, deadline, decision.grace_left)
+        if decision.outcome is SendOutcome.FAIL_UNCONFIRMED:
+            earlier = record or {}
             raise AirflowFailException(
-                f"{type(self).__name__} {self.task_id}: try {record.get('try_number')} started sending the consent "
-                f"request to {mask_phone(request.phone)} at {record.get('since')} and never got its answer, and "
+                f"{type(self).__name__} {self.task_id}: try {earlier.get('try_number')} started sending the consent "
+                f"request to {mask_phone(request.phone)} at {earlier.get('since')} and never got its answer, and "
                 f"no consent for it is listed after listing_lag_grace={self.listing_lag_grace:.0f} s. It may have "
                 f"reached the customer, so this try does not send again. Check the consents in eTelecom; to send "
                 f"again anyway, set resend_if_unconfirmed=True (or a longer listing_lag_grace) and clear the task."
             )
-        self.log.warning(
-            "No consent for %s appeared within listing_lag_grace=%.0f s after this try started; sending again.",
+        if decision.consent is not None:  # an earlier try's
+            self._log_not_sending(decision, record, request, context)
+            if decision.outcome is SendOutcome.RETURN_LISTED and store is not None and record is not None:
+                store.set(SEND_RECORD_KEY, sent_record(record, decision.consent))  # a later try needs no wait
+            return self._checked(decision.consent, request)
+        if decision.outcome is SendOutcome.SEND_AFTER_GRACE:
+            self.log.warning(
+                "No consent for %s appeared within listing_lag_grace=%.0f s after this try started; sending again.",
+                mask_phone(request.phone),
+                self.listing_lag_grace,
+            )
+        return self._checked(self._send(request, context), request)
+
+    def _wait(self, request: ConsentRequest, deadline: datetime, remaining: float) -> None:
+        """Wait ``remaining`` seconds (up to ``deadline``) for the listing: defer, or sleep one look interval."""
+        if self.deferrable and remaining > self.listing_look_interval:
+            from airflow.providers.common.compat.standard.triggers import TimeDeltaTrigger
+
+            self.log.info(
+                "No earlier consent for %s listed yet; deferring %.1f s until %s (listing_lag_grace=%.0f s).",
+                mask_phone(request.phone),
+                remaining,
+                deadline.isoformat(),
+                self.listing_lag_grace,
+            )
+            self.defer(
+                trigger=TimeDeltaTrigger(timedelta(seconds=remaining)),
+                method_name="execute_complete",
+                kwargs={"deadline": deadline.isoformat()},
+            )
+        self.log.info(
+            "No earlier consent for %s listed yet; looking again (%.1f s left of listing_lag_grace=%.0f s).",
             mask_phone(request.phone),
+            remaining,
             self.listing_lag_grace,
         )
-        return self._send(request, context)
+        time.sleep(min(self.listing_look_interval, remaining))
+
+    def _listing_shows(
+        self, look: Look, request: ConsentRequest, context: Context, record: dict[str, Any] | None
+    ) -> Consent | None:
+        """Ask the listing what ``look`` wants to know (see :class:`~airflow_provider_etelecom.client.send_once.Look`).
+
+        :raises EtelecomTransientError: when a consent answered as not sent cannot be looked up: not
+            sending until it can be checked.
+        """
+        if look in (Look.RECORDED, Look.DELIVERED) and record is not None:
+            recorded = record["consent"]
+            try:
+                return self.hook.find_consent(str(recorded.get("id")), oa_id=request.oa_id, phone=request.phone)
+            except EtelecomTransientError as error:
+                if look is Look.DELIVERED:
+                    raise EtelecomTransientError(
+                        f"Could not check whether consent {recorded.get('id')}, answered as not sent, was delivered "
+                        f"after all ({error.message}); not sending again until it can be checked."
+                    ) from error
+                # The consent is known; its current state is a nicety that must not fail the task.
+                self.log.warning("Could not look up consent %s (%s); returning it as sent.", recorded.get("id"), error)
+                return None
+        if look is Look.NEW and record is not None:
+            return earliest_sent(self._listed(request), now=_now(), leave_out=set(record["listed_before"]))
+        anchor = first_try_anchor(context)
+        return None if anchor is None else earliest_sent(self._listed(request, since=anchor - LOOK_BACK), now=_now())
+
+    def _log_not_sending(
+        self, decision: SendDecision, record: dict[str, Any] | None, request: ConsentRequest, context: Context
+    ) -> None:
+        """Log why an earlier try's consent is returned instead of sending."""
+        consent, earlier, phone = decision.consent or Consent(), record or {}, mask_phone(request.phone)
+        recorded = earlier.get("consent") or {}
+        if decision.outcome is SendOutcome.RETURN_RECORDED:
+            why = f"try {earlier.get('try_number')} of this task instance sent consent {recorded.get('id')} to {phone} "
+            why += "(task state store)"
+        elif decision.outcome is SendOutcome.RETURN_DELIVERED:
+            why = f"consent {consent.get('id')} for {phone} was answered as not sent (error_code="
+            why += f"{recorded.get('error_code')}) but the listing shows it status={consent.get('status')}"
+        else:
+            anchor = first_try_anchor(context) if decision.look is Look.LOOK_BACK else None
+            how = "was not listed before the earlier try sent"
+            if anchor is not None:
+                how = (
+                    f"was created after {(anchor - LOOK_BACK).isoformat()}, within {LOOK_BACK} of this run becoming due"
+                )
+            why = f"consent {consent.get('id')} for {phone} {how} (created_at {consent.get('created_at')})"
+        self.log.warning("Not sending again: %s; returning it.", why)
 
     def _send(self, request: ConsentRequest, context: Context) -> Consent:
         """Send ``RequestConsent``; on Airflow 3.3+ record "under way" before and the consent after.
@@ -345,46 +362,32 @@ class RequestConsentOperator(BaseOperator):
         The "under way" record holds the ids already listed for this OA, phone, call type and reason,
         so that a later try recognises this send's consent as the one that was not there before.
         """
-        store = _task_state_store(context)
-        identity = _identity(request)
-        ti: Any = context.get("ti")
-        record: dict[str, Any] = {
-            "state": "under_way",
-            "since": _now().isoformat(),
-            "try_number": getattr(ti, "try_number", 1),
-            "request": identity,
-        }
+        store, ti = _task_state_store(context), context.get("ti")
+        record: dict[str, Any] = {}
         if store is not None:
+            since = _now()
             # A missing or wrong connection fails here, with nothing under way; so does a listing the
             # platform refuses, before anything is sent.
-            record["listed_before"] = sorted(c["id"] for c in self._listed(request))
+            listed_before = [consent["id"] for consent in self._listed(request)]
+            record = under_way_record(
+                request.body(), try_number=getattr(ti, "try_number", 1), since=since, listed_before=listed_before
+            )
             store.set(SEND_RECORD_KEY, record)
         try:
             consent = self.hook.client.send_consent_request(request)
-        except EtelecomBadRequestError as error:
-            if store is not None:
-                store.delete(SEND_RECORD_KEY)  # refused with an answer: nothing was created
-            if error.status == 409:
-                consent = self._pending_after_conflict(request, error)
-                if store is not None:
-                    store.set(SEND_RECORD_KEY, {**record, "state": "sent", "consent": dict(consent), "conflict": True})
-                return consent
-            raise
         except EtelecomError as error:
-            if store is not None and _certainly_not_created(error):
-                store.delete(SEND_RECORD_KEY)
-            raise
+            if store is not None and certainly_not_created(error):
+                store.delete(SEND_RECORD_KEY)  # refused with an answer, or never sent: nothing was created
+            if not (isinstance(error, EtelecomBadRequestError) and error.status == 409):
+                raise
+            consent = self._pending_after_conflict(request, error)
+            if store is not None:
+                store.set(SEND_RECORD_KEY, sent_record(record, consent, conflict=True))
+            return consent
         if store is not None:
-            store.set(SEND_RECORD_KEY, {**record, "state": "sent", "consent": dict(consent)})
+            store.set(SEND_RECORD_KEY, sent_record(record, consent))
         self.log.info("Sent consent request %s to %s.", consent.get("id"), mask_phone(request.phone))
         return consent
-
-    @staticmethod
-    def _record_found(context: Context, record: dict[str, Any] | None, consent: Consent) -> None:
-        """Turn an "under way" record into "sent" once the listing shows its consent (no wait next time)."""
-        store = _task_state_store(context)
-        if store is not None and record is not None and record.get("state") == "under_way":
-            store.set(SEND_RECORD_KEY, {**record, "state": "sent", "consent": dict(consent)})
 
     @staticmethod
     def _checked(consent: Consent, request: ConsentRequest) -> Consent:
@@ -397,115 +400,23 @@ class RequestConsentOperator(BaseOperator):
             )
         return consent
 
-    @staticmethod
-    def _send_record(request: ConsentRequest, context: Context) -> dict[str, Any] | None:
-        """Return this task instance's send record for this very request (Airflow 3.3+), or ``None``.
-
-        A record for other arguments (an upstream was cleared and rendered another phone) is not
-        about this request and is ignored.
-        """
-        store = _task_state_store(context)
-        record = store.get(SEND_RECORD_KEY) if store is not None else None
-        if isinstance(record, dict) and record.get("request") == _identity(request):
-            return record
-        return None
-
-    def _recorded_consent(self, request: ConsentRequest, record: dict[str, Any] | None) -> Consent | None:
-        """Return the consent a record says was sent, fresh from the listing if it shows it already.
-
-        A recorded send that failed (``status`` ``N``) reached nobody, unless the listing now shows it
-        sent: ``None`` then, so a new send follows.
-        """
-        recorded = record.get("consent") if record is not None and record.get("state") == "sent" else None
-        if not isinstance(recorded, dict):
-            return None
-        if recorded.get("status") == SendStatus.FAILED.value:
-            return self._delivered_after_all(request, recorded)
-        self.log.warning(
-            "Not sending again: try %s of this task instance sent consent %s to %s (task state store); returning it.",
-            record.get("try_number") if record is not None else None,
-            recorded.get("id"),
-            mask_phone(request.phone),
-        )
-        try:
-            fresh = self.hook.find_consent(str(recorded.get("id")), oa_id=request.oa_id, phone=request.phone)
-        except EtelecomTransientError as error:
-            # The consent is known; its current state is a nicety that must not fail the task.
-            self.log.warning("Could not look up consent %s (%s); returning it as sent.", recorded.get("id"), error)
-            fresh = None
-        return fresh if fresh is not None else cast(Consent, recorded)
-
-    def _listed(self, request: ConsentRequest, since: datetime | None = None) -> list[Consent]:
+    def _listed(
+        self, request: ConsentRequest, since: datetime | None = None, *, any_kind: bool = False
+    ) -> list[Consent]:
         """List every consent for this request's OA, phone, call type and reason (since ``since``).
 
         In the platform's default order, to its end: one OA and phone hold few consents of one call
-        type and reason, and no order has to be trusted to find the oldest or the new ones.
+        type and reason, and no order has to be trusted to find the oldest or the new ones. With
+        ``any_kind``, every call type and reason.
         """
         listing = ConsentQuery(
             oa_id=request.oa_id,
             phone=request.phone,
-            call_type=request.call_type,
-            reason_code=request.reason_code,
+            call_type=None if any_kind else request.call_type,
+            reason_code=None if any_kind else request.reason_code,
             date_from=since,
         )
         return [consent for page in self.hook.iter_query_pages(listing) for consent in page["consents"]]
-
-    def _delivered_after_all(self, request: ConsentRequest, recorded: dict[str, Any]) -> Consent | None:
-        """Return a consent answered as not sent (``status`` ``N``) if the listing now shows it sent.
-
-        The answer's ``N`` may be eTelecom's call to Zalo timing out while Zalo delivered; a second
-        message would then be a second charged one. One lookup before sending again.
-
-        :raises EtelecomTransientError: when the lookup fails: not sending until it can be checked.
-        """
-        try:
-            listed = self.hook.find_consent(str(recorded.get("id")), oa_id=request.oa_id, phone=request.phone)
-        except EtelecomTransientError as error:
-            raise EtelecomTransientError(
-                f"Could not check whether consent {recorded.get('id')}, answered as not sent, was delivered after "
-                f"all ({error.message}); not sending again until it can be checked."
-            ) from error
-        if listed is None or listed.get("status") == SendStatus.FAILED.value:
-            return None  # it reached nobody: this try sends again
-        self.log.warning(
-            "Not sending again: consent %s for %s was answered as not sent (error_code=%s) but the listing shows "
-            "it status=%s; returning it.",
-            listed.get("id"),
-            mask_phone(request.phone),
-            recorded.get("error_code"),
-            listed.get("status"),
-        )
-        return listed
-
-    def _earlier_send(self, request: ConsentRequest, context: Context, record: dict[str, Any] | None) -> Consent | None:
-        """Return the consent an earlier try of this task instance sent, if the listing shows it.
-
-        With a task state store record: a consent listed now that was not listed before that send.
-        Without one: a consent created since :data:`LOOK_BACK` before the run became due.
-        """
-        listed_before = record.get("listed_before") if record is not None else None
-        if isinstance(listed_before, list):
-            before = set(listed_before)
-            candidates = [c for c in self._listed(request) if c["id"] not in before]
-            how = "was not listed before the earlier try sent"
-        else:
-            anchor = first_try_anchor(context)
-            if anchor is None:
-                return None
-            candidates = self._listed(request, since=anchor - LOOK_BACK)
-            how = f"was created after {(anchor - LOOK_BACK).isoformat()}, within {LOOK_BACK} of this run becoming due"
-        sent = [c for c in candidates if c.get("status") != SendStatus.FAILED.value]
-        if not sent:
-            return None
-        consent = min(sent, key=lambda c: (consent_time(c, "created_at") or _now(), c["id"]))
-        self.log.warning(
-            "Not sending again: consent %s for %s %s (created_at %s); returning it.",
-            consent.get("id"),
-            mask_phone(request.phone),
-            how,
-            consent.get("created_at"),
-        )
-        return consent
 
     def _pending_after_conflict(self, request: ConsentRequest, error: EtelecomBadRequestError) -> Consent:
         """Return the newest pending consent of the OA and phone after a 409: the one eTelecom refused to repeat.
@@ -515,29 +426,8 @@ class RequestConsentOperator(BaseOperator):
 
         :raises AirflowFailException: naming the 409 when no pending consent shows within the grace.
         """
-        query = ConsentQuery(oa_id=request.oa_id, phone=request.phone)
         deadline = _now() + timedelta(seconds=self.listing_lag_grace)
-        while True:
-            pending = [
-                consent
-                for page in self.hook.iter_query_pages(query)
-                for consent in page["consents"]
-                if consent.get("reply_status") == ReplyStatus.WAITING.value
-                and consent.get("status") != SendStatus.FAILED.value
-            ]
-            if pending:
-                consent = max(pending, key=lambda c: (consent_time(c, "created_at") or _now(), c["id"]))
-                self.log.warning(
-                    "eTelecom refused a second consent request to %s via OA %s while one is pending (HTTP 409 %s); "
-                    "nothing was sent. Returning the pending consent %s (call_type=%s, reason_code=%s).",
-                    mask_phone(request.phone),
-                    request.oa_id,
-                    error.code,
-                    consent.get("id"),
-                    consent.get("call_type"),
-                    consent.get("reason_code"),
-                )
-                return consent
+        while (consent := newest_pending(self._listed(request, any_kind=True), now=_now())) is None:
             remaining = (deadline - _now()).total_seconds()
             if remaining <= 0:
                 raise AirflowFailException(
@@ -548,12 +438,19 @@ class RequestConsentOperator(BaseOperator):
                     f"eTelecom; clear the task once the pending request is answered or expired."
                 ) from error
             time.sleep(min(self.listing_look_interval, remaining))
+        self.log.warning(
+            "eTelecom refused a second consent request to %s via OA %s while one is pending (HTTP 409 %s); "
+            "nothing was sent. Returning the pending consent %s (call_type=%s, reason_code=%s).",
+            mask_phone(request.phone),
+            request.oa_id,
+            error.code,
+            consent.get("id"),
+            consent.get("call_type"),
+            consent.get("reason_code"),
+        )
+        return consent
 
 
 def _task_state_store(context: Context) -> _TaskStateStore | None:
     """Return Airflow 3.3+'s task state store (shared by every try of a task instance), or ``None``."""
     return cast("_TaskStateStore | None", context.get("task_state_store"))
-
-
-def _identity(request: ConsentRequest) -> dict[str, str]:
-    return request.body()

@@ -21,6 +21,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_etelecom.client import Consent, mask_phone
+from airflow_provider_etelecom.client.models import WaitStatus
 from airflow_provider_etelecom.client.replies import (
     CREATED_FROM_MARGIN_S,
     LISTING_LAG_GRACE_S,
@@ -183,7 +184,7 @@ class ConsentRepliesSensor(BaseSensorOperator):
             self.log.warning("Checking %s failed (%s); checking again later.", wait.describe(), error.message)
             return False
         self.log.info("%s (min_share=%s).", wait.describe(decision), self.min_share)
-        if decision.status == "waiting":
+        if decision.status == WaitStatus.WAITING:
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(decision))
 
@@ -234,7 +235,7 @@ class ConsentRepliesSensor(BaseSensorOperator):
             if set(decision.consents) - set(self.wait.consent_ids):
                 raise EtelecomError("The ConsentRepliesTrigger event holds consents not waited for; failing closed.")
             return self._finish(decision)
-        if status == "timeout":
+        if status == WaitStatus.TIMEOUT:
             if self.soft_fail:
                 raise AirflowSkipException(f"{message} (soft_fail=True: skipping)")
             raise AirflowSensorTimeout(message)

@@ -2,7 +2,9 @@
 
 :class:`ConsentRepliesTrigger` runs :meth:`~airflow_provider_etelecom.client.replies.ReplyWait.check`
 (the decision poke and reschedule mode use too) every ``poke_interval`` seconds and fires one event,
-built by :func:`build_event` and read back, once, by :func:`parse_event`::
+built by :func:`build_event` and read back, once, by :func:`parse_event` (version
+:data:`WAIT_EVENT_VERSION`; statuses from the one table,
+:class:`~airflow_provider_etelecom.client.models.WaitStatus`)::
 
     {"version": 1,
      "status": "done" | "failed" | "unknown" | "not_found" | "timeout" | "error",
@@ -27,17 +29,19 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_etelecom import exceptions as etelecom_exceptions
 from airflow_provider_etelecom.client import Consent
-from airflow_provider_etelecom.client.replies import DECISIONS, Decision, ReplyWait, serializable
+from airflow_provider_etelecom.client.models import WAIT_DECISIONS, WAIT_EVENT_STATUSES, WaitStatus
+from airflow_provider_etelecom.client.replies import Decision, ReplyWait, serializable
 from airflow_provider_etelecom.client.validation import validate_int64_id
 from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomTransientError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 
-__all__ = ["EVENT_STATUSES", "EVENT_VERSION", "ConsentRepliesTrigger", "build_event", "parse_event"]
+__all__ = ["WAIT_EVENT_VERSION", "ConsentRepliesTrigger", "build_event", "parse_event"]
 
 log = logging.getLogger(__name__)
 
-EVENT_VERSION = 1
-EVENT_STATUSES = frozenset({*DECISIONS, "timeout", "error"})
+#: The version of the event :class:`ConsentRepliesTrigger` fires and :func:`parse_event` accepts (the
+#: wait's event, read back by the sensor; not the watcher's asset event payload).
+WAIT_EVENT_VERSION = 1
 #: Error classes an ``error`` event may name; anything else is read as :class:`EtelecomError`.
 ERROR_CLASSES: dict[str, type[EtelecomError]] = {
     name: getattr(etelecom_exceptions, name)
@@ -47,17 +51,17 @@ ERROR_CLASSES: dict[str, type[EtelecomError]] = {
 
 
 def build_event(
-    status: str, *, decision: Decision | None = None, message: str = "", error: EtelecomError | None = None
+    status: WaitStatus, *, decision: Decision | None = None, message: str = "", error: EtelecomError | None = None
 ) -> dict[str, Any]:
     """Build the one event the trigger fires.
 
     :raises ValueError: for an unknown status, or a decision missing where one is required.
     """
-    if status not in EVENT_STATUSES or (status in DECISIONS) != (decision is not None):
-        raise ValueError(f"event status {status!r} with decision={decision is not None} is not an event")
+    if status not in WAIT_EVENT_STATUSES or (status in WAIT_DECISIONS) != (decision is not None):
+        raise ValueError(f"event status {str(status)!r} with decision={decision is not None} is not an event")
     return {
-        "version": EVENT_VERSION,
-        "status": status,
+        "version": WAIT_EVENT_VERSION,
+        "status": str(status),
         "decision": None if decision is None else serializable(decision),
         "message": message or (error.message if error is not None else ""),
         "error_class": type(error).__name__ if error is not None else None,
@@ -70,17 +74,23 @@ def _ids(value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
-def parse_event(event: object) -> tuple[str, Decision | None, str, type[EtelecomError]]:
+def parse_event(event: object) -> tuple[WaitStatus, Decision | None, str, type[EtelecomError]]:
     """Validate an event (the only place one is read) and return its status, decision, message and error class.
 
     :raises EtelecomError: for anything that is not a well-formed event: fail closed, never guess an answer.
     """
     try:
-        if not isinstance(event, Mapping) or type(event.get("version")) is not int or event["version"] != EVENT_VERSION:
-            raise ValueError(f"not a version {EVENT_VERSION} event")
+        if (
+            not isinstance(event, Mapping)
+            or type(event.get("version")) is not int
+            or event["version"] != WAIT_EVENT_VERSION
+        ):
+            raise ValueError(f"not a version {WAIT_EVENT_VERSION} event")
         status, raw, message = event.get("status"), event.get("decision"), event.get("message")
-        if status not in EVENT_STATUSES or not isinstance(message, str) or (status in DECISIONS) != (raw is not None):
+        decided = status in WAIT_DECISIONS
+        if status not in WAIT_EVENT_STATUSES or not isinstance(message, str) or decided != (raw is not None):
             raise ValueError(f"status {status!r} does not go with its decision and message")
+        status = WaitStatus(status)
         decision = None
         if isinstance(raw, Mapping):
             at, consents = datetime.fromisoformat(raw["checked_at"]), dict(raw["consents"])
@@ -93,7 +103,9 @@ def parse_event(event: object) -> tuple[str, Decision | None, str, type[Etelecom
             ):
                 raise ValueError("the decision is not well formed, or not this event's")
             consents = {key: Consent(**value) for key, value in consents.items()}  # type: ignore[typeddict-item]
-            decision = Decision(**{**raw, **ids, "consents": consents, "checked_at": at.astimezone(timezone.utc)})
+            decision = Decision(
+                **{**raw, **ids, "status": status, "consents": consents, "checked_at": at.astimezone(timezone.utc)}
+            )
     except (KeyError, TypeError, ValueError) as why:
         raise EtelecomError(
             f"The ConsentRepliesTrigger event is not valid ({why}); failing closed instead of guessing the "
@@ -187,7 +199,7 @@ class ConsentRepliesTrigger(BaseTrigger):
         try:
             client = await EtelecomHook(k["etelecom_conn_id"]).aget_client()
         except EtelecomError as error:
-            return build_event("error", error=error)
+            return build_event(WaitStatus.ERROR, error=error)
         try:
             while (now := datetime.now(timezone.utc)).timestamp() < k["deadline"]:
                 pause = k["poke_interval"]
@@ -197,14 +209,16 @@ class ConsentRepliesTrigger(BaseTrigger):
                     log.warning("Checking %s failed (%s); will check again.", wait.describe(), error.message)
                     pause = max(pause, getattr(error, "retry_after", None) or 0.0)  # a 429's Retry-After
                 except EtelecomError as error:
-                    return build_event("error", error=error)
+                    return build_event(WaitStatus.ERROR, error=error)
                 else:
                     log.info("%s.", wait.describe(decision))
-                    if decision.status != "waiting":
+                    if decision.status != WaitStatus.WAITING:
                         return build_event(decision.status, decision=decision)
                 await asyncio.sleep(max(0.0, min(pause, k["deadline"] - datetime.now(timezone.utc).timestamp())))
             deadline = datetime.fromtimestamp(k["deadline"], timezone.utc).isoformat()
-            return build_event("timeout", message=f"No decision for {wait.describe()} before the timeout ({deadline}).")
+            return build_event(
+                WaitStatus.TIMEOUT, message=f"No decision for {wait.describe()} before the timeout ({deadline})."
+            )
         finally:
             client.close()
 

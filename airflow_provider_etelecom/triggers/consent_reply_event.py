@@ -22,7 +22,7 @@ know: it has left ``S``, and the DAG sees it rather than losing it); ``waiting``
 (still ``S`` past ``expires_at``: the ``NS`` is on its way) hold the span open; ``not_sent`` (the
 request never reached the customer) neither fires nor waits. One event per consent.
 
-Event payload, version :data:`EVENT_VERSION` (the asset event's ``extra["payload"]``)::
+Event payload, version :data:`REPLY_PAYLOAD_VERSION` (the asset event's ``extra["payload"]``)::
 
     {"version": 1, "kind": "consent_reply", "dedup_key": "<id>:<updated_at>",
      "consent_id": "...", "oa_id": "...", "reply_status": "P" | "N" | "NS" | ...,
@@ -61,8 +61,9 @@ from typing import Any, Protocol
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from airflow_provider_etelecom.client import Consent, ConsentState, EtelecomClient, classify_consent
-from airflow_provider_etelecom.client.models import parse_api_time
+from airflow_provider_etelecom.client.models import consent_time
 from airflow_provider_etelecom.client.query import ConsentQuery
+from airflow_provider_etelecom.client.replies import span_start
 from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, validate_int64_id
 from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomTransientError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
@@ -74,9 +75,9 @@ else:  # Airflow 2.11: no event-driven scheduling; the class refuses to be built
     from airflow.triggers.base import TriggerEvent
 
 __all__ = [
-    "EVENT_VERSION",
     "FIRING_STATES",
     "PENDING_STATES",
+    "REPLY_PAYLOAD_VERSION",
     "ConsentReplyEventTrigger",
     "WatchState",
     "build_consent_reply_event",
@@ -86,8 +87,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The version of the events :class:`ConsentReplyEventTrigger` fires.
-EVENT_VERSION = 1
+#: The version of the asset event payload :class:`ConsentReplyEventTrigger` fires (``extra["payload"]``;
+#: not the version of the sensors' trigger event, nor of the record in the asset state store).
+REPLY_PAYLOAD_VERSION = 1
+#: The version of :class:`WatchState`'s record in the asset state store (another one is ignored).
+WATCH_STATE_VERSION = 1
 #: States (of the one status table) that fire an event: the consent has left ``S``.
 FIRING_STATES = frozenset({ConsentState.ANSWERED, ConsentState.UNKNOWN})
 #: States that keep a consent in the span re-listed every poll: an answer (or ``NS``) may come.
@@ -117,12 +121,12 @@ class WatchState:
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form stored in the asset state store."""
-        return {"version": 1, "span_from": self.span_from, "fired": dict(self.fired)}
+        return {"version": WATCH_STATE_VERSION, "span_from": self.span_from, "fired": dict(self.fired)}
 
     @classmethod
     def from_json(cls, value: object) -> WatchState | None:
         """Read the stored form; ``None`` for anything else (the watcher then starts afresh)."""
-        if not isinstance(value, dict) or value.get("version") != 1:
+        if not isinstance(value, dict) or value.get("version") != WATCH_STATE_VERSION:
             return None
         span_from, fired = value.get("span_from"), value.get("fired")
         if not isinstance(span_from, (int, float)) or not isinstance(fired, dict):
@@ -137,22 +141,16 @@ def dedup_key(consent: Consent) -> str:
     return f"{consent.get('id', '')}:{consent.get('updated_at', '')}"
 
 
-def _created_epoch(consent: Consent, default: float) -> float:
-    try:
-        return parse_api_time(consent.get("created_at", "")).timestamp()
-    except ValueError:
-        return default
-
-
 def watch_step(
     consents: Iterable[Consent], state: WatchState, *, listed_at: datetime
 ) -> tuple[list[Consent], WatchState]:
     """Decide one poll from the span's listing: what fires now, and where the next listing starts.
 
-    The next span starts at the oldest consent still pending or, when none is, at the newest
-    ``created_at`` the listing showed minus :data:`LISTING_LAG_MARGIN_S`: the platform's own clock,
-    never the worker's (a platform clock behind the worker's would otherwise start the span after the
-    consents it creates next).
+    The next span starts as the waits' does (:func:`~airflow_provider_etelecom.client.replies.span_start`):
+    at the oldest consent still pending, where the consents not listed yet count as created at the
+    newest ``created_at`` the listing showed minus :data:`LISTING_LAG_MARGIN_S`: the platform's own
+    clock, never the worker's (a platform clock behind the worker's would otherwise start the span
+    after the consents it creates next).
 
     :param consents: every consent of the span, as listed (created at or after ``state.span_from``).
     :param state: the state the listing was made from.
@@ -160,26 +158,26 @@ def watch_step(
     :return: the consents to fire (not fired before, state in :data:`FIRING_STATES`) and the next state.
     """
     listed = [c for c in consents if c.get("id")]
-    times = [_created_epoch(c, state.span_from) for c in listed]
-    horizon = max(state.span_from, max(times, default=state.span_from) - LISTING_LAG_MARGIN_S)
+    times = [None if at is None else at.timestamp() for at in (consent_time(c, "created_at") for c in listed)]
+    newest = max((at for at in times if at is not None), default=None)
+    pending: list[float | None] = [] if newest is None else [newest - LISTING_LAG_MARGIN_S]  # not listed yet
     fired = dict(state.fired)
     fresh: list[Consent] = []
-    oldest_pending = horizon
     for consent, created in zip(listed, times, strict=True):
-        consent_id = consent["id"]
         consent_state = classify_consent(consent, now=listed_at)
         if consent_state in PENDING_STATES:
-            oldest_pending = min(oldest_pending, created)
-        elif consent_state in FIRING_STATES and consent_id not in fired:
+            pending.append(created)
+        elif consent_state in FIRING_STATES and consent["id"] not in fired:
             fresh.append(consent)
-            fired[consent_id] = created
-    return fresh, WatchState(oldest_pending, {k: v for k, v in fired.items() if v >= oldest_pending})
+            fired[consent["id"]] = state.span_from if created is None else created
+    start = span_start(state.span_from, pending)
+    return fresh, WatchState(start, {k: v for k, v in fired.items() if v >= start})
 
 
 def build_consent_reply_event(consent: Consent, *, include_phone: bool, listed_at: datetime) -> dict[str, Any]:
     """Build the one payload the trigger fires for a consent (see the module docstring)."""
     payload: dict[str, Any] = {
-        "version": EVENT_VERSION,
+        "version": REPLY_PAYLOAD_VERSION,
         "kind": "consent_reply",
         "dedup_key": dedup_key(consent),
         "consent_id": consent.get("id"),

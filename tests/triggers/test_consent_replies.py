@@ -13,7 +13,7 @@ import time_machine
 from airflow_provider_etelecom.client.replies import decide
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.testing import SORTS, EtelecomSimulator
-from airflow_provider_etelecom.triggers.consent_replies import EVENT_VERSION, ConsentRepliesTrigger, parse_event
+from airflow_provider_etelecom.triggers.consent_replies import WAIT_EVENT_VERSION, ConsentRepliesTrigger, parse_event
 from tests.conftest import SECRET_KEY, cursor_lesson_requests
 from tests.triggers.conftest import drive, drive_with_ticker, rebuilt
 
@@ -68,7 +68,7 @@ def test_answers_in_batches_one_listing_per_check(
             sim.reply(consent["id"], "P")
 
     event, checks = drive(make_trigger(consents), on_check)
-    assert event["version"] == EVENT_VERSION
+    assert event["version"] == WAIT_EVENT_VERSION
     assert event["status"] == "done" and checks == 4
     assert list(event["decision"]["consents"]) == [c["id"] for c in consents]
     assert {c["reply_status"] for c in event["decision"]["consents"].values()} == {"P"}

@@ -14,7 +14,7 @@ from airflow_provider_etelecom.exceptions import EtelecomAuthError, EtelecomErro
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from airflow_provider_etelecom.triggers.consent_replies import (
-    EVENT_VERSION,
+    WAIT_EVENT_VERSION,
     ConsentRepliesTrigger,
     build_event,
     parse_event,
@@ -67,7 +67,7 @@ def test_agreed_after_waiting_one_list_request_per_check(
             sim.reply(consent["id"], "P")
 
     event, checks = drive(make_trigger(consent["id"]), on_check)
-    assert event["version"] == EVENT_VERSION
+    assert event["version"] == WAIT_EVENT_VERSION
     assert event["status"] == "done"
     assert event["decision"]["consents"][consent["id"]]["reply_status"] == "P"
     assert checks == 4
