@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import heapq
 import json
@@ -55,9 +56,8 @@ UNKNOWN = "unknown"
 ZERO_STATUS = "Z"
 DEFAULT_SORT = "-created_at"
 DEFAULT_LIMIT = 100
-AGREEMENT_S = 30 * 86400
 US = 1_000_000
-AGREEMENT_US = AGREEMENT_S * US
+AGREEMENT_US = 30 * 86400 * US
 _DAY_US = 86400 * US
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 INT64_MAX = 2**63 - 1
@@ -259,14 +259,6 @@ def format_time(micros: int, precision: str = "exact") -> str:
     return prefix + _TIME_OF_DAY[second] + "Z"
 
 
-def parse_time_ns(value: str, field: str) -> int:
-    """Parse an RFC 3339 date-time (offset required) into exact epoch nanoseconds.
-
-    :func:`parse_time_and_offset` also says which offset was sent.
-    """
-    return parse_time_and_offset(value, field)[0]
-
-
 def parse_time_and_offset(value: str, field: str) -> tuple[int, int]:
     """Parse an RFC 3339 date-time (offset required) into exact epoch nanoseconds and the offset sent.
 
@@ -297,14 +289,6 @@ def parse_time_and_offset(value: str, field: str) -> tuple[int, int]:
     return seconds * 1_000_000_000 + (int((frac[1:] + "000000000")[:9]) if frac else 0), offset_s
 
 
-def parse_time(value: str, field: str) -> float:
-    """Parse an RFC 3339 date-time (offset required) into epoch seconds, fraction kept (a float).
-
-    :raises InvalidArgument: the value is not RFC 3339.
-    """
-    return parse_time_ns(value, field) / 1e9
-
-
 def to_micros(value: datetime | str | float | int, field: str = "time") -> int:
     """Turn a datetime (aware), RFC 3339 string or epoch seconds into exact epoch microseconds.
 
@@ -315,7 +299,7 @@ def to_micros(value: datetime | str | float | int, field: str = "time") -> int:
             raise ValueError(f"{field} must be timezone-aware")
         return (value - _EPOCH) // timedelta(microseconds=1)
     if isinstance(value, str):
-        return parse_time_ns(value, field) // 1000
+        return parse_time_and_offset(value, field)[0] // 1000
     if isinstance(value, int):
         return value * US
     return round(value * US)
@@ -373,76 +357,32 @@ class WireForm(NamedTuple):
 EXACT = WireForm()
 
 
+@dataclass(slots=True, eq=False)  # eq=False: a consent is itself (list.index and remove find it by identity)
 class Consent:
     """One consent request as the store keeps it (times as epoch microseconds, ids as ints where sorted)."""
 
-    __slots__ = (
-        "_wire",
-        "call_type",
-        "created",
-        "delivery_status",
-        "delivery_time",
-        "error_code",
-        "error_message",
-        "expires",
-        "id",
-        "is_charged",
-        "oa_id",
-        "phone",
-        "reason_code",
-        "reply_status",
-        "served_as",
-        "shop_id",
-        "status",
-        "updated",
-        "user_id",
-        "version",
-        "visible_at",
-    )
-
-    def __init__(
-        self,
-        id: int,
-        shop_id: str,
-        user_id: str,
-        oa_id: str,
-        phone: str,
-        call_type: str,
-        reason_code: str,
-        reply_status: str,
-        status: str,
-        delivery_status: str,
-        delivery_time: int,
-        is_charged: bool,
-        error_code: int,
-        error_message: str,
-        created: int,
-        updated: int,
-        expires: int,
-        visible_at: int = 0,
-    ) -> None:
-        self.id = id
-        self.shop_id = shop_id
-        self.user_id = user_id
-        self.oa_id = oa_id
-        self.phone = phone
-        self.call_type = call_type
-        self.reason_code = reason_code
-        self.reply_status = reply_status
-        self.status = status
-        self.delivery_status = delivery_status
-        self.delivery_time = delivery_time
-        self.is_charged = is_charged
-        self.error_code = error_code
-        self.error_message = error_message
-        self.created = created
-        self.updated = updated
-        self.expires = expires
-        self.visible_at = visible_at
-        self.version = 0
-        self.served_as: tuple[dict[str, Any], frozenset[str]] | None = None
-        """Fields added to, and fields left out of, the wire form (``add(unknown_fields=, omit_fields=)``)."""
-        self._wire: dict[str, Any] | None = None
+    id: int
+    shop_id: str
+    user_id: str
+    oa_id: str
+    phone: str
+    call_type: str
+    reason_code: str
+    reply_status: str
+    status: str
+    delivery_status: str
+    delivery_time: int
+    is_charged: bool
+    error_code: int
+    error_message: str
+    created: int
+    updated: int
+    expires: int
+    visible_at: int = 0
+    version: int = dataclasses.field(default=0, init=False)
+    served_as: tuple[dict[str, Any], frozenset[str]] | None = dataclasses.field(default=None, init=False)
+    """Fields added to, and fields left out of, the wire form (``add(unknown_fields=, omit_fields=)``)."""
+    _wire: dict[str, Any] | None = dataclasses.field(default=None, init=False, repr=False)
 
     def wire(self, form: WireForm = EXACT) -> dict[str, Any]:
         """Return the wire dict, cached until the next change (shared: callers must not mutate it).
@@ -456,17 +396,9 @@ class Consent:
 
     def wire_uncached(self, form: WireForm = EXACT) -> dict[str, Any]:
         """Build the wire dict afresh, written in ``form``."""
-        wire = self._wire_fields(form)
-        if self.served_as is not None:
-            added, omitted = self.served_as
-            wire = {name: value for name, value in wire.items() if name not in omitted}
-            wire.update(added)
-        return wire
-
-    def _wire_fields(self, form: WireForm) -> dict[str, Any]:
         precision, shift = form.precision, form.shift_us
         number: Callable[[Any], Any] = int if form.numeric_ids else str
-        return {
+        wire = {
             "id": number(self.id),
             "shop_id": number(self.shop_id),
             "user_id": number(self.user_id),
@@ -485,6 +417,11 @@ class Consent:
             "updated_at": format_time(self.updated + shift, precision),
             "expires_at": format_time(self.expires + shift, precision),
         }
+        if self.served_as is not None:
+            added, omitted = self.served_as
+            wire = {name: value for name, value in wire.items() if name not in omitted}
+            wire.update(added)
+        return wire
 
     def touch(self) -> None:
         """Invalidate the cached wire form and any scheduled transition after a change."""
@@ -570,6 +507,15 @@ def _enum(raw: Mapping[str, Any], field: str, allowed: Sequence[str], zero: str)
     return value
 
 
+#: The enum filters, each with its values and the zero value that means "not set".
+_ENUM_FILTERS: tuple[tuple[str, Sequence[str], str], ...] = (
+    ("call_type", CALL_TYPES, UNKNOWN),
+    ("reason_code", REASON_CODES, UNKNOWN),
+    ("reply_status", REPLY_STATUSES, ZERO_STATUS),
+    ("status", STATUSES, ZERO_STATUS),
+)
+
+
 def parse_filter(raw: Any) -> ConsentFilter:
     """Validate the ``filter`` object of a ``ListRequestConsent`` body.
 
@@ -589,30 +535,18 @@ def parse_filter(raw: Any) -> ConsentFilter:
         is_charged = is_charged_raw == "true"
     else:
         raise InvalidArgument("is_charged", f"is_charged: phải là boolean: {is_charged_raw!r}")
-    ids: dict[str, str | None] = {}
+    values: dict[str, Any] = {"is_charged": is_charged}
     for field in ("oa_id", "user_id"):
         value = raw.get(field)
-        ids[field] = None if value in (None, "", "0", 0) else str(parse_int64(value, field))
-    dates: dict[str, int | None] = {}
-    offsets: dict[str, int] = {}
+        values[field] = None if value in (None, "", "0", 0) else str(parse_int64(value, field))
     for field in ("date_from", "date_to"):
         value = raw.get(field)
-        dates[field], offsets[field] = (None, 0) if value in (None, "") else parse_time_and_offset(value, field)
-    phone_raw = raw.get("phone")
-    return ConsentFilter(
-        call_type=_enum(raw, "call_type", CALL_TYPES, UNKNOWN),
-        reason_code=_enum(raw, "reason_code", REASON_CODES, UNKNOWN),
-        reply_status=_enum(raw, "reply_status", REPLY_STATUSES, ZERO_STATUS),
-        status=_enum(raw, "status", STATUSES, ZERO_STATUS),
-        is_charged=is_charged,
-        oa_id=ids["oa_id"],
-        user_id=ids["user_id"],
-        date_from=dates["date_from"],
-        date_to=dates["date_to"],
-        date_from_offset_s=offsets["date_from"],
-        date_to_offset_s=offsets["date_to"],
-        phone=None if phone_raw in (None, "") else normalize_phone(phone_raw),
-    )
+        moment = (None, 0) if value in (None, "") else parse_time_and_offset(value, field)
+        values[field], values[f"{field}_offset_s"] = moment
+    for field, allowed, zero in _ENUM_FILTERS:
+        values[field] = _enum(raw, field, allowed, zero)
+    phone = raw.get("phone")
+    return ConsentFilter(**values, phone=None if phone in (None, "") else normalize_phone(phone))
 
 
 @dataclass(frozen=True)
@@ -685,6 +619,18 @@ def encode_cursor(
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+def _in_range(number: int, high: int = INT64_MAX) -> int:
+    if not 0 <= number <= high:
+        raise ValueError("cursor out of range")
+    return number
+
+
+def _json_int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("cursor out of range")
+    return value
+
+
 def decode_cursor(cursor: str, sort: str, field: str) -> Cursor:
     """Decode a cursor made by :func:`encode_cursor` and check it belongs to ``sort``.
 
@@ -696,28 +642,14 @@ def decode_cursor(cursor: str, sort: str, field: str) -> Cursor:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         cursor_sort = data["s"]
-        value = consent_id = offset = issued = None
+        value = None
         if "k" in data:
-            seconds, fraction = int(data["k"]), int(data.get("f", 0))
-            if not (0 <= seconds < 2**40 and 0 <= fraction < US):
-                raise ValueError("cursor out of range")
-            value = seconds * US + fraction
-        if "n" in data and value is None:
-            value = int(data["n"])
-            if not 0 <= value <= INT64_MAX:
-                raise ValueError("cursor out of range")
-        if "i" in data:
-            consent_id = int(data["i"])
-            if not 0 <= consent_id <= INT64_MAX:
-                raise ValueError("cursor out of range")
-        if "o" in data:
-            offset = data["o"]
-            if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= INT64_MAX:
-                raise ValueError("cursor out of range")
-        if "t" in data:
-            issued = data["t"]
-            if not isinstance(issued, int) or isinstance(issued, bool) or not 0 <= issued < 2**62:
-                raise ValueError("cursor out of range")
+            value = _in_range(int(data["k"]), 2**40 - 1) * US + _in_range(int(data.get("f", 0)), US - 1)
+        elif "n" in data:
+            value = _in_range(int(data["n"]))
+        consent_id = _in_range(int(data["i"])) if "i" in data else None
+        offset = _in_range(_json_int(data["o"])) if "o" in data else None
+        issued = _in_range(_json_int(data["t"]), 2**62 - 1) if "t" in data else None
         if value is None and offset is None:
             raise ValueError("cursor holds no position")
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
@@ -772,24 +704,14 @@ def parse_paging(
     if limit <= 0:
         limit = DEFAULT_LIMIT
     limit = min(limit, page_cap)
-    cursors: dict[str, Cursor | None] = {}
-    raws: dict[str, str] = {}
+    cursors: dict[str, tuple[str, Cursor | None]] = {}
     for field in ("after", "before"):
         value = raw.get(field) or ""
         if not isinstance(value, str):
             raise InvalidArgument(field, f"paging.{field}: phải là chuỗi")
-        raws[field] = value
-        cursors[field] = decode_cursor(value, sort, field) if value else None
-    return Paging(
-        sort=sort,
-        limit=limit,
-        asked_limit=asked,
-        after=cursors["after"],
-        before=cursors["before"],
-        raw_after=raws["after"],
-        raw_before=raws["before"],
-        raw_sort=raw_sort,
-    )
+        cursors[field] = value, decode_cursor(value, sort, field) if value else None
+    (raw_after, after), (raw_before, before) = cursors["after"], cursors["before"]
+    return Paging(sort, limit, asked, after, before, raw_after, raw_before, raw_sort)
 
 
 def _cum(weights: Iterable[float]) -> list[float]:
@@ -1017,12 +939,7 @@ class Store:
             else:
                 reply = _RECENT_REPLY[bisect_right(_RECENT_REPLY_CUM, r)]
             r = rand()
-            if reply == "NS":
-                if r < 0.6:
-                    delivery_status = "received"
-                    delivery_time = created + (int((1 + r * 40) * US) if fractional else (1 + int(r * 40)) * US)
-                updated = expires
-            elif reply == "P" or reply == "N":
+            if reply == "P" or reply == "N":
                 delivery_status = "seen"
                 delivery_time = created + (int((1 + r * 29) * US) if fractional else (1 + int(r * 29)) * US)
                 latest = max(created + 31 * US, min(expires, now))
@@ -1031,9 +948,11 @@ class Store:
                 updated = max(delivery_time, min(created + 30 * US + offset, now))
                 if reply == "P":
                     expires = updated + AGREEMENT_US
-            elif reply == "S" and r < 0.7:
+            elif (reply == "NS" and r < 0.6) or (reply == "S" and r < 0.7):
                 delivery_status = "received"
                 delivery_time = created + (int((1 + r * 40) * US) if fractional else (1 + int(r * 40)) * US)
+            if reply == "NS":
+                updated = expires
         user = self._user_of_phone.get(phone) or self._new_user(phone)
         oa_id = self.oa_ids[int(rand() * len(self.oa_ids))]
         return Consent(
@@ -1064,18 +983,16 @@ class Store:
     def _seed_times(self, n: int) -> list[int]:
         """Seeded ``created_at`` values, sorted: the burst share inside its window, the rest spread."""
         rand = self._rng.random
-        in_burst = round(n * self.switches.burst_share)
-        spread = n - in_burst
-        if self.switches.fractional_times:
-            base, span = self.start * US, (self.end - self.start) * US
-            created = [base + int(rand() * span) for _ in range(spread)]
-            base, span = self._burst_start * US, int(self._burst_span_s * US)
-            created += [base + int(rand() * span) for _ in range(in_burst)]
-        else:
-            base, whole = self.start, self.end - self.start
-            created = [(base + int(rand() * whole)) * US for _ in range(spread)]
-            base, burst = self._burst_start, self._burst_span_s
-            created += [(base + int(rand() * burst)) * US for _ in range(in_burst)]
+        burst = round(n * self.switches.burst_share)
+
+        def draw(start: int, span_s: float, k: int) -> list[int]:
+            if self.switches.fractional_times:
+                span = int(span_s * US)
+                return [start * US + int(rand() * span) for _ in range(k)]
+            return [(start + int(rand() * span_s)) * US for _ in range(k)]
+
+        created = draw(self.start, self.end - self.start, n - burst)
+        created += draw(self._burst_start, self._burst_span_s, burst)
         created.sort()
         # A few deliberate exact ties even in small data sets.
         for i in range(1, n):
