@@ -29,9 +29,10 @@ import threading
 import time
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from itertools import islice
 from typing import Any, NamedTuple
 
 from airflow_provider_etelecom.testing.switches import (
@@ -109,74 +110,6 @@ def _cursor_bound(index: list[int], cursor: Cursor, kind: str, below: bool) -> i
     if (kind == "value_lt") == below:
         return bisect_left(index, _key(value, 0))
     return bisect_left(index, _key(value + 1, 0))
-
-
-def _cursor_page(
-    index: list[int],
-    lo: int,
-    hi: int,
-    descending: bool,
-    paging: Paging,
-    kind: str,
-    by_id: dict[int, Consent],
-    listable: Callable[[Consent], bool],
-) -> list[Consent]:
-    """Serve a page of a keyset or value cursor: bisect to the cursors, then walk ``limit`` listable rows.
-
-    :return: the rows taken, in sort order.
-    """
-    # Map the cursors to ascending-index bounds [lo, hi).
-    for cursor, is_after in ((paging.after, True), (paging.before, False)):
-        if cursor is not None:
-            # "after" in a descending order means "smaller keys" in the ascending index.
-            below = is_after == descending
-            bound = _cursor_bound(index, cursor, kind, below)
-            lo, hi = (lo, min(hi, bound)) if below else (max(lo, bound), hi)
-    # Walk from the side nearest the "after" cursor, or from the "before" cursor backwards.
-    walk_up = (paging.before is None) != descending
-    picked: list[Consent] = []
-    for pos in range(lo, hi) if walk_up else range(hi - 1, lo - 1, -1):
-        consent = by_id[index[pos] & _ID_MASK]
-        if listable(consent):
-            picked.append(consent)
-            if len(picked) >= paging.limit:
-                break
-    if paging.before is not None:
-        picked.reverse()
-    return picked
-
-
-def _offset_page(
-    index: list[int],
-    lo: int,
-    hi: int,
-    descending: bool,
-    paging: Paging,
-    by_id: dict[int, Consent],
-    listable: Callable[[Consent], bool],
-) -> tuple[list[Consent], int]:
-    """Serve a page of an offset cursor: count the listable rows of the order from its start.
-
-    :return: the rows taken, in sort order, and the offset of the first.
-    """
-    start = 0 if paging.after is None or paging.after.offset is None else paging.after.offset
-    stop = None if paging.before is None else paging.before.offset
-    positions = range(hi - 1, lo - 1, -1) if descending else range(lo, hi)
-    window = paging.limit if paging.after is None and stop is not None else None  # the rows just before
-    taken: deque[tuple[int, Consent]] = deque(maxlen=window)
-    at = 0
-    for pos in positions:
-        if stop is not None and at >= stop:
-            break
-        consent = by_id[index[pos] & _ID_MASK]
-        if not listable(consent):
-            continue
-        if at >= start:
-            taken.append((at, consent))
-            if window is None and len(taken) >= paging.limit:
-                break
-        at += 1
-    return [consent for _, consent in taken], taken[0][0] if taken else 0
 
 
 #: Send failures the seeded data uses (Zalo error codes as eTelecom relays them).
@@ -1175,10 +1108,35 @@ class Store:
                     and (not on_updated or _within(consent.updated, low_u, high_u))
                 )
 
-            if kind == "offset":
-                picked, first_at = _offset_page(index, lo, hi, descending, paging, self._by_id, listable)
-            else:
-                picked, first_at = _cursor_page(index, lo, hi, descending, paging, kind, self._by_id, listable), 0
+            by_id = self._by_id
+
+            def rows(lo: int, hi: int, backwards: bool) -> Iterator[Consent]:
+                """The listable consents of ``index[lo:hi]``, walked up (or down, ``backwards``)."""
+                positions = range(hi - 1, lo - 1, -1) if backwards else range(lo, hi)
+                return filter(listable, (by_id[index[pos] & _ID_MASK] for pos in positions))
+
+            first_at = 0
+            if kind == "offset":  # count the listable rows of the order from its start
+                start = 0 if paging.after is None else paging.after.offset or 0
+                stop = None if paging.before is None else paging.before.offset
+                counted = islice(enumerate(rows(lo, hi, descending)), start, stop)
+                if paging.after is None and stop is not None:  # the rows just before ``before``
+                    taken = list(deque(counted, maxlen=paging.limit))
+                else:
+                    taken = list(islice(counted, paging.limit))
+                picked = [consent for _, consent in taken]
+                first_at = taken[0][0] if taken else 0
+            else:  # bisect to the cursors, then walk ``limit`` listable rows
+                for cursor, is_after in ((paging.after, True), (paging.before, False)):
+                    if cursor is not None:
+                        # "after" in a descending order means "smaller keys" in the ascending index.
+                        below = is_after == descending
+                        bound = _cursor_bound(index, cursor, kind, below)
+                        lo, hi = (lo, min(hi, bound)) if below else (max(lo, bound), hi)
+                # Walk from the side nearest the "after" cursor, or from the "before" cursor backwards.
+                picked = list(islice(rows(lo, hi, (paging.before is None) == descending), paging.limit))
+                if paging.before is not None:
+                    picked.reverse()
             served = picked
             if switches.drop_after_limit > 0:
                 served = [c for c in picked if not self._dropped(c.id)]
