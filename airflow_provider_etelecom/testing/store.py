@@ -396,19 +396,17 @@ class ConsentFilter:
 
         :return: ``(low, high)``; ``None`` where the filter is not set.
         """
-        low = high = None
         ns = 1_000_000_000
-        date_from, date_to = self.date_from, self.date_to
-        if zone_offset_h:
-            zone = round(zone_offset_h * 3600 * ns)
-            if date_from is not None:
-                date_from += self.date_from_offset_s * ns - zone
-            if date_to is not None:
-                date_to += self.date_to_offset_s * ns - zone
-        if date_from is not None:
-            low = -(-reduce_time(date_from, precision, ns) // 1000)  # created >= from
-        if date_to is not None:
-            to = reduce_time(date_to, precision, ns)
+
+        def read(moment: int, offset_s: int) -> int:
+            zone_shift = offset_s * ns - round(zone_offset_h * 3600 * ns) if zone_offset_h else 0
+            return reduce_time(moment + zone_shift, precision, ns)
+
+        low = high = None
+        if self.date_from is not None:
+            low = -(-read(self.date_from, self.date_from_offset_s) // 1000)  # created >= from
+        if self.date_to is not None:
+            to = read(self.date_to, self.date_to_offset_s)
             high = to // 1000 + 1 if date_to_inclusive else -(-to // 1000)  # created <= to / < to
         return low, high
 
@@ -534,21 +532,11 @@ def encode_cursor(
     ``issued`` (microseconds), when given, lets a platform with ``cursor_ttl_s`` refuse it later.
     With ``on_id`` the key is an id (an id order), held as a string (``n``).
     """
-    data: dict[str, object] = {"s": sort}
-    fraction = 0
-    if key is not None and on_id:
-        data["n"] = str(key)
-    elif key is not None:
-        data["k"], fraction = divmod(key, US)
-    if consent_id is not None:
-        data["i"] = str(consent_id)
-    if fraction:
-        data["f"] = fraction
-    if offset is not None:
-        data["o"] = offset
-    if issued is not None:
-        data["t"] = issued
-    raw = json.dumps(data, separators=(",", ":"))
+    seconds, fraction = divmod(key, US) if key is not None and not on_id else (None, 0)
+    n = str(key) if key is not None and on_id else None
+    i = None if consent_id is None else str(consent_id)
+    held = {"s": sort, "n": n, "k": seconds, "i": i, "f": fraction or None, "o": offset, "t": issued}
+    raw = json.dumps({name: value for name, value in held.items() if value is not None}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -716,8 +704,7 @@ class Store:
         self.auto_reply_status = auto_reply_status
         self.switches = switches
         self._init_burst()
-        self._rng = random.Random(seed)
-        rng = self._rng
+        rng = self._rng = random.Random(seed)
         self.shop_id = str(1_100_000_000_000_000_000 + rng.randrange(10**15))
         self.oa_ids = (
             [str(o) for o in oa_ids]
@@ -1046,11 +1033,6 @@ class Store:
         share = self.switches.drop_after_limit
         return share > 0 and drop_fraction(consent_id) < share
 
-    def count(self) -> int:
-        """Return the number of consents held."""
-        with self._lock:
-            return len(self._by_id)
-
     def list_page(self, flt: ConsentFilter, paging: Paging) -> tuple[list[dict[str, Any]], str, str]:
         """Serve one ``ListRequestConsent`` page.
 
@@ -1283,16 +1265,20 @@ class Store:
         with self._lock:
             self._settle()
             now = self.now_us()
-            clock = self._platform_us(now)
             given = None if created_at is None else to_micros(created_at, "created_at")
-            visible_at = self._lag_until(now)
             out = []
             for _ in range(n):
-                consent = self._generate(self._made_at(clock) if given is None else given, self._stamp(clock))
-                consent.visible_at = visible_at
+                consent = self._fresh(now, given)
                 self._add(consent)
                 out.append(dict(self._wire(consent)))
             return out
+
+    def _fresh(self, now: int, created: int | None) -> Consent:
+        """A generated consent made at simulated ``now`` (created at ``created`` if given), listable after the lag."""
+        clock = self._platform_us(now)
+        consent = self._generate(self._made_at(clock) if created is None else created, self._stamp(clock))
+        consent.visible_at = self._lag_until(now)
+        return consent
 
     def add(
         self,
@@ -1326,11 +1312,8 @@ class Store:
         times = {"created_at": "created", "updated_at": "updated", "expires_at": "expires"}
         with self._lock:
             self._settle()
-            now = self.now_us()
-            clock = self._platform_us(now)
-            created = to_micros(fields["created_at"], "created_at") if "created_at" in fields else self._made_at(clock)
-            consent = self._generate(created, self._stamp(clock))
-            consent.visible_at = self._lag_until(now)
+            created = to_micros(fields["created_at"], "created_at") if "created_at" in fields else None
+            consent = self._fresh(self.now_us(), created)
             for name, value in fields.items():
                 if name in ("created_at", "updated_at", "expires_at", "delivery_time", "visible_at"):
                     setattr(consent, times.get(name, name), to_micros(value, name))
