@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import Field, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -115,6 +115,23 @@ def parse_moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+@dataclass(frozen=True)
+class Switch:
+    """One switch as declared on :class:`PlatformSwitches` (the field's metadata, named after the field)."""
+
+    name: str
+    default: Any
+    help: str
+    check: Check
+    runtime: bool
+    """Whether a running simulator may change it (else it is fixed when the data is seeded)."""
+    flag: str
+    """The command-line flag: ``--name-with-dashes`` unless declared otherwise."""
+    parse: Callable[[str], Any] | None
+    """Reads the flag's argument; ``None`` for a flag without one (a bool: the flag sets ``not default``)."""
+    choices: tuple[str, ...]
+
+
 def _switch(
     default: Any,
     help: str,
@@ -125,13 +142,16 @@ def _switch(
     parse: Callable[[str], Any] | None = None,
     choices: tuple[str, ...] = (),
 ) -> Any:
-    """Declare one switch: a dataclass field whose metadata says everything else about it.
+    """Declare one switch: a dataclass field whose metadata, a :class:`Switch`, says everything else about it.
 
-    Without ``check``, a bool switch is checked as a flag and one with ``choices`` as one of them.
+    Without ``check``, a bool switch is checked as a flag and one with ``choices`` as one of them; without
+    ``parse``, a flag's argument is read as the type of the default (a bool's flag takes none).
     """
     check = check or (_flag if isinstance(default, bool) else _one_of(choices))
-    meta = {"help": help, "check": check, "runtime": runtime, "flag": flag, "parse": parse, "choices": choices}
-    return field(default=default, metadata={"switch": meta})
+    if parse is None and not isinstance(default, bool):
+        parse = str if choices else type(default)
+    switch = Switch("", default, help, check, runtime, flag, parse, choices)  # named by _named
+    return field(default=default, metadata={"switch": switch})
 
 
 @dataclass(frozen=True)
@@ -296,37 +316,14 @@ def _check_names(values: Mapping[str, Any], known: tuple[str, ...], where: str, 
         raise error(f"{where}: unknown switches {sorted(unknown)}{why}; known: {', '.join(known)}")
 
 
-@dataclass(frozen=True)
-class Switch:
-    """One switch as declared on :class:`PlatformSwitches` (read from the field and its metadata)."""
-
-    name: str
-    default: Any
-    help: str
-    check: Check
-    runtime: bool
-    """Whether a running simulator may change it (else it is fixed when the data is seeded)."""
-    flag: str
-    """The command-line flag: ``--name-with-dashes`` unless declared otherwise."""
-    parse: Callable[[str], Any] | None
-    """Reads the flag's argument; ``None`` for a flag without one (a bool: the flag sets ``not default``)."""
-    choices: tuple[str, ...]
-
-
-def _switches() -> tuple[Switch, ...]:
-    out = []
-    for spec in fields(PlatformSwitches):
-        meta = dict(spec.metadata["switch"])
-        default = spec.default
-        if meta["parse"] is None and not isinstance(default, bool):
-            meta["parse"] = str if meta["choices"] else type(default)
-        meta["flag"] = meta["flag"] or "--" + spec.name.replace("_", "-")
-        out.append(Switch(name=spec.name, default=default, **meta))
-    return tuple(out)
+def _named(spec: Field[Any]) -> Switch:
+    """The switch declared by ``spec``, with its name (and its flag, unless declared otherwise)."""
+    switch: Switch = spec.metadata["switch"]
+    return replace(switch, name=spec.name, flag=switch.flag or "--" + spec.name.replace("_", "-"))
 
 
 #: Every switch, in declaration order.
-SWITCHES: tuple[Switch, ...] = _switches()
+SWITCHES: tuple[Switch, ...] = tuple(_named(spec) for spec in fields(PlatformSwitches))
 SWITCH_NAMES: tuple[str, ...] = tuple(switch.name for switch in SWITCHES)
 #: The switches a running simulator can change (attributes, ``configure``, ``POST /_simulator/settings``).
 SETTINGS: tuple[str, ...] = tuple(switch.name for switch in SWITCHES if switch.runtime)
