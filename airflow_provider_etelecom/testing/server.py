@@ -31,6 +31,7 @@ from typing import Any
 from airflow_provider_etelecom.testing.store import (
     CALL_TYPES,
     REASON_CODES,
+    SEND_ERRORS,
     AlreadyExists,
     InvalidArgument,
     NotFound,
@@ -107,8 +108,7 @@ class FaultConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FaultConfig:
         """Build from a JSON object (the control endpoint's body); unknown keys are refused."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
+        unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown FaultConfig fields: {sorted(unknown)}")
         return replace(cls(), **dict(data))
@@ -156,11 +156,9 @@ class Stats:
     def reset(self) -> None:
         """Zero every counter."""
         with self._lock:
-            self.requests.clear()
-            self.requests_by_method.clear()
-            self.faults.clear()
-            self.connections = 0
-            self.rate_limited = 0
+            for counter in (self.requests, self.requests_by_method, self.faults):
+                counter.clear()
+            self.connections = self.rate_limited = 0
 
     def count(self, method: str | None = None, status: int | None = None) -> int:
         """Return how many API requests matched ``method`` and/or ``status`` (``None`` = any)."""
@@ -308,9 +306,10 @@ class _RateLimiter:
         self.configure(rate_per_s)
 
     def configure(self, rate_per_s: float | None) -> None:
-        """Set the rate (``None`` or 0 turns the limit off) and refill every bucket."""
-        if rate_per_s is not None and (not math.isfinite(rate_per_s) or rate_per_s < 0):
-            raise ValueError(f"rate_limit_per_s must be a positive number of requests per second, got {rate_per_s}")
+        """Set the rate (``None`` or 0 turns the limit off) and refill every bucket.
+
+        The value is the ``rate_limit_per_s`` switch's, which checked it.
+        """
         with self._lock:
             self.rate_per_s = float(rate_per_s) if rate_per_s else None
             self._buckets.clear()
@@ -406,20 +405,17 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _send(self, answer: _Answer) -> None:
-        body = answer.body
+        body, drop = answer.body, answer.fault == "drop"
         if answer.fault == "truncate":
             body = body[: max(1, len(body) // 2)]
         self.send_response(answer.status)
-        self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(answer.body) if answer.fault == "drop" else len(body)))
-        for name, value in answer.headers:
+        headers = (("Content-Type", answer.content_type), ("Content-Length", str(len(body))), *answer.headers)
+        for name, value in (*headers, ("Connection", "close")) if drop else headers:
             self.send_header(name, value)
-        if answer.fault == "drop":
-            self.send_header("Connection", "close")
         self.end_headers()
         if self.command == "HEAD":
             return
-        if answer.fault == "drop":
+        if drop:
             self.close_connection = True
             self.wfile.write(body[: max(1, len(body) // 3)])
             self.wfile.flush()
@@ -773,8 +769,8 @@ class EtelecomSimulator:
     def fail_send_to(
         self,
         phone: str,
-        error_code: int = -213,
-        error_message: str = "Người dùng chưa quan tâm OA hoặc không tương tác với OA trong 7 ngày qua",
+        error_code: int = SEND_ERRORS[0][0],
+        error_message: str = SEND_ERRORS[0][1],
         *,
         delivered: bool = False,
     ) -> None:
@@ -868,13 +864,9 @@ class EtelecomSimulator:
         content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if content_type != "application/json":
             raise _ApiError(404, "bad_route", f"unexpected Content-Type: {content_type!r}")
-        auth = headers.get("Authorization") or ""
-        scheme, _, key = auth.partition(" ")
-        if (
-            scheme.lower() != "bearer"
-            or not key
-            or not hmac.compare_digest(key.strip().encode(), self.api_key.encode())
-        ):
+        scheme, _, key = (headers.get("Authorization") or "").partition(" ")
+        token = key.strip().encode()
+        if scheme.lower() != "bearer" or not key or not hmac.compare_digest(token, self.api_key.encode()):
             raise _ApiError(401, "unauthenticated", "Yêu cầu xác thực: api key không hợp lệ")
         wait = self._rate_limiter.take(key.strip())
         if wait > 0:

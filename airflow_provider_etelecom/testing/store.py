@@ -88,11 +88,7 @@ def _fits(cursor: Cursor, kind: str, on_id: bool) -> bool:
     """Whether ``cursor`` holds what a platform of ``cursor_kind`` ``kind`` reads (in an id order if ``on_id``)."""
     if kind == "offset":
         return cursor.offset is not None
-    if cursor.on_id != on_id:
-        return False
-    if kind == "keyset":
-        return cursor.value is not None and cursor.consent_id is not None
-    return cursor.value is not None
+    return cursor.on_id == on_id and cursor.value is not None and (kind != "keyset" or cursor.consent_id is not None)
 
 
 def _cursor_bound(index: list[int], cursor: Cursor, kind: str, below: bool) -> int:
@@ -722,11 +718,8 @@ class Store:
             phone: str(1_500_000_000_000_000_000 + i * 7919 + rng.randrange(1000))
             for i, phone in enumerate(self.phones)
         }
-        self._by_id: dict[int, Consent] = {}
-        self._created_index: list[int] = []
         self._id_index: list[int] | None = None
         """``(id, id)`` keys in id order, built at the first listing served by id (``order_by_id``)."""
-        self._updated_index: list[int] = []
         self._by_oa_phone: dict[tuple[str, str], list[Consent]] = {}
         self._timers: list[tuple[int, int, int, str]] = []
         self._failing_phones: dict[str, tuple[int, str, bool]] = {}
@@ -802,8 +795,7 @@ class Store:
 
     def _platform_us(self, now: int) -> int:
         """The platform's clock at simulated ``now`` (``clock_offset_s`` off): what stamps the consents it makes."""
-        offset = self.switches.clock_offset_s
-        return now + round(offset * US) if offset else now
+        return now + round(self.switches.clock_offset_s * US)
 
     def _stamp(self, now: int) -> int:
         """``now`` as the simulator writes a moment it records: whole seconds unless fractional."""
@@ -932,9 +924,8 @@ class Store:
             ids = [c.id for c in records]
             for consent_id, at in zip(ids, sorted(range(n), key=moved.__getitem__), strict=True):
                 records[at].id = consent_id
-        self._by_id = {c.id: c for c in records}
-        self._created_index = [_key(c.created, c.id) for c in records]
-        self._created_index.sort()
+        self._by_id: dict[int, Consent] = {c.id: c for c in records}
+        self._created_index = sorted([_key(c.created, c.id) for c in records])
         self._updated_index = sorted([_key(c.updated, c.id) for c in records])
         for c in records:
             self._by_oa_phone.setdefault((c.oa_id, c.phone), []).append(c)
@@ -1083,12 +1074,8 @@ class Store:
             # ConsentFilter.matches bounds created_at; updated_at bounds are checked here.
             low_c, high_c, low_u, high_u = (None, None, low, high) if on_updated else (low, high, None, None)
 
-            def listable(consent: Consent) -> bool:
-                return (
-                    consent.visible_at <= now
-                    and flt.matches(consent, low_c, high_c)
-                    and (not on_updated or _within(consent.updated, low_u, high_u))
-                )
+            def listable(c: Consent) -> bool:
+                return c.visible_at <= now and flt.matches(c, low_c, high_c) and _within(c.updated, low_u, high_u)
 
             by_id = self._by_id
 
