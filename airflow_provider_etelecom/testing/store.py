@@ -288,7 +288,10 @@ EXACT = WireForm()
 
 @dataclass(slots=True, eq=False)  # eq=False: a consent is itself (list.index and remove find it by identity)
 class Consent:
-    """One consent request as the store keeps it (times as epoch microseconds, ids as ints where sorted)."""
+    """One consent request as the store keeps it (times as epoch microseconds, ids as ints where sorted).
+
+    The defaults are those of a consent just sent: delivered to Zalo, charged, waiting for its reply.
+    """
 
     id: int
     shop_id: str
@@ -297,16 +300,16 @@ class Consent:
     phone: str
     call_type: str
     reason_code: str
-    reply_status: str
-    status: str
-    delivery_status: str
-    delivery_time: int
-    is_charged: bool
-    error_code: int
-    error_message: str
     created: int
     updated: int
+    delivery_time: int
     expires: int
+    reply_status: str = "S"
+    status: str = "P"
+    delivery_status: str = UNKNOWN
+    is_charged: bool = True
+    error_code: int = 0
+    error_message: str = ""
     visible_at: int = 0
     version: int = dataclasses.field(default=0, init=False)
     served_as: tuple[dict[str, Any], frozenset[str]] | None = dataclasses.field(default=None, init=False)
@@ -722,7 +725,8 @@ class Store:
         """``(id, id)`` keys in id order, built at the first listing served by id (``order_by_id``)."""
         self._by_oa_phone: dict[tuple[str, str], list[Consent]] = {}
         self._timers: list[tuple[int, int, int, str]] = []
-        self._failing_phones: dict[str, tuple[int, str, bool]] = {}
+        self._failing_phones: dict[str, tuple[dict[str, Any], bool]] = {}
+        """By phone: the fields of a failed send, and whether the consent was delivered all the same."""
         self._max_id = 1_200_000_000_000_000_000
         self._seed(consents)
 
@@ -875,16 +879,16 @@ class Store:
             phone,
             call_type,
             reason,
+            created,
+            updated,
+            delivery_time,
+            expires,
             reply,
             status,
             delivery_status,
-            delivery_time,
             is_charged,
             error_code,
             error_message,
-            created,
-            updated,
-            expires,
         )
 
     def _new_user(self, phone: str) -> str:
@@ -1184,39 +1188,21 @@ class Store:
                 raise AlreadyExists("Đã có yêu cầu cấp quyền gọi đang chờ khách hàng phản hồi cho số điện thoại này")
             now = self.now_us()
             self._max_id += 1 + self._rng.randrange(1000)
-            created = self._made_at(self._platform_us(now))
-            failing = self._failing_phones.get(phone)
-            # Delivered after all: the answer says N, the consent stored (and listed) went out, charged.
-            delivered = failing is not None and failing[2]
-            failure = None if delivered else failing
+            made = self._made_at(self._platform_us(now))
             user = self._user_of_phone.get(phone) or self._new_user(phone)
+            expires = made + self._window_us()
             consent = Consent(
-                id=self._max_id,
-                shop_id=self.shop_id,
-                user_id=user,
-                oa_id=oa_id,
-                phone=phone,
-                call_type=call_type,
-                reason_code=reason_code,
-                reply_status="S",
-                status="N" if failure else "P",
-                delivery_status=UNKNOWN,
-                delivery_time=created,
-                is_charged=failure is None,
-                error_code=failure[0] if failure else 0,
-                error_message=failure[1] if failure else "",
-                created=created,
-                updated=created,
-                expires=created + self._window_us(),
-                visible_at=self._lag_until(now),
+                self._max_id, self.shop_id, user, oa_id, phone, call_type, reason_code, made, made, made, expires
             )
+            consent.visible_at = self._lag_until(now)
+            failed, delivered = self._failing_phones.get(phone, ({}, False))
+            for name, value in () if delivered else failed.items():
+                setattr(consent, name, value)
             after = self.auto_reply_after_s
-            self._add(consent, None if after is None else created + round(after * US))
+            self._add(consent, None if after is None else made + round(after * US))
             if oa_id not in self.oa_ids:
                 self.oa_ids.append(oa_id)
-            answer = dict(self._wire(consent))
-            if delivered and failing is not None:
-                answer.update(status="N", is_charged=False, error_code=failing[0], error_message=failing[1])
+            answer = {**self._wire(consent), **failed}
             skew = round(self.switches.answer_clock_offset_s * US)
             if skew:
                 answer.update(
@@ -1359,7 +1345,9 @@ class Store:
     def fail_send_to(self, phone: str, error_code: int, error_message: str, delivered: bool = False) -> None:
         """Make every later ``RequestConsent`` to ``phone`` fail to send with this Zalo error.
 
-        :param delivered: answer the failure, but store (and list) the consent as sent and charged.
+        :param delivered: answer the failure, but store (and list) the consent as sent and charged (delivered
+            after all: eTelecom's call to Zalo timed out while Zalo delivered).
         """
         with self._lock:
-            self._failing_phones[normalize_phone(phone)] = (error_code, error_message, delivered)
+            failed = {"status": "N", "is_charged": False, "error_code": error_code, "error_message": error_message}
+            self._failing_phones[normalize_phone(phone)] = (failed, delivered)
