@@ -25,6 +25,20 @@ from airflow_provider_etelecom.testing.variants import PLATFORM_VARIANTS
 
 #: Where the parser notes the switch flags given (a flag not given leaves the ``--variant``'s value).
 _GIVEN = "_switches_given"
+#: The fault flags: the :class:`FaultConfig` field each sets (its default and type are the field's), and help.
+_FAULT_FLAGS: dict[str, tuple[str, str]] = {
+    "--error-rate": ("error_rate", "share of 500/502/503 answers"),
+    "--drop-rate": ("drop_rate", "share of connections cut mid-body"),
+    "--truncate-rate": ("truncate_rate", "share of 200s with a cut body"),
+    "--rate-limit-rate": ("rate_limit_rate", "chance a burst of 429s starts"),
+    "--rate-limit-burst": ("rate_limit_burst", "429s per burst (default 3)"),
+    "--retry-after": ("retry_after_s", "Retry-After of 429s, seconds"),
+    "--exhausted-rate": ("exhausted_rate", "share of 403 resource_exhausted"),
+    "--error-body-rate": ("error_body_rate", "share of 200 answers with an error body (a proxy)"),
+    "--fault-seed": ("seed", "seed of the fault sequence"),
+}
+#: The options handed to :class:`EtelecomSimulator` as they are (same name).
+_SIMULATOR_OPTIONS = ("consents", "seed", "api_key", "start", "end", "host", "port", "latency_ms", "auto_reply_status")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,17 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--start", type=parse_moment, default=None, help="seeded created_at from (ISO 8601)")
     parser.add_argument("--end", type=parse_moment, default=None, help="seeded created_at until, exclusive")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every API request")
-    parser.add_argument("--error-rate", type=float, default=0.0, help="share of 500/502/503 answers")
-    parser.add_argument("--drop-rate", type=float, default=0.0, help="share of connections cut mid-body")
-    parser.add_argument("--truncate-rate", type=float, default=0.0, help="share of 200s with a cut body")
-    parser.add_argument("--rate-limit-rate", type=float, default=0.0, help="chance a burst of 429s starts")
-    parser.add_argument("--rate-limit-burst", type=int, default=3, help="429s per burst (default 3)")
-    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of 429s, seconds")
-    parser.add_argument("--exhausted-rate", type=float, default=0.0, help="share of 403 resource_exhausted")
-    parser.add_argument(
-        "--error-body-rate", type=float, default=0.0, help="share of 200 answers with an error body (a proxy)"
-    )
-    parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault sequence")
+    no_faults = FaultConfig()
+    for flag, (name, help) in _FAULT_FLAGS.items():
+        default = getattr(no_faults, name)
+        parser.add_argument(flag, type=type(default), default=default, help=help)
     parser.add_argument("--auto-reply-after", type=float, default=None, help="auto-reply after S seconds")
     parser.add_argument("--auto-reply-status", choices=("P", "N"), default="P")
     parser.add_argument("--reply-window", type=float, default=86400.0, help="seconds before S turns NS")
@@ -92,16 +99,9 @@ class _SwitchAction(argparse.Action):
 def _add_switch(group: argparse._ArgumentGroup, switch: Switch) -> None:
     """One flag for ``switch``: a bool's flag sets the value that is not its default; others take a value."""
     default = switch.default
+    common: dict[str, Any] = {"dest": switch.name, "action": _SwitchAction, "default": default}
     if switch.parse is None:
-        group.add_argument(
-            switch.flag,
-            dest=switch.name,
-            action=_SwitchAction,
-            nargs=0,
-            const=not default,
-            default=default,
-            help=switch.help,
-        )
+        group.add_argument(switch.flag, nargs=0, const=not default, help=switch.help, **common)
         return
     parse = switch.parse
     described = switch.help if "default" in switch.help else f"{switch.help} (default {default!r})"
@@ -113,15 +113,9 @@ def _add_switch(group: argparse._ArgumentGroup, switch: Switch) -> None:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     read.__name__ = switch.name  # argparse names the type in its error
+    metavar = None if switch.choices else switch.name.upper()
     group.add_argument(
-        switch.flag,
-        dest=switch.name,
-        action=_SwitchAction,
-        type=read,
-        choices=switch.choices or None,
-        default=default,
-        metavar=None if switch.choices else switch.name.upper(),
-        help=described,
+        switch.flag, type=read, choices=switch.choices or None, metavar=metavar, help=described, **common
     )
 
 
@@ -139,30 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     :return: the process exit code (0 on a clean stop).
     """
     args = build_parser().parse_args(argv)
-    faults = FaultConfig(
-        error_rate=args.error_rate,
-        drop_rate=args.drop_rate,
-        truncate_rate=args.truncate_rate,
-        rate_limit_rate=args.rate_limit_rate,
-        rate_limit_burst=args.rate_limit_burst,
-        retry_after_s=args.retry_after,
-        exhausted_rate=args.exhausted_rate,
-        error_body_rate=args.error_body_rate,
-        seed=args.fault_seed,
-    )
+    faults = {name: getattr(args, flag[2:].replace("-", "_")) for flag, (name, _) in _FAULT_FLAGS.items()}
     sim = EtelecomSimulator(
-        consents=args.consents,
-        seed=args.seed,
-        api_key=args.api_key,
-        start=args.start,
-        end=args.end,
-        host=args.host,
-        port=args.port,
-        latency_ms=args.latency_ms,
-        faults=faults,
+        **{name: getattr(args, name) for name in _SIMULATOR_OPTIONS},
+        faults=FaultConfig(**faults),
         reply_window_s=args.reply_window,
         auto_reply_after_s=args.auto_reply_after,
-        auto_reply_status=args.auto_reply_status,
         **switches_of(args),
     )
     stop = threading.Event()

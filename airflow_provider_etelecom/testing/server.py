@@ -31,7 +31,7 @@ from typing import Any
 from airflow_provider_etelecom.testing.store import (
     CALL_TYPES,
     REASON_CODES,
-    US,
+    SEND_ERRORS,
     AlreadyExists,
     InvalidArgument,
     NotFound,
@@ -41,7 +41,6 @@ from airflow_provider_etelecom.testing.store import (
     parse_int64,
     parse_paging,
     to_epoch,
-    to_micros,
 )
 from airflow_provider_etelecom.testing.switches import SETTINGS, SWITCH_NAMES, PlatformSwitches
 
@@ -109,8 +108,7 @@ class FaultConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FaultConfig:
         """Build from a JSON object (the control endpoint's body); unknown keys are refused."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
+        unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown FaultConfig fields: {sorted(unknown)}")
         return replace(cls(), **dict(data))
@@ -158,11 +156,9 @@ class Stats:
     def reset(self) -> None:
         """Zero every counter."""
         with self._lock:
-            self.requests.clear()
-            self.requests_by_method.clear()
-            self.faults.clear()
-            self.connections = 0
-            self.rate_limited = 0
+            for counter in (self.requests, self.requests_by_method, self.faults):
+                counter.clear()
+            self.connections = self.rate_limited = 0
 
     def count(self, method: str | None = None, status: int | None = None) -> int:
         """Return how many API requests matched ``method`` and/or ``status`` (``None`` = any)."""
@@ -185,20 +181,6 @@ class Stats:
             }
 
 
-class _ApiError(Exception):
-    """An error answer in the platform's shape."""
-
-    def __init__(self, status: int, code: str, msg: str, meta: Mapping[str, str] | None = None) -> None:
-        super().__init__(msg)
-        self.status = status
-        self.code = code
-        self.msg = msg
-        self.meta = dict(meta or {})
-
-    def body(self) -> dict[str, Any]:
-        return {"code": self.code, "msg": self.msg, "meta": self.meta}
-
-
 @dataclass
 class _Answer:
     status: int
@@ -212,12 +194,12 @@ def _json_bytes(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _error_answer(err: _ApiError, headers: tuple[tuple[str, str], ...] = ()) -> _Answer:
-    return _Answer(err.status, _json_bytes(err.body()), headers=headers)
+class _ApiError(Exception):
+    """An error answer in the platform's shape, ``{"code", "msg", "meta"}``."""
 
-
-def _invalid(exc: InvalidArgument) -> _ApiError:
-    return _ApiError(400, "invalid_argument", exc.msg, {"field": exc.field})
+    def __init__(self, status: int, code: str, msg: str, meta: Mapping[str, str] | None = None) -> None:
+        super().__init__(msg)
+        self.answer = _Answer(status, _json_bytes({"code": code, "msg": msg, "meta": dict(meta or {})}))
 
 
 ScriptedFault = str | tuple[str, float]
@@ -237,11 +219,12 @@ class _FaultEngine:
         self._by_method: dict[str, deque[tuple[str, float | None]]] = {}
         self.configure(config)
 
-    def configure(self, config: FaultConfig) -> None:
+    def configure(self, config: FaultConfig) -> FaultConfig:
         with self._lock:
             self.config = config
             self._rng = random.Random(config.seed)
             self._burst_left = 0
+            return config
 
     def script(self, faults: Iterable[ScriptedFault], method: str | None = None) -> None:
         parsed = []
@@ -278,21 +261,32 @@ class _FaultEngine:
             if draws[0] < cfg.rate_limit_rate:
                 self._burst_left = cfg.rate_limit_burst - 1
                 return "429", cfg.retry_after_s
-            if draws[1] < cfg.error_rate:
-                return ("500", "502", "503")[int(draws[5] * 3) % 3], 0.0
-            if draws[2] < cfg.exhausted_rate:
-                return "403_exhausted", 0.0
-            if draws[3] < cfg.drop_rate:
-                return "drop", 0.0
-            if draws[4] < cfg.truncate_rate:
-                return "truncate", 0.0
-            if body_draws[0] < cfg.error_body_rate:
-                return ERROR_BODY_FAULTS[int(body_draws[1] * 3) % 3], 0.0
-            return None, 0.0
+            chances = (
+                (draws[1], cfg.error_rate, ("500", "502", "503")[int(draws[5] * 3) % 3]),
+                (draws[2], cfg.exhausted_rate, "403_exhausted"),
+                (draws[3], cfg.drop_rate, "drop"),
+                (draws[4], cfg.truncate_rate, "truncate"),
+                (body_draws[0], cfg.error_body_rate, ERROR_BODY_FAULTS[int(body_draws[1] * 3) % 3]),
+            )
+            return next(((kind, 0.0) for draw, rate, kind in chances if draw < rate), (None, 0.0))
 
 
-def _retry_after(seconds: float) -> str:
-    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+_BUSY = "Hệ thống đang bận, vui lòng thử lại sau"
+#: The error answers of the faults a gateway gives before the application runs (JSON bodies), by fault.
+_GATEWAY_ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
+    "500": (500, {"code": "internal", "msg": "Lỗi hệ thống", "meta": {}}),
+    "503": (503, {"code": "unavailable", "msg": _BUSY, "meta": {}}),
+    "403_exhausted": (403, {"code": "resource_exhausted", "msg": "Vượt quá giới hạn số lượng yêu cầu", "meta": {}}),
+    "200_code": (200, {"code": "unavailable", "msg": _BUSY}),
+    "200_errors": (200, {"errors": [{"message": "Service temporarily unavailable"}]}),
+}
+_TOO_MANY = _json_bytes({"code": "resource_exhausted", "msg": "Too Many Requests", "meta": {}})
+
+
+def _too_many(seconds: float, fault: str | None = None) -> _Answer:
+    """A 429 ``resource_exhausted`` whose ``Retry-After`` is ``seconds`` (``"1"``, or ``"0.5"`` when fractional)."""
+    retry_after = str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+    return _Answer(429, _TOO_MANY, headers=(("Retry-After", retry_after),), fault=fault)
 
 
 class _RateLimiter:
@@ -312,9 +306,10 @@ class _RateLimiter:
         self.configure(rate_per_s)
 
     def configure(self, rate_per_s: float | None) -> None:
-        """Set the rate (``None`` or 0 turns the limit off) and refill every bucket."""
-        if rate_per_s is not None and (not math.isfinite(rate_per_s) or rate_per_s < 0):
-            raise ValueError(f"rate_limit_per_s must be a positive number of requests per second, got {rate_per_s}")
+        """Set the rate (``None`` or 0 turns the limit off) and refill every bucket.
+
+        The value is the ``rate_limit_per_s`` switch's, which checked it.
+        """
         with self._lock:
             self.rate_per_s = float(rate_per_s) if rate_per_s else None
             self._buckets.clear()
@@ -394,28 +389,6 @@ class _Handler(BaseHTTPRequestHandler):
         moment = self.server.sim.now().timestamp() if timestamp is None else timestamp
         return formatdate(moment, usegmt=True)
 
-    # ------------------------------------------------------------------ verbs
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_OPTIONS(self) -> None:
-        self._dispatch("OPTIONS")
-
     # --------------------------------------------------------------- plumbing
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -431,21 +404,18 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def _send(self, answer: _Answer, method: str) -> None:
-        body = answer.body
+    def _send(self, answer: _Answer) -> None:
+        body, drop = answer.body, answer.fault == "drop"
         if answer.fault == "truncate":
             body = body[: max(1, len(body) // 2)]
         self.send_response(answer.status)
-        self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(answer.body) if answer.fault == "drop" else len(body)))
-        for name, value in answer.headers:
+        headers = (("Content-Type", answer.content_type), ("Content-Length", str(len(body))), *answer.headers)
+        for name, value in (*headers, ("Connection", "close")) if drop else headers:
             self.send_header(name, value)
-        if answer.fault == "drop":
-            self.send_header("Connection", "close")
         self.end_headers()
-        if method == "HEAD":
+        if self.command == "HEAD":
             return
-        if answer.fault == "drop":
+        if drop:
             self.close_connection = True
             self.wfile.write(body[: max(1, len(body) // 3)])
             self.wfile.flush()
@@ -454,8 +424,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.wfile.write(body)
 
-    def _dispatch(self, verb: str) -> None:
-        sim = self.server.sim
+    def _dispatch(self) -> None:
+        """Answer any HTTP method: ``http.server`` calls ``do_<METHOD>``, all of them this."""
+        sim, verb = self.server.sim, self.command
         path = self.path.split("?", 1)[0]
         try:
             raw_body = self._read_body()
@@ -463,7 +434,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if path.startswith(CONTROL_PREFIX):
-            self._send(sim._control(verb, path[len(CONTROL_PREFIX) :], raw_body), verb)
+            self._send(sim._control(verb, path[len(CONTROL_PREFIX) :], raw_body))
             return
         match = API_PATH.match(path)
         method = match.group(2) if match and match.group(2) in API_METHODS else path
@@ -472,9 +443,11 @@ class _Handler(BaseHTTPRequestHandler):
         # already find its request there.
         sim._log(method, path, raw_body, self.headers, answer)
         try:
-            self._send(answer, verb)
+            self._send(answer)
         except OSError:
             self.close_connection = True
+
+    do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
 
 
 class EtelecomSimulator:
@@ -550,8 +523,7 @@ class EtelecomSimulator:
         self._port = port
         self.latency_ms = latency_ms
         self.stats = Stats()
-        self._faults = faults or FaultConfig()
-        self._fault_engine = _FaultEngine(self._faults)
+        self._fault_engine = _FaultEngine(faults or FaultConfig())
         self._rate_limiter = _RateLimiter(self._store.now_s, self._store.switches.rate_limit_per_s)
         self._log_entries: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
         self._log_lock = threading.Lock()
@@ -629,12 +601,11 @@ class EtelecomSimulator:
     @property
     def faults(self) -> FaultConfig:
         """The random fault configuration; setting it restarts the fault random sequence."""
-        return self._faults
+        return self._fault_engine.config
 
     @faults.setter
     def faults(self, config: FaultConfig | None) -> None:
-        self._faults = config or FaultConfig()
-        self._fault_engine.configure(self._faults)
+        self._fault_engine.configure(config or FaultConfig())
 
     # ------------------------------------------------------------- switches
     def __getattr__(self, name: str) -> Any:
@@ -798,8 +769,8 @@ class EtelecomSimulator:
     def fail_send_to(
         self,
         phone: str,
-        error_code: int = -213,
-        error_message: str = "Người dùng chưa quan tâm OA hoặc không tương tác với OA trong 7 ngày qua",
+        error_code: int = SEND_ERRORS[0][0],
+        error_message: str = SEND_ERRORS[0][1],
         *,
         delivered: bool = False,
     ) -> None:
@@ -859,29 +830,19 @@ class EtelecomSimulator:
             self.stats.fault(fault)
         if fault == "timeout":
             self._sleep(arg)
-        elif fault in ("500", "503"):
-            code = "internal" if fault == "500" else "unavailable"
-            msg = "Lỗi hệ thống" if fault == "500" else "Hệ thống đang bận, vui lòng thử lại sau"
-            return _Answer(int(fault), _json_bytes({"code": code, "msg": msg, "meta": {}}), fault=fault)
+        elif fault == "429":
+            return _too_many(arg, fault)
         elif fault == "502":
             return _Answer(502, BAD_GATEWAY_HTML, content_type="text/html", fault=fault)
-        elif fault == "429":
-            body = {"code": "resource_exhausted", "msg": "Too Many Requests", "meta": {}}
-            return _Answer(429, _json_bytes(body), headers=(("Retry-After", _retry_after(arg)),), fault=fault)
-        elif fault == "403_exhausted":
-            body = {"code": "resource_exhausted", "msg": "Vượt quá giới hạn số lượng yêu cầu", "meta": {}}
-            return _Answer(403, _json_bytes(body), fault=fault)
-        elif fault == "200_code":
-            body = {"code": "unavailable", "msg": "Hệ thống đang bận, vui lòng thử lại sau"}
-            return _Answer(200, _json_bytes(body), fault=fault)
-        elif fault == "200_errors":
-            return _Answer(200, _json_bytes({"errors": [{"message": "Service temporarily unavailable"}]}), fault=fault)
+        elif fault in _GATEWAY_ERRORS:
+            status, body = _GATEWAY_ERRORS[fault]
+            return _Answer(status, _json_bytes(body), fault=fault)
         try:
             answer = self._route(verb, match, method, raw, headers)
         except _ApiError as err:
-            answer = _error_answer(err)
+            answer = err.answer
         except Exception:  # the simulator must answer like a server, not hang the client
-            answer = _error_answer(_ApiError(500, "internal", "Lỗi hệ thống (simulator)"))
+            answer = _ApiError(500, "internal", "Lỗi hệ thống (simulator)").answer
         if fault in ("drop", "timeout"):
             answer.fault = fault
         elif fault == "truncate" and answer.status == 200:
@@ -903,19 +864,14 @@ class EtelecomSimulator:
         content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if content_type != "application/json":
             raise _ApiError(404, "bad_route", f"unexpected Content-Type: {content_type!r}")
-        auth = headers.get("Authorization") or ""
-        scheme, _, key = auth.partition(" ")
-        if (
-            scheme.lower() != "bearer"
-            or not key
-            or not hmac.compare_digest(key.strip().encode(), self.api_key.encode())
-        ):
+        scheme, _, key = (headers.get("Authorization") or "").partition(" ")
+        token = key.strip().encode()
+        if scheme.lower() != "bearer" or not key or not hmac.compare_digest(token, self.api_key.encode()):
             raise _ApiError(401, "unauthenticated", "Yêu cầu xác thực: api key không hợp lệ")
         wait = self._rate_limiter.take(key.strip())
         if wait > 0:
             self.stats.rate_limit()
-            body_429 = {"code": "resource_exhausted", "msg": "Too Many Requests", "meta": {}}
-            return _Answer(429, _json_bytes(body_429), headers=(("Retry-After", _retry_after(wait)),))
+            return _too_many(wait)
         try:
             body = json.loads(raw)
         except ValueError:
@@ -925,7 +881,7 @@ class EtelecomSimulator:
         try:
             return _Answer(200, _json_bytes(self._handle(method, match.group(1), body)))
         except InvalidArgument as exc:
-            raise _invalid(exc) from None
+            raise _ApiError(400, "invalid_argument", exc.msg, {"field": exc.field}) from None
         except AlreadyExists as exc:
             raise _ApiError(409, "already_exists", exc.msg) from None
 
@@ -943,20 +899,12 @@ class EtelecomSimulator:
                 echo["limit"] = paging.limit if switches.limit_echo == "effective" else paging.asked_limit
             echo.update(next=next_cursor, prev=prev_cursor, sort=paging.raw_sort)
             return {"consents": items or (None if switches.null_empty_page else []), "paging": echo}
-        if method == "Zalo/RequestConsent":
-            oa_id = _required(body, "oa_id")
-            oa = str(parse_int64(oa_id, "oa_id"))
-            phone = normalize_phone(_required(body, "phone"))
-            call_type = _required(body, "call_type")
-            if call_type not in CALL_TYPES:
-                raise InvalidArgument("call_type", f"call_type: giá trị không hợp lệ: {call_type!r}")
-            reason = _required(body, "reason_code")
-            if reason not in REASON_CODES:
-                raise InvalidArgument("reason_code", f"reason_code: giá trị không hợp lệ: {reason!r}")
-            return store.request_consent(oa, phone, call_type, reason)
-        if method == "Zalo/CheckConsent":
+        if method in ("Zalo/RequestConsent", "Zalo/CheckConsent"):
             oa = str(parse_int64(_required(body, "oa_id"), "oa_id"))
             phone = normalize_phone(_required(body, "phone"))
+            if method == "Zalo/RequestConsent":
+                call_type = _required(body, "call_type", CALL_TYPES)
+                return store.request_consent(oa, phone, call_type, _required(body, "reason_code", REASON_CODES))
             error, expired_time, message = store.check(oa, phone)
             return {"error": error, "expired_time": expired_time, "message": message}
         account_id = int(self.account_id) if store.switches.numeric_ids else self.account_id
@@ -968,21 +916,20 @@ class EtelecomSimulator:
             body: Any = json.loads(raw) if raw.strip() else {}
             if not isinstance(body, dict):
                 raise ValueError("body must be a JSON object")
-            routes: dict[tuple[str, str], Any] = {
-                ("GET", "stats"): lambda: self.stats.as_dict(),
-                ("POST", "reset_stats"): self._control_reset_stats,
+            routes: dict[tuple[str, str], Callable[[], Any]] = {
+                ("GET", "stats"): self.stats.as_dict,
+                ("POST", "reset_stats"): self.reset_stats,
                 ("GET", "now"): lambda: {"now": _iso(self.now())},
                 ("POST", "advance"): lambda: {"now": _iso(self.advance(float(body["seconds"])))},
                 ("POST", "reply"): lambda: self.reply(str(body["consent_id"]), str(body["reply_status"])),
-                ("POST", "faults"): lambda: self._set_faults(body),
-                ("POST", "script_faults"): lambda: self._control_script(body),
+                ("POST", "faults"): lambda: asdict(self._fault_engine.configure(FaultConfig.from_dict(body))),
+                ("POST", "script_faults"): lambda: self.script_faults(_scripted(body), body.get("method")),
                 ("POST", "insert"): lambda: {
-                    "consents": self.insert_consents(
-                        int(body.get("count", 1)),
-                        None if not body.get("created_at") else _aware(str(body["created_at"])),
+                    "consents": self._store.insert(
+                        int(body.get("count", 1)), str(body["created_at"]) if body.get("created_at") else None
                     )
                 },
-                ("POST", "delete"): lambda: {"deleted": self.delete_consents(_id_list(body["ids"]))},
+                ("POST", "delete"): lambda: {"deleted": self.delete_consents(_list(body, "ids"))},
                 ("GET", "consents"): lambda: {"consents": self.consents()},
                 ("POST", "consents"): lambda: {
                     "consents": self.consents(bool(body.get("exact")), bool(body.get("visible_only")))
@@ -992,36 +939,28 @@ class EtelecomSimulator:
             }
             handler = routes.get((verb, name))
             if handler is None:
-                known = any(route_name == name for _, route_name in routes)
-                status = 405 if known else 404
+                status = 405 if any(route_name == name for _, route_name in routes) else 404
                 raise _ApiError(status, "bad_route", f"no control endpoint {verb} /_simulator/{name}")
-            return _Answer(200, _json_bytes(handler()))
+            answer = handler()
+            return _Answer(200, _json_bytes({} if answer is None else answer))
         except _ApiError as err:
-            return _error_answer(err)
+            error = err
+        except NotFound as exc:
+            error = _ApiError(404, "not_found", f"no consent {exc.args[0]}")
         except KeyError as exc:
-            if isinstance(exc, NotFound):
-                return _error_answer(_ApiError(404, "not_found", f"no consent {exc.args[0]}"))
-            return _error_answer(_ApiError(400, "invalid_argument", f"missing field {exc.args[0]}"))
+            error = _ApiError(400, "invalid_argument", f"missing field {exc.args[0]}")
         except (ValueError, TypeError, InvalidArgument) as exc:
-            return _error_answer(_ApiError(400, "invalid_argument", str(exc)))
-
-    def _control_reset_stats(self) -> dict[str, Any]:
-        self.reset_stats()
-        return {}
-
-    def _control_script(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        self.script_faults(_scripted(body["faults"]), body.get("method"))
-        return {}
-
-    def _set_faults(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        self.faults = FaultConfig.from_dict(body)
-        return asdict(self.faults)
+            error = _ApiError(400, "invalid_argument", str(exc))
+        return error.answer
 
 
-def _required(body: Mapping[str, Any], field: str) -> Any:
+def _required(body: Mapping[str, Any], field: str, allowed: Collection[str] | None = None) -> Any:
+    """Return ``body[field]``, which must be set (and one of ``allowed``, if given)."""
     value = body.get(field)
     if value in (None, ""):
         raise InvalidArgument(field, f"{field}: bắt buộc")
+    if allowed is not None and value not in allowed:
+        raise InvalidArgument(field, f"{field}: giá trị không hợp lệ: {value!r}")
     return value
 
 
@@ -1029,18 +968,11 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _aware(value: str) -> datetime:
-    seconds, micros = divmod(to_micros(value, "created_at"), US)
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=micros)
+def _list(body: Mapping[str, Any], field: str) -> list[Any]:
+    if not isinstance(body[field], list):
+        raise ValueError(f"{field} must be a list")
+    return list(body[field])
 
 
-def _id_list(raw: Any) -> list[str | int]:
-    if not isinstance(raw, list):
-        raise ValueError("ids must be a list")
-    return raw
-
-
-def _scripted(raw: Any) -> list[ScriptedFault]:
-    if not isinstance(raw, list):
-        raise ValueError("faults must be a list")
-    return [item if isinstance(item, str) else (str(item[0]), float(item[1])) for item in raw]
+def _scripted(body: Mapping[str, Any]) -> list[ScriptedFault]:
+    return [item if isinstance(item, str) else (str(item[0]), float(item[1])) for item in _list(body, "faults")]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import heapq
 import json
@@ -28,9 +29,10 @@ import threading
 import time
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from itertools import islice
 from typing import Any, NamedTuple
 
 from airflow_provider_etelecom.testing.switches import (
@@ -55,9 +57,8 @@ UNKNOWN = "unknown"
 ZERO_STATUS = "Z"
 DEFAULT_SORT = "-created_at"
 DEFAULT_LIMIT = 100
-AGREEMENT_S = 30 * 86400
 US = 1_000_000
-AGREEMENT_US = AGREEMENT_S * US
+AGREEMENT_US = 30 * 86400 * US
 _DAY_US = 86400 * US
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 INT64_MAX = 2**63 - 1
@@ -87,11 +88,7 @@ def _fits(cursor: Cursor, kind: str, on_id: bool) -> bool:
     """Whether ``cursor`` holds what a platform of ``cursor_kind`` ``kind`` reads (in an id order if ``on_id``)."""
     if kind == "offset":
         return cursor.offset is not None
-    if cursor.on_id != on_id:
-        return False
-    if kind == "keyset":
-        return cursor.value is not None and cursor.consent_id is not None
-    return cursor.value is not None
+    return cursor.on_id == on_id and cursor.value is not None and (kind != "keyset" or cursor.consent_id is not None)
 
 
 def _cursor_bound(index: list[int], cursor: Cursor, kind: str, below: bool) -> int:
@@ -109,74 +106,6 @@ def _cursor_bound(index: list[int], cursor: Cursor, kind: str, below: bool) -> i
     if (kind == "value_lt") == below:
         return bisect_left(index, _key(value, 0))
     return bisect_left(index, _key(value + 1, 0))
-
-
-def _cursor_page(
-    index: list[int],
-    lo: int,
-    hi: int,
-    descending: bool,
-    paging: Paging,
-    kind: str,
-    by_id: dict[int, Consent],
-    listable: Callable[[Consent], bool],
-) -> list[Consent]:
-    """Serve a page of a keyset or value cursor: bisect to the cursors, then walk ``limit`` listable rows.
-
-    :return: the rows taken, in sort order.
-    """
-    # Map the cursors to ascending-index bounds [lo, hi).
-    for cursor, is_after in ((paging.after, True), (paging.before, False)):
-        if cursor is not None:
-            # "after" in a descending order means "smaller keys" in the ascending index.
-            below = is_after == descending
-            bound = _cursor_bound(index, cursor, kind, below)
-            lo, hi = (lo, min(hi, bound)) if below else (max(lo, bound), hi)
-    # Walk from the side nearest the "after" cursor, or from the "before" cursor backwards.
-    walk_up = (paging.before is None) != descending
-    picked: list[Consent] = []
-    for pos in range(lo, hi) if walk_up else range(hi - 1, lo - 1, -1):
-        consent = by_id[index[pos] & _ID_MASK]
-        if listable(consent):
-            picked.append(consent)
-            if len(picked) >= paging.limit:
-                break
-    if paging.before is not None:
-        picked.reverse()
-    return picked
-
-
-def _offset_page(
-    index: list[int],
-    lo: int,
-    hi: int,
-    descending: bool,
-    paging: Paging,
-    by_id: dict[int, Consent],
-    listable: Callable[[Consent], bool],
-) -> tuple[list[Consent], int]:
-    """Serve a page of an offset cursor: count the listable rows of the order from its start.
-
-    :return: the rows taken, in sort order, and the offset of the first.
-    """
-    start = 0 if paging.after is None or paging.after.offset is None else paging.after.offset
-    stop = None if paging.before is None else paging.before.offset
-    positions = range(hi - 1, lo - 1, -1) if descending else range(lo, hi)
-    window = paging.limit if paging.after is None and stop is not None else None  # the rows just before
-    taken: deque[tuple[int, Consent]] = deque(maxlen=window)
-    at = 0
-    for pos in positions:
-        if stop is not None and at >= stop:
-            break
-        consent = by_id[index[pos] & _ID_MASK]
-        if not listable(consent):
-            continue
-        if at >= start:
-            taken.append((at, consent))
-            if window is None and len(taken) >= paging.limit:
-                break
-        at += 1
-    return [consent for _, consent in taken], taken[0][0] if taken else 0
 
 
 #: Send failures the seeded data uses (Zalo error codes as eTelecom relays them).
@@ -259,14 +188,6 @@ def format_time(micros: int, precision: str = "exact") -> str:
     return prefix + _TIME_OF_DAY[second] + "Z"
 
 
-def parse_time_ns(value: str, field: str) -> int:
-    """Parse an RFC 3339 date-time (offset required) into exact epoch nanoseconds.
-
-    :func:`parse_time_and_offset` also says which offset was sent.
-    """
-    return parse_time_and_offset(value, field)[0]
-
-
 def parse_time_and_offset(value: str, field: str) -> tuple[int, int]:
     """Parse an RFC 3339 date-time (offset required) into exact epoch nanoseconds and the offset sent.
 
@@ -297,14 +218,6 @@ def parse_time_and_offset(value: str, field: str) -> tuple[int, int]:
     return seconds * 1_000_000_000 + (int((frac[1:] + "000000000")[:9]) if frac else 0), offset_s
 
 
-def parse_time(value: str, field: str) -> float:
-    """Parse an RFC 3339 date-time (offset required) into epoch seconds, fraction kept (a float).
-
-    :raises InvalidArgument: the value is not RFC 3339.
-    """
-    return parse_time_ns(value, field) / 1e9
-
-
 def to_micros(value: datetime | str | float | int, field: str = "time") -> int:
     """Turn a datetime (aware), RFC 3339 string or epoch seconds into exact epoch microseconds.
 
@@ -315,7 +228,7 @@ def to_micros(value: datetime | str | float | int, field: str = "time") -> int:
             raise ValueError(f"{field} must be timezone-aware")
         return (value - _EPOCH) // timedelta(microseconds=1)
     if isinstance(value, str):
-        return parse_time_ns(value, field) // 1000
+        return parse_time_and_offset(value, field)[0] // 1000
     if isinstance(value, int):
         return value * US
     return round(value * US)
@@ -373,76 +286,35 @@ class WireForm(NamedTuple):
 EXACT = WireForm()
 
 
+@dataclass(slots=True, eq=False)  # eq=False: a consent is itself (list.index and remove find it by identity)
 class Consent:
-    """One consent request as the store keeps it (times as epoch microseconds, ids as ints where sorted)."""
+    """One consent request as the store keeps it (times as epoch microseconds, ids as ints where sorted).
 
-    __slots__ = (
-        "_wire",
-        "call_type",
-        "created",
-        "delivery_status",
-        "delivery_time",
-        "error_code",
-        "error_message",
-        "expires",
-        "id",
-        "is_charged",
-        "oa_id",
-        "phone",
-        "reason_code",
-        "reply_status",
-        "served_as",
-        "shop_id",
-        "status",
-        "updated",
-        "user_id",
-        "version",
-        "visible_at",
-    )
+    The defaults are those of a consent just sent: delivered to Zalo, charged, waiting for its reply.
+    """
 
-    def __init__(
-        self,
-        id: int,
-        shop_id: str,
-        user_id: str,
-        oa_id: str,
-        phone: str,
-        call_type: str,
-        reason_code: str,
-        reply_status: str,
-        status: str,
-        delivery_status: str,
-        delivery_time: int,
-        is_charged: bool,
-        error_code: int,
-        error_message: str,
-        created: int,
-        updated: int,
-        expires: int,
-        visible_at: int = 0,
-    ) -> None:
-        self.id = id
-        self.shop_id = shop_id
-        self.user_id = user_id
-        self.oa_id = oa_id
-        self.phone = phone
-        self.call_type = call_type
-        self.reason_code = reason_code
-        self.reply_status = reply_status
-        self.status = status
-        self.delivery_status = delivery_status
-        self.delivery_time = delivery_time
-        self.is_charged = is_charged
-        self.error_code = error_code
-        self.error_message = error_message
-        self.created = created
-        self.updated = updated
-        self.expires = expires
-        self.visible_at = visible_at
-        self.version = 0
-        self.served_as: tuple[dict[str, Any], frozenset[str]] | None = None
-        """Fields added to, and fields left out of, the wire form (``add(unknown_fields=, omit_fields=)``)."""
-        self._wire: dict[str, Any] | None = None
+    id: int
+    shop_id: str
+    user_id: str
+    oa_id: str
+    phone: str
+    call_type: str
+    reason_code: str
+    created: int
+    updated: int
+    delivery_time: int
+    expires: int
+    reply_status: str = "S"
+    status: str = "P"
+    delivery_status: str = UNKNOWN
+    is_charged: bool = True
+    error_code: int = 0
+    error_message: str = ""
+    visible_at: int = 0
+    version: int = dataclasses.field(default=0, init=False)
+    served_as: tuple[dict[str, Any], frozenset[str]] | None = dataclasses.field(default=None, init=False)
+    """Fields added to, and fields left out of, the wire form (``add(unknown_fields=, omit_fields=)``)."""
+    _wire: dict[str, Any] | None = dataclasses.field(default=None, init=False, repr=False)
 
     def wire(self, form: WireForm = EXACT) -> dict[str, Any]:
         """Return the wire dict, cached until the next change (shared: callers must not mutate it).
@@ -456,17 +328,9 @@ class Consent:
 
     def wire_uncached(self, form: WireForm = EXACT) -> dict[str, Any]:
         """Build the wire dict afresh, written in ``form``."""
-        wire = self._wire_fields(form)
-        if self.served_as is not None:
-            added, omitted = self.served_as
-            wire = {name: value for name, value in wire.items() if name not in omitted}
-            wire.update(added)
-        return wire
-
-    def _wire_fields(self, form: WireForm) -> dict[str, Any]:
         precision, shift = form.precision, form.shift_us
         number: Callable[[Any], Any] = int if form.numeric_ids else str
-        return {
+        wire = {
             "id": number(self.id),
             "shop_id": number(self.shop_id),
             "user_id": number(self.user_id),
@@ -485,6 +349,11 @@ class Consent:
             "updated_at": format_time(self.updated + shift, precision),
             "expires_at": format_time(self.expires + shift, precision),
         }
+        if self.served_as is not None:
+            added, omitted = self.served_as
+            wire = {name: value for name, value in wire.items() if name not in omitted}
+            wire.update(added)
+        return wire
 
     def touch(self) -> None:
         """Invalidate the cached wire form and any scheduled transition after a change."""
@@ -526,19 +395,17 @@ class ConsentFilter:
 
         :return: ``(low, high)``; ``None`` where the filter is not set.
         """
-        low = high = None
         ns = 1_000_000_000
-        date_from, date_to = self.date_from, self.date_to
-        if zone_offset_h:
-            zone = round(zone_offset_h * 3600 * ns)
-            if date_from is not None:
-                date_from += self.date_from_offset_s * ns - zone
-            if date_to is not None:
-                date_to += self.date_to_offset_s * ns - zone
-        if date_from is not None:
-            low = -(-reduce_time(date_from, precision, ns) // 1000)  # created >= from
-        if date_to is not None:
-            to = reduce_time(date_to, precision, ns)
+
+        def read(moment: int, offset_s: int) -> int:
+            zone_shift = offset_s * ns - round(zone_offset_h * 3600 * ns) if zone_offset_h else 0
+            return reduce_time(moment + zone_shift, precision, ns)
+
+        low = high = None
+        if self.date_from is not None:
+            low = -(-read(self.date_from, self.date_from_offset_s) // 1000)  # created >= from
+        if self.date_to is not None:
+            to = read(self.date_to, self.date_to_offset_s)
             high = to // 1000 + 1 if date_to_inclusive else -(-to // 1000)  # created <= to / < to
         return low, high
 
@@ -570,6 +437,15 @@ def _enum(raw: Mapping[str, Any], field: str, allowed: Sequence[str], zero: str)
     return value
 
 
+#: The enum filters, each with its values and the zero value that means "not set".
+_ENUM_FILTERS: tuple[tuple[str, Sequence[str], str], ...] = (
+    ("call_type", CALL_TYPES, UNKNOWN),
+    ("reason_code", REASON_CODES, UNKNOWN),
+    ("reply_status", REPLY_STATUSES, ZERO_STATUS),
+    ("status", STATUSES, ZERO_STATUS),
+)
+
+
 def parse_filter(raw: Any) -> ConsentFilter:
     """Validate the ``filter`` object of a ``ListRequestConsent`` body.
 
@@ -589,30 +465,18 @@ def parse_filter(raw: Any) -> ConsentFilter:
         is_charged = is_charged_raw == "true"
     else:
         raise InvalidArgument("is_charged", f"is_charged: phải là boolean: {is_charged_raw!r}")
-    ids: dict[str, str | None] = {}
+    values: dict[str, Any] = {"is_charged": is_charged}
     for field in ("oa_id", "user_id"):
         value = raw.get(field)
-        ids[field] = None if value in (None, "", "0", 0) else str(parse_int64(value, field))
-    dates: dict[str, int | None] = {}
-    offsets: dict[str, int] = {}
+        values[field] = None if value in (None, "", "0", 0) else str(parse_int64(value, field))
     for field in ("date_from", "date_to"):
         value = raw.get(field)
-        dates[field], offsets[field] = (None, 0) if value in (None, "") else parse_time_and_offset(value, field)
-    phone_raw = raw.get("phone")
-    return ConsentFilter(
-        call_type=_enum(raw, "call_type", CALL_TYPES, UNKNOWN),
-        reason_code=_enum(raw, "reason_code", REASON_CODES, UNKNOWN),
-        reply_status=_enum(raw, "reply_status", REPLY_STATUSES, ZERO_STATUS),
-        status=_enum(raw, "status", STATUSES, ZERO_STATUS),
-        is_charged=is_charged,
-        oa_id=ids["oa_id"],
-        user_id=ids["user_id"],
-        date_from=dates["date_from"],
-        date_to=dates["date_to"],
-        date_from_offset_s=offsets["date_from"],
-        date_to_offset_s=offsets["date_to"],
-        phone=None if phone_raw in (None, "") else normalize_phone(phone_raw),
-    )
+        moment = (None, 0) if value in (None, "") else parse_time_and_offset(value, field)
+        values[field], values[f"{field}_offset_s"] = moment
+    for field, allowed, zero in _ENUM_FILTERS:
+        values[field] = _enum(raw, field, allowed, zero)
+    phone = raw.get("phone")
+    return ConsentFilter(**values, phone=None if phone in (None, "") else normalize_phone(phone))
 
 
 @dataclass(frozen=True)
@@ -667,22 +531,24 @@ def encode_cursor(
     ``issued`` (microseconds), when given, lets a platform with ``cursor_ttl_s`` refuse it later.
     With ``on_id`` the key is an id (an id order), held as a string (``n``).
     """
-    data: dict[str, object] = {"s": sort}
-    fraction = 0
-    if key is not None and on_id:
-        data["n"] = str(key)
-    elif key is not None:
-        data["k"], fraction = divmod(key, US)
-    if consent_id is not None:
-        data["i"] = str(consent_id)
-    if fraction:
-        data["f"] = fraction
-    if offset is not None:
-        data["o"] = offset
-    if issued is not None:
-        data["t"] = issued
-    raw = json.dumps(data, separators=(",", ":"))
+    seconds, fraction = divmod(key, US) if key is not None and not on_id else (None, 0)
+    n = str(key) if key is not None and on_id else None
+    i = None if consent_id is None else str(consent_id)
+    held = {"s": sort, "n": n, "k": seconds, "i": i, "f": fraction or None, "o": offset, "t": issued}
+    raw = json.dumps({name: value for name, value in held.items() if value is not None}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _in_range(number: int, high: int = INT64_MAX) -> int:
+    if not 0 <= number <= high:
+        raise ValueError("cursor out of range")
+    return number
+
+
+def _json_int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("cursor out of range")
+    return value
 
 
 def decode_cursor(cursor: str, sort: str, field: str) -> Cursor:
@@ -696,28 +562,14 @@ def decode_cursor(cursor: str, sort: str, field: str) -> Cursor:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         cursor_sort = data["s"]
-        value = consent_id = offset = issued = None
+        value = None
         if "k" in data:
-            seconds, fraction = int(data["k"]), int(data.get("f", 0))
-            if not (0 <= seconds < 2**40 and 0 <= fraction < US):
-                raise ValueError("cursor out of range")
-            value = seconds * US + fraction
-        if "n" in data and value is None:
-            value = int(data["n"])
-            if not 0 <= value <= INT64_MAX:
-                raise ValueError("cursor out of range")
-        if "i" in data:
-            consent_id = int(data["i"])
-            if not 0 <= consent_id <= INT64_MAX:
-                raise ValueError("cursor out of range")
-        if "o" in data:
-            offset = data["o"]
-            if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= INT64_MAX:
-                raise ValueError("cursor out of range")
-        if "t" in data:
-            issued = data["t"]
-            if not isinstance(issued, int) or isinstance(issued, bool) or not 0 <= issued < 2**62:
-                raise ValueError("cursor out of range")
+            value = _in_range(int(data["k"]), 2**40 - 1) * US + _in_range(int(data.get("f", 0)), US - 1)
+        elif "n" in data:
+            value = _in_range(int(data["n"]))
+        consent_id = _in_range(int(data["i"])) if "i" in data else None
+        offset = _in_range(_json_int(data["o"])) if "o" in data else None
+        issued = _in_range(_json_int(data["t"]), 2**62 - 1) if "t" in data else None
         if value is None and offset is None:
             raise ValueError("cursor holds no position")
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
@@ -772,24 +624,14 @@ def parse_paging(
     if limit <= 0:
         limit = DEFAULT_LIMIT
     limit = min(limit, page_cap)
-    cursors: dict[str, Cursor | None] = {}
-    raws: dict[str, str] = {}
+    cursors: dict[str, tuple[str, Cursor | None]] = {}
     for field in ("after", "before"):
         value = raw.get(field) or ""
         if not isinstance(value, str):
             raise InvalidArgument(field, f"paging.{field}: phải là chuỗi")
-        raws[field] = value
-        cursors[field] = decode_cursor(value, sort, field) if value else None
-    return Paging(
-        sort=sort,
-        limit=limit,
-        asked_limit=asked,
-        after=cursors["after"],
-        before=cursors["before"],
-        raw_after=raws["after"],
-        raw_before=raws["before"],
-        raw_sort=raw_sort,
-    )
+        cursors[field] = value, decode_cursor(value, sort, field) if value else None
+    (raw_after, after), (raw_before, before) = cursors["after"], cursors["before"]
+    return Paging(sort, limit, asked, after, before, raw_after, raw_before, raw_sort)
 
 
 def _cum(weights: Iterable[float]) -> list[float]:
@@ -861,8 +703,7 @@ class Store:
         self.auto_reply_status = auto_reply_status
         self.switches = switches
         self._init_burst()
-        self._rng = random.Random(seed)
-        rng = self._rng
+        rng = self._rng = random.Random(seed)
         self.shop_id = str(1_100_000_000_000_000_000 + rng.randrange(10**15))
         self.oa_ids = (
             [str(o) for o in oa_ids]
@@ -880,14 +721,12 @@ class Store:
             phone: str(1_500_000_000_000_000_000 + i * 7919 + rng.randrange(1000))
             for i, phone in enumerate(self.phones)
         }
-        self._by_id: dict[int, Consent] = {}
-        self._created_index: list[int] = []
         self._id_index: list[int] | None = None
         """``(id, id)`` keys in id order, built at the first listing served by id (``order_by_id``)."""
-        self._updated_index: list[int] = []
         self._by_oa_phone: dict[tuple[str, str], list[Consent]] = {}
         self._timers: list[tuple[int, int, int, str]] = []
-        self._failing_phones: dict[str, tuple[int, str, bool]] = {}
+        self._failing_phones: dict[str, tuple[dict[str, Any], bool]] = {}
+        """By phone: the fields of a failed send, and whether the consent was delivered all the same."""
         self._max_id = 1_200_000_000_000_000_000
         self._seed(consents)
 
@@ -960,8 +799,7 @@ class Store:
 
     def _platform_us(self, now: int) -> int:
         """The platform's clock at simulated ``now`` (``clock_offset_s`` off): what stamps the consents it makes."""
-        offset = self.switches.clock_offset_s
-        return now + round(offset * US) if offset else now
+        return now + round(self.switches.clock_offset_s * US)
 
     def _stamp(self, now: int) -> int:
         """``now`` as the simulator writes a moment it records: whole seconds unless fractional."""
@@ -988,7 +826,7 @@ class Store:
     def _generate(self, created: int, now: int) -> Consent:
         """Make one plausible consent created at ``created`` as seen at ``now`` (uses the store rng).
 
-        Written for speed (one draw per field, positional construction): seeding 300,000 consents
+        Written for speed (one draw per field, fields left at a fresh consent's defaults): seeding 300,000 consents
         must stay within a few seconds because benchmarks export that many. Times are microseconds;
         offsets are whole seconds unless ``fractional_times``, so the default data is unchanged.
         """
@@ -999,62 +837,41 @@ class Store:
         call_type = _CALL_VALUES[bisect_right(_CALL_CUM, rand())]
         reason = _REASON_VALUES[bisect_right(_REASON_CUM, rand())]
         expires = created + self._window_us()
-        error_code, error_message = 0, ""
-        delivery_status, delivery_time = UNKNOWN, created
-        updated = created
+        consent = Consent(
+            self._max_id, self.shop_id, "", "", phone, call_type, reason, created, created, created, expires
+        )
         r = rand()
         if r < 0.05:
-            status, reply, is_charged = "N", "S", False
-            error_code, error_message = SEND_ERRORS[int(r * 80) % len(SEND_ERRORS)]
+            consent.status, consent.is_charged = "N", False
+            consent.error_code, consent.error_message = SEND_ERRORS[int(r * 80) % len(SEND_ERRORS)]
         elif r < 0.06:
-            status, reply, is_charged = ZERO_STATUS, ZERO_STATUS, False
+            consent.status, consent.reply_status, consent.is_charged = ZERO_STATUS, ZERO_STATUS, False
         else:
-            status = "P"
-            is_charged = r < 0.99
+            consent.is_charged = r < 0.99
             r = rand()
             if created + round(self.reply_window_s * US) <= now:
-                reply = _OLD_REPLY[bisect_right(_OLD_REPLY_CUM, r)]
+                reply = consent.reply_status = _OLD_REPLY[bisect_right(_OLD_REPLY_CUM, r)]
             else:
-                reply = _RECENT_REPLY[bisect_right(_RECENT_REPLY_CUM, r)]
+                reply = consent.reply_status = _RECENT_REPLY[bisect_right(_RECENT_REPLY_CUM, r)]
             r = rand()
-            if reply == "NS":
-                if r < 0.6:
-                    delivery_status = "received"
-                    delivery_time = created + (int((1 + r * 40) * US) if fractional else (1 + int(r * 40)) * US)
-                updated = expires
-            elif reply == "P" or reply == "N":
-                delivery_status = "seen"
-                delivery_time = created + (int((1 + r * 29) * US) if fractional else (1 + int(r * 29)) * US)
+            if reply == "P" or reply == "N":
+                consent.delivery_status = "seen"
+                delivered = created + (int((1 + r * 29) * US) if fractional else (1 + int(r * 29)) * US)
                 latest = max(created + 31 * US, min(expires, now))
                 spread = latest - created - 30 * US
                 offset = int(rand() * spread) if fractional else int(rand() * (spread // US)) * US
-                updated = max(delivery_time, min(created + 30 * US + offset, now))
+                consent.updated = max(delivered, min(created + 30 * US + offset, now))
+                consent.delivery_time = delivered
                 if reply == "P":
-                    expires = updated + AGREEMENT_US
-            elif reply == "S" and r < 0.7:
-                delivery_status = "received"
-                delivery_time = created + (int((1 + r * 40) * US) if fractional else (1 + int(r * 40)) * US)
-        user = self._user_of_phone.get(phone) or self._new_user(phone)
-        oa_id = self.oa_ids[int(rand() * len(self.oa_ids))]
-        return Consent(
-            self._max_id,
-            self.shop_id,
-            user,
-            oa_id,
-            phone,
-            call_type,
-            reason,
-            reply,
-            status,
-            delivery_status,
-            delivery_time,
-            is_charged,
-            error_code,
-            error_message,
-            created,
-            updated,
-            expires,
-        )
+                    consent.expires = consent.updated + AGREEMENT_US
+            elif (reply == "NS" and r < 0.6) or (reply == "S" and r < 0.7):
+                consent.delivery_status = "received"
+                consent.delivery_time = created + (int((1 + r * 40) * US) if fractional else (1 + int(r * 40)) * US)
+            if reply == "NS":
+                consent.updated = expires
+        consent.user_id = self._user_of_phone.get(phone) or self._new_user(phone)
+        consent.oa_id = self.oa_ids[int(rand() * len(self.oa_ids))]
+        return consent
 
     def _new_user(self, phone: str) -> str:
         user = str(1_600_000_000_000_000_000 + self._rng.randrange(10**15))
@@ -1064,18 +881,16 @@ class Store:
     def _seed_times(self, n: int) -> list[int]:
         """Seeded ``created_at`` values, sorted: the burst share inside its window, the rest spread."""
         rand = self._rng.random
-        in_burst = round(n * self.switches.burst_share)
-        spread = n - in_burst
-        if self.switches.fractional_times:
-            base, span = self.start * US, (self.end - self.start) * US
-            created = [base + int(rand() * span) for _ in range(spread)]
-            base, span = self._burst_start * US, int(self._burst_span_s * US)
-            created += [base + int(rand() * span) for _ in range(in_burst)]
-        else:
-            base, whole = self.start, self.end - self.start
-            created = [(base + int(rand() * whole)) * US for _ in range(spread)]
-            base, burst = self._burst_start, self._burst_span_s
-            created += [(base + int(rand() * burst)) * US for _ in range(in_burst)]
+        burst = round(n * self.switches.burst_share)
+
+        def draw(start: int, span_s: float, k: int) -> list[int]:
+            if self.switches.fractional_times:
+                span = int(span_s * US)
+                return [start * US + int(rand() * span) for _ in range(k)]
+            return [(start + int(rand() * span_s)) * US for _ in range(k)]
+
+        created = draw(self.start, self.end - self.start, n - burst)
+        created += draw(self._burst_start, self._burst_span_s, burst)
         created.sort()
         # A few deliberate exact ties even in small data sets.
         for i in range(1, n):
@@ -1095,9 +910,8 @@ class Store:
             ids = [c.id for c in records]
             for consent_id, at in zip(ids, sorted(range(n), key=moved.__getitem__), strict=True):
                 records[at].id = consent_id
-        self._by_id = {c.id: c for c in records}
-        self._created_index = [_key(c.created, c.id) for c in records]
-        self._created_index.sort()
+        self._by_id: dict[int, Consent] = {c.id: c for c in records}
+        self._created_index = sorted([_key(c.created, c.id) for c in records])
         self._updated_index = sorted([_key(c.updated, c.id) for c in records])
         for c in records:
             self._by_oa_phone.setdefault((c.oa_id, c.phone), []).append(c)
@@ -1196,11 +1010,6 @@ class Store:
         share = self.switches.drop_after_limit
         return share > 0 and drop_fraction(consent_id) < share
 
-    def count(self) -> int:
-        """Return the number of consents held."""
-        with self._lock:
-            return len(self._by_id)
-
     def list_page(self, flt: ConsentFilter, paging: Paging) -> tuple[list[dict[str, Any]], str, str]:
         """Serve one ``ListRequestConsent`` page.
 
@@ -1251,17 +1060,38 @@ class Store:
             # ConsentFilter.matches bounds created_at; updated_at bounds are checked here.
             low_c, high_c, low_u, high_u = (None, None, low, high) if on_updated else (low, high, None, None)
 
-            def listable(consent: Consent) -> bool:
-                return (
-                    consent.visible_at <= now
-                    and flt.matches(consent, low_c, high_c)
-                    and (not on_updated or _within(consent.updated, low_u, high_u))
-                )
+            def listable(c: Consent) -> bool:
+                return c.visible_at <= now and flt.matches(c, low_c, high_c) and _within(c.updated, low_u, high_u)
 
-            if kind == "offset":
-                picked, first_at = _offset_page(index, lo, hi, descending, paging, self._by_id, listable)
-            else:
-                picked, first_at = _cursor_page(index, lo, hi, descending, paging, kind, self._by_id, listable), 0
+            by_id = self._by_id
+
+            def rows(lo: int, hi: int, backwards: bool) -> Iterator[Consent]:
+                """The listable consents of ``index[lo:hi]``, walked up (or down, ``backwards``)."""
+                positions = range(hi - 1, lo - 1, -1) if backwards else range(lo, hi)
+                return filter(listable, (by_id[index[pos] & _ID_MASK] for pos in positions))
+
+            first_at = 0
+            if kind == "offset":  # count the listable rows of the order from its start
+                start = 0 if paging.after is None else paging.after.offset or 0
+                stop = None if paging.before is None else paging.before.offset
+                counted = islice(enumerate(rows(lo, hi, descending)), start, stop)
+                if paging.after is None and stop is not None:  # the rows just before ``before``
+                    taken = list(deque(counted, maxlen=paging.limit))
+                else:
+                    taken = list(islice(counted, paging.limit))
+                picked = [consent for _, consent in taken]
+                first_at = taken[0][0] if taken else 0
+            else:  # bisect to the cursors, then walk ``limit`` listable rows
+                for cursor, is_after in ((paging.after, True), (paging.before, False)):
+                    if cursor is not None:
+                        # "after" in a descending order means "smaller keys" in the ascending index.
+                        below = is_after == descending
+                        bound = _cursor_bound(index, cursor, kind, below)
+                        lo, hi = (lo, min(hi, bound)) if below else (max(lo, bound), hi)
+                # Walk from the side nearest the "after" cursor, or from the "before" cursor backwards.
+                picked = list(islice(rows(lo, hi, (paging.before is None) == descending), paging.limit))
+                if paging.before is not None:
+                    picked.reverse()
             served = picked
             if switches.drop_after_limit > 0:
                 served = [c for c in picked if not self._dropped(c.id)]
@@ -1340,39 +1170,21 @@ class Store:
                 raise AlreadyExists("Đã có yêu cầu cấp quyền gọi đang chờ khách hàng phản hồi cho số điện thoại này")
             now = self.now_us()
             self._max_id += 1 + self._rng.randrange(1000)
-            created = self._made_at(self._platform_us(now))
-            failing = self._failing_phones.get(phone)
-            # Delivered after all: the answer says N, the consent stored (and listed) went out, charged.
-            delivered = failing is not None and failing[2]
-            failure = None if delivered else failing
+            made = self._made_at(self._platform_us(now))
             user = self._user_of_phone.get(phone) or self._new_user(phone)
+            expires = made + self._window_us()
             consent = Consent(
-                id=self._max_id,
-                shop_id=self.shop_id,
-                user_id=user,
-                oa_id=oa_id,
-                phone=phone,
-                call_type=call_type,
-                reason_code=reason_code,
-                reply_status="S",
-                status="N" if failure else "P",
-                delivery_status=UNKNOWN,
-                delivery_time=created,
-                is_charged=failure is None,
-                error_code=failure[0] if failure else 0,
-                error_message=failure[1] if failure else "",
-                created=created,
-                updated=created,
-                expires=created + self._window_us(),
-                visible_at=self._lag_until(now),
+                self._max_id, self.shop_id, user, oa_id, phone, call_type, reason_code, made, made, made, expires
             )
+            consent.visible_at = self._lag_until(now)
+            failed, delivered = self._failing_phones.get(phone, ({}, False))
+            for name, value in () if delivered else failed.items():
+                setattr(consent, name, value)
             after = self.auto_reply_after_s
-            self._add(consent, None if after is None else created + round(after * US))
+            self._add(consent, None if after is None else made + round(after * US))
             if oa_id not in self.oa_ids:
                 self.oa_ids.append(oa_id)
-            answer = dict(self._wire(consent))
-            if delivered and failing is not None:
-                answer.update(status="N", is_charged=False, error_code=failing[0], error_message=failing[1])
+            answer = {**self._wire(consent), **failed}
             skew = round(self.switches.answer_clock_offset_s * US)
             if skew:
                 answer.update(
@@ -1408,16 +1220,20 @@ class Store:
         with self._lock:
             self._settle()
             now = self.now_us()
-            clock = self._platform_us(now)
             given = None if created_at is None else to_micros(created_at, "created_at")
-            visible_at = self._lag_until(now)
             out = []
             for _ in range(n):
-                consent = self._generate(self._made_at(clock) if given is None else given, self._stamp(clock))
-                consent.visible_at = visible_at
+                consent = self._fresh(now, given)
                 self._add(consent)
                 out.append(dict(self._wire(consent)))
             return out
+
+    def _fresh(self, now: int, created: int | None) -> Consent:
+        """A generated consent made at simulated ``now`` (created at ``created`` if given), listable after the lag."""
+        clock = self._platform_us(now)
+        consent = self._generate(self._made_at(clock) if created is None else created, self._stamp(clock))
+        consent.visible_at = self._lag_until(now)
+        return consent
 
     def add(
         self,
@@ -1451,11 +1267,8 @@ class Store:
         times = {"created_at": "created", "updated_at": "updated", "expires_at": "expires"}
         with self._lock:
             self._settle()
-            now = self.now_us()
-            clock = self._platform_us(now)
-            created = to_micros(fields["created_at"], "created_at") if "created_at" in fields else self._made_at(clock)
-            consent = self._generate(created, self._stamp(clock))
-            consent.visible_at = self._lag_until(now)
+            created = to_micros(fields["created_at"], "created_at") if "created_at" in fields else None
+            consent = self._fresh(self.now_us(), created)
             for name, value in fields.items():
                 if name in ("created_at", "updated_at", "expires_at", "delivery_time", "visible_at"):
                     setattr(consent, times.get(name, name), to_micros(value, name))
@@ -1514,7 +1327,9 @@ class Store:
     def fail_send_to(self, phone: str, error_code: int, error_message: str, delivered: bool = False) -> None:
         """Make every later ``RequestConsent`` to ``phone`` fail to send with this Zalo error.
 
-        :param delivered: answer the failure, but store (and list) the consent as sent and charged.
+        :param delivered: answer the failure, but store (and list) the consent as sent and charged (delivered
+            after all: eTelecom's call to Zalo timed out while Zalo delivered).
         """
         with self._lock:
-            self._failing_phones[normalize_phone(phone)] = (error_code, error_message, delivered)
+            failed = {"status": "N", "is_charged": False, "error_code": error_code, "error_message": error_message}
+            self._failing_phones[normalize_phone(phone)] = (failed, delivered)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import Field, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -115,19 +115,43 @@ def parse_moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+@dataclass(frozen=True)
+class Switch:
+    """One switch as declared on :class:`PlatformSwitches` (the field's metadata, named after the field)."""
+
+    name: str
+    default: Any
+    help: str
+    check: Check
+    runtime: bool
+    """Whether a running simulator may change it (else it is fixed when the data is seeded)."""
+    flag: str
+    """The command-line flag: ``--name-with-dashes`` unless declared otherwise."""
+    parse: Callable[[str], Any] | None
+    """Reads the flag's argument; ``None`` for a flag without one (a bool: the flag sets ``not default``)."""
+    choices: tuple[str, ...]
+
+
 def _switch(
     default: Any,
     help: str,
-    check: Check,
+    check: Check | None = None,
     *,
     runtime: bool = True,
     flag: str = "",
     parse: Callable[[str], Any] | None = None,
     choices: tuple[str, ...] = (),
 ) -> Any:
-    """Declare one switch: a dataclass field whose metadata says everything else about it."""
-    meta = {"help": help, "check": check, "runtime": runtime, "flag": flag, "parse": parse, "choices": choices}
-    return field(default=default, metadata={"switch": meta})
+    """Declare one switch: a dataclass field whose metadata, a :class:`Switch`, says everything else about it.
+
+    Without ``check``, a bool switch is checked as a flag and one with ``choices`` as one of them; without
+    ``parse``, a flag's argument is read as the type of the default (a bool's flag takes none).
+    """
+    check = check or (_flag if isinstance(default, bool) else _one_of(choices))
+    if parse is None and not isinstance(default, bool):
+        parse = str if choices else type(default)
+    switch = Switch("", default, help, check, runtime, flag, parse, choices)  # named by _named
+    return field(default=default, metadata={"switch": switch})
 
 
 @dataclass(frozen=True)
@@ -145,24 +169,16 @@ class PlatformSwitches:
         _number(0.0),
         flag="--listing-lag",
     )
-    date_to_inclusive: bool = _switch(False, "filter.date_to is inclusive (created_at <= date_to)", _flag)
+    date_to_inclusive: bool = _switch(False, "filter.date_to is inclusive (created_at <= date_to)")
     fractional_times: bool = _switch(
-        False, "times the simulator makes get a seeded sub-second part (default whole seconds)", _flag
+        False, "times the simulator makes get a seeded sub-second part (default whole seconds)"
     )
     date_filter_precision: str = _switch(
-        "exact",
-        "how filter.date_from/date_to are read before comparing",
-        _one_of(TIME_PRECISIONS),
-        choices=TIME_PRECISIONS,
+        "exact", "how filter.date_from/date_to are read before comparing", choices=TIME_PRECISIONS
     )
-    created_at_precision: str = _switch(
-        "exact", "how times are written in answers", _one_of(TIME_PRECISIONS), choices=TIME_PRECISIONS
-    )
+    created_at_precision: str = _switch("exact", "how times are written in answers", choices=TIME_PRECISIONS)
     date_filter_field: str = _switch(
-        "created_at",
-        "the time filter.date_from/date_to apply to",
-        _one_of(DATE_FILTER_FIELDS),
-        choices=DATE_FILTER_FIELDS,
+        "created_at", "the time filter.date_from/date_to apply to", choices=DATE_FILTER_FIELDS
     )
     filter_zone_offset_h: float = _switch(
         0.0,
@@ -186,19 +202,16 @@ class PlatformSwitches:
         parse=parse_sorts,
     )
     order_by_id: bool = _switch(
-        False, "created_at sorts (and the default order) are served as an id order; filters still use the time", _flag
+        False, "created_at sorts (and the default order) are served as an id order; filters still use the time"
     )
     # ------------------------------------------------------------ pages and cursors
     page_cap: int = _switch(
         MAX_LIMIT, "the most consents a page holds, whatever limit asks", _number(1.0, integer=True)
     )
     limit_echo: str = _switch(
-        "effective",
-        "what paging.limit echoes: the effective limit, the one asked, or no key",
-        _one_of(LIMIT_ECHOES),
-        choices=LIMIT_ECHOES,
+        "effective", "what paging.limit echoes: the effective limit, the one asked, or no key", choices=LIMIT_ECHOES
     )
-    null_empty_page: bool = _switch(False, 'an empty page is {"consents": null} (a Go nil slice)', _flag)
+    null_empty_page: bool = _switch(False, 'an empty page is {"consents": null} (a Go nil slice)')
     drop_after_limit: float = _switch(
         0.0,
         "share of consents dropped after the page's LIMIT (never listed, still counted): short pages mid-listing",
@@ -207,7 +220,6 @@ class PlatformSwitches:
     cursor_kind: str = _switch(
         "keyset",
         "what a cursor holds: (sort value, id), the sort value only (next page < or <= it), or a row offset",
-        _one_of(CURSOR_KINDS),
         choices=CURSOR_KINDS,
     )
     cursor_ttl_s: float | None = _switch(
@@ -218,10 +230,7 @@ class PlatformSwitches:
     )
     # ------------------------------------------------------------ answers
     reply_moves_updated_at: bool = _switch(
-        True,
-        "a reply leaves updated_at as it was (default: a reply sets it)",
-        _flag,
-        flag="--reply-keeps-updated-at",
+        True, "a reply leaves updated_at as it was (default: a reply sets it)", flag="--reply-keeps-updated-at"
     )
     rate_limit_per_s: float | None = _switch(
         None,
@@ -230,9 +239,9 @@ class PlatformSwitches:
         flag="--rate-limit-per-s",
         parse=float,
     )
-    numeric_ids: bool = _switch(False, "id, shop_id, user_id and oa_id are written as JSON numbers", _flag)
+    numeric_ids: bool = _switch(False, "id, shop_id, user_id and oa_id are written as JSON numbers")
     pending_conflict: bool = _switch(
-        False, "RequestConsent to an (OA, phone) with a pending consent is refused 409 already_exists", _flag
+        False, "RequestConsent to an (OA, phone) with a pending consent is refused 409 already_exists"
     )
     clock_offset_s: float = _switch(
         0.0, "the platform's clock is this many seconds off: consents made from now on are stamped by it", _number()
@@ -307,37 +316,14 @@ def _check_names(values: Mapping[str, Any], known: tuple[str, ...], where: str, 
         raise error(f"{where}: unknown switches {sorted(unknown)}{why}; known: {', '.join(known)}")
 
 
-@dataclass(frozen=True)
-class Switch:
-    """One switch as declared on :class:`PlatformSwitches` (read from the field and its metadata)."""
-
-    name: str
-    default: Any
-    help: str
-    check: Check
-    runtime: bool
-    """Whether a running simulator may change it (else it is fixed when the data is seeded)."""
-    flag: str
-    """The command-line flag: ``--name-with-dashes`` unless declared otherwise."""
-    parse: Callable[[str], Any] | None
-    """Reads the flag's argument; ``None`` for a flag without one (a bool: the flag sets ``not default``)."""
-    choices: tuple[str, ...]
-
-
-def _switches() -> tuple[Switch, ...]:
-    out = []
-    for spec in fields(PlatformSwitches):
-        meta = dict(spec.metadata["switch"])
-        default = spec.default
-        if meta["parse"] is None and not isinstance(default, bool):
-            meta["parse"] = str if meta["choices"] else type(default)
-        meta["flag"] = meta["flag"] or "--" + spec.name.replace("_", "-")
-        out.append(Switch(name=spec.name, default=default, **meta))
-    return tuple(out)
+def _named(spec: Field[Any]) -> Switch:
+    """The switch declared by ``spec``, with its name (and its flag, unless declared otherwise)."""
+    switch: Switch = spec.metadata["switch"]
+    return replace(switch, name=spec.name, flag=switch.flag or "--" + spec.name.replace("_", "-"))
 
 
 #: Every switch, in declaration order.
-SWITCHES: tuple[Switch, ...] = _switches()
+SWITCHES: tuple[Switch, ...] = tuple(_named(spec) for spec in fields(PlatformSwitches))
 SWITCH_NAMES: tuple[str, ...] = tuple(switch.name for switch in SWITCHES)
 #: The switches a running simulator can change (attributes, ``configure``, ``POST /_simulator/settings``).
 SETTINGS: tuple[str, ...] = tuple(switch.name for switch in SWITCHES if switch.runtime)
