@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -34,7 +34,6 @@ __all__ = [
     "LIST",
     "REQUEST_CONSENT",
     "US",
-    "Page",
     "Probe",
     "Walk",
     "consent_id",
@@ -82,11 +81,9 @@ def wire(at_us: int, offset_h: float = 0.0) -> str:
     """
     shift = round(offset_h * HOUR_US)
     seconds, fraction = divmod(at_us + shift, US)
-    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
-    if not shift:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:06d}Z"
-    sign, minutes = ("+" if shift > 0 else "-"), abs(shift) // (60 * US)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:06d}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    text = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:06d}"
+    minutes = abs(shift) // (60 * US)
+    return f"{text}{'+' if shift > 0 else '-'}{minutes // 60:02d}:{minutes % 60:02d}" if shift else text + "Z"
 
 
 def fraction_digits(value: object) -> int:
@@ -147,11 +144,9 @@ class Probe:
         """Whole hours added to the wall clock of every window a detector writes (see :meth:`window`)."""
         self.last_date: datetime | None = None
         """The ``Date`` header of the latest answer: the platform's clock, to the second."""
+        # ``total`` caps connect, read and status retries alike; redirects are requests' own (never retried here).
         retry = Retry(
             total=retries,
-            connect=retries,
-            read=retries,
-            status=retries,
             backoff_factor=backoff_s,
             status_forcelist=_RETRIED_STATUSES,
             allowed_methods=frozenset({"POST", "GET"}),
@@ -159,7 +154,7 @@ class Probe:
             raise_on_status=False,
         )
         self.session = self._session(retry)
-        self._send_session = self._session(Retry(total=0, connect=0, read=0, redirect=0, status=0))
+        self._send_session = self._session(Retry(total=0))
 
     def _session(self, retry: Retry) -> requests.Session:
         session = requests.Session()
@@ -193,18 +188,14 @@ class Probe:
         """Return ``text`` with the key replaced by ``***``."""
         return text.replace(self.api_key, "***") if self.api_key else text
 
+    def scrub_bytes(self, body: bytes) -> bytes:
+        """Return ``body`` with the key replaced by ``***``."""
+        return body.replace(self.api_key.encode(), b"***") if self.api_key else body
+
     # -- raw calls ---------------------------------------------------------------------------
 
-    def post(
-        self,
-        method: str,
-        body: Any,
-        *,
-        key: str | None = "",
-        headers: Mapping[str, str] | None = None,
-        raw: bytes | None = None,
-    ) -> requests.Response:
-        """POST to ``{base_url}.{method}`` and return the answer as it came (any status).
+    def post(self, method: str, body: Any, *, key: str | None = "") -> requests.Response:
+        """POST ``body`` as JSON to ``{base_url}.{method}`` and return the answer as it came (any status).
 
         ``key=None`` sends no ``Authorization``, ``""`` this probe's key. ``RequestConsent`` is
         refused here: it goes through :meth:`request_consent`, which counts it.
@@ -213,23 +204,13 @@ class Probe:
         """
         if method == REQUEST_CONSENT:
             raise ValueError("RequestConsent is sent only through Probe.request_consent, which counts it")
-        return self._post(self.session, method, body, key=key, headers=headers, raw=raw)
+        return self._post(self.session, method, body, key)
 
-    def _post(
-        self,
-        session: requests.Session,
-        method: str,
-        body: Any,
-        *,
-        key: str | None = "",
-        headers: Mapping[str, str] | None = None,
-        raw: bytes | None = None,
-    ) -> requests.Response:
+    def _post(self, session: requests.Session, method: str, body: Any, key: str | None = "") -> requests.Response:
         sent = {"Content-Type": "application/json", "Accept": "application/json"}
         if key is not None:
             sent["Authorization"] = f"Bearer {key or self.api_key}"
-        sent.update(headers or {})
-        payload = raw if raw is not None else json.dumps(body, separators=(",", ":")).encode()
+        payload = json.dumps(body, separators=(",", ":")).encode()
         self.requests += 1
         try:
             response = session.post(f"{self.base_url}.{method}", data=payload, headers=sent, timeout=self.timeout)
@@ -246,14 +227,18 @@ class Probe:
                 self.last_date = parsedate_to_datetime(date).astimezone(timezone.utc)
         return response
 
+    def refusal(self, method: str, response: requests.Response) -> EtelecomError:
+        """Return what the provider's error table makes of a non-200 answer (status, eTelecom ``code``, endpoint)."""
+        return error_from_response(method, response.status_code, self.scrub_bytes(response.content), response.headers)
+
     def answer(self, method: str, response: requests.Response) -> dict[str, Any]:
         """Return a 200 answer's JSON object, or raise what the provider's error table says.
 
         :raises EtelecomError: the mapped failure (status, eTelecom ``code``, endpoint; never the key).
         """
-        body = self.scrub_bytes(response.content)
         if response.status_code != 200:
-            raise error_from_response(method, response.status_code, body, response.headers)
+            raise self.refusal(method, response)
+        body = self.scrub_bytes(response.content)
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -266,10 +251,6 @@ class Probe:
             )
         return data
 
-    def scrub_bytes(self, body: bytes) -> bytes:
-        """Return ``body`` with the key replaced by ``***``."""
-        return body.replace(self.api_key.encode(), b"***") if self.api_key else body
-
     def call(self, method: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a read and return its JSON object.
 
@@ -280,6 +261,12 @@ class Probe:
     def list(self, **body: Any) -> dict[str, Any]:
         """``ListRequestConsent`` with ``body`` (``filter=...``, ``paging=...``), which must succeed."""
         return self.call(LIST, body)
+
+    def page(
+        self, after: str = "", limit: int = 100, *, sort: str | None = None, flt: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """``ListRequestConsent``: the page of ``limit`` after cursor ``after``, in ``sort`` order, under ``flt``."""
+        return self.call(LIST, list_body(after, limit, sort=sort, flt=flt))
 
     def request_consent(self, oa_id: str, phone: str, call_type: str, reason_code: str) -> requests.Response:
         """Send ONE ``RequestConsent`` (a charged message to ``phone``), never retried, within the budget.
@@ -314,26 +301,45 @@ class Probe:
         found between a time an answer shows and the wall clock a window must carry to find it.
         """
         shift = round(self.filter_shift_h * HOUR_US)
-        return {"date_from": wire(low_us + shift), "date_to": wire(high_us + shift)}
+        return window(low_us + shift, high_us + shift)
+
+
+def window(low_us: int, high_us: int, offset_h: float = 0.0) -> dict[str, str]:
+    """Return ``{"date_from", "date_to"}`` for ``[low, high)``, written by :func:`wire` (``Z`` or UTC+``offset_h``)."""
+    return {"date_from": wire(low_us, offset_h), "date_to": wire(high_us, offset_h)}
+
+
+def list_body(
+    after: str = "", limit: int = 100, *, sort: str | None = None, flt: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Return a ``ListRequestConsent`` body: ``paging`` (``limit``; ``sort``, ``after`` when given) and ``filter``."""
+    paging: dict[str, Any] = {"limit": limit}
+    if sort:
+        paging["sort"] = sort
+    if after:
+        paging["after"] = after
+    return {"paging": paging} if flt is None else {"paging": paging, "filter": dict(flt)}
+
+
+def next_cursor(answer: Mapping[str, Any]) -> str:
+    """Return the ``paging.next`` cursor of a listing's answer, ``""`` when there is none."""
+    paging = answer.get("paging")
+    return str(paging.get("next") or "") if isinstance(paging, dict) else ""
 
 
 # ------------------------------------------------------------------------- the newest pages
 @dataclass(frozen=True)
 class Page:
-    """One page of a walk: its consents as sent, the cursor it was asked with, and its ``paging``."""
+    """One page of a walk: its consents as sent, and the cursor it was asked with."""
 
     consents: list[dict[str, Any]]
-    paging: dict[str, Any]
     after: str
-    null: bool = False
-    """The answer held ``"consents": null``."""
 
 
 @dataclass
 class Walk:
     """The newest pages of the default order, read once and shared by the detectors that need them."""
 
-    limit: int
     pages: list[Page] = field(default_factory=list)
     ended: bool = False
     """The walk reached an empty page (the listing's end)."""
@@ -342,19 +348,11 @@ class Walk:
 
     def consents(self) -> list[dict[str, Any]]:
         """Return the consents read, each id once, in the order first served."""
-        seen: set[str] = set()
-        out = []
-        for consent in self.iter_served():
-            key = consent_id(consent)
-            if key not in seen:
-                seen.add(key)
-                out.append(consent)
-        return out
-
-    def iter_served(self) -> Iterator[dict[str, Any]]:
-        """Yield every consent as served, repeats included."""
+        first: dict[str, dict[str, Any]] = {}
         for page in self.pages:
-            yield from page.consents
+            for consent in page.consents:
+                first.setdefault(consent_id(consent), consent)
+        return list(first.values())
 
     @property
     def sizes(self) -> list[int]:
@@ -367,29 +365,19 @@ def walk_newest(probe: Probe, pages: int = 10, limit: int = 100, sort: str | Non
 
     Stops on an empty page, a page without ``next``, or a cursor served before.
     """
-    walk = Walk(limit=limit)
+    walk = Walk()
     after, cursors = "", set()
     while len(walk.pages) < pages:
-        paging: dict[str, Any] = {"limit": limit}
-        if sort:
-            paging["sort"] = sort
-        if after:
-            paging["after"] = after
-        data = probe.list(paging=paging)
+        data = probe.page(after, limit, sort=sort)
         raw = data.get("consents")
         consents = [c for c in raw if isinstance(c, dict)] if isinstance(raw, list) else []
         if not consents:
             walk.ended, walk.stopped = True, "empty page"
             return walk
-        page_paging = data.get("paging") if isinstance(data.get("paging"), dict) else {}
-        assert isinstance(page_paging, dict)
-        walk.pages.append(Page(consents=consents, paging=page_paging, after=after, null=raw is None))
-        after = str(page_paging.get("next") or "")
-        if not after:
-            walk.stopped = "no next cursor"
-            return walk
-        if after in cursors:
-            walk.stopped = "repeated cursor"
+        walk.pages.append(Page(consents, after))
+        after = next_cursor(data)
+        if not after or after in cursors:
+            walk.stopped = "repeated cursor" if after else "no next cursor"
             return walk
         cursors.add(after)
     walk.stopped = "page budget"
@@ -404,16 +392,13 @@ def listed(probe: Probe, wanted: str, flt: Mapping[str, Any], *, max_pages: int 
     """
     after, cursors = "", set()
     for _ in range(max_pages):
-        paging: dict[str, Any] = {"limit": 100}
-        if after:
-            paging["after"] = after
-        page = probe.list(filter=dict(flt), paging=paging)
+        page = probe.page(after, flt=flt)
         consents = page.get("consents") or []
         if not consents:
             return False
         if any(consent_id(c) == wanted for c in consents):
             return True
-        after = str((page.get("paging") or {}).get("next") or "")
+        after = next_cursor(page)
         if not after or after in cursors:
             return False
         cursors.add(after)
