@@ -22,6 +22,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from airflow_provider_etelecom.contract.probe import (
@@ -33,13 +34,16 @@ from airflow_provider_etelecom.contract.probe import (
     Walk,
     consent_id,
     fraction_digits,
+    list_body,
     listed,
     micros,
+    next_cursor,
     time_or_none,
     walk_newest,
+    window,
     wire,
 )
-from airflow_provider_etelecom.exceptions import EtelecomBadRequestError, EtelecomError
+from airflow_provider_etelecom.exceptions import EtelecomBadRequestError
 
 __all__ = [
     "BEHAVIOURS",
@@ -113,6 +117,30 @@ _BEFORE = 2 * US
 _AFTER = 3 * US
 
 
+#: The verdicts the simulator's defaults (today's guess) give, by behaviour: any other differs from them.
+_DEFAULT_VERDICTS: dict[str, tuple[str, ...]] = {
+    "ids": ("strings",),
+    "empty_page": ("list",),
+    "page_cap": ("cap=100 echo=effective", "cap=? echo=effective"),
+    "short_pages": ("none_seen",),
+    "order": ("created_at",),
+    "crowded_second": ("within_a_page",),
+    "cursor": ("keyset", "keyset_or_offset", "position"),
+    "cursor_expiry": ("lasts",),
+    "sorts": (",".join(SORTS),),
+    "filter_zone": ("honours_offset",),
+    "shown_zone": ("utc",),
+    "filter_field": ("created_at",),
+    "filter_precision": ("exact", "exact_or_ms"),
+    "created_at_precision": ("whole",),
+    "date_to": ("exclusive",),
+    "listing_lag": ("none",),
+    "platform_clock": ("in_step",),
+    "answer_clock": ("same",),
+    "pending_conflict": ("accepted",),
+}
+
+
 @dataclass(frozen=True)
 class Finding:
     """What one detector found.
@@ -133,6 +161,35 @@ class Finding:
     settings: Mapping[str, object] = field(default_factory=dict)
     differs: bool = False
     data: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _finding(
+    behaviour: str,
+    verdict: str,
+    found: str,
+    action: str = NOTHING,
+    data: Mapping[str, Any] | None = None,
+    settings: Mapping[str, object] | None = None,
+) -> Finding:
+    """Return a finding; it differs from the simulator's defaults unless they give the same verdict."""
+    differs = verdict not in _DEFAULT_VERDICTS[behaviour]
+    return Finding(behaviour, verdict, found, action, settings or {}, differs, data or {})
+
+
+def _filled(
+    behaviour: str,
+    verdict: str,
+    texts: tuple[str, str],
+    data: Mapping[str, Any] | None = None,
+    settings: Mapping[str, object] | None = None,
+    **values: Any,
+) -> Finding:
+    """Return :func:`_finding` with ``texts`` (what was found, what follows) filled in from ``data`` and ``values``.
+
+    The texts are :meth:`str.format` templates; ``{NOTHING}`` stands for :data:`NOTHING`.
+    """
+    found, action = (text.format(NOTHING=NOTHING, **{**(data or {}), **values}) for text in texts)
+    return _finding(behaviour, verdict, found, action, data, settings)
 
 
 def _not_observable(behaviour: str, why: str, **data: Any) -> Finding:
@@ -176,50 +233,43 @@ def detect_ids(probe: Probe, walk: Walk | None = None) -> Finding:
     consents = _walk(probe, walk).consents()
     if not consents:
         return _not_observable("ids", "the account lists no consent")
-    kinds = Counter(
-        "number" if isinstance(c.get(name), int) and not isinstance(c.get(name), bool) else "string"
-        for c in consents
-        for name in ("id", "shop_id", "user_id", "oa_id")
-        if name in c and isinstance(c.get(name), (str, int))
-    )
-    if not kinds.get("number"):
-        return Finding("ids", "strings", "ids (id, shop_id, user_id, oa_id) are JSON strings, as documented")
+    names = ("id", "shop_id", "user_id", "oa_id")
+    ids = [c[name] for c in consents for name in names if isinstance(c.get(name), (str, int))]
+    kinds = Counter("number" if isinstance(i, int) and not isinstance(i, bool) else "string" for i in ids)
+    if not kinds["number"]:
+        return _finding("ids", "strings", "ids (id, shop_id, user_id, oa_id) are JSON strings, as documented")
     large = any(isinstance(c.get("id"), int) and abs(c["id"]) > 2**53 for c in consents)
-    verdict = "mixed" if kinds.get("string") else "numbers"
-    return Finding(
+    return _finding(
         "ids",
-        verdict,
+        "mixed" if kinds["string"] else "numbers",
         f"ids are written as JSON numbers ({kinds['number']} of {sum(kinds.values())} id fields), not the "
         f"documented strings" + (", some above 2^53" if large else ""),
         f"{NOTHING} (every id is read exactly and kept as the documented string; another JSON reader of raw "
         f"answers that reads numbers as doubles loses digits above 2^53)",
-        differs=True,
-        data={"numbers": kinds["number"], "strings": kinds.get("string", 0)},
+        {"numbers": kinds["number"], "strings": kinds["string"]},
     )
 
 
 def detect_empty_page(probe: Probe) -> Finding:
     """Ask a window two days in the future (empty whatever the zones) and see how the empty page is written."""
     start = probe.now_us() + 2 * 24 * HOUR_US
-    data = probe.list(filter={"date_from": wire(start), "date_to": wire(start + 24 * HOUR_US)}, paging={"limit": 10})
+    data = probe.page(limit=10, flt=window(start, start + 24 * HOUR_US))
     if "consents" not in data:
-        return Finding(
+        return _finding(
             "empty_page",
             "absent",
             f"an empty page has no consents key (keys: {sorted(data)})",
             f"{NOTHING} (an answer without consents and without a next cursor is an empty page)",
-            differs=True,
         )
     if data["consents"] is None:
-        return Finding(
+        return _finding(
             "empty_page",
             "null",
             'an empty page is {"consents": null} (a Go nil slice)',
             f"{NOTHING} (null is read as an empty page; never as a listing's error)",
-            differs=True,
         )
     if data["consents"] == []:
-        return Finding("empty_page", "list", 'an empty page is {"consents": []}')
+        return _finding("empty_page", "list", 'an empty page is {"consents": []}')
     return _not_observable("empty_page", "a window two days in the future listed consents (see shown_zone)")
 
 
@@ -243,14 +293,12 @@ def detect_page_cap(probe: Probe, walk: Walk | None = None) -> Finding:
     holds less than a page, the cap is not measurable; the echo still is.
     """
     walk = _walk(probe, walk)
+    refused = ""
     try:
-        big = probe.list(paging={"limit": 500})
+        big = probe.page(limit=500)
     except EtelecomBadRequestError as error:
-        big = {}
-        refused = error.message
-    else:
-        refused = ""
-    small = probe.list(paging={"limit": 7})
+        big, refused = {}, error.message
+    small = probe.page(limit=7)
     echo500, echo7 = _echo_of(big), _echo_of(small)
     n500 = len(big.get("consents") or [])
     sizes = walk.sizes
@@ -260,16 +308,9 @@ def detect_page_cap(probe: Probe, walk: Walk | None = None) -> Finding:
         cap = full[0]
     elif n500 > 100:
         cap = n500
-    if not big and refused:
-        echo = "refused"
-    elif echo500 is None:
-        echo = "absent"
-    elif echo500 == 500 and echo7 == 7:
-        echo = "asked"
-    elif isinstance(echo500, int) and echo500 < 500 and echo7 == 7:
-        echo = "effective"
-    else:
-        echo = "other"
+    echo = "refused" if refused else "absent" if echo500 is None else "other"
+    if echo == "other" and echo7 == 7 and isinstance(echo500, int) and echo500 <= 500:
+        echo = "asked" if echo500 == 500 else "effective"
     if cap is None and len(set(full)) > 1:
         cap_text = f"the cap is not measurable: full pages vary from {min(full)} to {max(full)} consents"
     elif cap is None:
@@ -288,14 +329,9 @@ def detect_page_cap(probe: Probe, walk: Walk | None = None) -> Finding:
     action = NOTHING + " (it asks at most 100 and never reads paging.limit; a short page is not an end)"
     if cap is not None and cap < 100:
         action += f"; cost: pages of {cap} take about {100 / cap:.1f}x the requests of pages of 100"
-    return Finding(
-        "page_cap",
-        f"cap={cap if cap is not None else '?'} echo={echo}",
-        f"{cap_text}; {echo_text}",
-        action,
-        differs=(cap is not None and cap != 100) or echo != "effective",
-        data={"cap": cap, "echo": echo, "n500": n500, "echo500": echo500, "echo7": echo7},
-    )
+    verdict = f"cap={cap if cap is not None else '?'} echo={echo}"
+    data = {"cap": cap, "echo": echo, "n500": n500, "echo500": echo500, "echo7": echo7}
+    return _finding("page_cap", verdict, f"{cap_text}; {echo_text}", action, data)
 
 
 def detect_short_pages(probe: Probe, walk: Walk | None = None) -> Finding:
@@ -307,34 +343,27 @@ def detect_short_pages(probe: Probe, walk: Walk | None = None) -> Finding:
     walk = _walk(probe, walk)
     # Pages that bring nothing new (a cursor serving its last page again) do not follow a page.
     seen: set[str] = set()
-    fresh = []
-    for page in walk.pages:
+    read = 0
+    for number, page in enumerate(walk.pages, 1):
         ids = {consent_id(c) for c in page.consents}
-        fresh.append(bool(ids - seen))
+        read = number if ids - seen else read
         seen |= ids
-    while fresh and not fresh[-1]:
-        fresh.pop()
-    sizes = walk.sizes[: len(fresh)]
+    sizes = walk.sizes[:read]
     if len(sizes) < 2:
         return _not_observable("short_pages", f"the newest pages are {len(sizes)} (two or more are needed)")
     largest = max(sizes)
     short = [(i, size) for i, size in enumerate(sizes[:-1]) if size < largest]
     if not short:
-        return Finding(
-            "short_pages",
-            "none_seen",
-            f"every page but the last held the same number of consents ({largest}; {len(sizes)} pages read)",
-            data={"sizes": sizes},
-        )
+        found = f"every page but the last held the same number of consents ({largest}; {len(sizes)} pages read)"
+        return _finding("short_pages", "none_seen", found, data={"sizes": sizes})
     first, size = short[0]
-    return Finding(
+    return _finding(
         "short_pages",
         "short_pages",
         f"{len(short)} of {len(sizes)} pages were shorter than the largest ({largest}) with more pages after "
         f"them (page {first + 1}: {size}): rows dropped after the LIMIT",
         f"{NOTHING} (a listing ends only on an empty page, which it reads anyway; no extra cost)",
-        differs=True,
-        data={"sizes": sizes},
+        {"sizes": sizes},
     )
 
 
@@ -343,26 +372,24 @@ def _inversions(walk: Walk, descending: bool) -> tuple[list[float], bool, int]:
     rows = [(t, consent_id(c)) for c in walk.consents() if (t := time_or_none(c, "created_at")) is not None]
     sign = 1 if descending else -1
     inversions = [
-        sign * (rows[i][0] - rows[i - 1][0]) / US
-        for i in range(1, len(rows))
-        if sign * (rows[i][0] - rows[i - 1][0]) > 0
+        sign * (later - earlier) / US for (earlier, _), (later, _) in pairwise(rows) if sign * (later - earlier) > 0
     ]
     ids = [int(i) for _, i in rows if i.lstrip("-").isdigit()]
-    by_id = len(ids) == len(rows) and all(sign * (ids[i] - ids[i - 1]) < 0 for i in range(1, len(ids)))
+    by_id = len(ids) == len(rows) and all(sign * (later - earlier) < 0 for earlier, later in pairwise(ids))
     return inversions, by_id, len(rows)
 
 
-def detect_order(probe: Probe, walk: Walk | None = None, oldest_pages: int = 2) -> Finding:
+def detect_order(probe: Probe, walk: Walk | None = None) -> Finding:
     """Check the default order (newest first) and ``sort=created_at`` (oldest first) are ``created_at`` orders.
 
     Page boundaries included. Out of order, it tells an id order (ids following the order while
     ``created_at`` does not) from another. Consents served again (a cursor repeating a tie) are left
-    out: a repeat is not an inversion. ``sort=created_at`` is read for ``oldest_pages`` pages, unless
-    the platform refuses it.
+    out: a repeat is not an inversion. ``sort=created_at`` is read for two pages, unless the
+    platform refuses it.
     """
     walks = [("the default order", _walk(probe, walk), True)]
     with contextlib.suppress(EtelecomBadRequestError):  # a refused sort is the sorts detector's finding
-        walks.append(("sort=created_at", walk_newest(probe, oldest_pages, sort="created_at"), False))
+        walks.append(("sort=created_at", walk_newest(probe, 2, sort="created_at"), False))
     seen = 0
     for name, read, descending in walks:
         inversions, by_id, size = _inversions(read, descending)
@@ -372,20 +399,19 @@ def detect_order(probe: Probe, walk: Walk | None = None, oldest_pages: int = 2) 
         what = (
             "in id order (ids follow it while created_at does not)" if by_id else "in neither created_at nor id order"
         )
-        return Finding(
+        return _finding(
             "order",
             "id" if by_id else "other",
             f"{name} is {what}: {len(inversions)} of {size} consents came after one created "
             f"{'earlier' if descending else 'later'}, by up to {max(inversions):.0f} s",
             f"{NOTHING} (from the first page out of order a listing takes no date-bound step and ends only on an "
             f"empty page; cost: each window is read to its end)",
-            differs=True,
-            data={"inversions": len(inversions), "worst_s": max(inversions), "sort": name},
+            {"inversions": len(inversions), "worst_s": max(inversions), "sort": name},
         )
     if seen < 2:
         return _not_observable("order", "fewer than two consents listed")
     names = " and ".join(name for name, _, _ in walks)
-    return Finding("order", "created_at", f"{names} came in created_at order ({seen} consents read)")
+    return _finding("order", "created_at", f"{names} came in created_at order ({seen} consents read)")
 
 
 def detect_crowded_second(probe: Probe, walk: Walk | None = None, cap: int | None = None) -> Finding:
@@ -398,21 +424,18 @@ def detect_crowded_second(probe: Probe, walk: Walk | None = None, cap: int | Non
     times = [t for c in consents if (t := time_or_none(c, "created_at")) is not None]
     if not times:
         return _not_observable("crowded_second", "the account lists no consent")
-    by_second = Counter(t // US for t in times)
-    second, crowd = by_second.most_common(1)[0]
+    second, crowd = Counter(t // US for t in times).most_common(1)[0]
     exact = Counter(times).most_common(1)[0][1]
     page = cap or 100
     at = wire(second * US)[:19] + "Z"
     data = {"largest": crowd, "second": at, "largest_exact": exact, "read": len(times)}
     if crowd <= page:
-        return Finding(
-            "crowded_second",
-            "within_a_page",
+        found = (
             f"at most {crowd} of the newest {len(times)} consents share a second ({at}); {exact} share an exact "
-            f"created_at",
-            data=data,
+            f"created_at"
         )
-    return Finding(
+        return _finding("crowded_second", "within_a_page", found, data=data)
+    return _finding(
         "crowded_second",
         "past_a_page",
         f"{crowd} of the newest {len(times)} consents share the second {at} ({exact} one exact created_at), more "
@@ -420,28 +443,18 @@ def detect_crowded_second(probe: Probe, walk: Walk | None = None, cap: int | Non
         f"{NOTHING} while the cursor is a (created_at, id) keyset: the listing is carried through that second by "
         f"the cursor; with a created_at-only cursor a listing through it fails loudly, naming the second (report "
         f"it to eTelecom)",
-        differs=True,
-        data=data,
+        data,
     )
 
 
 # ------------------------------------------------------------------------- cursors
-def _page(probe: Probe, after: str, limit: int, flt: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    paging: dict[str, Any] = {"limit": limit}
-    if after:
-        paging["after"] = after
-    body: dict[str, Any] = {"paging": paging}
-    if flt:
-        body["filter"] = dict(flt)
-    return probe.list(**body)
-
-
-def _tie_probe(probe: Probe, walk: Walk, attempts: int = 3) -> str | None:
+def _tie_probe(probe: Probe, walk: Walk) -> str | None:
     """End a page inside a tie of the walk and follow its ``next``: ``continues``, ``repeats``, ``skips`` or ``None``.
 
     The head is asked with ``limit`` one more than the consents up to the tie's first member (a few
     more when rows dropped after the LIMIT shorten it, until it ends on that member); the step after
-    its cursor is asked with a small limit rather than 1, so a dropped row cannot empty it.
+    its cursor is asked with a small limit rather than 1, so a dropped row cannot empty it. At most
+    three ties are tried.
     """
     seen: set[str] = set()
     tries = 0
@@ -449,22 +462,19 @@ def _tie_probe(probe: Probe, walk: Walk, attempts: int = 3) -> str | None:
         ids = [consent_id(c) for c in page.consents]
         times = [time_or_none(c, "created_at") for c in page.consents]
         for t in range(len(ids) - 1):
-            if tries >= attempts:
+            if tries >= 3:
                 return None
             if times[t] is None or times[t] != times[t + 1] or ids[t] in seen or ids[t + 1] in seen:
                 continue
             tries += 1
-            head: list[dict[str, Any]] = []
-            cursor = ""
             for limit in range(t + 1, t + 12):
-                answer = _page(probe, page.after, limit)
-                head = answer.get("consents") or []
-                cursor = str((answer.get("paging") or {}).get("next") or "")
-                if len(head) > t or [consent_id(c) for c in head] != ids[: len(head)]:
+                answer = probe.page(page.after, limit)
+                head, cursor = [consent_id(c) for c in answer.get("consents") or []], next_cursor(answer)
+                if len(head) > t or head != ids[: len(head)]:
                     break
-            if [consent_id(c) for c in head] != ids[: t + 1] or not cursor:
+            if head != ids[: t + 1] or not cursor:
                 continue
-            step = _page(probe, cursor, 5).get("consents") or []
+            step = probe.page(cursor, 5).get("consents") or []
             if not step:
                 continue
             first, at = consent_id(step[0]), time_or_none(step[0], "created_at")
@@ -478,31 +488,66 @@ def _tie_probe(probe: Probe, walk: Walk, attempts: int = 3) -> str | None:
     return None
 
 
-def _reuse_probe(probe: Probe, walk: Walk, k: int = 5) -> str | None:
+def _reuse_probe(probe: Probe, walk: Walk) -> str | None:
     """Reuse a cursor from the unfiltered listing under a date filter: ``position``, ``offset``, ``bound`` or ``None``.
 
-    The cursor after the ``k``-th newest consent holds its position (a keyset or a sort value: under a
-    filter whose consents all lie further on, it serves the filter's first consent) or a row count
-    (it serves the filter's ``k``-th consent on).
+    The cursor after the ``k``-th (5th) newest consent holds its position (a keyset or a sort value:
+    under a filter whose consents all lie further on, it serves the filter's first consent) or a row
+    count (it serves the filter's ``k``-th consent on).
     """
+    k = 5
     consents = walk.consents()
     edge = next((time_or_none(c, "created_at") for c in consents[4 * k :] if time_or_none(c, "created_at")), None)
     if len(consents) < 6 * k or edge is None:
         return None
-    cursor = str((_page(probe, "", k).get("paging") or {}).get("next") or "")
+    cursor = next_cursor(probe.page(limit=k))
     flt = {"date_to": wire(edge)}
-    expected = [consent_id(c) for c in _page(probe, "", 2 * k, flt).get("consents") or []]
+    expected = [consent_id(c) for c in probe.page(limit=2 * k, flt=flt).get("consents") or []]
     if len(expected) <= k or not cursor:
         return None
-    response = probe.post(LIST, {"filter": flt, "paging": {"after": cursor, "limit": k}})
+    response = probe.post(LIST, list_body(cursor, k, flt=flt))
     if response.status_code == 400:
         return "bound"
     served = [consent_id(c) for c in probe.answer(LIST, response).get("consents") or []]
-    if served and served[0] == expected[0]:
-        return "position"
-    if served and served[0] == expected[k]:
-        return "offset"
-    return None
+    first = served[0] if served else None
+    return "position" if first == expected[0] else "offset" if first == expected[k] else None
+
+
+_CURSORS = {
+    "value_lt": (
+        "a page ended inside a tie went on past it: the cursor holds created_at only and the next page is < it (the "
+        "tie's rest is skipped)",
+        "{NOTHING}: it pages by date bounds instead of this cursor; cost: about one consent read twice per page",
+    ),
+    "value_le": (
+        "a page ended inside a tie began the next with the tie again: the cursor holds created_at only and the next "
+        "page is <= it",
+        "{NOTHING}: it follows the cursor and drops the consents served again; cost: the tie at each page's end is "
+        "read twice, and a second holding more than a page cannot be paged through (fails loudly)",
+    ),
+    "offset": (
+        "a cursor reused under a date filter served that filter's rows from the same count on: the cursor is a row "
+        "offset (rows deleted during a listing are skipped, rows inserted ahead of it repeated)",
+        "nothing to set on the connection; offset cursor: run exports with verification (a second listing in the "
+        "other order, compared by id) if consents are deleted during exports",
+    ),
+    "keyset": (
+        "a page ended inside a tie went on with the rest of it, and a cursor reused under a filter kept its "
+        "position: the cursor is a (created_at, id) keyset",
+        "{NOTHING}",
+    ),
+    "keyset_or_offset": (
+        "a page ended inside a tie went on with the rest of it: the cursor is a (created_at, id) keyset or a row "
+        "offset; a read-only probe cannot tell which ({why})",
+        "{NOTHING}; if it is an offset, run exports with verification if consents are deleted during exports",
+    ),
+    "position": (
+        "a cursor reused under a filter kept its position (a keyset or created_at only); no tie in the newest pages "
+        "showed whether ties are skipped or repeated",
+        "{NOTHING} (until a listing has shown the cursor on a tie, it moves by date bounds: about one consent read "
+        "twice per page)",
+    ),
+}
 
 
 def detect_cursor(probe: Probe, walk: Walk | None = None) -> Finding:
@@ -518,68 +563,18 @@ def detect_cursor(probe: Probe, walk: Walk | None = None) -> Finding:
     walk = _walk(probe, walk)
     tie = _tie_probe(probe, walk)
     reuse = _reuse_probe(probe, walk)
-    data = {"tie": tie, "reuse": reuse}
-    if tie == "skips":
-        return Finding(
-            "cursor",
-            "value_lt",
-            "a page ended inside a tie went on past it: the cursor holds created_at only and the next page is "
-            "< it (the tie's rest is skipped)",
-            f"{NOTHING}: it pages by date bounds instead of this cursor; cost: about one consent read twice per page",
-            differs=True,
-            data=data,
-        )
-    if tie == "repeats":
-        return Finding(
-            "cursor",
-            "value_le",
-            "a page ended inside a tie began the next with the tie again: the cursor holds created_at only and "
-            "the next page is <= it",
-            f"{NOTHING}: it follows the cursor and drops the consents served again; cost: the tie at each page's end "
-            f"is read twice, and a second holding more than a page cannot be paged through (fails loudly)",
-            differs=True,
-            data=data,
-        )
-    if reuse == "offset":
-        return Finding(
-            "cursor",
-            "offset",
-            "a cursor reused under a date filter served that filter's rows from the same count on: the cursor is "
-            "a row offset (rows deleted during a listing are skipped, rows inserted ahead of it repeated)",
-            "nothing to set on the connection; offset cursor: run exports with verification (a second listing in "
-            "the other order, compared by id) if consents are deleted during exports",
-            differs=True,
-            data=data,
-        )
-    if tie == "continues" and reuse == "position":
-        return Finding(
-            "cursor",
-            "keyset",
-            "a page ended inside a tie went on with the rest of it, and a cursor reused under a filter kept its "
-            "position: the cursor is a (created_at, id) keyset",
-            data=data,
-        )
-    if tie == "continues":
-        why = "the platform refuses a cursor under another filter" if reuse == "bound" else "reuse was inconclusive"
-        return Finding(
-            "cursor",
-            "keyset_or_offset",
-            f"a page ended inside a tie went on with the rest of it: the cursor is a (created_at, id) keyset or a "
-            f"row offset; a read-only probe cannot tell which ({why})",
-            f"{NOTHING}; if it is an offset, run exports with verification if consents are deleted during exports",
-            data=data,
-        )
-    if reuse == "position":
-        return Finding(
-            "cursor",
-            "position",
-            "a cursor reused under a filter kept its position (a keyset or created_at only); no tie in the newest "
-            "pages showed whether ties are skipped or repeated",
-            f"{NOTHING} (until a listing has shown the cursor on a tie, it moves by date bounds: about one consent "
-            f"read twice per page)",
-            data=data,
-        )
-    return _not_observable("cursor", "no tie in the newest pages, and a cursor reused under a filter told nothing")
+    if tie in ("skips", "repeats"):
+        verdict = "value_lt" if tie == "skips" else "value_le"
+    elif reuse == "offset":
+        verdict = "offset"
+    elif tie == "continues":
+        verdict = "keyset" if reuse == "position" else "keyset_or_offset"
+    elif reuse == "position":
+        verdict = "position"
+    else:
+        return _not_observable("cursor", "no tie in the newest pages, and a cursor reused under a filter told nothing")
+    why = "the platform refuses a cursor under another filter" if reuse == "bound" else "reuse was inconclusive"
+    return _filled("cursor", verdict, _CURSORS[verdict], {"tie": tie, "reuse": reuse}, why=why)
 
 
 def detect_cursor_expiry(probe: Probe, wait_s: float, sleep: Callable[[float], object]) -> Finding:
@@ -587,44 +582,27 @@ def detect_cursor_expiry(probe: Probe, wait_s: float, sleep: Callable[[float], o
 
     :param sleep: how to wait (``time.sleep``; the simulator's ``advance`` in tests).
     """
-    cursor = str((probe.list(paging={"limit": 2}).get("paging") or {}).get("next") or "")
+    cursor = next_cursor(probe.page(limit=2))
     if not cursor:
         return _not_observable("cursor_expiry", "the first page had no next cursor")
-    body = {"paging": {"after": cursor, "limit": 2}}
-    at_once = probe.post(LIST, body)
+    at_once = probe.post(LIST, list_body(cursor, 2))
     if at_once.status_code != 200:
-        return Finding(
-            "cursor_expiry",
-            "refused_at_once",
-            f"a cursor was refused when reused at once (HTTP {at_once.status_code})",
-            "not settled: report it to eTelecom",
-            differs=True,
-        )
+        found = f"a cursor was refused when reused at once (HTTP {at_once.status_code})"
+        return _finding("cursor_expiry", "refused_at_once", found, "not settled: report it to eTelecom")
     if wait_s <= 0:
         return not_checked("cursor_expiry", "give --cursor-wait SECONDS to reuse a cursor after that long")
     sleep(wait_s)
-    later = probe.post(LIST, body)
+    later = probe.post(LIST, list_body(cursor, 2))
     if later.status_code == 200:
-        return Finding(
-            "cursor_expiry",
-            "lasts",
-            f"a cursor still works {wait_s:g} s after it was issued (a longer expiry is not excluded)",
-            data={"wait_s": wait_s},
-        )
-    try:
-        probe.answer(LIST, later)
-    except EtelecomError as error:
-        detail = error.message
-    else:  # pragma: no cover - answer() raises for every non-200
-        detail = ""
-    return Finding(
+        found = f"a cursor still works {wait_s:g} s after it was issued (a longer expiry is not excluded)"
+        return _finding("cursor_expiry", "lasts", found, data={"wait_s": wait_s})
+    return _finding(
         "cursor_expiry",
         "expires",
-        f"a cursor {wait_s:g} s old is refused: {detail}",
+        f"a cursor {wait_s:g} s old is refused: {probe.refusal(LIST, later).message}",
         f"{NOTHING}: a listing whose cursor is refused goes on from its last consent by a date bound (while pages "
         f"come in created_at order); cost: one page read again per expiry",
-        differs=True,
-        data={"wait_s": wait_s, "status": later.status_code},
+        {"wait_s": wait_s, "status": later.status_code},
     )
 
 
@@ -633,7 +611,7 @@ def detect_accepted_sorts(probe: Probe) -> Finding:
     accepted: list[str] = []
     refusals: dict[str, dict[str, Any]] = {}
     for sort in SORTS:
-        response = probe.post(LIST, {"paging": {"sort": sort, "limit": 1}})
+        response = probe.post(LIST, list_body(limit=1, sort=sort))
         if response.status_code == 200:
             accepted.append(sort)
             continue
@@ -644,25 +622,17 @@ def detect_accepted_sorts(probe: Probe) -> Finding:
         body = body if isinstance(body, dict) else {}
         names_sort = "sort" in str(body.get("meta")) + str(body.get("msg"))
         refusals[sort] = {"status": response.status_code, "code": body.get("code"), "names_sort": names_sort}
-    found = f"sorts accepted: {', '.join(accepted) or 'none'}"
+    found, action = f"sorts accepted: {', '.join(accepted) or 'none'}", NOTHING
     if refusals:
         found += "; refused: " + ", ".join(
             f"{sort} ({r['status']} {r['code']}{', naming sort' if r['names_sort'] else ''})"
             for sort, r in refusals.items()
         )
-    action = NOTHING
-    if refusals:
         action += (
             " (waits read in the default order when sort=-updated_at is refused; exports never sort by updated_at)"
         )
-    return Finding(
-        "sorts",
-        ",".join(accepted) or "none",
-        found,
-        action,
-        differs=bool(refusals),
-        data={"accepted": tuple(accepted), "refusals": refusals},
-    )
+    data = {"accepted": tuple(accepted), "refusals": refusals}
+    return _finding("sorts", ",".join(accepted) or "none", found, action, data)
 
 
 # ------------------------------------------------------------------------- zones and fields
@@ -687,6 +657,16 @@ class ZoneProbe:
     same_field: bool = False
 
 
+def _timed(walk: Walk) -> list[tuple[dict[str, Any], int, int]]:
+    """Return the walk's consents whose ``created_at`` and ``updated_at`` are readable, with both (epoch µs)."""
+    return [
+        (c, created, updated)
+        for c in walk.consents()
+        if (created := time_or_none(c, "created_at")) is not None
+        and (updated := time_or_none(c, "updated_at")) is not None
+    ]
+
+
 def probe_zones(probe: Probe, walk: Walk | None = None) -> ZoneProbe:
     """Find the whole-hour shift that makes a window around a consent's shown ``created_at`` find it.
 
@@ -695,13 +675,7 @@ def probe_zones(probe: Probe, walk: Walk | None = None) -> ZoneProbe:
     +1, -1, ... up to ±14 h; the one that finds it is then written in UTC+5 (the same instants): a
     platform that honours offsets finds it again, one that reads the wall clock does not.
     """
-    consents = _walk(probe, walk).consents()
-    timed = [
-        (c, created, updated)
-        for c in consents
-        if (created := time_or_none(c, "created_at")) is not None
-        and (updated := time_or_none(c, "updated_at")) is not None
-    ]
+    timed = _timed(_walk(probe, walk))
     if not timed:
         return ZoneProbe(None)
     same = [row for row in timed if abs(row[2] - row[1]) < US]
@@ -709,16 +683,43 @@ def probe_zones(probe: Probe, walk: Walk | None = None) -> ZoneProbe:
     wanted = consent_id(consent)
     for hours in ZONE_HOURS:
         low, high = at - _BEFORE + hours * HOUR_US, at + _AFTER + hours * HOUR_US
-        if listed(probe, wanted, {"date_from": wire(low), "date_to": wire(high)}):
+        if listed(probe, wanted, window(low, high)):
             break
     else:
         return ZoneProbe(wanted, at, None, None, bool(same))
-    other = {"date_from": wire(low, OTHER_OFFSET_H), "date_to": wire(high, OTHER_OFFSET_H)}
     try:
-        honours: bool | None = listed(probe, wanted, other)
+        honours: bool | None = listed(probe, wanted, window(low, high, OTHER_OFFSET_H))
     except EtelecomBadRequestError:
         honours = None
     return ZoneProbe(wanted, at, hours, honours, bool(same))
+
+
+_SET_SHOWN_ZONE = 'set platform_shown_zone: "{zone}" (every time read is rewritten to true UTC; no extra cost)'
+#: What the shown zone detector says, by what showed it and verdict.
+_SHOWN_ZONES = {
+    ("windows", "local_as_z"): (
+        "a window must be moved {shift_h:+d} h from a consent's shown created_at to find it, while the filters "
+        "honour the offset sent: answers show the wall clock of UTC{shown_h:+d} labelled Z",
+        _SET_SHOWN_ZONE,
+    ),
+    ("windows", "future"): (
+        "answers show true UTC (windows find consents at their shown times), yet a consent is shown {ahead} past the "
+        "platform's Date header",
+        "not settled: the platform's clock and its Date header disagree; report it to eTelecom",
+    ),
+    ("windows", "utc"): ("answers show true UTC (windows find consents at their shown times)", "{NOTHING}"),
+    ("fresh", "local_as_z"): (
+        "a consent just requested is listed {fresh} from the clock it was requested at: answers show the wall clock "
+        "of UTC{shown_h:+d} labelled Z (or the platform's clock is that many whole hours off)",
+        _SET_SHOWN_ZONE,
+    ),
+    ("fresh", "utc"): ("a consent just requested is listed at the clock's time: answers show UTC", "{NOTHING}"),
+    ("future", "local_as_z"): (
+        "a consent is shown {ahead} past the platform's Date header: answers show a local clock labelled Z, at least "
+        "that far ahead (Vietnam's UTC+7 fits; --allow-request-consent settles it)",
+        _SET_SHOWN_ZONE,
+    ),
+}
 
 
 def detect_shown_zone(
@@ -744,78 +745,84 @@ def detect_shown_zone(
     in_future = ahead_s is not None and ahead_s > FUTURE_TOLERANCE_S
     data: dict[str, Any] = {"ahead_s": ahead_s, "shown_h": None, "exact": False}
     if zones.honours_offset and zones.shift_h is not None:
-        offset = -zones.shift_h
-        data.update(shown_h=offset, exact=True)
-        if offset:
-            return _local_as_z(
-                offset,
-                f"a window must be moved {zones.shift_h:+d} h from a consent's shown created_at to find it, while "
-                f"the filters honour the offset sent: answers show the wall clock of UTC{offset:+d} labelled Z",
-                data,
-            )
-        if in_future:
-            return Finding(
-                "shown_zone",
-                "future",
-                f"answers show true UTC (windows find consents at their shown times), yet a consent is shown "
-                f"{_hours(ahead_s or 0)} past the platform's Date header",
-                "not settled: the platform's clock and its Date header disagree; report it to eTelecom",
-                differs=True,
-                data=data,
-            )
-        return Finding(
-            "shown_zone", "utc", "answers show true UTC (windows find consents at their shown times)", data=data
-        )
-    if fresh_delta_s is not None and abs(fresh_delta_s) >= 1800:
-        offset = round(fresh_delta_s / 3600)
-        data.update(shown_h=offset, exact=True)
-        return _local_as_z(
-            offset,
-            f"a consent just requested is listed {_hours(fresh_delta_s)} from the clock it was requested at: "
-            f"answers show the wall clock of UTC{offset:+d} labelled Z (or the platform's clock is that many whole "
-            f"hours off)",
-            data,
-        )
-    if in_future:
+        data.update(shown_h=-zones.shift_h, exact=True)
+        how, verdict = "windows", "local_as_z" if zones.shift_h else "future" if in_future else "utc"
+    elif fresh_delta_s is not None and abs(fresh_delta_s) >= 1800:
+        data.update(shown_h=round(fresh_delta_s / 3600), exact=True)
+        how, verdict = "fresh", "local_as_z"
+    elif in_future:
         assert ahead_s is not None
-        offset = 7 if ahead_s <= 7 * 3600 else math.ceil(ahead_s / 3600)
-        data.update(shown_h=offset)
-        return _local_as_z(
-            offset,
-            f"a consent is shown {_hours(ahead_s)} past the platform's Date header: answers show a local clock "
-            f"labelled Z, at least that far ahead (Vietnam's UTC+7 fits; --allow-request-consent settles it)",
-            data,
-        )
-    if fresh_delta_s is not None:
+        data.update(shown_h=7 if ahead_s <= 7 * 3600 else math.ceil(ahead_s / 3600))
+        how, verdict = "future", "local_as_z"
+    elif fresh_delta_s is not None:
         data.update(shown_h=0, exact=True)
-        return Finding(
-            "shown_zone", "utc", "a consent just requested is listed at the clock's time: answers show UTC", data=data
-        )
-    if ahead_s is None:
-        newest = "none listed"
+        how, verdict = "fresh", "utc"
     else:
-        newest = f"the newest is shown {_hours(abs(ahead_s))[1:]} {'after' if ahead_s > 0 else 'before'} the clock"
-    filters = "ignore the offset sent" if zones.honours_offset is False else "may not honour the offset sent"
-    return _not_observable(
+        if ahead_s is None:
+            newest = "none listed"
+        else:
+            newest = f"the newest is shown {_hours(abs(ahead_s))[1:]} {'after' if ahead_s > 0 else 'before'} the clock"
+        filters = "ignore the offset sent" if zones.honours_offset is False else "may not honour the offset sent"
+        return _not_observable(
+            "shown_zone",
+            f"the filters {filters}, so windows cannot tell the shown zone, and no consent is shown in the "
+            f"future ({newest}): a platform consistently in local time with no recent consent is invisible "
+            f"read-only; one RequestConsent (--allow-request-consent) settles it",
+            **data,
+        )
+    zone = zone_name(data["shown_h"])
+    return _filled(
         "shown_zone",
-        f"the filters {filters}, so windows cannot tell the shown zone, and no consent is shown in the "
-        f"future ({newest}): a platform consistently in local time with no recent consent is invisible read-only; "
-        f"one RequestConsent (--allow-request-consent) settles it",
-        **data,
+        verdict,
+        _SHOWN_ZONES[how, verdict],
+        data,
+        {"platform_shown_zone": zone} if verdict == "local_as_z" else None,
+        shift_h=zones.shift_h,
+        ahead=_hours(ahead_s or 0),
+        fresh=_hours(fresh_delta_s or 0),
+        zone=zone,
     )
 
 
-def _local_as_z(offset: int, found: str, data: Mapping[str, Any]) -> Finding:
-    zone = zone_name(offset)
-    return Finding(
-        "shown_zone",
-        "local_as_z",
-        found,
-        f'set platform_shown_zone: "{zone}" (every time read is rewritten to true UTC; no extra cost)',
-        settings={"platform_shown_zone": zone},
-        differs=True,
-        data=data,
-    )
+#: What the filter zone detector says, by verdict.
+_FILTER_ZONES = {
+    "not_found": (
+        "no window from -14 h to +14 h around consent {zones.consent_id}'s shown created_at lists it (a half-hour "
+        "zone, or filters on another field: see filter_field)",
+        "not settled: report it to eTelecom",
+    ),
+    "honours_offset": (
+        "the date filters honour the offset sent (a window written in UTC+5 finds the same consent)",
+        "{NOTHING}",
+    ),
+    "offset_refused": (
+        "the platform refuses a date filter written with an offset other than Z; written in Z, a window finds "
+        "consents at their shown times",
+        "{NOTHING} (it writes Z); do not set platform_filter_zone, whose filters carry that zone's offset",
+    ),
+    "offset_refused_shifted": (
+        "the platform refuses a date filter written with an offset other than Z, and a window written in Z finds "
+        "consent {zones.consent_id} only {zones.shift_h:+d} h from its shown created_at",
+        "not settled: no connection setting writes filters shifted in Z; report it to eTelecom",
+    ),
+    "same_as_shown": (
+        "the date filters ignore the offset sent and read their wall clock in the zone the answers are shown in (a "
+        "window at a consent's shown time finds it; in UTC+5 it does not): UTC throughout, or local time "
+        "throughout, which a read-only probe cannot tell (see shown_zone)",
+        "nothing to set if the platform is in UTC throughout; if it is in local time throughout, set "
+        "platform_filter_zone and platform_shown_zone to that zone (one RequestConsent, --allow-request-consent, "
+        "tells which)",
+    ),
+    "ignores_offset_utc": (
+        "the date filters ignore the offset sent and read their wall clock as UTC{because}",
+        "{NOTHING} (it writes its filters in UTC with Z)",
+    ),
+    "ignores_offset": (
+        "the date filters ignore the offset sent and read their wall clock as UTC{filter_h:+d}{because}: a window "
+        "finds consent {zones.consent_id} {where}",
+        'set platform_filter_zone: "{zone}" (filters are then written in that zone; no extra cost)',
+    ),
+}
 
 
 def detect_filter_zone(probe: Probe, zones: ZoneProbe | None = None, shown: Finding | None = None) -> Finding:
@@ -828,87 +835,51 @@ def detect_filter_zone(probe: Probe, zones: ZoneProbe | None = None, shown: Find
     zones = zones if zones is not None else probe_zones(probe)
     if zones.consent_id is None:
         return _not_observable("filter_zone", "the account lists no consent")
-    if zones.shift_h is None:
-        return Finding(
-            "filter_zone",
-            "not_found",
-            f"no window from -14 h to +14 h around consent {zones.consent_id}'s shown created_at lists it (a "
-            f"half-hour zone, or filters on another field: see filter_field)",
-            "not settled: report it to eTelecom",
-            differs=True,
-            data={"shift_h": None},
-        )
-    data: dict[str, Any] = {"shift_h": zones.shift_h, "filter_h": None}
-    if zones.honours_offset:
-        return Finding(
-            "filter_zone",
-            "honours_offset",
-            "the date filters honour the offset sent (a window written in UTC+5 finds the same consent)",
-            data=data,
-        )
-    if zones.honours_offset is None and zones.shift_h == 0:
-        return Finding(
-            "filter_zone",
-            "offset_refused",
-            "the platform refuses a date filter written with an offset other than Z; written in Z, a window finds "
-            "consents at their shown times",
-            f"{NOTHING} (it writes Z); do not set platform_filter_zone, whose filters carry that zone's offset",
-            differs=True,
-            data=data,
-        )
-    if zones.honours_offset is None:
-        return Finding(
-            "filter_zone",
-            "offset_refused_shifted",
-            f"the platform refuses a date filter written with an offset other than Z, and a window written in Z "
-            f"finds consent {zones.consent_id} only {zones.shift_h:+d} h from its shown created_at",
-            "not settled: no connection setting writes filters shifted in Z; report it to eTelecom",
-            differs=True,
-            data=data,
-        )
     shown_h = shown.data.get("shown_h") if shown is not None else None
-    assumed = shown_h is None
-    if assumed and zones.shift_h == 0:
-        return Finding(
-            "filter_zone",
-            "same_as_shown",
-            "the date filters ignore the offset sent and read their wall clock in the zone the answers are shown in "
-            "(a window at a consent's shown time finds it; in UTC+5 it does not): UTC throughout, or local time "
-            "throughout, which a read-only probe cannot tell (see shown_zone)",
-            "nothing to set if the platform is in UTC throughout; if it is in local time throughout, set "
-            "platform_filter_zone and platform_shown_zone to that zone (one RequestConsent, "
-            "--allow-request-consent, tells which)",
-            differs=True,
-            data=data,
-        )
-    offset = zones.shift_h + (shown_h or 0)
-    data["filter_h"] = offset
-    because = " (assuming answers show UTC: nothing shows otherwise)" if assumed else ""
-    if offset == 0:
-        return Finding(
-            "filter_zone",
-            "ignores_offset_utc",
-            f"the date filters ignore the offset sent and read their wall clock as UTC{because}",
-            f"{NOTHING} (it writes its filters in UTC with Z)",
-            differs=True,
-            data=data,
-        )
-    zone = zone_name(offset)
+    data: dict[str, Any] = {"shift_h": zones.shift_h, "filter_h": None}
+    if zones.shift_h is None:
+        verdict, data = "not_found", {"shift_h": None}
+    elif zones.honours_offset:
+        verdict = "honours_offset"
+    elif zones.honours_offset is None:
+        verdict = "offset_refused_shifted" if zones.shift_h else "offset_refused"
+    elif shown_h is None and zones.shift_h == 0:
+        verdict = "same_as_shown"
+    else:
+        data["filter_h"] = zones.shift_h + (shown_h or 0)
+        verdict = "ignores_offset" if data["filter_h"] else "ignores_offset_utc"
+    zone = zone_name(data.get("filter_h") or 0)
     where = (
         f"only {zones.shift_h:+d} h from its shown created_at"
         if zones.shift_h
         else f"at its shown created_at, and not with the same instants written in UTC+{OTHER_OFFSET_H}"
     )
-    return Finding(
+    return _filled(
         "filter_zone",
-        "ignores_offset",
-        f"the date filters ignore the offset sent and read their wall clock as UTC{offset:+d}{because}: a window "
-        f"finds consent {zones.consent_id} {where}",
-        f'set platform_filter_zone: "{zone}" (filters are then written in that zone; no extra cost)',
-        settings={"platform_filter_zone": zone},
-        differs=True,
-        data=data,
+        verdict,
+        _FILTER_ZONES[verdict],
+        data,
+        {"platform_filter_zone": zone} if verdict == "ignores_offset" else None,
+        zones=zones,
+        zone=zone,
+        where=where,
+        because=" (assuming answers show UTC: nothing shows otherwise)" if shown_h is None else "",
     )
+
+
+_FIELD_UNSETTLED = "not settled: see filter_zone; report it to eTelecom"
+#: What the filter field detector says, by verdict.
+_FILTER_FIELDS = {
+    "created_at": ("the date filters bound created_at (consent {consent_id}, updated {gap} later)", "{NOTHING}"),
+    "updated_at": (
+        "the date filters bound updated_at: a window around consent {consent_id}'s updated_at lists it, one around "
+        "its created_at ({gap} earlier) does not",
+        "set date_filters_on_client: true (the provider sends no date filter and keeps each window by created_at "
+        "itself; cost: each listing reads the whole history newer than its window)",
+    ),
+    "both": ("windows around consent {consent_id}'s created_at and updated_at both list it", _FIELD_UNSETTLED),
+    "neither": ("windows around consent {consent_id}'s created_at and updated_at both miss it", _FIELD_UNSETTLED),
+}
 
 
 def detect_filter_field(probe: Probe, walk: Walk | None = None) -> Finding:
@@ -917,14 +888,7 @@ def detect_filter_field(probe: Probe, walk: Walk | None = None) -> Finding:
     Two windows of 5 s (moved by the probe's ``filter_shift_h``, the zone shift found): one around
     its ``created_at``, one around its ``updated_at``. Whichever lists it is the filtered time.
     """
-    consents = _walk(probe, walk).consents()
-    apart = [
-        (c, created, updated)
-        for c in consents
-        if (created := time_or_none(c, "created_at")) is not None
-        and (updated := time_or_none(c, "updated_at")) is not None
-        and abs(updated - created) >= HOUR_US
-    ]
+    apart = [row for row in _timed(_walk(probe, walk)) if abs(row[2] - row[1]) >= HOUR_US]
     if not apart:
         return _not_observable(
             "filter_field", "no consent among the newest was updated an hour or more after it was created"
@@ -933,47 +897,19 @@ def detect_filter_field(probe: Probe, walk: Walk | None = None) -> Finding:
     wanted = consent_id(consent)
     by_created = listed(probe, wanted, probe.window(created - _BEFORE, created + _AFTER))
     by_updated = listed(probe, wanted, probe.window(updated - _BEFORE, updated + _AFTER))
-    gap = _hours((updated - created) / US)
-    data = {"consent_id": wanted, "gap": gap}
-    if by_created and not by_updated:
-        return Finding(
-            "filter_field",
-            "created_at",
-            f"the date filters bound created_at (consent {wanted}, updated {gap} later)",
-            data=data,
-        )
-    if by_updated and not by_created:
-        return Finding(
-            "filter_field",
-            "updated_at",
-            f"the date filters bound updated_at: a window around consent {wanted}'s updated_at lists it, one around "
-            f"its created_at ({gap} earlier) does not",
-            "set date_filters_on_client: true (the provider sends no date filter and keeps each window by created_at "
-            "itself; cost: each listing reads the whole history newer than its window)",
-            settings={"date_filters_on_client": True},
-            differs=True,
-            data=data,
-        )
-    return Finding(
-        "filter_field",
-        "both" if by_created else "neither",
-        f"windows around consent {wanted}'s created_at and updated_at {'both list' if by_created else 'both miss'} it",
-        "not settled: see filter_zone; report it to eTelecom",
-        differs=True,
-        data=data,
+    verdict = {(True, False): "created_at", (False, True): "updated_at", (True, True): "both"}.get(
+        (by_created, by_updated), "neither"
     )
+    settings = {"date_filters_on_client": True} if verdict == "updated_at" else None
+    data = {"consent_id": wanted, "gap": _hours((updated - created) / US)}
+    return _filled("filter_field", verdict, _FILTER_FIELDS[verdict], data, settings)
 
 
 # ------------------------------------------------------------------------- precision
-class _Unobservable(Exception):
-    """A precision probe found no consent it can use."""
-
-
-def _newest(probe: Probe, n: int = 100) -> list[dict[str, Any]]:
-    consents: list[dict[str, Any]] = probe.list(paging={"limit": n}).get("consents") or []
-    if len(consents) < 10:
-        raise _Unobservable("the account lists fewer than 10 consents")
-    return consents
+def _newest(probe: Probe) -> list[dict[str, Any]]:
+    """Return the newest 100 consents, or none when the account lists fewer than 10."""
+    consents: list[dict[str, Any]] = probe.page().get("consents") or []
+    return consents if len(consents) >= 10 else []
 
 
 def _listed_from(probe: Probe, consent: Mapping[str, Any], date_from: int) -> bool:
@@ -1006,6 +942,11 @@ DATE_TO_FINDINGS = {
 _PRECISION_ACTION = f"{NOTHING} (its date filters reach a second past each window, which it then keeps by created_at)"
 
 
+def _precision(behaviour: str, verdict: str, found: Mapping[str, str]) -> Finding:
+    action = "not settled: report it to eTelecom" if verdict == "inconsistent" else _PRECISION_ACTION
+    return _finding(behaviour, verdict, found[verdict], action)
+
+
 def detect_date_filter_precision(probe: Probe) -> Finding:
     """Find how ``filter.date_from`` is read, with probes inside one second of a consent.
 
@@ -1015,10 +956,9 @@ def detect_date_filter_precision(probe: Probe) -> Finding:
     from rounding (``s + 1``). Otherwise ``date_from`` one microsecond after a consent with sub-ms
     digits tells milliseconds (cut back to the consent's millisecond: found) from exact (not found).
     """
-    try:
-        consents = _newest(probe)
-    except _Unobservable as why:
-        return _not_observable("filter_precision", str(why))
+    consents = _newest(probe)
+    if not consents:
+        return _not_observable("filter_precision", "the account lists fewer than 10 consents")
     fractional = [c for c in consents if fraction_digits(c["created_at"])]
     if fractional:
         quarter = [c for c in fractional if 0.1 * US <= micros(c["created_at"]) % US < 0.4 * US]
@@ -1030,59 +970,41 @@ def detect_date_filter_precision(probe: Probe) -> Finding:
     second = micros(consent["created_at"]) // US * US
     cut_or_round = _listed_from(probe, consent, second + 450_000)
     cut = _listed_from(probe, consent, second + 600_000)
-    if cut_or_round and cut:
-        verdict = "s_truncate"
-    elif cut_or_round:
-        verdict = "s_round"
-    elif cut:
-        verdict = "inconsistent"
-    else:
+    models = {(True, True): "s_truncate", (True, False): "s_round", (False, True): "inconsistent"}
+    verdict = models.get((cut_or_round, cut), "")
+    if not verdict:
         sub_ms = [c for c in fractional if micros(c["created_at"]) % 1000 not in (0, 999)]
         if not sub_ms:
             verdict = "exact_or_ms"
         else:
             verdict = "ms" if _listed_from(probe, sub_ms[0], micros(sub_ms[0]["created_at"]) + 1) else "exact"
-    return Finding(
-        "filter_precision",
-        verdict,
-        FILTER_FINDINGS[verdict],
-        "not settled: report it to eTelecom" if verdict == "inconsistent" else _PRECISION_ACTION,
-        differs=verdict not in ("exact", "exact_or_ms"),
-    )
+    return _precision("filter_precision", verdict, FILTER_FINDINGS)
 
 
-def detect_created_at_precision(probe: Probe, sample: int = 8) -> Finding:
+def detect_created_at_precision(probe: Probe) -> Finding:
     """Find how answers write ``created_at``: from the fraction digits, else from filter probes.
 
     Answers with more than three fraction digits are exact, with one to three milliseconds. Whole
     seconds may be the truth or a rounded view of it; assuming ``date_from`` compares at least as
     finely as a second, a consent shown at ``T`` that ``date_from = T`` misses was stored *before*
     ``T`` (rounded), and one that ``date_from = T + 1 µs`` still finds was stored after it (cut).
+    Eight consents of distinct times are probed.
     """
-    try:
-        consents = _newest(probe)
-    except _Unobservable as why:
-        return _not_observable("created_at_precision", str(why))
+    consents = _newest(probe)
+    if not consents:
+        return _not_observable("created_at_precision", "the account lists fewer than 10 consents")
     digits = max(fraction_digits(c.get(name)) for c in consents for name in ("created_at", "updated_at"))
-    if digits > 3:
-        verdict = "exact"
-    elif digits:
-        verdict = "ms"
+    if digits:
+        verdict = "exact" if digits > 3 else "ms"
     else:
-        probes = list({c["created_at"]: c for c in consents}.values())[:sample]
+        probes = list({c["created_at"]: c for c in consents}.values())[:8]
         if any(not _listed_from(probe, c, micros(c["created_at"])) for c in probes):
             verdict = "s_round"
         elif any(_listed_from(probe, c, micros(c["created_at"]) + 1) for c in probes):
             verdict = "s_truncate"
         else:
             verdict = "whole"
-    return Finding(
-        "created_at_precision",
-        verdict,
-        SHOWN_FINDINGS[verdict],
-        _PRECISION_ACTION,
-        differs=verdict not in ("whole",),
-    )
+    return _precision("created_at_precision", verdict, SHOWN_FINDINGS)
 
 
 def detect_date_to(probe: Probe, filter_precision: str) -> Finding:
@@ -1093,36 +1015,21 @@ def detect_date_to(probe: Probe, filter_precision: str) -> Finding:
     consent *shown* on a whole second is taken to lie on it: on a platform that rounds the times it
     shows, the answer is "exclusive" whatever the truth (the created_at detector reports rounding).
     """
-    if filter_precision in ("s_truncate", "s_round"):
-        unit = US
-    elif filter_precision in ("ms", "exact_or_ms"):
-        unit = 1000
-    else:
-        unit = 1
-    try:
-        consents = _newest(probe)
-    except _Unobservable as why:
-        return _not_observable("date_to", str(why))
+    unit = {"s_truncate": US, "s_round": US, "ms": 1000, "exact_or_ms": 1000}.get(filter_precision, 1)
+    consents = _newest(probe)
+    if not consents:
+        return _not_observable("date_to", "the account lists fewer than 10 consents")
     on_edge = [c for c in consents if micros(c["created_at"]) % unit == 0]
     if not on_edge:
         return Finding(
             "date_to", "not_observable", DATE_TO_FINDINGS["not_observable"], "nothing to set on what was seen"
         )
-    consent = on_edge[0]
-    at = micros(consent["created_at"])
-    wanted = consent_id(consent)
+    at, wanted = micros(on_edge[0]["created_at"]), consent_id(on_edge[0])
     if not listed(probe, wanted, probe.window(at - 2 * US, at + 2 * US)):
         verdict = "inconsistent"
     else:
-        edge = probe.window(at - 2 * US, at)
-        verdict = "inclusive" if listed(probe, wanted, edge) else "exclusive"
-    return Finding(
-        "date_to",
-        verdict,
-        DATE_TO_FINDINGS[verdict],
-        "not settled: report it to eTelecom" if verdict == "inconsistent" else _PRECISION_ACTION,
-        differs=verdict != "exclusive",
-    )
+        verdict = "inclusive" if listed(probe, wanted, probe.window(at - 2 * US, at)) else "exclusive"
+    return _precision("date_to", verdict, DATE_TO_FINDINGS)
 
 
 # ------------------------------------------------------------------------- with RequestConsent
@@ -1150,21 +1057,16 @@ class FreshConsent:
         return self.answer.get("status") == "P" and self.answer.get("reply_status") == "S"
 
 
-def send_fresh_consent(
-    probe: Probe,
-    oa_id: str,
-    phone: str,
-    call_type: str = "audio",
-    reason_code: str = "product_service_consulting",
-) -> FreshConsent:
-    """Send ONE ``RequestConsent`` (a charged message to ``phone``): the consent the clock detectors read.
+def send_fresh_consent(probe: Probe, oa_id: str, phone: str) -> FreshConsent:
+    """Send ONE ``RequestConsent`` (a charged message to ``phone``, an audio call for product consulting).
+
+    It is the consent the clock detectors read.
 
     :raises PermissionError: when the probe's budget allows no ``RequestConsent`` (nothing is sent).
     :raises EtelecomError: when the platform refuses it or no answer arrived.
     """
-    response = probe.request_consent(oa_id, phone, call_type, reason_code)
-    answer = probe.answer(REQUEST_CONSENT, response)
-    return FreshConsent(oa_id=oa_id, phone=phone, answer=answer, asked_at=probe.now_us())
+    response = probe.request_consent(oa_id, phone, "audio", "product_service_consulting")
+    return FreshConsent(oa_id, phone, probe.answer(REQUEST_CONSENT, response), probe.now_us())
 
 
 def detect_listing_lag(
@@ -1182,32 +1084,30 @@ def detect_listing_lag(
     """
     waited = 0.0
     while True:
-        page = probe.list(filter={"oa_id": fresh.oa_id, "phone": fresh.phone}, paging={"limit": 100})
+        page = probe.page(flt={"oa_id": fresh.oa_id, "phone": fresh.phone})
         match = next((c for c in page.get("consents") or [] if consent_id(c) == fresh.consent_id), None)
         if match is not None:
             break
         if waited >= budget_s:
-            return Finding(
+            return _finding(
                 "listing_lag",
                 "not_listed",
                 f"a new consent was not listed within {budget_s:g} s",
                 "not settled: report it to eTelecom; set RequestConsentOperator's listing_lag_grace above the lag",
-                differs=True,
-                data={"waited_s": None, "listed": None},
+                {"waited_s": None, "listed": None},
             )
         wait(step_s)
         waited += step_s
     data = {"waited_s": waited, "listed": match}
     if waited == 0:
-        return Finding("listing_lag", "none", "a new consent is listable at once (no listing lag seen)", data=data)
-    return Finding(
+        return _finding("listing_lag", "none", "a new consent is listable at once (no listing lag seen)", data=data)
+    return _finding(
         "listing_lag",
         "lag",
         f"a new consent became listable after {waited - step_s:g}-{waited:g} s (listing lag)",
         f"nothing to set on the connection; keep RequestConsentOperator's listing_lag_grace above {waited:g} s "
         f"(default 60 s)",
-        differs=True,
-        data=data,
+        data,
     )
 
 
@@ -1215,16 +1115,13 @@ def detect_platform_clock(
     fresh: FreshConsent, listed_consent: Mapping[str, Any] | None, shown_h: int | None
 ) -> Finding:
     """Compare the fresh consent's listed ``created_at`` (less the shown zone) with the clock it was requested at."""
-    source = listed_consent if listed_consent is not None else fresh.answer
-    created = time_or_none(source, "created_at")
+    created = time_or_none(listed_consent if listed_consent is not None else fresh.answer, "created_at")
     if created is None:
         return _not_observable("platform_clock", "the new consent has no readable created_at")
     delta = (created - fresh.asked_at) / US - (shown_h or 0) * 3600
-    data = {"delta_s": delta}
     if abs(delta) <= CLOCK_TOLERANCE_S:
-        return Finding(
-            "platform_clock", "in_step", f"a new consent is stamped at the clock's time ({delta:+.0f} s)", data=data
-        )
+        found = f"a new consent is stamped at the clock's time ({delta:+.0f} s)"
+        return _finding("platform_clock", "in_step", found, data={"delta_s": delta})
     way = "behind" if delta < 0 else "ahead"
     risk = (
         "; it is more than RequestConsentOperator's look-back (1 h 5 min) on Airflow before 3.3, where a retried task "
@@ -1232,13 +1129,12 @@ def detect_platform_clock(
         if abs(delta) > LOOK_BACK_S
         else ""
     )
-    return Finding(
+    return _finding(
         "platform_clock",
         way,
         f"the platform stamps a new consent {_hours(delta)} off its Date header: its clock is {way}",
         f"{NOTHING} (it recognises a new consent by its id, and waits read once more a day earlier){risk}",
-        differs=True,
-        data=data,
+        {"delta_s": delta},
     )
 
 
@@ -1251,17 +1147,15 @@ def detect_answer_clock(fresh: FreshConsent, listed_consent: Mapping[str, Any] |
         return _not_observable("answer_clock", "the new consent has no readable created_at")
     delta = (answered - shown) / US
     if abs(delta) <= 5:
-        return Finding(
-            "answer_clock", "same", "RequestConsent's answer shows the listing's created_at", data={"delta_s": delta}
-        )
-    return Finding(
+        found = "RequestConsent's answer shows the listing's created_at"
+        return _finding("answer_clock", "same", found, data={"delta_s": delta})
+    return _finding(
         "answer_clock",
         "ahead" if delta > 0 else "behind",
         f"RequestConsent's answer shows created_at {_hours(delta)} off the listing's (another clock)",
         f"{NOTHING} (it reads consents' times from the listing; a wait about to end not_found reads once more from "
         f"a day earlier)",
-        differs=True,
-        data={"delta_s": delta},
+        {"delta_s": delta},
     )
 
 
@@ -1281,32 +1175,22 @@ def detect_pending_conflict(probe: Probe, fresh: FreshConsent) -> Finding:
         str(fresh.answer.get("reason_code") or "product_service_consulting"),
     )
     if response.status_code == 200:
-        return Finding(
-            "pending_conflict",
-            "accepted",
-            "a second RequestConsent while one is pending was accepted (a second message sent)",
-            data={"status": 200},
-        )
-    code, detail = None, f"HTTP {response.status_code}"
-    try:
-        probe.answer(REQUEST_CONSENT, response)
-    except EtelecomError as error:
-        code, detail = error.code, error.message
+        found = "a second RequestConsent while one is pending was accepted (a second message sent)"
+        return _finding("pending_conflict", "accepted", found, data={"status": 200})
+    error = probe.refusal(REQUEST_CONSENT, response)
     if response.status_code == 409:
-        return Finding(
+        return _finding(
             "pending_conflict",
             "conflict",
-            f"a second RequestConsent while one is pending is refused with 409 {code or ''}".rstrip(),
+            f"a second RequestConsent while one is pending is refused with 409 {error.code or ''}".rstrip(),
             f"{NOTHING} (RequestConsentOperator answers a 409 already_exists with the newest pending consent of the "
             f"OA and phone, sending nothing)",
-            differs=True,
-            data={"status": 409, "code": code},
+            {"status": 409, "code": error.code},
         )
-    return Finding(
+    return _finding(
         "pending_conflict",
         "other",
-        f"a second RequestConsent while one is pending got {detail}",
+        f"a second RequestConsent while one is pending got {error.message}",
         "not settled: report it to eTelecom",
-        differs=True,
-        data={"status": response.status_code, "code": code},
+        {"status": response.status_code, "code": error.code},
     )
