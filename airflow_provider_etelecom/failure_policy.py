@@ -41,7 +41,7 @@ from airflow_provider_etelecom.exceptions import (
     FailureKind,
 )
 
-__all__ = ["classify_failure", "failure_policy", "validate_retry_permanent_errors", "with_failure_policy"]
+__all__ = ["validate_retry_permanent_errors", "with_failure_policy"]
 
 log = logging.getLogger(__name__)
 

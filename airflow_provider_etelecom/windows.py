@@ -21,7 +21,7 @@ from datetime import timezone as dt_timezone
 from airflow_provider_etelecom.client.validation import floor_second, validate_number, validate_time, validate_timezone
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 
-__all__ = ["DEFAULT_MAX_WINDOWS", "parse_every", "split_windows"]
+__all__ = ["split_windows"]
 
 #: Airflow's ``[core] max_map_length`` default: a mapped task cannot expand to more than this.
 DEFAULT_MAX_WINDOWS = 1024

@@ -45,8 +45,6 @@ from airflow_provider_etelecom.client.models import Consent, consent_time
 from airflow_provider_etelecom.client.query import ConsentQuery
 from airflow_provider_etelecom.exceptions import EtelecomBadRequestError, EtelecomContractError, EtelecomError
 
-__all__ = ["CHANGED_SORT", "VERIFY_EVERY", "WATERMARK_MARGIN_S", "ChangeFeed"]
-
 log = logging.getLogger(__name__)
 
 #: The order of a changed read: most recently updated first.

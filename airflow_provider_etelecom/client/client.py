@@ -37,8 +37,6 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomTransientError,
 )
 
-__all__ = ["ClientStats", "EtelecomClient", "RateLimitGate"]
-
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")

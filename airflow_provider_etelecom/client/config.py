@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from airflow_provider_etelecom.client.validation import validate_number, validate_timezone
 from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomValidationError
 
-__all__ = ["DEFAULT_BASE_URLS", "ClientConfig", "RetryPolicy", "base_url_from_fields"]
+__all__ = ["base_url_from_fields"]
 
 log = logging.getLogger(__name__)
 

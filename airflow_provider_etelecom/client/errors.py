@@ -33,7 +33,7 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomTransientError,
 )
 
-__all__ = ["NOT_RESENT_ADVICE", "error_from_response", "parse_retry_after"]
+__all__ = ["error_from_response"]
 
 _ADVICE = {
     EtelecomAuthError: (

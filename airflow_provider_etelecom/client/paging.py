@@ -63,7 +63,6 @@ from airflow_provider_etelecom.exceptions import (
 if TYPE_CHECKING:
     from airflow_provider_etelecom.client.client import EtelecomClient
 
-__all__ = ["CREATED_SORTS", "CursorKind", "Listing", "PlatformFacts", "normalize_consent", "parse_listing"]
 
 log = logging.getLogger(__name__)
 

@@ -52,15 +52,7 @@ from airflow_provider_etelecom.client.seen import SMALL_BUFFER, SeenIds
 from airflow_provider_etelecom.client.validation import ceil_second, floor_second, validate_number
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 
-__all__ = [
-    "MAX_PARALLEL_WINDOWS",
-    "MIN_SPLIT_PAGES",
-    "ParallelStats",
-    "WorkerStats",
-    "cut_point",
-    "iter_consent_pages_parallel",
-    "split_range",
-]
+__all__ = ["MAX_PARALLEL_WINDOWS", "ParallelStats", "iter_consent_pages_parallel"]
 
 #: More threads than this only adds 429s: the platform is one service behind one key.
 MAX_PARALLEL_WINDOWS = 32

@@ -44,20 +44,7 @@ from airflow_provider_etelecom.client.validation import (
 )
 from airflow_provider_etelecom.exceptions import EtelecomValidationError
 
-__all__ = [
-    "FILTER_FIELDS",
-    "LISTING_FIELDS",
-    "PAGING_FIELDS",
-    "REQUEST_FIELDS",
-    "ConsentFilters",
-    "ConsentListing",
-    "ConsentPaging",
-    "ConsentQuery",
-    "ConsentRequest",
-    "ConsentRequestArguments",
-    "listing_param_docs",
-    "validate_request_arguments",
-]
+__all__ = ["FILTER_FIELDS", "LISTING_FIELDS", "REQUEST_FIELDS", "listing_param_docs", "validate_request_arguments"]
 
 Settings = tuple[str | None, bool]
 """What a check may need besides the value: ``(timezone, normalize_phones)``."""

@@ -44,15 +44,7 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomValidationError,
 )
 
-__all__ = [
-    "CLOCK_TOLERANCE_S",
-    "CREATED_FROM_MARGIN_S",
-    "LISTING_LAG_GRACE_S",
-    "Decision",
-    "ReplyWait",
-    "decide",
-    "span_start",
-]
+__all__ = ["CREATED_FROM_MARGIN_S", "LISTING_LAG_GRACE_S", "Decision", "ReplyWait", "span_start"]
 
 #: Seconds a consent that ``RequestConsent`` just created may take to show in the listing: the
 #: sensors' ``not_found_grace_period`` and ``RequestConsentOperator``'s ``listing_lag_grace``.

@@ -20,19 +20,13 @@ from airflow_provider_etelecom.client.models import (
 from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomValidationError
 
 __all__ = [
-    "FILTER_MARGIN",
     "MAX_PAGE_SIZE",
-    "ceil_second",
     "floor_second",
     "format_api_time",
-    "format_filter_time",
-    "mask_phone",
     "normalize_phone",
     "validate_bool",
-    "validate_enum",
     "validate_int64_id",
     "validate_number",
-    "validate_sort",
     "validate_time",
     "validate_timezone",
 ]

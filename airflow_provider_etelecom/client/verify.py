@@ -19,7 +19,7 @@ from airflow_provider_etelecom.client.query import ConsentQuery
 from airflow_provider_etelecom.client.seen import SeenIds
 from airflow_provider_etelecom.exceptions import EtelecomContractError
 
-__all__ = ["Verification", "opposite_order", "verify_export"]
+__all__ = ["opposite_order", "verify_export"]
 
 _SHOWN = 10
 

@@ -20,19 +20,8 @@ No Airflow import here (the command imports it only to read ``--conn-id``).
 
 from __future__ import annotations
 
-from airflow_provider_etelecom.contract.detectors import BEHAVIOURS, Finding
-from airflow_provider_etelecom.contract.probe import Probe, walk_newest
-from airflow_provider_etelecom.contract.report import render, suggested_extra
-from airflow_provider_etelecom.contract.runner import MAX_CONSENT_REQUESTS, CheckOptions, run_checks
+from airflow_provider_etelecom.contract.detectors import Finding
+from airflow_provider_etelecom.contract.report import render
+from airflow_provider_etelecom.contract.runner import CheckOptions, run_checks
 
-__all__ = [
-    "BEHAVIOURS",
-    "MAX_CONSENT_REQUESTS",
-    "CheckOptions",
-    "Finding",
-    "Probe",
-    "render",
-    "run_checks",
-    "suggested_extra",
-    "walk_newest",
-]
+__all__ = ["CheckOptions", "Finding", "render", "run_checks"]

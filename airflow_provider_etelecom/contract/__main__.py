@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
-from airflow_provider_etelecom.client.config import ClientConfig
+from airflow_provider_etelecom.client import ClientConfig
 from airflow_provider_etelecom.client.validation import normalize_phone, validate_int64_id
 from airflow_provider_etelecom.contract.probe import Probe
 from airflow_provider_etelecom.contract.report import current_settings, render
@@ -35,8 +35,6 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomTransientError,
     EtelecomValidationError,
 )
-
-__all__ = ["API_KEY_ENV", "EXIT_OK", "EXIT_UNREACHABLE", "EXIT_USAGE", "build_parser", "main"]
 
 #: Where ``--base-url`` takes the key from.
 API_KEY_ENV = "ETELECOM_API_KEY"

@@ -45,37 +45,6 @@ from airflow_provider_etelecom.contract.probe import (
 )
 from airflow_provider_etelecom.exceptions import EtelecomBadRequestError
 
-__all__ = [
-    "BEHAVIOURS",
-    "NOTHING",
-    "SORTS",
-    "Finding",
-    "FreshConsent",
-    "ZoneProbe",
-    "detect_accepted_sorts",
-    "detect_answer_clock",
-    "detect_created_at_precision",
-    "detect_crowded_second",
-    "detect_cursor",
-    "detect_cursor_expiry",
-    "detect_date_filter_precision",
-    "detect_date_to",
-    "detect_empty_page",
-    "detect_filter_field",
-    "detect_filter_zone",
-    "detect_ids",
-    "detect_listing_lag",
-    "detect_order",
-    "detect_page_cap",
-    "detect_pending_conflict",
-    "detect_platform_clock",
-    "detect_short_pages",
-    "detect_shown_zone",
-    "probe_zones",
-    "send_fresh_consent",
-    "zone_name",
-]
-
 #: What follows for the connection when the provider copes with what was found by itself.
 NOTHING = "nothing to set: the provider handles it"
 SORTS: tuple[str, ...] = ("created_at", "-created_at", "updated_at", "-updated_at")

@@ -30,19 +30,6 @@ from airflow_provider_etelecom import __version__
 from airflow_provider_etelecom.client.errors import error_from_response
 from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomMalformedResponseError, EtelecomTransientError
 
-__all__ = [
-    "LIST",
-    "REQUEST_CONSENT",
-    "US",
-    "Probe",
-    "Walk",
-    "consent_id",
-    "fraction_digits",
-    "micros",
-    "walk_newest",
-    "wire",
-]
-
 LIST = "Zalo/ListRequestConsent"
 REQUEST_CONSENT = "Zalo/RequestConsent"
 US = 1_000_000

@@ -10,8 +10,6 @@ from collections.abc import Mapping, Sequence
 
 from airflow_provider_etelecom.contract.detectors import Finding
 
-__all__ = ["EXTRA_HEADING", "current_settings", "render", "suggested_extra", "unneeded_settings"]
-
 EXTRA_HEADING = "Connection extra to add"
 
 

@@ -46,8 +46,6 @@ from airflow_provider_etelecom.contract.detectors import (
 from airflow_provider_etelecom.contract.probe import US, Probe, time_or_none, walk_newest
 from airflow_provider_etelecom.exceptions import EtelecomAuthError, EtelecomError, EtelecomTransientError
 
-__all__ = ["MAX_CONSENT_REQUESTS", "CheckOptions", "run_checks"]
-
 #: The most ``RequestConsent`` a run sends when allowed: one fresh consent (listing lag, clocks,
 #: shown zone), and one more to the same phone while the first is pending (the 409), only then.
 MAX_CONSENT_REQUESTS = 2

@@ -33,7 +33,7 @@ from airflow_provider_etelecom.client.verify import opposite_order, verify_expor
 from airflow_provider_etelecom.exceptions import EtelecomStoppedError, EtelecomValidationError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 
-__all__ = ["ConsentFiltersMixin", "StopOnKillMixin", "is_template", "is_unchanged", "with_listing_params"]
+__all__ = ["ConsentFiltersMixin", "StopOnKillMixin", "is_template", "with_listing_params"]
 
 
 def is_template(value: object) -> bool:

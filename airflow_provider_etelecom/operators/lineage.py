@@ -39,17 +39,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "LISTING_METHOD",
-    "ExportOutcome",
     "ListingLineageMixin",
     "SqlLoadOutcome",
-    "build_operator_lineage",
     "build_sql_lineage",
-    "listing_dataset_name",
-    "listing_namespace",
     "postgres_dataset_naming",
     "sqlite_dataset_naming",
-    "storage_dataset_naming",
 ]
 
 LISTING_METHOD = "Zalo/ListRequestConsent"

@@ -42,7 +42,7 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_etelecom.exceptions import EtelecomOutputError, EtelecomStoppedError, FailureKind
 
-__all__ = ["AtomicOutput", "atomic_output", "classify_storage_failure", "close_quietly", "resolve_output_path"]
+__all__ = ["AtomicOutput", "resolve_output_path"]
 
 log = logging.getLogger(__name__)
 

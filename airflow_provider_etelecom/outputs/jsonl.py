@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from airflow_provider_etelecom.outputs.files import AtomicOutput, atomic_output, close_quietly
 
-__all__ = ["JsonlWriter", "atomic_jsonl_writer", "dumps_line"]
+__all__ = ["atomic_jsonl_writer", "dumps_line"]
 
 
 def dumps_line(record: Mapping[str, Any]) -> str:

@@ -52,10 +52,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
-    "EXTRA_COLUMN",
-    "PARQUET_EXTRA",
-    "ROW_GROUP_ROWS",
-    "ParquetConsentWriter",
     "ParquetUnavailableError",
     "atomic_parquet_writer",
     "is_parquet_path",

@@ -43,7 +43,7 @@ from airflow_provider_etelecom.failure_policy import validate_retry_permanent_er
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.triggers.consent_replies import ConsentRepliesTrigger, parse_event
 
-__all__ = ["LISTING_LAG_GRACE_S", "ConsentRepliesSensor", "ConsentReplySensor"]
+__all__ = ["ConsentRepliesSensor", "ConsentReplySensor"]
 
 
 class ConsentRepliesSensor(BaseSensorOperator):

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-__all__ = ["DEFAULT_LOOKBACK", "ConsentsToSqlOperator"]
+__all__ = ["ConsentsToSqlOperator"]
 
 log = logging.getLogger(__name__)
 

@@ -39,30 +39,13 @@ from itertools import chain
 from operator import itemgetter
 from typing import Literal
 
+from airflow_provider_etelecom.client import Consent
 from airflow_provider_etelecom.client.models import (
     CONSENT_FIELD_NAMES,
     CONSENT_FIELDS,
-    Consent,
     FieldKind,
     parse_api_time,
 )
-
-__all__ = [
-    "Dialect",
-    "TableName",
-    "check_columns",
-    "column_types",
-    "consent_row",
-    "copy_batch",
-    "copy_sql",
-    "copy_text",
-    "create_table_sql",
-    "merge_sql",
-    "parse_table_name",
-    "sqlite_row",
-    "stage_insert_sql",
-    "stage_table_sql",
-]
 
 Dialect = Literal["postgres", "sqlite"]
 

@@ -35,7 +35,7 @@ from airflow_provider_etelecom.client.validation import validate_int64_id
 from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomTransientError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 
-__all__ = ["WAIT_EVENT_VERSION", "ConsentRepliesTrigger", "build_event", "parse_event"]
+__all__ = ["ConsentRepliesTrigger", "parse_event"]
 
 log = logging.getLogger(__name__)
 

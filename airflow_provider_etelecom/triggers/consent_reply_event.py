@@ -60,9 +60,8 @@ from typing import Any, Protocol
 
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
-from airflow_provider_etelecom.client import Consent, ConsentState, EtelecomClient, classify_consent
+from airflow_provider_etelecom.client import Consent, ConsentQuery, ConsentState, EtelecomClient, classify_consent
 from airflow_provider_etelecom.client.models import consent_time
-from airflow_provider_etelecom.client.query import ConsentQuery
 from airflow_provider_etelecom.client.replies import span_start
 from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, validate_int64_id
 from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomTransientError
@@ -74,16 +73,7 @@ else:  # Airflow 2.11: no event-driven scheduling; the class refuses to be built
     from airflow.triggers.base import BaseTrigger as BaseEventTrigger  # type: ignore[assignment,unused-ignore]
     from airflow.triggers.base import TriggerEvent
 
-__all__ = [
-    "FIRING_STATES",
-    "PENDING_STATES",
-    "REPLY_PAYLOAD_VERSION",
-    "ConsentReplyEventTrigger",
-    "WatchState",
-    "build_consent_reply_event",
-    "dedup_key",
-    "watch_step",
-]
+__all__ = ["ConsentReplyEventTrigger", "WatchState"]
 
 log = logging.getLogger(__name__)
 
