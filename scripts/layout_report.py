@@ -16,6 +16,7 @@ import argparse
 import ast
 import io
 import itertools
+import re
 import subprocess
 import sys
 import tokenize
@@ -173,6 +174,52 @@ def violations(modules: list[Module]) -> list[str]:
     return found
 
 
+#: Where users import from, besides the package: the docs' snippets and these folders.
+USER_SOURCES = ("example_dags", "benchmarks", "e2e", "scripts")
+
+
+def _imported_names(text: str) -> Iterator[tuple[str, str]]:
+    """Yield ``(module, name)`` for each ``from airflow_provider_etelecom... import name`` in ``text``."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:  # a docs snippet that is not Python
+        return
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.startswith(PACKAGE):
+            for alias in node.names:
+                yield node.module, alias.name
+
+
+def unused_public_names(modules: list[Module], user_texts: list[str]) -> list[str]:
+    """Return ``module.name`` for each ``__all__`` entry that no user text and no other layer imports.
+
+    ``__all__`` lists what a user or another layer imports; a name only its own layer (or the tests)
+    uses is not public.
+    """
+    wanted: set[tuple[str, str]] = {pair for text in user_texts for pair in _imported_names(text)}
+    for module in modules:
+        wanted.update(
+            (name, alias)
+            for name, alias in _imported_names(module.text)
+            if (name.split(".")[1] if "." in name else "__init__") != module.part
+        )
+    found = []
+    for module in modules:
+        if module.part == "testing":
+            continue
+        dotted = ".".join([PACKAGE, *module.path.removesuffix(".py").split("/")]).removesuffix(".__init__")
+        found += [f"{dotted}.{n}" for n in public_names(module.text) if (dotted, n) not in wanted]
+    return found
+
+
+def user_texts(root: Path = ROOT) -> list[str]:
+    """The Python users read: the README's and docs' snippets, and the example DAGs, benchmarks, e2e and scripts."""
+    texts = [p.read_text(encoding="utf-8") for d in USER_SOURCES for p in sorted((root / d).rglob("*.py"))]
+    for page in [root / "README.md", *sorted((root / "docs").rglob("*.md"))]:
+        texts += re.findall(r"```(?:python|py)\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    return texts
+
+
 def report(rev: str | None, *, check: bool = False) -> int:
     modules = read_modules(rev)
     if check:
@@ -198,6 +245,9 @@ def report(rev: str | None, *, check: bool = False) -> int:
     names = [n for m in modules if m.part != "testing" for n in public_names(m.text)]
     doubled = sorted({n for n in names if names.count(n) > 1})
     print(f"\nPublic names exported by more than one module: {len(doubled)}")
+    if rev is None:
+        unused = unused_public_names(modules, user_texts())
+        print(f"Public names no user or other layer imports: {len(unused)}")
     broken = violations(modules)
     print(f"Import-layer rules broken: {len(broken)}")
     for line in broken:

@@ -136,3 +136,20 @@ def test_the_layer_rules_catch_what_they_forbid() -> None:
         "imports the private name _epoch",
     ):
         assert expected in found, expected
+
+
+def test_every_public_name_is_imported_by_a_user_or_another_layer() -> None:
+    """``__all__`` lists only what the docs, the example DAGs, the benchmarks, e2e or another layer
+    import: a name its own layer and the tests alone use is not public."""
+    report = _layout_report()
+    assert report.unused_public_names(report.read_modules(None), report.user_texts()) == []
+
+
+def test_the_public_name_rule_catches_a_name_only_its_layer_uses() -> None:
+    report = _layout_report()
+    modules = [
+        report.Module("client/a.py", '__all__ = ["used", "inner"]\n'),
+        report.Module("client/b.py", "from airflow_provider_etelecom.client.a import inner\n"),
+        report.Module("hooks/h.py", "from airflow_provider_etelecom.client.a import used\n"),
+    ]
+    assert report.unused_public_names(modules, []) == ["airflow_provider_etelecom.client.a.inner"]

@@ -15,13 +15,8 @@ and the connection setting that follows::
 * :mod:`.report`: the printed report and the connection extra to add;
 * ``__main__``: the command line.
 
-No Airflow import here (the command imports it only to read ``--conn-id``).
+No Airflow import here (the command imports it only to read ``--conn-id``). The package is a command,
+not an API: it exports no names (``tests/test_layout.py``).
 """
 
 from __future__ import annotations
-
-from airflow_provider_etelecom.contract.detectors import Finding
-from airflow_provider_etelecom.contract.report import render
-from airflow_provider_etelecom.contract.runner import CheckOptions, run_checks
-
-__all__ = ["CheckOptions", "Finding", "render", "run_checks"]
