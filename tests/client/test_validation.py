@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pendulum
 import pytest
 
-from airflow_provider_etelecom.client import CallType, ConsentQuery, mask_phone, normalize_phone
-from airflow_provider_etelecom.client.validation import format_api_time, validate_number, validate_time
+from airflow_provider_etelecom.client import CallType, ConsentQuery, mask_phone
+from airflow_provider_etelecom.client.validation import format_api_time, normalize_phone, validate_number, validate_time
 from airflow_provider_etelecom.exceptions import EtelecomConfigError, EtelecomValidationError
 
 UTC = timezone.utc
