@@ -32,7 +32,11 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomTransientError,
     EtelecomValidationError,
 )
-from airflow_provider_etelecom.failure_policy import validate_retry_permanent_errors, with_failure_policy
+from airflow_provider_etelecom.failure_policy import (
+    retry_policy_decides,
+    validate_retry_permanent_errors,
+    with_failure_policy,
+)
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.operators.base import is_unchanged
 
@@ -149,7 +153,10 @@ class RequestConsentOperator(BaseOperator):
     :raises EtelecomConsentOutcomeError: when eTelecom could not deliver the request (``status`` ``N``),
         with its ``error_code`` and ``error_message``.
     :raises AirflowFailException: when an earlier try's send is unconfirmed after the grace
-        (Airflow 3.3+, ``resend_if_unconfirmed=False``), or a rendered argument is invalid.
+        (Airflow 3.3+, ``resend_if_unconfirmed=False``), or a 409 names a pending request that is
+        not listed within the grace: both wait for a person to check eTelecom, whatever the task's
+        ``retry_policy``; and when a rendered argument is invalid, unless the task has a
+        ``retry_policy`` (Airflow 3.3+: it gets the ``EtelecomValidationError``).
     """
 
     template_fields = ("oa_id", "phone", "call_type", "reason_code")
@@ -224,6 +231,8 @@ class RequestConsentOperator(BaseOperator):
         try:
             return ConsentRequest(**{**self._parsed_request, **validate_request_arguments(changed)})
         except EtelecomValidationError as error:
+            if retry_policy_decides(self):
+                raise
             # A rendered value is wrong: an Airflow retry would render it the same way.
             raise AirflowFailException(f"{type(self).__name__} {self.task_id}: {error.message}") from error
 
