@@ -6,13 +6,16 @@ import json
 import subprocess
 import sys
 import warnings
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, metadata
 from pathlib import Path
 
 import airflow
 import jsonschema
+import tomllib
 
 from airflow_provider_etelecom import get_provider_info
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_provider_info_is_valid_against_airflows_schema() -> None:
@@ -57,3 +60,25 @@ def test_providers_manager_knows_the_connection_type() -> None:
     assert set(behaviours["etelecom"]["hidden_fields"]) == {"schema", "login", "port", "extra"}
     ours_fields = {k.rsplit("__", 1)[-1] for k in widgets if k.startswith("extra__etelecom__")}
     assert ours_fields == {"account_type", "timeout", "max_retries", "max_retry_time"}
+
+
+def test_airflow_shows_the_documentation_project_url() -> None:
+    """Airflow's providers page (UI, REST API, ``providers get --full``) links the Project-URL labelled Documentation.
+
+    Read from the installed metadata, which ``scripts/lib.sh`` re-installs whenever pyproject.toml changes;
+    ``scripts/release-check`` checks the same on the built wheel with ``airflow providers get``.
+    """
+    from airflow.providers_manager import ProvidersManager
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Documentation"]
+    installed = dict(
+        entry.split(", ", 1) for entry in metadata("airflow-provider-etelecom").get_all("Project-URL") or []
+    )
+    assert installed.get("Documentation") == declared, "stale install: reinstall the package (scripts/lib.sh does)"
+    provider = ProvidersManager().providers["airflow-provider-etelecom"]
+    if "documentation-url" in provider.data:  # Airflow 3.2+: the providers manager reads it for the REST API
+        assert provider.data["documentation-url"] == declared
+    else:  # Airflow 2: the web server's providers view reads it
+        from airflow.utils.docs import get_doc_url_for_provider
+
+        assert get_doc_url_for_provider("airflow-provider-etelecom", provider.version) == declared
