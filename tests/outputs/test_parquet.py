@@ -225,7 +225,7 @@ def test_without_pyarrow_the_error_names_the_extra(tmp_path: Path, monkeypatch: 
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # makes `import pyarrow` fail
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     assert module.pyarrow_installed() is False
-    with pytest.raises(ParquetUnavailableError, match=r"pip install 'airflow-provider-etelecom\[parquet\]'"):
+    with pytest.raises(ParquetUnavailableError, match=r"from a clone of airflow-provider-etelecom: pip install '\.\[parquet\]'; after its first release on PyPI: pip install 'airflow-provider-etelecom\[parquet\]'"):
         require_pyarrow()
     with (
         pytest.raises(ParquetUnavailableError, match="output_path"),
