@@ -16,7 +16,7 @@ Checks, each counted (the last line is ``N passed, M failed``; exit 1 on any fai
    key; the tasks run on both worker hostnames, never more at once than the pool's slots, and
    lose no consent under the rate limit: the ids read back from S3 are those the hook lists for
    the same windows on one machine; the 429s answered are printed with their share of requests
-   (at most 5 % with the pool sized as the README's "Running at scale" says);
+   (at most 5 % with the pool sized as docs/scale.md says);
 3. with one task slot per worker (two in all), three runs of ``etelecom_request_and_wait`` have
    their deferrable sensors deferred at the same time, each consent was requested once, and after
    the customers answer the triggerer resumes the three sensors and the runs succeed;
@@ -93,7 +93,7 @@ BUCKET = "etelecom-e2e"
 AWS_CONN_ID = "aws_e2e"
 #: The simulator's per-key rate limit and round-trip time. One listing sends one request at a time,
 #: so it makes at most 1000 / LATENCY_MS requests per second; the pool gets as many slots as fit in
-#: the key's rate: floor(RATE_LIMIT_PER_S * LATENCY_MS / 1000), the README's rule. Two slots, not one:
+#: the key's rate: floor(RATE_LIMIT_PER_S * LATENCY_MS / 1000), docs/scale.md's rule. Two slots, not one:
 #: with one, Celery may hand every task to the same idle worker; with two listings at once and one
 #: task slot per worker (Airflow's Celery config acks late and prefetches one message per slot),
 #: the second listing can only go to the other worker, so "both workers" is certain, not likely.

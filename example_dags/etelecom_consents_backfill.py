@@ -10,7 +10,7 @@ Set the range with ``ETELECOM_BACKFILL_START`` / ``ETELECOM_BACKFILL_END`` (loca
 ``file:///tmp/etelecom``; ``s3://bucket/prefix`` with ``ETELECOM_EXPORT_CONN_ID`` for S3). Trigger
 it by hand (``schedule=None``). Every window shares the same API key and its rate limit: on a
 deployment with several workers, run the windows in an Airflow pool of their own, one pool per API
-key, and name it in ``ETELECOM_POOL`` (default ``default_pool``); the README's "Running at scale"
+key, and name it in ``ETELECOM_POOL`` (default ``default_pool``); docs/scale.md ("Past one machine")
 says how many slots.
 """
 

@@ -28,7 +28,7 @@ from airflow_provider_etelecom.triggers.consent_reply_event import ConsentReplyE
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = [
     ROOT / "README.md",
-    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "docs").rglob("*.md")),
     *sorted((ROOT / "example_dags").glob("*.py")),
 ]
 IMPORT = re.compile(r"from (airflow_provider_etelecom[\w.]*) import \(?([\w, \n]+)\)?")

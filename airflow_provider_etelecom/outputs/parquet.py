@@ -62,8 +62,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: What to install for Parquet output (named in every error about a missing pyarrow).
-PARQUET_EXTRA = "pip install 'airflow-provider-etelecom[parquet]'"
+#: What to install for Parquet output (named in every error about a missing pyarrow). The package is
+#: not on PyPI before its first release, so the message says how to install from a clone first.
+PARQUET_EXTRA = (
+    "from a clone of airflow-provider-etelecom: pip install '.[parquet]'; "
+    "after its first release on PyPI: pip install 'airflow-provider-etelecom[parquet]'"
+)
 #: Consents per row group: the memory bound (a few MB as Arrow columns) and still a size readers scan well.
 ROW_GROUP_ROWS = 20_000
 #: Consents converted to Arrow at a time (raw records held before conversion).

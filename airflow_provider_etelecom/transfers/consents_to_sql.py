@@ -453,8 +453,9 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, ListingLineage
             return SqliteHook(sqlite_conn_id=self.sql_conn_id), dialect  # type: ignore[no-untyped-call]
         except ImportError as error:
             raise EtelecomValidationError(
-                f"sql_conn_id={self.sql_conn_id!r} needs the {dialect} provider: pip install "
-                f"'airflow-provider-etelecom[sql]' ({error}).",
+                f"sql_conn_id={self.sql_conn_id!r} needs the {dialect} provider: install the provider's sql "
+                "extra (from a clone of airflow-provider-etelecom: pip install '.[sql]'; "
+                f"after its first release on PyPI: pip install 'airflow-provider-etelecom[sql]') ({error}).",
                 parameter="sql_conn_id",
             ) from None
 

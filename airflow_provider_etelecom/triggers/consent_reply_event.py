@@ -4,7 +4,7 @@ A :class:`~airflow.triggers.base.BaseEventTrigger` that watches the consents of 
 Account and fires one event (one asset event, Airflow 3's event-driven scheduling) per consent
 that leaves ``S``. A DAG scheduled on the watched asset runs with no sensor and no worker held.
 
-How answers are seen. The platform is not confirmed to sort by ``updated_at`` (see the README's
+How answers are seen. The platform is not confirmed to sort by ``updated_at`` (see docs/guarantees.md's
 paging notes), so a listing cannot ask "what changed since the last poll". Each poll re-lists
 instead the span of still-pending consents: oldest first, from the ``created_at`` of the oldest
 consent that was still pending at the previous poll (or, when none was, the newest ``created_at``

@@ -17,7 +17,10 @@ from tests.outputs.test_parquet import ZERO_TIME, expected_rows, read_with_duckd
 
 pq = pytest.importorskip("pyarrow.parquet", reason="the test extra installs the parquet extra")
 
-EXTRA_HINT = r"pip install 'airflow-provider-etelecom\[parquet\]'"
+EXTRA_HINT = (
+    r"from a clone of airflow-provider-etelecom: pip install '\.\[parquet\]'; "
+    r"after its first release on PyPI: pip install 'airflow-provider-etelecom\[parquet\]'"
+)
 
 
 def add_schema_edge_cases(sim: EtelecomSimulator) -> None:

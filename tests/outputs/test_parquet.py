@@ -36,6 +36,11 @@ DOCUMENTED_TYPES = {
     "time": "timestamp[us, tz=UTC]",
 }
 
+PARQUET_HINT = (
+    r"from a clone of airflow-provider-etelecom: pip install '\.\[parquet\]'; "
+    r"after its first release on PyPI: pip install 'airflow-provider-etelecom\[parquet\]'"
+)
+
 
 def _time(text: str) -> datetime | None:
     """The oracle for a time column, written independently of the writer (stdlib only)."""
@@ -225,7 +230,7 @@ def test_without_pyarrow_the_error_names_the_extra(tmp_path: Path, monkeypatch: 
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # makes `import pyarrow` fail
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     assert module.pyarrow_installed() is False
-    with pytest.raises(ParquetUnavailableError, match=r"pip install 'airflow-provider-etelecom\[parquet\]'"):
+    with pytest.raises(ParquetUnavailableError, match=PARQUET_HINT):
         require_pyarrow()
     with (
         pytest.raises(ParquetUnavailableError, match="output_path"),
