@@ -179,7 +179,7 @@ class FailureKind(str, Enum):
 
 
 class EtelecomOutputError(EtelecomError):
-    """The export could not be written to ``output_path`` (denied, missing bucket or folder, storage down).
+    """The export could not be written to ``output_path`` (denied, read-only, missing bucket, storage down).
 
     :param kind: what an Airflow retry can do about it, a :class:`FailureKind` value decided by
         :func:`~airflow_provider_etelecom.outputs.files.classify_storage_failure`.

@@ -6,7 +6,7 @@ sensor and the transfer use (writes to ``output_path`` are classified where they
 around ``execute`` and ``execute_complete``:
 
 * :attr:`~airflow_provider_etelecom.exceptions.FailureKind.PERMANENT` (validation,
-  configuration, a refused key, a refused request, a wrong route, a missing bucket or folder):
+  configuration, a refused key, a refused request, a wrong route, a missing bucket, a read-only path):
   ``AirflowFailException``, so the task fails without using its retries, with a message that
   names the parameter or connection field to fix;
 * :attr:`~airflow_provider_etelecom.exceptions.FailureKind.CREDENTIALS` (object storage
