@@ -433,6 +433,10 @@ def wired_airflow(
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{username}:admin",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
                 "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
+                # the warehouse of etelecom_consents_to_sql_daily (paused until the user unpauses it)
+                "AIRFLOW_CONN_ETELECOM_WAREHOUSE": json.dumps(
+                    {"conn_type": "sqlite", "host": str(workdir.resolve() / "warehouse.db")}
+                ),
             }
         )
         af_log = stack.enter_context(open(logs / "airflow.log", "w"))

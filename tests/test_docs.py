@@ -60,3 +60,44 @@ def test_no_page_announces_a_feature_as_coming() -> None:
     ]
     assert not found, "say what the feature does now, or leave it out: " + "; ".join(found)
 
+
+NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
+
+
+def _example_dag_ids() -> set[str]:
+    found = re.findall(r'dag_id="(\w+)"', "".join(p.read_text() for p in (ROOT / "example_dags").glob("*.py")))
+    return set(found)
+
+
+def _demo_dag_ids() -> set[str]:
+    """The DAGs ``scripts/demo`` runs: each ``_dags_test(env, logs, NAME, ...)`` call, NAME resolved."""
+    source = (ROOT / "scripts" / "_demo.py").read_text()
+    constants = dict(re.findall(r'^(\w+) = "(\w+)"$', source, re.MULTILINE))
+    return {constants.get(name, name) for name in re.findall(r"_dags_test\(env, logs, (\w+)", source)}
+
+
+def _listed_dags(block: str) -> set[str]:
+    """The DAG ids of a ``DAGs:`` entry of the UI's banner (up to the next ``Name:`` line)."""
+    entry = re.search(r"^  DAGs:(.*?)^  \w+:", block, re.DOTALL | re.MULTILINE)
+    assert entry, "the UI banner has no DAGs: entry"
+    return set(re.findall(r"\betelecom_\w+", re.sub(r"\(.*?\)", "", entry.group(1), flags=re.DOTALL)))
+
+
+def test_getting_started_counts_the_examples_it_shows() -> None:
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    examples, demo = _example_dag_ids(), _demo_dag_ids()
+    assert len(examples) == len(list((ROOT / "example_dags").glob("*.py"))) and demo <= examples
+    counts = [
+        NUMBER_WORDS[w.lower()]
+        for w in re.findall(r"\b(\w+) (?:example DAGs|examples)\b", page)
+        if w.lower() in NUMBER_WORDS
+    ]
+    assert counts and set(counts) == {len(examples)}, (
+        f"the page counts {counts} examples; example_dags/ holds {len(examples)}"
+    )
+    ran = re.search(r"runs (\w+) of the \w+ example DAGs:\n\n((?:- .*\n(?:  .*\n)*)+)", page)
+    assert ran and NUMBER_WORDS[ran.group(1)] == len(demo), f"scripts/demo runs {len(demo)} DAGs: {sorted(demo)}"
+    assert set(re.findall(r"`airflow dags test (\w+)", ran.group(2))) == demo
+    # The banner shown on the page is the one scripts/_airflow_ui.py prints, and it lists every example.
+    banner = page[page.index("is running, wired to the local eTelecom simulator.") :]
+    assert _listed_dags(banner) == _listed_dags((ROOT / "scripts" / "_airflow_ui.py").read_text()) == examples
