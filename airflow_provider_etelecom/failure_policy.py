@@ -34,6 +34,7 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomBadRequestError,
     EtelecomConfigError,
     EtelecomContractError,
+    EtelecomDatabaseError,
     EtelecomError,
     EtelecomNotFoundError,
     EtelecomOutputError,
@@ -64,12 +65,13 @@ def classify_failure(error: BaseException) -> FailureKind:
     more), a request the platform refuses, a wrong route and an answer that broke what the listing
     relies on (:class:`EtelecomContractError`, but for an export found incomplete) are
     :attr:`FailureKind.PERMANENT`;
-    an :class:`EtelecomOutputError` carries its own kind; everything else, including exceptions
-    that are not the provider's, is :attr:`FailureKind.TRANSIENT` and left to Airflow as it is.
+    an :class:`EtelecomOutputError` or :class:`EtelecomDatabaseError` carries its own kind;
+    everything else, including exceptions that are not the provider's, is
+    :attr:`FailureKind.TRANSIENT` and left to Airflow as it is.
     A consent outcome (a refusal, a failed send) is not permanent: a failed send reached nobody
     and a retry sends again, by design.
     """
-    if isinstance(error, EtelecomOutputError):
+    if isinstance(error, (EtelecomOutputError, EtelecomDatabaseError)):
         return FailureKind(error.kind)
     if isinstance(error, EtelecomContractError):
         return FailureKind.TRANSIENT if error.retryable else FailureKind.PERMANENT

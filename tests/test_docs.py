@@ -9,6 +9,7 @@ too: that builds the DAG objects, as Airflow's parser would.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -41,9 +42,14 @@ def test_snippets_run(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ETELECOM_EXPORT_BASE", f"file://{tmp_path}/exports")
     namespace: dict[str, object] = {"__name__": "__docs__"}
-    for line, code in snippets(page):
-        compiled = compile("\n" * (line - 1) + code, str(page), "exec")
-        exec(compiled, namespace)
+    environ = dict(os.environ)  # a snippet may set a connection in os.environ, as a reader would
+    try:
+        for line, code in snippets(page):
+            compiled = compile("\n" * (line - 1) + code, str(page), "exec")
+            exec(compiled, namespace)
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 #: How a page announces a feature that is not there yet. Every feature the docs name has shipped (a page
