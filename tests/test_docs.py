@@ -9,6 +9,7 @@ too: that builds the DAG objects, as Airflow's parser would.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -107,3 +108,37 @@ def test_getting_started_counts_the_examples_it_shows() -> None:
     # The banner shown on the page is the one scripts/_airflow_ui.py prints, and it lists every example.
     banner = page[page.index("is running, wired to the local eTelecom simulator.") :]
     assert _listed_dags(banner) == _listed_dags((ROOT / "scripts" / "_airflow_ui.py").read_text()) == examples
+
+
+def test_running_your_own_dag_against_the_simulator_as_docs_simulator_md_says(tmp_path: Path) -> None:
+    """The steps of "Your own DAG against the simulator", run as written: a shell with no Airflow settings
+    of ours, a fresh ``$HOME``, ``airflow db migrate``, the connection variable, ``airflow dags test``."""
+    import shlex
+    import subprocess
+    import sys
+
+    from airflow_provider_etelecom.testing import SimulatorProcess
+
+    page = (ROOT / "docs" / "simulator.md").read_text(encoding="utf-8")
+    section = page[page.index("### Your own DAG against the simulator") :]
+    section = section[: section.index("\n### ", 1)]
+    simulator_block, airflow_block = re.findall(r"^```bash\n(.*?)^```", section, re.DOTALL | re.MULTILINE)
+    (dag_code,) = [m.group(1) for m in FENCE.finditer(section)]
+    command = shlex.split(simulator_block.split("#")[0])
+    assert command[:3] == ["python", "-m", "airflow_provider_etelecom.testing"]
+    documented_port = command[command.index("--port") + 1]
+    flags = [("0" if flag == documented_port else flag) for flag in command[3:]]  # a free port, not 8765
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("AIRFLOW", "ETELECOM_"))}
+    env.update({"HOME": str(tmp_path), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"})
+    with SimulatorProcess(*flags, api_key="demo-key", env=env, stderr=subprocess.DEVNULL) as sim:  # the CLI default
+        home = tmp_path / "etelecom-airflow"
+        (home / "dags").mkdir(parents=True)
+        (home / "dags" / "my_etelecom_export.py").write_text(dag_code)
+        script = "set -euo pipefail\n" + airflow_block.replace(f":{documented_port}/", f":{sim.port}/")
+        run = subprocess.run(
+            ["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        agreed = [c["id"] for c in sim.control("consents")["consents"] if c["reply_status"] == "P"]
+    exported = [json.loads(line)["id"] for line in (home / "exports" / "agreed.jsonl").read_text().splitlines()]
+    assert sorted(exported) == sorted(agreed) and agreed
