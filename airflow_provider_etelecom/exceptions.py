@@ -16,6 +16,7 @@ __all__ = [
     "EtelecomConsentNotFoundError",
     "EtelecomConsentOutcomeError",
     "EtelecomContractError",
+    "EtelecomDatabaseError",
     "EtelecomError",
     "EtelecomMalformedResponseError",
     "EtelecomNotFoundError",
@@ -179,7 +180,7 @@ class FailureKind(str, Enum):
 
 
 class EtelecomOutputError(EtelecomError):
-    """The export could not be written to ``output_path`` (denied, missing bucket or folder, storage down).
+    """The export could not be written to ``output_path`` (denied, read-only, missing bucket, storage down).
 
     :param kind: what an Airflow retry can do about it, a :class:`FailureKind` value decided by
         :func:`~airflow_provider_etelecom.outputs.files.classify_storage_failure`.
@@ -187,6 +188,21 @@ class EtelecomOutputError(EtelecomError):
     """
 
     def __init__(self, message: str, *, kind: str, parameter: str = "output_path") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.parameter = parameter
+
+
+class EtelecomDatabaseError(EtelecomError):
+    """The database of ``sql_conn_id`` could not be opened or used (a wrong path or URI form, a server down).
+
+    :param kind: what an Airflow retry can do about it, a :class:`FailureKind` value: permanent for
+        a SQLite file that cannot be opened (the path will not change by itself), transient for a
+        PostgreSQL server that cannot be reached (it may come back).
+    :param parameter: the parameter to fix (``sql_conn_id``).
+    """
+
+    def __init__(self, message: str, *, kind: str, parameter: str = "sql_conn_id") -> None:
         super().__init__(message)
         self.kind = kind
         self.parameter = parameter

@@ -6,7 +6,7 @@ sensor and the transfer use (writes to ``output_path`` are classified where they
 around ``execute`` and ``execute_complete``:
 
 * :attr:`~airflow_provider_etelecom.exceptions.FailureKind.PERMANENT` (validation,
-  configuration, a refused key, a refused request, a wrong route, a missing bucket or folder):
+  configuration, a refused key, a refused request, a wrong route, a missing bucket, a read-only path):
   ``AirflowFailException``, so the task fails without using its retries, with a message that
   names the parameter or connection field to fix;
 * :attr:`~airflow_provider_etelecom.exceptions.FailureKind.CREDENTIALS` (object storage
@@ -41,6 +41,7 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomBadRequestError,
     EtelecomConfigError,
     EtelecomContractError,
+    EtelecomDatabaseError,
     EtelecomError,
     EtelecomNotFoundError,
     EtelecomOutputError,
@@ -74,12 +75,13 @@ def classify_failure(error: BaseException) -> FailureKind:
     more), a request the platform refuses, a wrong route and an answer that broke what the listing
     relies on (:class:`EtelecomContractError`, but for an export found incomplete) are
     :attr:`FailureKind.PERMANENT`;
-    an :class:`EtelecomOutputError` carries its own kind; everything else, including exceptions
-    that are not the provider's, is :attr:`FailureKind.TRANSIENT` and left to Airflow as it is.
+    an :class:`EtelecomOutputError` or :class:`EtelecomDatabaseError` carries its own kind;
+    everything else, including exceptions that are not the provider's, is
+    :attr:`FailureKind.TRANSIENT` and left to Airflow as it is.
     A consent outcome (a refusal, a failed send) is not permanent: a failed send reached nobody
     and a retry sends again, by design.
     """
-    if isinstance(error, EtelecomOutputError):
+    if isinstance(error, (EtelecomOutputError, EtelecomDatabaseError)):
         return FailureKind(error.kind)
     if isinstance(error, EtelecomContractError):
         return FailureKind.TRANSIENT if error.retryable else FailureKind.PERMANENT

@@ -60,7 +60,8 @@ Airflow {_airflow_version()} is running, wired to the local eTelecom simulator.
   Login:       user admin, password {af.password}
   Connection:  etelecom_default -> {af.sim.base_url} (Admin > Connections)
   DAGs:        etelecom_consents_daily, etelecom_consents_backfill, etelecom_request_and_wait,
-               etelecom_on_reply (started by answers: its AssetWatcher polls on the triggerer)
+               etelecom_on_reply (started by answers: its AssetWatcher polls on the triggerer),
+               etelecom_consents_to_sql_daily (into the SQLite file {WORKDIR.relative_to(ROOT) / "warehouse.db"})
   Exports:     {WORKDIR / "exports"}
   Logs:        {WORKDIR / "logs"}
 

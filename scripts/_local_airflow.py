@@ -280,23 +280,55 @@ class Standalone:
         raise RuntimeError(f"The Airflow API server did not answer within {timeout:.0f} s.")
 
     def stop(self) -> list[int]:
-        """Stop every component (SIGTERM to all, then wait), and return the ports still listening."""
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 45
-        for name, proc in self.procs.items():
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                say(f"Airflow's {name} did not stop within 45 s: killing its process group")
-            _kill_group(proc.pid, signal.SIGKILL)  # the task runners it may have left behind
+        """Stop every component (see :func:`stop_components`), and return the ports still listening."""
+        stop_components(self.procs)
         ports = (self.port, *STANDALONE_LOG_PORTS)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(port_in_use(p) for p in ports):
             time.sleep(0.5)
         return [p for p in ports if port_in_use(p)]
+
+
+#: How long the components of a local Airflow get to stop by themselves before they are killed.
+STOP_GRACE = 60.0
+
+
+def stop_components(
+    procs: Mapping[str, subprocess.Popen[Any]], grace: float = STOP_GRACE, report_every: float = 10.0
+) -> float:
+    """Stop the components (each started in a session of its own), wait for all of them; return the seconds taken.
+
+    SIGTERM goes to each component's whole process group, not only to its first process: the
+    scheduler's LocalExecutor workers and the task runners under them stop along with it, instead
+    of the scheduler waiting for its running tasks to end (which once held a stop for 45 s, until
+    the scheduler was killed). Every ``report_every`` seconds it says which components it still
+    waits for; a component still running after ``grace`` seconds is killed with its group, and
+    said so. Whatever is left in each group (a task runner a component left behind) is killed at
+    the end.
+    """
+    started = time.monotonic()
+    running = {name: proc for name, proc in procs.items() if proc.poll() is None}
+    for proc in running.values():
+        _kill_group(proc.pid, signal.SIGTERM)
+    reported = started
+    while left := [name for name, proc in running.items() if proc.poll() is None]:
+        now = time.monotonic()
+        if now - started >= grace:
+            for name in left:
+                say(f"Airflow's {name} did not stop within {grace:.0f} s: killing its process group")
+            break
+        if now - reported >= report_every:
+            say(f"Waiting for Airflow's {', '.join(left)} to stop ({now - started:.0f} s; killed at {grace:.0f} s)")
+            reported = now
+        time.sleep(0.1)
+    for proc in procs.values():
+        _kill_group(proc.pid, signal.SIGKILL)  # what is left: a task runner a component left behind
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+    took = time.monotonic() - started
+    if running:
+        say(f"Airflow stopped in {took:.0f} s")
+    return took
 
 
 def admin_password(home: Path, timeout: float = 60) -> str:
@@ -433,6 +465,10 @@ def wired_airflow(
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{username}:admin",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
                 "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
+                # the warehouse of etelecom_consents_to_sql_daily (paused until the user unpauses it)
+                "AIRFLOW_CONN_ETELECOM_WAREHOUSE": json.dumps(
+                    {"conn_type": "sqlite", "host": str(workdir.resolve() / "warehouse.db")}
+                ),
             }
         )
         af_log = stack.enter_context(open(logs / "airflow.log", "w"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -192,6 +193,25 @@ def s3_bucket(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     name = f"exports-{datetime.now(timezone.utc).strftime('%H%M%S%f')}"
     s3.create_bucket(Bucket=name)
     return s3, name
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    """A real read-only file system (a tmpfs mounted ``ro``); skipped where this user may not mount."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    mount = shutil.which("mount")
+    if mount is None:
+        pytest.skip("no mount command")
+    made = subprocess.run(
+        [mount, "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], capture_output=True, text=True, check=False
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {made.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from airflow_provider_etelecom.exceptions import (
     EtelecomConfigError,
     EtelecomConsentNotFoundError,
     EtelecomConsentOutcomeError,
+    EtelecomDatabaseError,
     EtelecomOutputError,
     EtelecomPagingError,
     EtelecomRateLimitError,
@@ -314,6 +315,8 @@ PERMANENT, CREDENTIALS, TRANSIENT = FailureKind.PERMANENT, FailureKind.CREDENTIA
         (EtelecomConsentNotFoundError("not listed yet"), TRANSIENT),
         (EtelecomOutputError("denied", kind="credentials"), CREDENTIALS),
         (EtelecomOutputError("no bucket", kind="permanent"), PERMANENT),
+        (EtelecomDatabaseError("sqlite file cannot be opened", kind="permanent"), PERMANENT),
+        (EtelecomDatabaseError("postgres server down", kind="transient"), TRANSIENT),
         (KeyError("a bug"), TRANSIENT),
     ],
 )

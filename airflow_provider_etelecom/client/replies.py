@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -96,6 +96,11 @@ def _items(value: object) -> list[object]:
         return [part.strip() for part in text.split(",") if part.strip()]
     if isinstance(value, (int, Mapping)):
         return [value]
+    if isinstance(value, Sequence):
+        # One slice, not iteration: Airflow 3's lazy sequence of a mapped task's XCom iterates by
+        # asking for item 0, 1, ... until one is missing, and logs "[error] XCom not found ...
+        # offset=N" for that last probe on a run that went well; a slice is one request, no probe.
+        return list(value[:])
     if isinstance(value, Iterable):
         return list(value)
     raise EtelecomValidationError(

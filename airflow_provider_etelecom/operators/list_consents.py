@@ -133,7 +133,7 @@ class ListConsentsOperator(ConsentFiltersMixin, StopOnKillMixin, ListingLineageM
     file out, see :mod:`airflow_provider_etelecom.operators.lineage`), never the temporary file.
 
     Failures a retry cannot fix (invalid arguments, a wrong connection, a refused key after one
-    re-read of the connection, a missing bucket or folder) fail the task without Airflow retries;
+    re-read of the connection, a missing bucket, a read-only path) fail the task without Airflow retries;
     storage that refuses its credentials gets one retry; transient failures are retried as the
     task says (see :mod:`airflow_provider_etelecom.failure_policy`). A stopped task
     (``on_kill``: SIGTERM, a task marked failed) stops paging, deletes its temporary file and

@@ -7,8 +7,8 @@ successful export) is left untouched. On a local
 filesystem the move is a ``rename`` (atomic); on S3/GCS it is copy + delete, so readers may see
 the old or the new object but never a half-written one.
 
-A failure of the storage itself (permission denied, a missing bucket or folder, a storage outage)
-is raised as one short :class:`~airflow_provider_etelecom.exceptions.EtelecomOutputError` naming
+A failure of the storage itself (permission denied, a read-only file system, a missing bucket, a
+storage outage) is raised as one short :class:`~airflow_provider_etelecom.exceptions.EtelecomOutputError` naming
 ``output_path`` and ``output_conn_id``, classified by
 :func:`classify_storage_failure`, instead of the
 filesystem's deep traceback (which is logged at DEBUG).
@@ -28,6 +28,7 @@ same steps (folder, temporary file, write, stop check, move, clean-up) with the 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import posixpath
@@ -86,8 +87,11 @@ def classify_storage_failure(error: BaseException, *, local: bool) -> FailureKin
     fsspec filesystems raise ``PermissionError`` and ``FileNotFoundError`` (s3fs translates
     ``AccessDenied`` and ``NoSuchBucket`` into them, keeping the botocore error as the cause).
 
-    * a missing bucket or folder, a path under a regular file: :attr:`FailureKind.PERMANENT`;
+    * a missing bucket or folder, a path under a regular file: :attr:`FailureKind.PERMANENT` (a
+      missing local folder never gets here: :func:`atomic_output` creates it);
     * permission denied on a local path: :attr:`FailureKind.PERMANENT` (file modes do not refresh);
+    * a read-only file system (``EROFS``), local or a mount fsspec writes through:
+      :attr:`FailureKind.PERMANENT`, like permission denied (a mount does not turn writable by itself);
     * permission denied on remote storage, or expired/invalid credentials:
       :attr:`FailureKind.CREDENTIALS`, since a role's token may be renewing;
     * anything else (a storage 5xx, a dropped connection, a full disk): :attr:`FailureKind.TRANSIENT`.
@@ -96,7 +100,7 @@ def classify_storage_failure(error: BaseException, *, local: bool) -> FailureKin
     :param local: whether the path is on the worker's own filesystem.
     """
     code = _storage_error_code(error)
-    if code in _MISSING_CODES:
+    if code in _MISSING_CODES or (isinstance(error, OSError) and error.errno == errno.EROFS):
         return FailureKind.PERMANENT
     if code in _DENIED_CODES or isinstance(error, PermissionError):
         return FailureKind.PERMANENT if local else FailureKind.CREDENTIALS
@@ -143,7 +147,10 @@ def resolve_output_path(path: str, *, conn_id: str | None = None, parameter: str
 
 
 _ADVICE = {
-    FailureKind.PERMANENT: "a retry cannot fix this: fix output_path (the bucket or folder must exist and be writable)",
+    FailureKind.PERMANENT: (
+        "a retry cannot fix this: fix output_path (the bucket must exist, and the path must be writable: "
+        "not read-only, not under a regular file)"
+    ),
     FailureKind.CREDENTIALS: (
         "the storage refused the credentials: give the credentials of output_conn_id={conn_id!r} (None: the "
         "worker's default credentials) write access to this path, or fix output_path"

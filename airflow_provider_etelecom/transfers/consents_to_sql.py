@@ -24,7 +24,7 @@ from airflow_provider_etelecom.client.models import CONSENT_FIELD_NAMES
 from airflow_provider_etelecom.client.query import FILTER_FIELDS
 from airflow_provider_etelecom.client.seen import SeenIds
 from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, format_api_time, validate_number
-from airflow_provider_etelecom.exceptions import EtelecomValidationError
+from airflow_provider_etelecom.exceptions import EtelecomDatabaseError, EtelecomValidationError, FailureKind
 from airflow_provider_etelecom.failure_policy import validate_retry_permanent_errors, with_failure_policy
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.operators.base import (
@@ -83,6 +83,49 @@ def _table(value: object) -> TableName:
         return sql_table.parse_table_name(value)
     except ValueError as error:
         raise EtelecomValidationError(str(error), parameter="table") from None
+
+
+#: The modules of the DB-API drivers the two dialects use: their errors are the database's, not a bug.
+_DRIVER_MODULES = frozenset({"sqlite3", "psycopg", "psycopg2"})
+
+
+def _sqlite_forms(conn_id: str) -> str:
+    """The connection forms that open a SQLite file, for error messages."""
+    return (
+        f"give the connection the database file's absolute path in Host (its folder must exist), e.g. "
+        f'AIRFLOW_CONN_{conn_id.upper()}=\'{{"conn_type": "sqlite", "host": "/data/consents.db"}}\' or the URI '
+        f"'sqlite://%2Fdata%2Fconsents.db' (the path URL-encoded as the host); see docs/warehouse.md"
+    )
+
+
+@contextmanager
+def _opening_database(conn_id: str, dialect: Dialect) -> Iterator[None]:
+    """Turn a driver's failure to open or first use the database of ``conn_id`` into one clear error.
+
+    A SQLite file that cannot be opened stays so (a wrong path, a URI form the SQLite provider
+    misreads): permanent. A PostgreSQL server that cannot be reached may come back: transient,
+    retried as the task says.
+
+    :raises EtelecomDatabaseError: naming ``sql_conn_id`` and what to fix.
+    """
+    try:
+        yield
+    except Exception as error:
+        if type(error).__module__.split(".")[0] not in _DRIVER_MODULES:
+            raise
+        cause = f"{type(error).__name__}: {str(error).strip()[:300]}"
+        if dialect == "sqlite":
+            raise EtelecomDatabaseError(
+                f"sql_conn_id={conn_id!r}: the SQLite database could not be opened or read ({cause}); "
+                f"{_sqlite_forms(conn_id)}.",
+                kind=FailureKind.PERMANENT.value,
+            ) from None
+        raise EtelecomDatabaseError(
+            f"sql_conn_id={conn_id!r}: the PostgreSQL database could not be reached or read ({cause}); check the "
+            f"connection's Host, Port, Login, Password and Schema (the database name) and that the server is "
+            f"up; Airflow retries the task as configured.",
+            kind=FailureKind.TRANSIENT.value,
+        ) from None
 
 
 def _sqlstate(error: BaseException) -> str | None:
@@ -443,6 +486,15 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, ListingLineage
                 f"(docs/warehouse.md).",
                 parameter="sql_conn_id",
             )
+        if dialect == "sqlite" and not conn.host and str(conn.schema or "").startswith("/"):
+            # SQLAlchemy's 'sqlite:////abs/path.db': Airflow reads an empty Host and Schema '/abs/path.db',
+            # which the SQLite provider turns into 'file://abs/...' and sqlite3 refuses ("invalid uri authority").
+            raise EtelecomDatabaseError(
+                f"sql_conn_id={self.sql_conn_id!r} holds the SQLite path {conn.schema!r} in Schema with an empty "
+                f"Host (what the URI 'sqlite:///{conn.schema}' becomes), which the SQLite provider cannot open; "
+                f"{_sqlite_forms(self.sql_conn_id)}.",
+                kind=FailureKind.PERMANENT.value,
+            )
         try:
             if dialect == "postgres":
                 from airflow.providers.postgres.hooks.postgres import PostgresHook
@@ -471,7 +523,9 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, ListingLineage
 
         :return: ``{table, count, written, window}``.
         :raises AirflowFailException: for failures a retry cannot fix (invalid arguments, an
-            unknown or unsupported connection, a missing or mismatched table, a refused key).
+            unknown or unsupported connection, a SQLite file that cannot be opened, a missing or
+            mismatched table, a refused key).
+        :raises EtelecomDatabaseError: when a PostgreSQL server cannot be reached (retried).
         :raises EtelecomStoppedError: when told to stop (``on_kill``) before the merge.
         """
         self._arm_stop()
@@ -483,9 +537,11 @@ class ConsentsToSqlOperator(ConsentFiltersMixin, StopOnKillMixin, ListingLineage
             "date_to": None if query.date_to is None else format_api_time(query.date_to),
         }
         self._lineage_outcome = None
-        load = _TableLoad(sql_hook, dialect, table, self.create_table, self.log)
+        with _opening_database(self.sql_conn_id, dialect):
+            load = _TableLoad(sql_hook, dialect, table, self.create_table, self.log)
         try:
-            load.check_table()
+            with _opening_database(self.sql_conn_id, dialect):
+                load.check_table()
             self._lineage_schema = load.current_schema
             self._lineage_base_url = self.hook.client.config.base_url
             self.log.info("Loading eTelecom consents (%s) into %s table %s.", query.describe(), dialect, table)

@@ -654,3 +654,14 @@ def test_repeats_of_an_unstable_cursor_are_dropped_and_reported(monkeypatch: pyt
     # A keyset never serves a consent of the page before again: the cursor is dropped and the window
     # listed again by date bounds (where it repeated one consent it may have skipped another).
     assert "not a (created_at, id) keyset after all" in text and "Listing the window again by date bounds" in text
+
+
+def test_a_read_only_output_path_fails_without_retries(
+    etelecom_connection: EtelecomSimulator, read_only_folder: Path
+) -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    target = f"file://{read_only_folder}/consents.jsonl"
+    with pytest.raises(AirflowFailException, match="Read-only file system") as raised:
+        run(ListConsentsOperator(task_id="export", output_path=target))
+    assert f"output_path={target!r}" in str(raised.value)

@@ -409,6 +409,59 @@ def test_deferrable_refusal_fails_the_task(
     assert state == "failed" and seen is None
 
 
+CAMPAIGN_DAG = """
+import json
+from datetime import datetime, timezone
+
+from airflow.providers.common.compat.sdk import DAG, task
+
+from airflow_provider_etelecom.operators.request_consent import RequestConsentOperator
+from airflow_provider_etelecom.sensors.consent_replies import ConsentRepliesSensor
+
+with DAG(dag_id="consent_replies_campaign", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc)) as dag:
+    ask = RequestConsentOperator.partial(
+        task_id="request_consent", oa_id={oa_id!r}, call_type="audio", reason_code="update_order"
+    ).expand(phone={phones!r})
+    wait = ConsentRepliesSensor(
+        task_id="wait_all", consent_ids=ask.output, oa_id={oa_id!r}, poke_interval=1, timeout=60, mode="poke"
+    )
+
+    @task
+    def record(consents):
+        with open({out!r}, "w") as handle:
+            json.dump(consents, handle)
+
+    record(wait.output)
+"""
+
+
+def test_a_campaign_reads_the_mapped_requests_without_an_xcom_error(
+    airflow_db: str,
+    etelecom_connection: EtelecomSimulator,
+    sequential_executor_on_airflow_2: None,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The sensor reads a mapped task's output in one slice: iterating it made Airflow 3 ask for the item
+    one past the end and log ``[error] XCom not found ... offset=N`` on a green run."""
+    sim = etelecom_connection
+    sim.auto_reply_after_s = 2
+    phones = [f"0914{i:06d}" for i in range(3)]
+    out = tmp_path / "campaign.json"
+    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "consent_replies_campaign.py"
+    path.write_text(CAMPAIGN_DAG.format(oa_id=OA, phones=phones, out=str(out)))
+    dag_run = runpy.run_path(str(path))["dag"].test()
+    assert str(dag_run.state) in ("success", "DagRunState.SUCCESS")
+    seen = json.loads(out.read_text())
+    assert sorted(c["phone"] for c in seen.values()) == sorted("84" + p[1:] for p in phones)
+    captured = capfd.readouterr()
+    logged = captured.out + captured.err + caplog.text
+    assert "XCom not found" not in logged
+
+
 # -- changed reads ---------------------------------------------------------------------------------
 
 

@@ -6,14 +6,17 @@ what it printed, how it exited, what its command line holds.
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 import requests
 
 from airflow_provider_etelecom.testing import PLATFORM_VARIANTS, SimulatorProcess
 from airflow_provider_etelecom.testing.__main__ import build_parser, switches_of
+from airflow_provider_etelecom.testing.process import API_KEY_ENV
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -157,3 +160,36 @@ def test_cli_defaults_to_a_free_port_and_prints_it() -> None:
         ]
         sim.process.send_signal(signal.SIGTERM)
         assert sim.process.wait(timeout=10) == 0
+
+
+def _shown(default: object) -> str:
+    """A default as the docs' table writes it: ``none``, a number without a needless ``.0``, or the text."""
+    if default is None:
+        return "none"
+    if isinstance(default, float):
+        return f"{default:g}"
+    return str(default)
+
+
+def test_the_docs_table_gives_every_flag_its_parser_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/simulator.md's table of the command line's flags holds each non-switch flag once, with its real default."""
+    from airflow_provider_etelecom.testing.switches import SWITCHES
+
+    monkeypatch.delenv(API_KEY_ENV, raising=False)  # the default the table documents, not this machine's
+    switch_flags = {switch.flag for switch in SWITCHES}
+    expected = {
+        flag: _shown(action.default)
+        for action in build_parser()._actions
+        for flag in action.option_strings
+        if flag.startswith("--") and flag != "--help" and flag not in switch_flags
+    }
+    page = (Path(__file__).resolve().parents[2] / "docs" / "simulator.md").read_text(encoding="utf-8")
+    section = page[page.index("## Command line") :]
+    table = section[section.index("| flag | default |") :].split("\n\n", 1)[0]
+    documented: dict[str, str] = {}
+    for row in table.splitlines()[2:]:
+        flags, default, _ = (cell.strip() for cell in row.strip("|").split("|", 2))
+        for flag in re.findall(r"`(--[\w-]+)`", flags):
+            assert flag not in documented, f"{flag} is in the table twice"
+            documented[flag] = default.strip("`")
+    assert documented == expected

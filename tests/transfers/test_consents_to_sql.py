@@ -13,13 +13,19 @@ from contextlib import suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_etelecom.client.models import CONSENT_FIELD_NAMES
 from airflow_provider_etelecom.client.validation import FILTER_MARGIN
-from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomStoppedError, EtelecomValidationError
+from airflow_provider_etelecom.exceptions import (
+    EtelecomDatabaseError,
+    EtelecomError,
+    EtelecomStoppedError,
+    EtelecomValidationError,
+)
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from airflow_provider_etelecom.transfers import consents_to_sql as module
 from airflow_provider_etelecom.transfers import sql_table
@@ -536,6 +542,105 @@ def test_another_database_is_refused_naming_the_two_that_work(
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps({"conn_type": "mysql", "host": "127.0.0.1"}))
     message = refused_before_any_request(etelecom_connection, "'mysql' connection")
     assert "PostgreSQL (conn_type 'postgres') and SQLite ('sqlite')" in message
+
+
+def test_the_sqlalchemy_sqlite_uri_is_refused_naming_sql_conn_id_and_the_forms_that_work(
+    etelecom_connection: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``sqlite:////abs/path.db`` (SQLAlchemy's form) reached sqlite3 as ``file://abs/...``: "invalid uri authority"."""
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", f"sqlite:///{tmp_path}/warehouse.db")
+    message = refused_before_any_request(etelecom_connection, "sql_conn_id='warehouse'", create_table=True)
+    assert "invalid uri authority" not in message
+    assert f"'sqlite:///{tmp_path}/warehouse.db'" in message  # what the user typed
+    assert """AIRFLOW_CONN_WAREHOUSE='{"conn_type": "sqlite", "host": "/data/consents.db"}'""" in message
+    assert "'sqlite://%2Fdata%2Fconsents.db'" in message
+    assert not (tmp_path / "warehouse.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("what", "make"),
+    [
+        ("a folder that does not exist", lambda tmp: tmp / "no" / "such" / "folder" / "warehouse.db"),
+        ("a folder, not a file", lambda tmp: tmp),
+        (
+            "a file that is not a database",
+            lambda tmp: (tmp / "notes.db").write_text("not sqlite" * 100) and tmp / "notes.db",
+        ),
+    ],
+)
+def test_a_sqlite_file_that_cannot_be_opened_is_named_before_any_request(
+    etelecom_connection: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, what: str, make: Any
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(make(tmp_path))}))
+    message = refused_before_any_request(
+        etelecom_connection, "sql_conn_id='warehouse': the SQLite database", create_table=True
+    )
+    assert "absolute path in Host (its folder must exist)" in message, what
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda path: json.dumps({"conn_type": "sqlite", "host": str(path)}),
+        lambda path: "sqlite://" + quote(str(path), safe=""),
+    ],
+    ids=["json", "uri"],
+)
+def test_the_sqlite_connection_forms_the_errors_advise_load(
+    etelecom_connection: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, form: Any
+) -> None:
+    path = tmp_path / "warehouse.db"
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", form(path))
+    result = load(create_table=True)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM consents").fetchone()[0] == result["count"] == 500
+
+
+def test_an_unreachable_postgres_is_named_and_left_to_airflow_retries(
+    etelecom_connection: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conn = {"conn_type": "postgres", "host": "127.0.0.1", "port": port, "login": "etl", "schema": "warehouse"}
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps(conn))
+    with pytest.raises(EtelecomDatabaseError, match="sql_conn_id='warehouse': the PostgreSQL database") as raised:
+        load()
+    assert raised.value.kind == "transient"  # not AirflowFailException: a server that is down may come back
+    assert etelecom_connection.requests_log == []
+
+
+SQLITE_URI_DAG = """
+from datetime import datetime, timezone
+
+from airflow.providers.common.compat.sdk import DAG
+
+from airflow_provider_etelecom.transfers.consents_to_sql import ConsentsToSqlOperator
+
+with DAG(dag_id="etelecom_sqlite_uri", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc)) as dag:
+    ConsentsToSqlOperator(task_id="load", sql_conn_id="warehouse", table="consents", create_table=True, retries=3)
+"""
+
+
+def test_a_task_given_the_sqlalchemy_sqlite_uri_fails_once_without_retries(
+    airflow_db: str, etelecom_connection: EtelecomSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The URI form users type, in a real task run: failed at once (no retry), and no request sent."""
+    import os
+    import runpy
+
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", f"sqlite:///{tmp_path}/warehouse.db")
+    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "etelecom_sqlite_uri.py"  # Airflow 3's dag.test() re-parses the file
+    path.write_text(SQLITE_URI_DAG)
+    run = runpy.run_path(str(path))["dag"].test()
+    assert str(run.state) in ("failed", "DagRunState.FAILED")
+    (ti,) = run.get_task_instances()
+    assert str(ti.state) in ("failed", "TaskInstanceState.FAILED")  # not up_for_retry: retries=3 unused
+    assert etelecom_connection.requests_log == []
 
 
 def test_a_rendered_bad_table_is_refused_before_any_request(etelecom_connection: EtelecomSimulator) -> None:
