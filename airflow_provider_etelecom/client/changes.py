@@ -123,11 +123,22 @@ class ChangeFeed:
         if times:
             self.newest = max(times) if self.newest is None else max(self.newest, *times)
 
-    def _read_span(self, client: EtelecomClient, query: ConsentQuery, pending: set[str]) -> dict[str, Consent]:
+    def read_span(self, client: EtelecomClient, query: ConsentQuery, pending: set[str]) -> dict[str, Consent]:
+        """Read the span for ``pending`` without moving the watermark, and return the pending consents found.
+
+        For a read beside this feed's own in the same poll (waits joining a shared poll): its first
+        page may be served after an answer the feed's read missed, so its times must not raise the
+        watermark above that answer.
+        """
+        return self._read_span(client, query, pending, saw=False)
+
+    def _read_span(
+        self, client: EtelecomClient, query: ConsentQuery, pending: set[str], *, saw: bool = True
+    ) -> dict[str, Consent]:
         found: dict[str, Consent] = {}
         for page in client.listing(query, sort_fallback=True):
             self.pages += 1
-            if self.pages == 1:
+            if saw and self.pages == 1:
                 self._saw(page["consents"])
             found.update((consent["id"], consent) for consent in page["consents"] if consent.get("id") in pending)
             if len(found) == len(pending):
