@@ -40,7 +40,6 @@ from airflow_provider_etelecom.client.shared_span import SharedSpan, SharedWait
 from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomTransientError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 
-
 log = logging.getLogger(__name__)
 
 #: Waits of one poll checked with their own read at the same time (worker threads, connections).
