@@ -7,9 +7,10 @@ registry, one poll per event loop) and asks it for each check instead of listing
 poll runs whenever a wait is due, at the shortest ``poke_interval`` of its waits (a wait's first
 check at once), and reads once for all of them in one worker thread
 (:meth:`~airflow_provider_etelecom.client.shared_span.SharedSpan.read`); the waits it cannot serve
-are checked with their own read in the same poll, at most :data:`OWN_READS` at a time. So one poll
-holds one client, at most ``1 + OWN_READS`` worker threads at a time, and as many TCP connections,
-whatever the number of waits; the event loop only schedules.
+are checked with their own read in the same poll, after it, at most :data:`OWN_READS` at a time.
+Each of those lanes has its own client (a ``requests`` session keeps one connection), and the
+shared read uses the first. So one poll holds :data:`OWN_READS` clients, worker threads and TCP
+connections at most, whatever the number of waits; the event loop only schedules.
 
 Each wait still decides alone, with its own deadline (it stops waiting for a poll at it), its own
 not-found grace and its own event. A failure of the shared listing reaches each wait as its own
@@ -42,7 +43,7 @@ from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 
 log = logging.getLogger(__name__)
 
-#: Waits of one poll checked with their own read at the same time (worker threads, connections).
+#: Waits of one poll checked with their own read at the same time: worker threads, clients, connections.
 OWN_READS = 2
 #: Seconds a poll that a new wait started waits for others that arrive with it (a triggerer starts
 #: the triggers it was assigned together).
@@ -94,9 +95,9 @@ class SharedPoll:
         self.members: list[Member] = []
         self.closed = False
         self.polls = 0
-        self._client: EtelecomClient | None = None
+        self._clients: list[EtelecomClient] = []
+        self._lanes: asyncio.Queue[EtelecomClient] = asyncio.Queue()
         self._wake = asyncio.Event()
-        self._reads = asyncio.Semaphore(OWN_READS)
         self._phase: float | None = None
         self._task = loop.create_task(self._run(), name=f"etelecom-shared-poll:{etelecom_conn_id}:{oa_id}")
         self._task.add_done_callback(self._stopped)
@@ -148,7 +149,9 @@ class SharedPoll:
 
     async def _run(self) -> None:
         try:
-            self._client = await EtelecomHook(self.etelecom_conn_id).aget_client()
+            for _ in range(OWN_READS):
+                self._clients.append(await EtelecomHook(self.etelecom_conn_id).aget_client())
+                self._lanes.put_nowait(self._clients[-1])
         except EtelecomError as error:  # every wait waiting now ends as a lone wait's would
             for member in self._waiting():
                 assert member.future is not None
@@ -175,8 +178,7 @@ class SharedPoll:
     async def _poll(self, members: list[Member]) -> None:
         if not members:
             return
-        client, interval = self._client, self.interval
-        assert client is not None
+        client, interval = self._clients[0], self.interval
         self.polls += 1
         if self._phase is None:
             self._phase = self.loop.time()
@@ -186,7 +188,7 @@ class SharedPoll:
         try:
             result = await asyncio.to_thread(self.span.read, client, [m.shared for m in members], now, interval)
             outcomes: dict[SharedWait, Decision | EtelecomError] = {**result.decisions, **result.errors}
-            alone = await asyncio.gather(*(self._alone(client, shared, now, interval) for shared in result.alone))
+            alone = await asyncio.gather(*(self._alone(shared, now, interval) for shared in result.alone))
             outcomes.update(zip(result.alone, alone, strict=True))
         finally:
             for member in members:
@@ -206,14 +208,14 @@ class SharedPoll:
             else:
                 member.future.set_result(outcome)
 
-    async def _alone(
-        self, client: EtelecomClient, shared: SharedWait, now: datetime, interval: float
-    ) -> Decision | EtelecomError:
-        async with self._reads:
-            try:
-                return await asyncio.to_thread(shared.check_alone, client, now, interval)
-            except EtelecomError as error:
-                return error
+    async def _alone(self, shared: SharedWait, now: datetime, interval: float) -> Decision | EtelecomError:
+        client = await self._lanes.get()
+        try:
+            return await asyncio.to_thread(shared.check_alone, client, now, interval)
+        except EtelecomError as error:
+            return error
+        finally:
+            self._lanes.put_nowait(client)
 
     def _stopped(self, task: asyncio.Task[None]) -> None:
         """Release every wait still waiting (they go on alone), forget the poll, close its client."""
@@ -226,5 +228,5 @@ class SharedPoll:
         for member in self.members:
             if member.future is not None and not member.future.done():
                 member.future.set_exception(SharedPollStopped(f"The shared poll of {self!r} stopped"))
-        if self._client is not None:
-            self._client.close()
+        for client in self._clients:
+            client.close()

@@ -15,14 +15,14 @@ OA = "4239023413265392134"
 
 
 def deferred(
-    consent: dict[str, Any], *, many: bool = False, check: bool = True, shared_poll: bool = True, **overrides: Any
+    consent: dict[str, Any], *, many: bool = False, check: bool | str = True, shared_poll: bool = True, **overrides: Any
 ) -> ConsentRepliesTrigger:
     """Build the trigger a deferring sensor builds for ``consent``, after the check it makes before deferring.
 
     :param many: as ``ConsentRepliesSensor`` given the consent dict (``created_from`` from its
         ``created_at``); else as ``ConsentReplySensor`` (its ``oa_id`` + ``phone``, one page).
     :param check: make the sensor's check (which gives the trigger ``listed_from``); ``False`` for
-        ids the sensor never saw.
+        ids the sensor never saw; ``"listed"``: as if that check had listed ``consent`` (no request).
     """
     now = datetime.now(timezone.utc)
     if many:
@@ -32,7 +32,9 @@ def deferred(
         )
     else:
         wait = ReplyWait(consent_ids=[consent["id"]], oa_id=OA, phone=consent["phone"], max_pages=1)
-    if check:
+    if check == "listed":
+        wait.settled = {consent["id"]: consent}  # type: ignore[dict-item]
+    elif check:
         wait.check(EtelecomHook().client, now, not_found_expired=False)
     kwargs: dict[str, Any] = {
         **wait.settings(),
