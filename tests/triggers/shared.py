@@ -28,12 +28,12 @@ def deferred(
     if many:
         created = datetime.fromisoformat(str(consent["created_at"]).replace("Z", "+00:00"))
         wait = ReplyWait(
-            consent_ids=[consent["id"]], oa_id=OA, created_from=created - timedelta(seconds=CREATED_FROM_MARGIN_S)
+            consent_ids=[str(consent["id"])], oa_id=OA, created_from=created - timedelta(seconds=CREATED_FROM_MARGIN_S)
         )
     else:
-        wait = ReplyWait(consent_ids=[consent["id"]], oa_id=OA, phone=consent["phone"], max_pages=1)
+        wait = ReplyWait(consent_ids=[str(consent["id"])], oa_id=OA, phone=consent["phone"], max_pages=1)
     if check == "listed":
-        wait.settled = {consent["id"]: consent}  # type: ignore[dict-item]
+        wait.settled = {str(consent["id"]): consent}  # type: ignore[dict-item]
     elif check:
         wait.check(EtelecomHook().client, now, not_found_expired=False)
     kwargs: dict[str, Any] = {
