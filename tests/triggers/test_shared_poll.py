@@ -149,3 +149,37 @@ def test_a_cancelled_wait_leaves_the_poll(etelecom_connection: EtelecomSimulator
 
     members, statuses = asyncio.run(scenario())
     assert members == [] and statuses == ["done", "done"]
+
+
+def test_the_poll_runs_at_the_shortest_poke_interval(etelecom_connection: EtelecomSimulator) -> None:
+    sim = etelecom_connection
+    consents = campaign(sim, 4)
+    # Three waits would check hourly alone; the fourth checks every 50 ms, and so does their poll.
+    triggers = [deferred(c, poke_interval=3600.0 if i else 0.05) for i, c in enumerate(consents)]
+
+    def answer() -> None:
+        for consent in consents:
+            sim.reply(consent["id"], "P")
+
+    events = run_together(triggers, answer, timeout=20)
+    assert [e["status"] for e in events] == ["done"] * 4
+
+
+def test_a_transient_failure_of_the_shared_read_is_checked_again_at_the_next_poll(
+    etelecom_connection: EtelecomSimulator, retry_pauses: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    sim = etelecom_connection
+    consents = campaign(sim, 10)
+    triggers = [deferred(c) for c in consents]
+    for consent in consents:
+        sim.reply(consent["id"], "N")
+    sim.reset_stats()
+    sim.script_faults(["503"] * 7)  # the first attempt and 5 retries fail, then one more
+    polls: list[str] = []
+    events = run_together(triggers, lambda: polls.append(repr(shared_poll._POLLS)))
+    assert [e["status"] for e in events] == ["done"] * 10
+    # One shared read spent the budget (6 requests), the next poll's read met one more fault and then
+    # succeeded: 8 requests for ten waits, as one lone wait spends.
+    assert sim.stats.count(method=LIST) == 8 and len(retry_pauses) == 6
+    assert sum("will check again" in r.getMessage() for r in caplog.records) == 10  # each wait logs its own
+    assert SECRET_KEY not in polls[0] + caplog.text and OA in polls[0]
