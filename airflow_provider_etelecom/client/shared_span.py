@@ -13,9 +13,10 @@ so a wait served by a shared poll ends exactly as it would alone.
 * **What is read.** The OA's span from the earliest start of the served waits, oldest first, with
   the change reads of :class:`~airflow_provider_etelecom.client.changes.ChangeFeed` (its checks, its
   verification and its fallback to the span), for the union of their pending ids. A wait read for
-  the first time (it joined since the last poll, or lost its place) is read by a span read of its
-  own span, after the feed's read and without moving the feed's watermark: its first check never
-  relies on a read that began before it joined.
+  the first time (it joined since the last poll), or one that missed a read that moved the
+  watermark, is read by a span read of its own span, after the feed's read and without moving the
+  watermark: its first check never relies on a read that began before it joined, and no answer
+  falls below a watermark set by a read that did not look for it.
 * **What each wait gets.** The states of its own pending consents, and the decision of its own
   wait. A wait the read cannot serve is returned to be read alone for this poll: a span read that
   did not show one of its pending consents (not listed yet, or outside the span), or a decision
@@ -60,8 +61,9 @@ class SharedWait:
     listed_from: datetime | None = None
     not_found_deadline: float = math.inf
     deadline: float = math.inf
-    #: A shared read has read every pending consent of this wait: changed reads may serve it.
-    known: bool = field(default=False, init=False)
+    #: The watermark (:attr:`SharedSpan.reads`) under which a shared read last showed every pending
+    #: consent of this wait; changed reads may serve it only while the watermark has not moved since.
+    read_at: int = field(default=-1, init=False)
 
     def __repr__(self) -> str:
         """Describe the wait (phone masked) for logs."""
@@ -116,6 +118,8 @@ class SharedSpan:
     def __init__(self, oa_id: str) -> None:
         self.oa_id = oa_id
         self.feed = ChangeFeed()
+        #: Reads that may have moved the feed's watermark so far.
+        self.reads = 0
 
     def __repr__(self) -> str:
         """Say which OA this span is of, and how its reads go."""
@@ -139,21 +143,23 @@ class SharedSpan:
         if len(servable) < MIN_SHARED:
             return PollResult(alone=list(waits))
         result = PollResult(alone=[shared for shared in waits if shared not in servable])
-        known = [s for s in servable if s.known and s.wait.pending <= set(s.wait.settled)]
+        # A wait the watermark moved past without it (it was not in that poll) may have an answer
+        # below the watermark now: it is read as a joiner, by a span read of its own span.
+        known = [s for s in servable if s.read_at == self.reads and s.wait.pending <= set(s.wait.settled)]
         joining = [s for s in servable if s not in known]
         found: dict[str, Consent] = {}
         changed = False
         try:
-            if known:
+            if known or not self.reads:
+                first = known or joining
                 settled = {i: c for s in known for i, c in s.wait.settled.items()}
-                found = self.feed.read(client, self._query(client, known, starts), _pending(known), settled)
-                changed, result.requests = self.feed.changed, self.feed.pages
-            if joining:
+                found = self.feed.read(client, self._query(client, first, starts), _pending(first), settled)
+                changed, result.requests = self.feed.changed and bool(known), self.feed.pages
+                self.reads += 1
+                joining = [s for s in joining if s not in first]
+            if joining:  # after the read that set the watermark, and without moving it
                 query, pending = self._query(client, joining, starts), _pending(joining)
-                if known:  # a second read this poll: it must not move the watermark the first one set
-                    found.update(self.feed.read_span(client, query, pending))
-                else:
-                    found = self.feed.read(client, query, pending, {})
+                found.update(self.feed.read_span(client, query, pending))
                 result.requests = self.feed.pages
         except EtelecomError as error:
             result.errors = dict.fromkeys(servable, error)
@@ -172,10 +178,10 @@ class SharedSpan:
                     ends=shared.ends(interval),
                 )
             if decision is None:
-                shared.known = False
+                shared.read_at = -1
                 result.alone.append(shared)
             else:
-                shared.known = True
+                shared.read_at = self.reads
                 result.decisions[shared] = decision
         return result
 

@@ -61,27 +61,46 @@ def test_a_lone_wait_reads_as_it_always_did(etelecom_connection: EtelecomSimulat
 
 
 def test_late_joiners_and_leavers_change_what_the_next_poll_reads(etelecom_connection: EtelecomSimulator) -> None:
+    import asyncio
+
     sim = etelecom_connection
-    early, late = campaign(sim, 5), campaign(sim, 5, first_phone=100)
-    # The late ones were requested after the early ones; the early ones answer at once.
-    triggers = [deferred(c) for c in early]
-    for consent in early[:3]:
+    early = campaign(sim, 4)
+    sim.advance(10)
+    late = campaign(sim, 4, first_phone=100)
+    sim.advance(10)
+    joiner = campaign(sim, 2, first_phone=200)
+    early_triggers, late_triggers = [deferred(c) for c in early], [deferred(c) for c in late]
+    joiner_triggers = [deferred(c) for c in joiner]
+    for consent in early:  # the early customers answer before the first poll: those waits leave
         sim.reply(consent["id"], "P")
-    late_triggers = [deferred(c) for c in late]
     sim.reset_stats()
 
-    def answer_rest() -> None:
-        for consent in early[3:] + late:
-            sim.reply(consent["id"], "N")
+    def shared_reads() -> list[tuple[str, str]]:
+        return [
+            (e["body"]["paging"].get("sort"), e["body"]["filter"]["date_from"])
+            for e in sim.requests_log
+            if e["method"] == LIST and "phone" not in e["body"]["filter"]
+        ]
 
-    events = run_together(triggers + late_triggers, answer_rest)
-    assert [e["status"] for e in events] == ["done"] * 10
-    starts = [
-        e["body"]["filter"].get("date_from")
-        for e in sim.requests_log
-        if e["method"] == LIST and "phone" not in e["body"]["filter"]
-    ]
-    assert starts and all(start is not None for start in starts)
+    async def scenario() -> list[Any]:
+        first = [asyncio.create_task(t.run().__anext__()) for t in early_triggers + late_triggers]
+        await asyncio.gather(*first[:4])  # the early waits fired and left
+        while len(shared_reads()) < 2:  # a poll after they left
+            await asyncio.sleep(0.01)
+        joined = [asyncio.create_task(t.run().__anext__()) for t in joiner_triggers]
+        while len(shared_reads()) < 4:
+            await asyncio.sleep(0.01)
+        for consent in late + joiner:
+            sim.reply(consent["id"], "N")
+        return [event.payload["status"] for event in await asyncio.gather(*first, *joined)]
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 30)) == ["done"] * 10
+    reads = shared_reads()
+    # The first poll read every wait's span from the earliest; once the early waits left, the span
+    # starts at the late ones; the joiners' first check is a span read of their own span.
+    assert reads[0][0] == "created_at" and reads[1][1] > reads[0][1]
+    joiners_start = min(r[1] for r in reads if r[0] == "created_at" and r[1] > reads[1][1])
+    assert joiners_start > reads[1][1]
 
 
 def test_a_refused_key_is_each_waits_own_error_after_one_reread(
