@@ -12,7 +12,10 @@ so a wait served by a shared poll ends exactly as it would alone.
   :data:`MIN_SHARED` servable waits: one wait alone makes exactly the requests of a lone wait.
 * **What is read.** The OA's span from the earliest start of the served waits, oldest first, with
   the change reads of :class:`~airflow_provider_etelecom.client.changes.ChangeFeed` (its checks, its
-  verification and its fallback to the span), for the union of their pending ids. A wait read for
+  verification and its fallback to the span), for the union of their pending ids. Changed reads
+  start only once a verification proved them on this platform (``prove_first``): the waits served
+  are mostly single consents, which alone read their one page and never rely on changed reads, so
+  until then each poll is a span read, and an answer is never seen later than alone. A wait read for
   the first time (it joined since the last poll), or one that missed a read that moved the
   watermark, is read by a span read of its own span, after the feed's read and without moving the
   watermark: its first check never relies on a read that began before it joined, and no answer
@@ -117,7 +120,7 @@ class SharedSpan:
 
     def __init__(self, oa_id: str) -> None:
         self.oa_id = oa_id
-        self.feed = ChangeFeed()
+        self.feed = ChangeFeed(prove_first=True)
         #: Reads that may have moved the feed's watermark so far.
         self.reads = 0
 
