@@ -28,6 +28,7 @@ BENCHMARKS = {
     "parquet": "benchmarks.bench_parquet",
     "sql": "benchmarks.bench_sql",
     "watcher": "benchmarks.bench_watcher",
+    "shared_poll": "benchmarks.bench_shared_poll",
     "reliability": "benchmarks.reliability",
     "platform_cost": "benchmarks.bench_platform_cost",
 }

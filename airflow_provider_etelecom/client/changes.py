@@ -71,6 +71,11 @@ class ChangeFeed:
     :param given_up: why changed reads were given up for this wait (``None``: in use).
     :param pages: pages the last check read.
     :param changed: whether the last check was a changed read.
+    :param prove_first: read changes only once a verification proved them (a changed read right
+        after a span read returned every answer the span found): until then every check is a span
+        read, so no answer is ever seen later than a span read sees it. For a read that serves
+        waits that would each read their span alone (a shared poll).
+    :param proven: whether a verification proved the changed reads.
     """
 
     newest: float | None = None
@@ -78,6 +83,8 @@ class ChangeFeed:
     given_up: str | None = None
     pages: int = 0
     changed: bool = False
+    prove_first: bool = False
+    proven: bool = False
 
     def __str__(self) -> str:
         """Say what the last check read, for the wait's log line."""
@@ -107,13 +114,14 @@ class ChangeFeed:
         verify, before = last or self.checks % VERIFY_EVERY == 0, self.newest
         # A one-page span (``max_pages=1``, a single consent's wait) is read in one request when it shows
         # the consent; a changed read could only prove itself complete with a second one, so none is made.
-        changes = self.given_up is None and query.max_pages != 1
+        possible = self.given_up is None and query.max_pages != 1
+        changes = possible and (self.proven or not self.prove_first)
         if changes and before is not None and not verify and pending <= set(known):
             found = self._read_changed(client, query, pending, before - WATERMARK_MARGIN_S)
             if found is not None:
                 return found
         found = self._read_span(client, query, pending)
-        if before is not None and changes and self.given_up is None:
+        if before is not None and possible and self.given_up is None:
             cross = not last and pending <= set(known)
             self._verify(client, query, found, known, before - WATERMARK_MARGIN_S, cross=cross)
         return found
@@ -123,11 +131,22 @@ class ChangeFeed:
         if times:
             self.newest = max(times) if self.newest is None else max(self.newest, *times)
 
-    def _read_span(self, client: EtelecomClient, query: ConsentQuery, pending: set[str]) -> dict[str, Consent]:
+    def read_span(self, client: EtelecomClient, query: ConsentQuery, pending: set[str]) -> dict[str, Consent]:
+        """Read the span for ``pending`` without moving the watermark, and return the pending consents found.
+
+        For a read beside this feed's own in the same poll (waits joining a shared poll): its first
+        page may be served after an answer the feed's read missed, so its times must not raise the
+        watermark above that answer.
+        """
+        return self._read_span(client, query, pending, saw=False)
+
+    def _read_span(
+        self, client: EtelecomClient, query: ConsentQuery, pending: set[str], *, saw: bool = True
+    ) -> dict[str, Consent]:
         found: dict[str, Consent] = {}
         for page in client.listing(query, sort_fallback=True):
             self.pages += 1
-            if self.pages == 1:
+            if saw and self.pages == 1:
                 self._saw(page["consents"])
             found.update((consent["id"], consent) for consent in page["consents"] if consent.get("id") in pending)
             if len(found) == len(pending):
@@ -218,6 +237,7 @@ class ChangeFeed:
             changed = None
         self.changed = False  # this check's answer is the span's
         missed = [consent["id"] for consent, _ in answered if changed is not None and consent["id"] not in changed]
+        self.proven = self.proven or (changed is not None and not missed and self.given_up is None)
         if missed and self.given_up is None:
             self._give_up(
                 f"a changed read right after the span missed consent {missed[0]}, which the span shows answered "

@@ -336,6 +336,47 @@ class ReplyWait:
         self.settled = decision.consents
         return decision
 
+    def take(
+        self,
+        found: Mapping[str, Consent],
+        now: datetime,
+        *,
+        not_found_expired: bool,
+        changed: bool,
+        ends: Callable[[], bool] = bool,
+    ) -> Decision | None:
+        """Decide on what a read made for several waits found (a shared poll's), as :meth:`check` would.
+
+        :param found: the latest state of this wait's pending consents that the read found, by id.
+        :param changed: whether that read was a changed read (it shows only what changed).
+        :param ends: whether the wait times out unless this check decides.
+        :return: the decision, or ``None`` where :meth:`check` would read again before deciding (a
+            changed read's decision it confirms on the span, a ``not_found`` it looks further back
+            for): then this check is :meth:`check`, the wait's own read.
+        """
+        decision = self._decide(found, now, not_found_expired)
+        unsure = changed and decision.final < decision.wanted
+        if decision.status == WaitStatus.NOT_FOUND or (unsure and (decision.status == WaitStatus.DONE or ends())):
+            return None
+        self.settled = decision.consents
+        return decision
+
+    def span_from(self, listed_from: datetime | None = None) -> datetime | None:
+        """Return where a span oldest first must start to show every pending consent, or ``None`` if unknown.
+
+        As :meth:`query` moves its bound: from ``created_from``, or else from ``listed_from`` (where
+        an earlier read of the same wait found its pending consents), moved up to the earliest
+        pending consent the listing showed. Without either, every pending consent must have been
+        listed with a time: bare ids that were never listed have no span.
+        """
+        start = self.created_from or listed_from
+        shown = [consent_time(self.settled[i], "created_at") if i in self.settled else None for i in self.pending]
+        floors = [None if at is None else floor_second(at) - timedelta(seconds=1) for at in shown]
+        if start is not None:
+            return span_start(start, floors)
+        known = [at for at in floors if at is not None]
+        return min(known) if known and len(known) == len(floors) else None
+
     def _decide(self, found: Mapping[str, Consent], now: datetime, not_found_expired: bool) -> Decision:
         return decide(
             self.consent_ids,

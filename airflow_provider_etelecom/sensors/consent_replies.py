@@ -219,6 +219,7 @@ class ConsentRepliesSensor(BaseSensorOperator):
                 poke_interval=float(self.poke_interval),
                 deadline=deadline,
                 not_found_deadline=started + timedelta(seconds=self.not_found_grace_period),
+                listed_from=wait.span_from(),  # where this check found the consents: a shared poll starts there
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=max(1.0, (deadline - datetime.now(timezone.utc)).total_seconds())),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -31,9 +32,11 @@ from airflow_provider_etelecom import exceptions as etelecom_exceptions
 from airflow_provider_etelecom.client import Consent
 from airflow_provider_etelecom.client.models import WAIT_DECISIONS, WAIT_EVENT_STATUSES, WaitStatus
 from airflow_provider_etelecom.client.replies import Decision, ReplyWait, serializable
+from airflow_provider_etelecom.client.shared_span import SharedWait
 from airflow_provider_etelecom.client.validation import validate_int64_id
 from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomTransientError
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
+from airflow_provider_etelecom.triggers.shared_poll import Member, SharedPoll, SharedPollStopped, join_shared_poll
 
 __all__ = ["ConsentRepliesTrigger", "parse_event"]
 
@@ -114,6 +117,10 @@ def parse_event(event: object) -> tuple[WaitStatus, Decision | None, str, type[E
     return status, decision, message, ERROR_CLASSES.get(str(event.get("error_class")), EtelecomError)
 
 
+class _NoPoll(Exception):
+    """No shared poll checked the wait before its deadline."""
+
+
 def _epoch(name: str, value: datetime | str | float) -> float:
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     if isinstance(moment, datetime) and moment.tzinfo is not None:
@@ -132,6 +139,10 @@ class ConsentRepliesTrigger(BaseTrigger):
     and checks again; any other error, and the ``deadline`` (the sensor's timeout, kept here rather
     than left to Airflow), end the wait.
 
+    A trigger with an ``oa_id`` shares its polls with the other waits of the same connection and OA
+    in this triggerer process (:mod:`~airflow_provider_etelecom.triggers.shared_poll`): one listing
+    per poll for all of them, each still decided by its own wait, with the same events.
+
     :param consent_ids: the wanted ids.
     :param oa_id: narrow the listing to this Official Account.
     :param phone: narrow the listing to this phone.
@@ -144,6 +155,11 @@ class ConsentRepliesTrigger(BaseTrigger):
     :param deadline: when to give up with a ``timeout`` event.
     :param not_found_deadline: when ids still unlisted end the wait with ``not_found``.
     :param max_pages: bound on the pages one check reads (``None``: until every pending id is seen).
+    :param listed_from: where the sensor's last check found the pending consents (their earliest
+        ``created_at`` as listed, less a second; aware datetime, ISO-8601 or epoch seconds): lets a
+        shared poll read this wait's consents in the OA's span from its first check.
+    :param shared_poll: share polls with the other waits of this connection and OA (``False``: every
+        check is this trigger's own listing).
     """
 
     def __init__(
@@ -160,6 +176,8 @@ class ConsentRepliesTrigger(BaseTrigger):
         deadline: datetime | str | float,
         not_found_deadline: datetime | str | float,
         max_pages: int | None = None,
+        listed_from: datetime | str | float | None = None,
+        shared_poll: bool = True,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call,unused-ignore]
         self.kwargs: dict[str, Any] = {
@@ -174,7 +192,10 @@ class ConsentRepliesTrigger(BaseTrigger):
             "deadline": _epoch("deadline", deadline),
             "not_found_deadline": _epoch("not_found_deadline", not_found_deadline),
             "max_pages": None if max_pages is None else int(max_pages),
+            "listed_from": None if listed_from is None else _epoch("listed_from", listed_from),
+            "shared_poll": bool(shared_poll),
         }
+        self._poll: tuple[SharedPoll, Member] | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Return the class path and JSON-safe keyword arguments (never the key)."""
@@ -193,6 +214,17 @@ class ConsentRepliesTrigger(BaseTrigger):
 
     async def _run(self) -> dict[str, Any]:
         k, wait = self.kwargs, self.wait()
+        if k["shared_poll"] and k["oa_id"] is not None:
+            listed_from = None if k["listed_from"] is None else datetime.fromtimestamp(k["listed_from"], timezone.utc)
+            shared = SharedWait(wait, listed_from, k["not_found_deadline"], k["deadline"])
+            self._poll = join_shared_poll(k["etelecom_conn_id"], k["oa_id"], shared, k["poke_interval"])
+            try:
+                return await self._wait(wait, None)
+            except SharedPollStopped as why:
+                log.warning("%s; %s goes on with its own reads.", why, wait.describe())
+            finally:
+                self._poll[0].leave(self._poll[1])
+                self._poll = None
         # A triggerer restart starts every waiting trigger at once: spread their first
         # connection reads (by at most a second). The sensor checked just before deferring.
         await asyncio.sleep(random.uniform(0, min(k["poke_interval"], 1.0)))
@@ -201,28 +233,42 @@ class ConsentRepliesTrigger(BaseTrigger):
         except EtelecomError as error:
             return build_event(WaitStatus.ERROR, error=error)
         try:
-            while (now := datetime.now(timezone.utc)).timestamp() < k["deadline"]:
-                pause = k["poke_interval"]
-                try:
-                    decision = await self._check(wait, client, now)
-                except EtelecomTransientError as error:
-                    log.warning("Checking %s failed (%s); will check again.", wait.describe(), error.message)
-                    pause = max(pause, getattr(error, "retry_after", None) or 0.0)  # a 429's Retry-After
-                except EtelecomError as error:
-                    return build_event(WaitStatus.ERROR, error=error)
-                else:
-                    log.info("%s.", wait.describe(decision))
-                    if decision.status != WaitStatus.WAITING:
-                        return build_event(decision.status, decision=decision)
-                await asyncio.sleep(max(0.0, min(pause, k["deadline"] - datetime.now(timezone.utc).timestamp())))
-            deadline = datetime.fromtimestamp(k["deadline"], timezone.utc).isoformat()
-            return build_event(
-                WaitStatus.TIMEOUT, message=f"No decision for {wait.describe()} before the timeout ({deadline})."
-            )
+            return await self._wait(wait, client)
         finally:
             client.close()
 
+    async def _wait(self, wait: ReplyWait, client: Any) -> dict[str, Any]:
+        """Check until decided or the deadline; paced by the shared poll, or by sleeping ``poke_interval``."""
+        k = self.kwargs
+        while (now := datetime.now(timezone.utc)).timestamp() < k["deadline"]:
+            pause = k["poke_interval"]
+            try:
+                decision = await self._check(wait, client, now)
+            except _NoPoll:
+                continue
+            except EtelecomTransientError as error:
+                log.warning("Checking %s failed (%s); will check again.", wait.describe(), error.message)
+                pause = max(pause, getattr(error, "retry_after", None) or 0.0)  # a 429's Retry-After
+            except EtelecomError as error:
+                return build_event(WaitStatus.ERROR, error=error)
+            else:
+                log.info("%s.", wait.describe(decision))
+                if decision.status != WaitStatus.WAITING:
+                    return build_event(decision.status, decision=decision)
+            if self._poll is None:  # a shared poll paces its waits (and waits out a Retry-After) itself
+                await asyncio.sleep(max(0.0, min(pause, k["deadline"] - datetime.now(timezone.utc).timestamp())))
+        deadline = datetime.fromtimestamp(k["deadline"], timezone.utc).isoformat()
+        return build_event(
+            WaitStatus.TIMEOUT, message=f"No decision for {wait.describe()} before the timeout ({deadline})."
+        )
+
     async def _check(self, wait: ReplyWait, client: Any, now: datetime) -> Decision:
+        if self._poll is not None:
+            poll, member = self._poll
+            try:
+                return await poll.check(member, timeout=max(0.0, self.kwargs["deadline"] - time.time()))
+            except asyncio.TimeoutError:
+                raise _NoPoll from None
         k, expired = self.kwargs, now.timestamp() >= self.kwargs["not_found_deadline"]
         # The deadline falls before the next check (a second early: the loop and the sleep take time).
         ends = lambda: datetime.now(timezone.utc).timestamp() + k["poke_interval"] + 1 >= k["deadline"]  # noqa: E731

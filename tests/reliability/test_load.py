@@ -19,8 +19,9 @@ def test_triggers_share_one_loop_poll_once_per_interval_and_all_get_their_answer
         f"{sum(result.checks)} checks, {result.list_requests} requests, {result.seconds:.1f} s"
     )
     assert result.wrong == [] and result.right_outcomes == 50
-    # One ListRequestConsent per check, and never more than one check per interval a trigger lived.
-    assert result.list_requests == sum(result.checks)
+    # Never more than one check per interval a trigger lived. The triggers share their polls: each
+    # first check is its own read (these triggers carry no listed_from), then one listing per poll.
+    assert result.list_requests <= result.triggers + 2 * max(result.checks)
     over = [(c, m) for c, m in zip(result.checks, result.max_checks_allowed, strict=True) if c > m]
     assert over == []
     assert min(result.checks) >= 2  # each trigger polled at least once before the customer answered

@@ -21,6 +21,7 @@ from airflow_provider_etelecom.triggers.consent_replies import (
 )
 from tests.conftest import SECRET_KEY
 from tests.triggers.conftest import drive, drive_with_ticker, rebuilt
+from tests.triggers.shared import deferred, run_together
 
 LIST = "Zalo/ListRequestConsent"
 OA = "4239023413265392134"
@@ -258,3 +259,25 @@ def test_http_runs_off_the_event_loop(etelecom_connection: EtelecomSimulator) ->
     assert event["status"] == "done"
     # A blocked loop would have ticked once; a free one ticks through the 400 ms request.
     assert ticks >= 10
+
+
+def test_a_thousand_waits_sharing_a_poll_leave_the_event_loop_free(etelecom_connection: EtelecomSimulator) -> None:
+    sim = etelecom_connection
+    now = sim.now()
+    consents = [
+        sim.add_consent(
+            oa_id=OA, phone=f"849{i:08d}", reply_status="S", status="P", created_at=now - timedelta(seconds=i)
+        )
+        for i in range(1000)
+    ]
+    triggers = [deferred(consent, check="listed") for consent in consents]  # deferred while waiting
+    for consent in consents:
+        sim.reply(consent["id"], "P")
+    sim.latency_ms = 100
+    sim.reset_stats()
+    ticks: list[int] = []
+    events = run_together(triggers, ticker=ticks)
+    assert [event["status"] for event in events] == ["done"] * 1000
+    # One shared read of ten pages, 100 ms each, in a worker thread: a free loop ticks all through it.
+    assert sim.stats.count(method=LIST) <= 11 and sim.stats.connections <= 4
+    assert ticks[0] >= 50
