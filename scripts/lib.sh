@@ -48,7 +48,7 @@ TEST_LEGS="3.3.2:3.11 3.3.2:3.13 3.2.2:3.12:airflow 3.1.8:3.13:airflow 3.0.6:3.1
 # the example DAGs (sensor mode parity and the operator's real retries are in there), real task
 # runs with retries (failure policy, the platform findings) and the provider info.
 AIRFLOW_FACING_TESTS="tests/hooks tests/operators tests/sensors tests/triggers tests/transfers tests/example_dags
-    tests/reliability/test_platform_task_runs.py tests/utils/test_failure_policy.py tests/test_provider_info.py"
+    tests/reliability/test_platform_task_runs.py tests/test_failure_policy.py tests/test_provider_info.py"
 
 # python_for X.Y -> prints an interpreter of Python X.Y: $PYTHON if it is one, else pyenv's
 # newest X.Y.*, else pythonX.Y on PATH (the package index cannot serve interpreters).
