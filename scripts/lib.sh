@@ -46,9 +46,10 @@ DEFAULT_PYTHON_VERSION="3.11"
 TEST_LEGS="3.3.2:3.11 3.3.2:3.13 3.2.2:3.12:airflow 3.1.8:3.13:airflow 3.0.6:3.12:airflow 2.11.2:3.11"
 # The part of the suite that meets Airflow: the hooks, operators, sensors, triggers and transfers,
 # the example DAGs (sensor mode parity and the operator's real retries are in there), real task
-# runs with retries (failure policy, the platform findings) and the provider info.
+# runs with retries (failure policy, the platform findings), the provider info and the support table.
 AIRFLOW_FACING_TESTS="tests/hooks tests/operators tests/sensors tests/triggers tests/transfers tests/example_dags
-    tests/reliability/test_platform_task_runs.py tests/test_failure_policy.py tests/test_provider_info.py"
+    tests/reliability/test_platform_task_runs.py tests/test_failure_policy.py tests/test_provider_info.py
+    tests/test_support_table.py"
 
 # python_for X.Y -> prints an interpreter of Python X.Y: $PYTHON if it is one, else pyenv's
 # newest X.Y.*, else pythonX.Y on PATH (the package index cannot serve interpreters).
