@@ -11,7 +11,7 @@ shopt -s inherit_errexit
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 DEFAULT_AIRFLOW_VERSION="3.3.2"
-SUPPORTED_AIRFLOW_VERSIONS="3.3.2 2.11.2"
+SUPPORTED_AIRFLOW_VERSIONS="3.3.2 3.2.2 3.1.8 3.0.6 2.11.2"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -40,8 +40,16 @@ ensure_uv() {
 # is one, replaces constraints/airflow-VERSION.txt for that Python (none is needed today: the pins
 # resolved on 3.11 install on 3.13 too).
 DEFAULT_PYTHON_VERSION="3.11"
-# What CI tests: AIRFLOW_VERSION:PYTHON_VERSION pairs.
-TEST_LEGS="3.3.2:3.11 3.3.2:3.13 2.11.2:3.11"
+# What CI tests: AIRFLOW_VERSION:PYTHON_VERSION pairs, each running the whole suite, or
+# AIRFLOW_VERSION:PYTHON_VERSION:airflow, running only AIRFLOW_FACING_TESTS (the middle Airflow
+# versions: the client, the simulator and the other Airflow-free tests need not run on each).
+TEST_LEGS="3.3.2:3.11 3.3.2:3.13 3.2.2:3.12:airflow 3.1.8:3.13:airflow 3.0.6:3.12:airflow 2.11.2:3.11"
+# The part of the suite that meets Airflow: the hooks, operators, sensors, triggers and transfers,
+# the example DAGs (sensor mode parity and the operator's real retries are in there), real task
+# runs with retries (failure policy, the platform findings), the provider info and the support table.
+AIRFLOW_FACING_TESTS="tests/hooks tests/operators tests/sensors tests/triggers tests/transfers tests/example_dags
+    tests/reliability/test_platform_task_runs.py tests/test_failure_policy.py tests/test_provider_info.py
+    tests/test_support_table.py"
 
 # python_for X.Y -> prints an interpreter of Python X.Y: $PYTHON if it is one, else pyenv's
 # newest X.Y.*, else pythonX.Y on PATH (the package index cannot serve interpreters).

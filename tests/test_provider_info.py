@@ -11,6 +11,7 @@ from pathlib import Path
 
 import airflow
 import jsonschema
+import pytest
 import tomllib
 
 from airflow_provider_etelecom import get_provider_info
@@ -56,6 +57,13 @@ def test_providers_manager_knows_the_connection_type() -> None:
         widgets = manager.connection_form_widgets
     ours = [w for w in caught if "etelecom" in str(w.message).lower()]
     assert ours == []
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS
+
+    if AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_2_PLUS:
+        pytest.skip(
+            "Airflow 3.0 and 3.1 take a connection form's fields and labels from the hook's methods, and only with "
+            "flask_appbuilder (the FAB provider) installed; provider info's conn-fields are read from 3.2 on"
+        )
     assert behaviours["etelecom"]["relabeling"] == {"host": "Base URL", "password": "API key"}
     assert set(behaviours["etelecom"]["hidden_fields"]) == {"schema", "login", "port", "extra"}
     ours_fields = {k.rsplit("__", 1)[-1] for k in widgets if k.startswith("extra__etelecom__")}

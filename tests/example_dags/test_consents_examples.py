@@ -16,6 +16,7 @@ import pytest
 
 from airflow_provider_etelecom.client.validation import FILTER_MARGIN
 from airflow_provider_etelecom.testing import EtelecomSimulator
+from tests.conftest import activate_assets_before_dag_test
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 FILES = ["etelecom_consents_daily.py", "etelecom_consents_backfill.py"]
@@ -56,6 +57,7 @@ def run_dag(dag: Any, logical_date: datetime | None = None) -> Any:
     from airflow.providers.common.compat.sdk import AIRFLOW_V_3_0_PLUS
 
     if AIRFLOW_V_3_0_PLUS:
+        activate_assets_before_dag_test(dag)
         return dag.test(logical_date=logical_date)
     return dag.test(execution_date=logical_date)
 

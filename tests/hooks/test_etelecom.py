@@ -302,7 +302,14 @@ def test_form_widgets_show_the_documented_fields() -> None:
         assert [str(w.args[0]) for w in widgets.values()] == labels
     else:
         # Airflow 3.2+ builds it from provider info, without calling the hook's methods.
+        from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_2_PLUS
         from airflow.providers_manager import ProvidersManager
+
+        if not AIRFLOW_V_3_2_PLUS:
+            pytest.skip(
+                "Airflow 3.0 and 3.1 build the form from the hook's methods, and only with flask_appbuilder "
+                "(the FAB provider) installed; provider info's conn-fields are read from 3.2 on"
+            )
 
         widgets = ProvidersManager().connection_form_widgets
         ours = {k.rsplit("__", 1)[-1]: w for k, w in widgets.items() if k.startswith("extra__etelecom__")}

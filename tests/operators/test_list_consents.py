@@ -19,7 +19,7 @@ from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomValidati
 from airflow_provider_etelecom.operators import list_consents as module
 from airflow_provider_etelecom.operators.list_consents import ListConsentsOperator
 from airflow_provider_etelecom.testing import EtelecomSimulator
-from tests.conftest import SECRET_KEY
+from tests.conftest import SECRET_KEY, activate_assets_before_dag_test
 
 LIST = "Zalo/ListRequestConsent"
 
@@ -400,6 +400,7 @@ def run_dag(dag: Any, logical_date: datetime) -> Any:
     from airflow.providers.common.compat.sdk import AIRFLOW_V_3_0_PLUS
 
     if AIRFLOW_V_3_0_PLUS:
+        activate_assets_before_dag_test(dag)
         return dag.test(logical_date=logical_date)
     dag.sync_to_db()  # Airflow 2 records dataset events only for datasets known to the database
     return dag.test(execution_date=logical_date)
