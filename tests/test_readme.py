@@ -25,7 +25,7 @@ BY_NAME = re.compile(r"pip install\s+['\"]?airflow-provider-etelecom\b")
 AFTER_RELEASE = re.compile(r"first release|not on PyPI", re.IGNORECASE)
 TWO_COMMANDS = (
     "./scripts/demo    # set everything up, run the example DAGs against the local simulator, print a summary",
-    "./scripts/test    # the whole test suite: ruff, mypy and pytest on Airflow 3.3.2 (Python 3.11, 3.13) and 2.11.2",
+    "./scripts/test    # the test suite: ruff and mypy, then pytest on each Airflow version of the support table",
 )
 
 
