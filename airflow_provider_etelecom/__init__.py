@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "get_provider_info"]
 
 #: Connection fields shown in the Airflow 3.2+ UI (declared here, not through hook methods,
 #: because 3.2+ reads the form from provider info and warns about the old hook methods).

@@ -117,15 +117,19 @@ def code_lines(text: str) -> int:
 
 
 def public_names(text: str) -> list[str]:
-    """Return the names in a module's ``__all__`` (a literal list or tuple), if it has one."""
-    for node in ast.parse(text).body:
-        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+    """Return the names in a module's ``__all__`` (a literal list or tuple), if it has one, with
+    those a top-level ``if`` adds (``__all__ += [...]`` for a name only some Airflow versions have)."""
+    names: list[str] = []
+    tree = ast.parse(text)
+    nodes = [*tree.body, *(n for top in tree.body if isinstance(top, ast.If) for n in top.body)]
+    for node in nodes:
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets) and node.value is not None:
                 value = node.value
                 if isinstance(value, (ast.List, ast.Tuple)):
-                    return [e.value for e in value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
-    return []
+                    names += [e.value for e in value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    return names
 
 
 def imports(text: str) -> Iterator[tuple[int, str]]:
@@ -197,6 +201,7 @@ def unused_public_names(modules: list[Module], user_texts: list[str]) -> list[st
     uses is not public.
     """
     wanted: set[tuple[str, str]] = {pair for text in user_texts for pair in _imported_names(text)}
+    wanted.update(entry_points())  # get_provider_info: Airflow finds it by name, no import to see
     for module in modules:
         wanted.update(
             (name, alias)
@@ -210,6 +215,38 @@ def unused_public_names(modules: list[Module], user_texts: list[str]) -> list[st
         dotted = ".".join([PACKAGE, *module.path.removesuffix(".py").split("/")]).removesuffix(".__init__")
         found += [f"{dotted}.{n}" for n in public_names(module.text) if (dotted, n) not in wanted]
     return found
+
+
+def entry_points(root: Path = ROOT) -> set[tuple[str, str]]:
+    """The ``module:name`` objects pyproject.toml's entry points name (Airflow loads them by name)."""
+    text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    return set(re.findall(rf'"({PACKAGE}[\w.]*):(\w+)"', text))
+
+
+def missing_public_names(modules: list[Module], texts: list[str]) -> list[str]:
+    """Return ``module.name`` for each name ``texts`` (the docs, the example DAGs) import from a
+    module whose ``__all__`` leaves it out: what users are shown to import is public."""
+    alls = {
+        ".".join([PACKAGE, *m.path.removesuffix(".py").split("/")]).removesuffix(".__init__"): public_names(m.text)
+        for m in modules
+        if m.part != "testing"
+    }
+    return sorted(
+        {
+            f"{module}.{name}"
+            for text in texts
+            for module, name in _imported_names(text)
+            if module in alls and name not in alls[module] and f"{module}.{name}" not in alls
+        }
+    )
+
+
+def docs_texts(root: Path = ROOT) -> list[str]:
+    """What users are shown: the README's and docs' Python snippets, and the example DAGs."""
+    texts = [p.read_text(encoding="utf-8") for p in sorted((root / "example_dags").rglob("*.py"))]
+    for page in [root / "README.md", *sorted((root / "docs").rglob("*.md"))]:
+        texts += re.findall(r"```(?:python|py)\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    return texts
 
 
 def user_texts(root: Path = ROOT) -> list[str]:
@@ -248,6 +285,8 @@ def report(rev: str | None, *, check: bool = False) -> int:
     if rev is None:
         unused = unused_public_names(modules, user_texts())
         print(f"Public names no user or other layer imports: {len(unused)}")
+        missing = missing_public_names(modules, docs_texts())
+        print(f"Names the docs import that no __all__ lists: {len(missing)}")
     broken = violations(modules)
     print(f"Import-layer rules broken: {len(broken)}")
     for line in broken:

@@ -153,3 +153,9 @@ def test_the_public_name_rule_catches_a_name_only_its_layer_uses() -> None:
         report.Module("hooks/h.py", "from airflow_provider_etelecom.client.a import used\n"),
     ]
     assert report.unused_public_names(modules, []) == ["airflow_provider_etelecom.client.a.inner"]
+
+
+def test_what_the_docs_import_is_public() -> None:
+    """A name the README, the docs or the example DAGs import is in its module's ``__all__``."""
+    report = _layout_report()
+    assert report.missing_public_names(report.read_modules(None), report.docs_texts()) == []
