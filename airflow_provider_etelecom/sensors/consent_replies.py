@@ -192,10 +192,12 @@ class ConsentRepliesSensor(BaseSensorOperator):
     def _kept_wait(self, context: Context) -> TaskStateStore | None:
         """Return the task state store that keeps the wait between reschedules, resuming from it once.
 
-        ``None`` outside reschedule mode and before Airflow 3.3. A record of another wait, another try
-        or another version is ignored: the wait then starts afresh, as before the store existed.
+        ``None`` outside reschedule mode, before Airflow 3.3, and for a one-page wait (``max_pages=1``,
+        every ``ConsentReplySensor`` by default), whose every check is one span request anyway. A
+        record of another wait, another try or another version is ignored: the wait then starts
+        afresh, as before the store existed.
         """
-        store = task_state_store(context) if self.reschedule else None
+        store = task_state_store(context) if self.reschedule and self.max_pages != 1 else None
         if store is None or "_kept_record" in self.__dict__:
             return store
         identity, try_number = self._wait_identity, getattr(context.get("ti"), "try_number", None)

@@ -21,7 +21,7 @@ import pytest
 from airflow.exceptions import AirflowRescheduleException
 
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
-from airflow_provider_etelecom.sensors.consent_replies import WAIT_RECORD_KEY, ConsentRepliesSensor
+from airflow_provider_etelecom.sensors.consent_replies import WAIT_RECORD_KEY, ConsentRepliesSensor, ConsentReplySensor
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from tests.conftest import SECRET_KEY
 from tests.sensors.conftest import DictTaskStateStore
@@ -175,3 +175,26 @@ def test_without_a_store_or_over_the_size_limit_every_check_lists_the_span(
     store = DictTaskStateStore()
     assert check(consents, store) is None and check(consents, store) is None
     assert sorts(sim) == ["created_at", "created_at"] and store.values == {}
+
+
+def test_a_one_page_wait_keeps_no_record(airflow_db: str, etelecom_connection: EtelecomSimulator) -> None:
+    """``ConsentReplySensor`` reads one page per check (``max_pages=1``): no changed read to resume."""
+    consent = request("0917300001")
+    store = DictTaskStateStore()
+    started = datetime.now(timezone.utc)
+    ti = SimpleNamespace(
+        start_date=started,
+        get_first_reschedule_date=lambda context: started,
+        dag_id="rescheduled",
+        task_id="wait",
+        run_id="run",
+        map_index=-1,
+        max_tries=1,
+        try_number=1,
+    )
+    sensor = ConsentReplySensor(
+        task_id="wait", consent_id=consent["id"], phone="0917300001", oa_id=OA, mode="reschedule", timeout=3600
+    )
+    with pytest.raises(AirflowRescheduleException):
+        sensor.execute({"ti": ti, "task_state_store": store})
+    assert store.values == {}
