@@ -31,6 +31,12 @@ for the rest of the wait (one warning) in favour of span reads:
 
 A changed read cut by ``max_pages`` before reaching the watermark (the listing did not reach its
 end) is replaced by a span read for that check, and so is one that breaks the paging contract.
+The watermark moves only once a read is complete: a read that fails half-way leaves it where it
+was, so the next read covers what the failed one did not reach.
+
+A watch (``pending=None``: the reply watcher) wants every consent of its span, including those not
+listed yet: its span reads list the span to its end, its changed reads return every consent
+updated since the watermark, and its ``margin`` covers the listing lag of new consents.
 """
 
 from __future__ import annotations
@@ -71,6 +77,7 @@ class ChangeFeed:
     :param given_up: why changed reads were given up for this wait (``None``: in use).
     :param pages: pages the last check read.
     :param changed: whether the last check was a changed read.
+    :param margin: seconds below ``newest`` a changed read still reads (:data:`WATERMARK_MARGIN_S`).
     :param prove_first: read changes only once a verification proved them (a changed read right
         after a span read returned every answer the span found): until then every check is a span
         read, so no answer is ever seen later than a span read sees it. For a read that serves
@@ -83,8 +90,10 @@ class ChangeFeed:
     given_up: str | None = None
     pages: int = 0
     changed: bool = False
+    margin: float = WATERMARK_MARGIN_S
     prove_first: bool = False
     proven: bool = False
+    _seen: float | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
         """Say what the last check read, for the wait's log line."""
@@ -94,7 +103,7 @@ class ChangeFeed:
         self,
         client: EtelecomClient,
         query: ConsentQuery,
-        pending: set[str],
+        pending: set[str] | None,
         known: Mapping[str, Consent],
         *,
         last: bool = False,
@@ -102,34 +111,72 @@ class ChangeFeed:
         """Read the span once and return the latest state of the pending consents found, by id.
 
         :param query: the span (the proven listing).
-        :param pending: the ids whose consent may still change.
+        :param pending: the ids whose consent may still change; ``None``: every consent of the span
+            (a watch), so a span read lists the span to its end and a changed read returns every
+            consent updated since the watermark.
         :param known: the latest state of every wanted consent listed so far.
         :param last: a span read is required (the wait would end after this check).
-        :raises EtelecomError: what the listing raised once the client's retry budget was spent.
+        :raises EtelecomError: what the listing raised once the client's retry budget was spent
+            (the watermark is then left where it was).
         """
         self.pages, self.changed = 0, False
-        if not pending:
+        if pending is not None and not pending:
             return {}
         self.checks += 1
+        self._seen = self.newest
+        found = self._read(client, query, pending, known, last=last)
+        self.newest = self._seen  # the read is complete: what its first pages showed is behind us
+        return found
+
+    def mark(self, client: EtelecomClient, query: ConsentQuery) -> None:
+        """Take the watermark from one page of changes, read before a span read that has none.
+
+        A span read's first page is its oldest consents, whose ``updated_at`` may be a day old: the
+        next changed read would reach back that far. A page served before the span read began shows
+        nothing newer than that moment, so the changes after it are all at or above it. A refused
+        sort gives changed reads up at once.
+        """
+        try:
+            page = next(iter(client.listing(dataclasses.replace(query, sort=CHANGED_SORT, max_pages=1))), None)
+        except EtelecomBadRequestError as error:
+            self._give_up(f"the platform refused sort={CHANGED_SORT!r} ({error.message})")
+            return
+        except EtelecomContractError as error:
+            self._give_up(f"the changed read broke the paging contract ({error.message})")
+            return
+        self._seen = self.newest
+        if page is not None:
+            self._saw(page["consents"])
+        self.newest = self._seen
+
+    def _read(
+        self,
+        client: EtelecomClient,
+        query: ConsentQuery,
+        pending: set[str] | None,
+        known: Mapping[str, Consent],
+        *,
+        last: bool,
+    ) -> dict[str, Consent]:
         verify, before = last or self.checks % VERIFY_EVERY == 0, self.newest
         # A one-page span (``max_pages=1``, a single consent's wait) is read in one request when it shows
         # the consent; a changed read could only prove itself complete with a second one, so none is made.
         possible = self.given_up is None and query.max_pages != 1
         changes = possible and (self.proven or not self.prove_first)
-        if changes and before is not None and not verify and pending <= set(known):
-            found = self._read_changed(client, query, pending, before - WATERMARK_MARGIN_S)
+        all_known = pending is None or pending <= set(known)
+        if changes and before is not None and not verify and all_known:
+            found = self._read_changed(client, query, pending, before - self.margin)
             if found is not None:
                 return found
         found = self._read_span(client, query, pending)
         if before is not None and possible and self.given_up is None:
-            cross = not last and pending <= set(known)
-            self._verify(client, query, found, known, before - WATERMARK_MARGIN_S, cross=cross)
+            self._verify(client, query, found, known, before - self.margin, cross=not last and all_known)
         return found
 
     def _saw(self, first_page: Iterable[Consent]) -> None:
         times = [at for at in map(_updated_at, first_page) if at is not None]
         if times:
-            self.newest = max(times) if self.newest is None else max(self.newest, *times)
+            self._seen = max(times) if self._seen is None else max(self._seen, *times)
 
     def read_span(self, client: EtelecomClient, query: ConsentQuery, pending: set[str]) -> dict[str, Consent]:
         """Read the span for ``pending`` without moving the watermark, and return the pending consents found.
@@ -141,20 +188,24 @@ class ChangeFeed:
         return self._read_span(client, query, pending, saw=False)
 
     def _read_span(
-        self, client: EtelecomClient, query: ConsentQuery, pending: set[str], *, saw: bool = True
+        self, client: EtelecomClient, query: ConsentQuery, pending: set[str] | None, *, saw: bool = True
     ) -> dict[str, Consent]:
         found: dict[str, Consent] = {}
         for page in client.listing(query, sort_fallback=True):
             self.pages += 1
             if saw and self.pages == 1:
                 self._saw(page["consents"])
-            found.update((consent["id"], consent) for consent in page["consents"] if consent.get("id") in pending)
-            if len(found) == len(pending):
+            found.update(
+                (consent["id"], consent)
+                for consent in page["consents"]
+                if consent.get("id") and (pending is None or consent["id"] in pending)
+            )
+            if pending is not None and len(found) == len(pending):
                 break
         return found
 
     def _read_changed(
-        self, client: EtelecomClient, query: ConsentQuery, pending: set[str], watermark: float
+        self, client: EtelecomClient, query: ConsentQuery, pending: set[str] | None, watermark: float
     ) -> dict[str, Consent] | None:
         """Return the pending consents updated since ``watermark``, or ``None`` to read the span instead."""
         found: dict[str, Consent] = {}
@@ -181,9 +232,9 @@ class ChangeFeed:
                         self.changed = True
                         return found
                     previous = at
-                    if consent["id"] in pending:
+                    if pending is None or consent["id"] in pending:
                         found[consent["id"]] = consent
-                        if len(found) == len(pending):  # every pending consent changed: nothing else matters
+                        if pending is not None and len(found) == len(pending):  # nothing else matters
                             self.changed = True
                             return found
         except EtelecomBadRequestError as error:
@@ -230,12 +281,15 @@ class ChangeFeed:
                 return
         if not (cross and answered):
             return
+        seen = self._seen
         try:
             changed = self._read_changed(client, query, set(found), watermark)
         except EtelecomError as error:  # the span's answer stands; the comparison waits for the next one
             log.info("Comparing a changed read with the span was not possible this check: %s", error.message)
             changed = None
-        self.changed = False  # this check's answer is the span's
+        # This check's answer is the span's: what the comparison read (a reply written after the span
+        # passed its consent) is not returned, so its first page must not move the watermark past it.
+        self.changed, self._seen = False, seen
         missed = [consent["id"] for consent, _ in answered if changed is not None and consent["id"] not in changed]
         self.proven = self.proven or (changed is not None and not missed and self.given_up is None)
         if missed and self.given_up is None:

@@ -21,8 +21,8 @@ import ast
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar, cast
 
 from airflow_provider_etelecom.client.changes import ChangeFeed
 from airflow_provider_etelecom.client.client import EtelecomClient
@@ -418,6 +418,47 @@ class ReplyWait:
         phone = mask_phone(self.phone) if self.phone else None
         progress = decision and f": {self.feed}, {decision.final} final, {len(decision.missing)} not listed"
         return f"{len(self.consent_ids)} consent(s) (oa_id={self.oa_id}, phone={phone}){progress or ''}"
+
+    def progress(self) -> dict[str, Any]:
+        """Return where the wait stands between checks, as JSON-safe values: what :meth:`resume` takes.
+
+        The consents settled so far (as last listed: the task's result is made of them), the lower
+        bound (moved back once it was widened) and the reading strategy's watermark, check count and
+        verdict. Nothing of the connection, so never the key.
+        """
+        created_from = None if self.created_from is None else self.created_from.timestamp()
+        feed = {"newest": self.feed.newest, "checks": self.feed.checks, "given_up": self.feed.given_up}
+        return {"settled": dict(self.settled), "created_from": created_from, "widened": self.widened, "feed": feed}
+
+    def resume(self, progress: object) -> bool:
+        """Take up the wait where an earlier check of it left off (:meth:`progress`), e.g. in a new process.
+
+        :return: whether ``progress`` was taken; anything that is not such a record of this wait (an id
+            not waited for, a wrong type) is ignored whole, and the wait starts afresh.
+        """
+        if not isinstance(progress, Mapping):
+            return False
+        settled, feed, created_from = progress.get("settled"), progress.get("feed"), progress.get("created_from")
+        if not isinstance(settled, Mapping) or not isinstance(feed, Mapping):
+            return False
+        if not all(isinstance(c, Mapping) and c.get("id") == i and i in self.consent_ids for i, c in settled.items()):
+            return False
+        newest, checks, given_up = feed.get("newest"), feed.get("checks"), feed.get("given_up")
+        number = (int, float)
+        if not (newest is None or isinstance(newest, number)) or not isinstance(checks, int):
+            return False
+        if not (given_up is None or isinstance(given_up, str)) or not (
+            created_from is None or isinstance(created_from, number)
+        ):
+            return False
+        if (created_from is None) != (self.created_from is None):
+            return False
+        self.settled = {i: cast(Consent, dict(c)) for i, c in settled.items()}
+        if created_from is not None:
+            self.created_from = datetime.fromtimestamp(created_from, timezone.utc)
+        self.widened = bool(progress.get("widened"))
+        self.feed = ChangeFeed(newest=None if newest is None else float(newest), checks=checks, given_up=given_up)
+        return True
 
     def settings(self) -> dict[str, Any]:
         """Return what defines the wait as JSON-safe values (the trigger's keyword arguments)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 from functools import cached_property, partial
-from typing import Any, Protocol, cast
+from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, Context, conf
 
@@ -39,6 +39,7 @@ from airflow_provider_etelecom.failure_policy import (
 )
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.operators.base import is_unchanged
+from airflow_provider_etelecom.task_state import task_state_store
 
 __all__ = ["RequestConsentOperator"]
 
@@ -51,16 +52,6 @@ LOOK_BACK = timedelta(hours=1, minutes=5)
 #: The task state store key (Airflow 3.3+) of a task instance's send. Renaming it breaks the
 #: retries of task instances that are in flight during an upgrade.
 SEND_RECORD_KEY = "etelecom_request_consent"
-
-
-class _TaskStateStore(Protocol):
-    """What the operator uses of Airflow 3.3's ``context["task_state_store"]``."""
-
-    def get(self, key: str, default: Any = None) -> Any: ...
-
-    def set(self, key: str, value: Any) -> None: ...
-
-    def delete(self, key: str) -> None: ...
 
 
 def _now() -> datetime:
@@ -255,7 +246,7 @@ class RequestConsentOperator(BaseOperator):
         (resuming in :meth:`execute_complete`) when deferrable and the wait is longer than one look
         interval; otherwise looks again every ``listing_look_interval`` seconds in-process.
         """
-        store, ti = _task_state_store(context), context.get("ti")
+        store, ti = task_state_store(context), context.get("ti")
         while True:
             stored = store.get(SEND_RECORD_KEY) if store is not None else None
             # A record for other arguments (an upstream was cleared and rendered another phone) is not this request's.
@@ -371,7 +362,7 @@ class RequestConsentOperator(BaseOperator):
         The "under way" record holds the ids already listed for this OA, phone, call type and reason,
         so that a later try recognises this send's consent as the one that was not there before.
         """
-        store, ti = _task_state_store(context), context.get("ti")
+        store, ti = task_state_store(context), context.get("ti")
         record: dict[str, Any] = {}
         if store is not None:
             since = _now()
@@ -458,8 +449,3 @@ class RequestConsentOperator(BaseOperator):
             consent.get("reason_code"),
         )
         return consent
-
-
-def _task_state_store(context: Context) -> _TaskStateStore | None:
-    """Return Airflow 3.3+'s task state store (shared by every try of a task instance), or ``None``."""
-    return cast("_TaskStateStore | None", context.get("task_state_store"))

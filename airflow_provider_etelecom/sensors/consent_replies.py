@@ -6,6 +6,8 @@ every mode; the single-consent sensor is the many-consent sensor narrowed to one
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -41,9 +43,16 @@ from airflow_provider_etelecom.client.validation import (
 from airflow_provider_etelecom.exceptions import EtelecomError, EtelecomTransientError, EtelecomValidationError
 from airflow_provider_etelecom.failure_policy import validate_retry_permanent_errors, with_failure_policy
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
+from airflow_provider_etelecom.task_state import TaskStateStore, task_state_store, value_size_limit
 from airflow_provider_etelecom.triggers.consent_replies import ConsentRepliesTrigger, parse_event
 
 __all__ = ["ConsentRepliesSensor", "ConsentReplySensor"]
+
+#: The task state store key (Airflow 3.3+) of a wait in reschedule mode. Renaming it makes the waits
+#: in flight during an upgrade list their span once more.
+WAIT_RECORD_KEY = "etelecom_consent_replies_wait"
+#: The version of that record (another one is ignored: the wait lists its span afresh).
+WAIT_RECORD_VERSION = 1
 
 
 class ConsentRepliesSensor(BaseSensorOperator):
@@ -64,6 +73,13 @@ class ConsentRepliesSensor(BaseSensorOperator):
     * ids not listed: waited for during ``not_found_grace_period``, then
       :class:`EtelecomConsentNotFoundError` listing them;
     * success once at least ``min_share`` of the consents have left ``S``.
+
+    Reschedule mode starts a new process for every check. On Airflow 3.3+ the wait keeps where it
+    stands in the task state store between them (the consents settled, and the changed reads'
+    watermark, ``WAIT_RECORD_KEY``), so a check after a reschedule reads only what changed, as in
+    poke mode; on Airflow 2.11 and 3.0-3.2, and for a record larger than ``[state_store]
+    max_value_storage_bytes``, every check lists the span again. The record holds the consents as
+    listed (the task's result is made of them), never the key; a later try starts afresh.
 
     One policy in every mode (poke, reschedule, deferrable): a transient failure is retried within
     the connection's retry budget, and if it outlasts it the next check tries again; a refused key
@@ -168,12 +184,85 @@ class ConsentRepliesSensor(BaseSensorOperator):
             started = self.__dict__.setdefault("_first_check_at", datetime.now(timezone.utc))
         return started.astimezone(timezone.utc)
 
+    @cached_property
+    def _wait_identity(self) -> str:
+        """A digest of the rendered wait (before any check): a record of another wait is not this one's."""
+        return hashlib.sha256(json.dumps(self.wait.settings(), sort_keys=True).encode()).hexdigest()
+
+    def _kept_wait(self, context: Context) -> TaskStateStore | None:
+        """Return the task state store that keeps the wait between reschedules, resuming from it once.
+
+        ``None`` outside reschedule mode, before Airflow 3.3, and for a one-page wait (``max_pages=1``,
+        every ``ConsentReplySensor`` by default), whose every check is one span request anyway. A
+        record of another wait, another try or another version is ignored: the wait then starts
+        afresh, as before the store existed.
+        """
+        store = task_state_store(context) if self.reschedule and self.max_pages != 1 else None
+        if store is None or "_kept_record" in self.__dict__:
+            return store
+        identity, try_number = self._wait_identity, getattr(context.get("ti"), "try_number", None)
+        record = self._store_call(store.get, WAIT_RECORD_KEY)
+        self._kept_record = isinstance(record, dict)
+        if (
+            isinstance(record, dict)
+            and record.get("version") == WAIT_RECORD_VERSION
+            and record.get("wait") == identity
+            and record.get("try_number") == try_number
+            and self.wait.resume(record.get("progress"))
+        ):
+            self.log.info(
+                "Resuming the wait from the task state store: %d of %d consent(s) listed, %s.",
+                len(self.wait.settled),
+                len(self.wait.consent_ids),
+                "reading what changed since the last check" if self.wait.feed.newest else "listing the span",
+            )
+        return store
+
+    def _keep_wait(self, store: TaskStateStore, context: Context, decision: Decision) -> None:
+        """Write where the wait stands for the next reschedule's check (or drop the record once decided)."""
+        if decision.status != WaitStatus.WAITING:
+            if self._kept_record:
+                self._store_call(store.delete, WAIT_RECORD_KEY)
+            return
+        record = {
+            "version": WAIT_RECORD_VERSION,
+            "wait": self._wait_identity,
+            "try_number": getattr(context.get("ti"), "try_number", None),
+            "progress": self.wait.progress(),
+        }
+        size, limit = len(json.dumps(record)), value_size_limit()
+        if limit and size > limit:
+            self.log.info(
+                "Where this wait stands is %d bytes, more than [state_store] max_value_storage_bytes=%d: not kept, "
+                "so the next check after the reschedule lists the span again.",
+                size,
+                limit,
+            )
+            if self._kept_record:
+                self._store_call(store.delete, WAIT_RECORD_KEY)
+                self._kept_record = False
+            return
+        self._kept_record = self._store_call(store.set, WAIT_RECORD_KEY, record) is not False
+
+    def _store_call(self, method: Any, *args: Any) -> Any:
+        """Call the task state store; its failure costs a span read at the next check, never the wait."""
+        try:
+            return method(*args)
+        except Exception as error:  # an API call to Airflow's server: anything may come back
+            self.log.warning(
+                "The task state store failed (%s: %s); the next check after the reschedule lists the span again.",
+                type(error).__name__,
+                error,
+            )
+            return False
+
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """Check once: not done while waiting (or after a transient failure), else the result.
 
         :raises EtelecomConsentOutcomeError: listing the consents whose outcome fails the task.
         :raises EtelecomConsentNotFoundError: listing the ids still unknown after the grace period.
         """
+        store = self._kept_wait(context)
         wait, now, started = self.wait, datetime.now(timezone.utc), self._started_at(context)
         expired = (now - started).total_seconds() >= self.not_found_grace_period
         # Airflow times out once a check returns after the timeout: then this is the last check.
@@ -184,6 +273,8 @@ class ConsentRepliesSensor(BaseSensorOperator):
             self.log.warning("Checking %s failed (%s); checking again later.", wait.describe(), error.message)
             return False
         self.log.info("%s (min_share=%s).", wait.describe(decision), self.min_share)
+        if store is not None:
+            self._keep_wait(store, context, decision)
         if decision.status == WaitStatus.WAITING:
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(decision))

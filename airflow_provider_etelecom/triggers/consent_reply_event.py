@@ -4,16 +4,27 @@ A :class:`~airflow.triggers.base.BaseEventTrigger` that watches the consents of 
 Account and fires one event (one asset event, Airflow 3's event-driven scheduling) per consent
 that leaves ``S``. A DAG scheduled on the watched asset runs with no sensor and no worker held.
 
-How answers are seen. The platform is not confirmed to sort by ``updated_at`` (see docs/guarantees.md's
-paging notes), so a listing cannot ask "what changed since the last poll". Each poll re-lists
-instead the span of still-pending consents: oldest first, from the ``created_at`` of the oldest
-consent that was still pending at the previous poll (or, when none was, the newest ``created_at``
-that poll listed, the platform's own clock, minus :data:`LISTING_LAG_MARGIN_S` for the listing
-lag), never earlier than ``reply_window`` before now: a consent older than its
-reply window is no longer ``S``. **Cost: one request per 100 consents created in that span**
-(any status), e.g. 2,000 pending consents created over the last day in an OA that creates
-nothing else: 20 requests per poll, every ``poke_interval``. It is the cost of the paging,
-whatever the history of the OA (``python -m benchmarks.bench_watcher`` measures it).
+How answers are seen. Each poll reads the span of still-pending consents: from the ``created_at``
+of the oldest consent still pending at the previous poll (or, when none was, the newest
+``created_at`` listed, the platform's own clock, minus :data:`LISTING_LAG_MARGIN_S` for the listing
+lag), never earlier than ``reply_window`` before now: a consent older than its reply window is no
+longer ``S``. It reads it with the many-consent wait's reading strategy
+(:class:`~airflow_provider_etelecom.client.changes.ChangeFeed`, verified the same way):
+
+* the first poll lists the span (oldest first, to its end), after one page sorted
+  ``-updated_at`` that takes the *watermark* (the newest ``updated_at`` the platform showed);
+* the next polls read only what changed: the span sorted ``-updated_at``, down to the watermark
+  minus :data:`LISTING_LAG_MARGIN_S` (a consent may show in the listing that long after it was
+  written), so answers and new consents alike; usually **one request per poll**;
+* every sixth poll (``VERIFY_EVERY``) lists the span again: it fires whatever the changed reads
+  missed, and gives the changed reads up for good (one warning; every poll then lists the span, as
+  before) if the platform refuses or ignores the sort, or does not move ``updated_at`` on a reply.
+
+**Cost**, e.g. 2,000 pending consents created over the last day, 20 answers a minute, polled every
+minute: the span read is 21 requests (one per 100 consents created in the span, any status, and
+the empty page that ends it), a changed read 1 or 2: 5 or 6 requests per poll on average over the
+six polls of a verification cycle, where listing the span every poll costs 21
+(``python -m benchmarks.bench_watcher`` measures both in one run).
 
 What fires. The decision is :func:`watch_step`, in terms of the one status table
 (:func:`~airflow_provider_etelecom.client.classify_consent`): a consent fires when its state is
@@ -35,14 +46,16 @@ Asset events live in Airflow's database, so the phone (personal data) is left ou
 At least once. An event is never marked as sent before it was handed to the triggerer, and a
 consent leaves the span only once it fired. Where Airflow keeps state for the watcher (the asset
 state store, Airflow 3.3+, injected into ``BaseEventTrigger.asset_state_store`` when the trigger
-watches exactly one asset), the span and the ids already fired are written there **one poll after
-the events were yielded**: the triggerer hands events to the database within about a second
-(its runner and supervisor loops) while a poll is ``poke_interval`` away, so what is written has
-been persisted. After a triggerer restart the watcher resumes from that record: nothing repeats
-except the events of the last poll before the restart, which fire again with the same
-``dedup_key``. On Airflow 3.0-3.2 (no asset state store), or a trigger shared by several assets,
-the record is in memory only: a restart re-fires every consent that left ``S`` within the last
-``reply_window``, each with the same ``dedup_key`` (unless the consent changed in between).
+watches exactly one asset), the span, the ids already fired and the watermark are written there
+**one poll after the events were yielded**: the triggerer hands events to the database within
+about a second (its runner and supervisor loops) while a poll is ``poke_interval`` away, so what is
+written has been persisted. After a triggerer restart the watcher resumes from that record with
+a span read (which fires every answer not fired yet, whenever it came) and then reads changes
+from the stored watermark: nothing is lost, and nothing repeats except the events of the last
+poll before the restart, which fire again with the same ``dedup_key``. On Airflow 3.0-3.2 (no
+asset state store), or a trigger shared by several assets, the record is in memory only: a
+restart re-fires every consent that left ``S`` within the last ``reply_window``, each with the
+same ``dedup_key`` (unless the consent changed in between).
 Deduplicate on ``dedup_key`` downstream where a repeat matters.
 """
 
@@ -54,13 +67,14 @@ import json
 import logging
 import random
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from airflow_provider_etelecom.client import Consent, ConsentQuery, ConsentState, EtelecomClient, classify_consent
+from airflow_provider_etelecom.client.changes import ChangeFeed
 from airflow_provider_etelecom.client.models import consent_time
 from airflow_provider_etelecom.client.replies import span_start
 from airflow_provider_etelecom.client.validation import MAX_PAGE_SIZE, validate_int64_id
@@ -80,8 +94,9 @@ log = logging.getLogger(__name__)
 #: The version of the asset event payload :class:`ConsentReplyEventTrigger` fires (``extra["payload"]``;
 #: not the version of the sensors' trigger event, nor of the record in the asset state store).
 REPLY_PAYLOAD_VERSION = 1
-#: The version of :class:`WatchState`'s record in the asset state store (another one is ignored).
-WATCH_STATE_VERSION = 1
+#: The version of :class:`WatchState`'s record in the asset state store (a version 1 record, from
+#: before the watermark was kept, is read too; any other is ignored).
+WATCH_STATE_VERSION = 2
 #: States (of the one status table) that fire an event: the consent has left ``S``.
 FIRING_STATES = frozenset({ConsentState.ANSWERED, ConsentState.UNKNOWN})
 #: States that keep a consent in the span re-listed every poll: an answer (or ``NS``) may come.
@@ -89,9 +104,11 @@ PENDING_STATES = frozenset({ConsentState.WAITING, ConsentState.EXPIRED})
 #: How long a consent can stay ``S``: the platform's reply window (about 24 h) plus an hour for the
 #: ``NS`` to show.
 DEFAULT_REPLY_WINDOW_S = timedelta(hours=25).total_seconds()
-#: The record is written again when only the span moved, once it moved this far (seconds).
+#: The record is written again when only the span or the watermark moved, once it moved this far (seconds).
 SPAN_SAVE_STEP_S = 3600.0
-#: A consent may show in the listing this long after the newest one the watcher saw (listing lag).
+#: A consent may show in the listing this long after the newest one the watcher saw (listing lag): the
+#: span starts this far before the newest ``created_at`` listed, and a changed read reads this far
+#: below the watermark.
 LISTING_LAG_MARGIN_S = 300.0
 #: Prefix of the asset state store key (renaming it makes every watcher start from scratch).
 STATE_KEY_PREFIX = "etelecom_consent_replies"
@@ -104,26 +121,50 @@ class WatchState:
     :param span_from: epoch seconds: the ``created_at`` the next listing starts from.
     :param fired: consent id -> its ``created_at`` (epoch s), for the consents that already fired and
         are still inside the span (older ones are dropped: they are never listed again).
+    :param newest: the changed reads' watermark: the newest ``updated_at`` (epoch s) a complete
+        read showed on its first page (``None``: none yet). Every change after it is stamped at or
+        above it, so a restarted watcher reads changes from there.
     """
 
     span_from: float
     fired: dict[str, float] = field(default_factory=dict)
+    newest: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form stored in the asset state store."""
-        return {"version": WATCH_STATE_VERSION, "span_from": self.span_from, "fired": dict(self.fired)}
+        return {
+            "version": WATCH_STATE_VERSION,
+            "span_from": self.span_from,
+            "fired": dict(self.fired),
+            "newest": self.newest,
+        }
 
     @classmethod
     def from_json(cls, value: object) -> WatchState | None:
         """Read the stored form; ``None`` for anything else (the watcher then starts afresh)."""
-        if not isinstance(value, dict) or value.get("version") != WATCH_STATE_VERSION:
+        if not isinstance(value, dict) or value.get("version") not in (1, WATCH_STATE_VERSION):
             return None
-        span_from, fired = value.get("span_from"), value.get("fired")
+        span_from, fired, newest = value.get("span_from"), value.get("fired"), value.get("newest")
         if not isinstance(span_from, (int, float)) or not isinstance(fired, dict):
             return None
         if not all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in fired.items()):
             return None
-        return cls(float(span_from), {k: float(v) for k, v in fired.items()})
+        if newest is not None and not isinstance(newest, (int, float)):
+            return None
+        return cls(float(span_from), {k: float(v) for k, v in fired.items()}, None if newest is None else float(newest))
+
+    def worth_saving(self, saved: WatchState) -> bool:
+        """Whether to write this state over ``saved``: the fired set changed, or the span or watermark moved.
+
+        A stale record is safe (an earlier span, an older watermark: a longer first read after a
+        restart), so a move is written only once it is :data:`SPAN_SAVE_STEP_S` long.
+        """
+        if self.fired != saved.fired or (self.newest is None) != (saved.newest is None):
+            return True
+        moved = abs(self.span_from - saved.span_from)
+        if self.newest is not None and saved.newest is not None:
+            moved = max(moved, abs(self.newest - saved.newest))
+        return moved >= SPAN_SAVE_STEP_S
 
 
 def dedup_key(consent: Consent) -> str:
@@ -142,7 +183,8 @@ def watch_step(
     clock, never the worker's (a platform clock behind the worker's would otherwise start the span
     after the consents it creates next).
 
-    :param consents: every consent of the span, as listed (created at or after ``state.span_from``).
+    :param consents: every consent of the span, as listed (created at or after ``state.span_from``), or
+        after a changed read the consents it returned over the pending ones known from earlier reads.
     :param state: the state the listing was made from.
     :param listed_at: when the listing started (classifies expiry).
     :return: the consents to fire (not fired before, state in :data:`FIRING_STATES`) and the next state.
@@ -161,7 +203,7 @@ def watch_step(
             fresh.append(consent)
             fired[consent["id"]] = state.span_from if created is None else created
     start = span_start(state.span_from, pending)
-    return fresh, WatchState(start, {k: v for k, v in fired.items() if v >= start})
+    return fresh, WatchState(start, {k: v for k, v in fired.items() if v >= start}, state.newest)
 
 
 def build_consent_reply_event(consent: Consent, *, include_phone: bool, listed_at: datetime) -> dict[str, Any]:
@@ -182,6 +224,25 @@ def build_consent_reply_event(consent: Consent, *, include_phone: bool, listed_a
     return payload
 
 
+@dataclass
+class SpanReader:
+    """How one running watcher reads its span (in memory: never logged nor serialised).
+
+    :param feed: the reading strategy and its watermark
+        (:class:`~airflow_provider_etelecom.client.changes.ChangeFeed`).
+    :param known: the consents of the span still pending, as last listed; ``None`` until a span read
+        listed them all (at start, after a restart): until then every poll lists the span.
+    """
+
+    feed: ChangeFeed
+    known: dict[str, Consent] | None = None
+
+    @classmethod
+    def resume(cls, state: WatchState) -> SpanReader:
+        """Start reading from a state: its watermark, nothing known yet (the first poll lists the span)."""
+        return cls(ChangeFeed(newest=state.newest, margin=LISTING_LAG_MARGIN_S))
+
+
 class _StateStore(Protocol):
     """What the trigger uses of Airflow 3.3's ``AssetStateStoreAccessors``."""
 
@@ -194,9 +255,10 @@ class ConsentReplyEventTrigger(BaseEventTrigger):
     """Fire one event per consent of an OA that leaves ``S``: for an Airflow 3 ``AssetWatcher``.
 
     ``Asset("...", watchers=[AssetWatcher(name="...", trigger=ConsentReplyEventTrigger(oa_id=...))])``.
-    Each poll lists the span of still-pending consents (one request per 100 consents created in it:
-    20 requests per poll for 2,000 pending consents); cost, delivery (at least once, ``dedup_key``)
-    and what repeats after a triggerer restart on which Airflow version: see the module docstring.
+    Each poll reads what changed in the span of still-pending consents since the last one (usually
+    one request), and every sixth poll lists the span to verify it (one request per 100 consents
+    created in it); cost, delivery (at least once, ``dedup_key``) and what repeats after a triggerer
+    restart on which Airflow version: see the module docstring.
     The listing runs in a worker thread (``asyncio.to_thread``) through the hook's client (read with
     :meth:`EtelecomHook.aget_client`): the connection's retry budget and its one re-read of the
     connection after a refused key, the same policy as the sensors'; a transient failure that
@@ -310,20 +372,26 @@ class ConsentReplyEventTrigger(BaseEventTrigger):
             return None
 
     def _list_span(
-        self, client: EtelecomClient, state: WatchState, listed_at: datetime
-    ) -> tuple[list[Consent], WatchState, int]:
-        """List the span (oldest first) and decide; runs in a worker thread. Returns the pages read too."""
+        self, client: EtelecomClient, state: WatchState, reader: SpanReader, listed_at: datetime
+    ) -> tuple[list[Consent], WatchState]:
+        """Read the span once (the span, or what changed) and decide; runs in a worker thread.
+
+        ``reader`` is updated only when the read succeeded: a failed poll leaves the watermark and the
+        pending consents where they were, so the next poll reads what this one did not reach.
+        """
         date_from = max(state.span_from, listed_at.timestamp() - self.reply_window)
         query = self._query.updated(date_from=datetime.fromtimestamp(date_from, timezone.utc))
-        pages: list[int] = []
-
-        def consents() -> Iterable[Consent]:
-            for page in client.iter_consent_pages(query):
-                pages.append(len(page["consents"]))
-                yield from page["consents"]
-
-        fresh, new_state = watch_step(consents(), WatchState(date_from, state.fired), listed_at=listed_at)
-        return fresh, new_state, len(pages)
+        feed, known = reader.feed, reader.known
+        if feed.newest is None and feed.given_up is None:  # the span read that follows makes the mark safe
+            feed.mark(client, query)
+            known = None
+        found = feed.read(client, query, None, known or {}, last=known is None)
+        # A span read is the listing itself; after a changed read the pending consents it did not show still
+        # count, and its consents come oldest answer first.
+        view = {**known, **dict(reversed(list(found.items())))} if feed.changed and known is not None else found
+        fresh, new_state = watch_step(view.values(), WatchState(date_from, state.fired), listed_at=listed_at)
+        reader.known = {i: c for i, c in view.items() if classify_consent(c, now=listed_at) in PENDING_STATES}
+        return fresh, replace(new_state, newest=feed.newest)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll every ``poke_interval`` seconds forever, yielding one event per consent that left ``S``."""
@@ -331,7 +399,7 @@ class ConsentReplyEventTrigger(BaseEventTrigger):
         state = WatchState.from_json(await self._state_call("get", self.state_key)) or WatchState(
             now.timestamp() - self.reply_window
         )
-        unsaved, saved_span_from = False, state.span_from
+        reader, unsaved, saved = SpanReader.resume(state), False, state
         what = f"the consents of OA {self.oa_id}"
 
         # A triggerer restart starts every trigger at once: spread their first connection reads.
@@ -341,20 +409,16 @@ class ConsentReplyEventTrigger(BaseEventTrigger):
             while True:
                 if unsaved:  # one poll after the events were yielded: they have reached the database
                     await self._state_call("set", self.state_key, state.to_json())
-                    unsaved, saved_span_from = False, state.span_from
+                    unsaved, saved = False, state
                 listed_at, pause = datetime.now(timezone.utc), self.poke_interval
                 try:
-                    fresh, new_state, pages = await asyncio.to_thread(self._list_span, client, state, listed_at)
+                    fresh, state = await asyncio.to_thread(self._list_span, client, state, reader, listed_at)
                 except EtelecomTransientError as error:
                     log.warning("Listing %s failed (%s); will list again.", what, error.message)
                     pause = max(pause, getattr(error, "retry_after", None) or 0.0)  # a 429's Retry-After
                 else:
-                    log.info("%s: %d page(s) listed, %d consent(s) left S.", what, pages, len(fresh))
-                    # A stale record is safe (it starts the span earlier); write when the fired set
-                    # changed, or the span moved far enough to shorten a restart's first listing.
-                    moved = abs(new_state.span_from - saved_span_from) >= SPAN_SAVE_STEP_S
-                    unsaved = unsaved or new_state.fired != state.fired or moved
-                    state = new_state
+                    log.info("%s: %s, %d consent(s) left S.", what, reader.feed, len(fresh))
+                    unsaved = unsaved or state.worth_saving(saved)
                     for consent in fresh:
                         payload = build_consent_reply_event(
                             consent, include_phone=self.include_phone, listed_at=listed_at

@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_etelecom.client import ClientConfig, EtelecomClient
+from airflow_provider_etelecom.client import ClientConfig, ConsentQuery, EtelecomClient
 from airflow_provider_etelecom.client.changes import VERIFY_EVERY, ChangeFeed
+from airflow_provider_etelecom.client.config import RetryPolicy
 from airflow_provider_etelecom.client.replies import Decision, ReplyWait
+from airflow_provider_etelecom.exceptions import EtelecomTransientError
 from airflow_provider_etelecom.testing import PLATFORM_VARIANTS, READING_VARIANTS, EtelecomSimulator
 
 KEY = "changes-key-0123456789"
@@ -296,3 +298,59 @@ def test_a_fresh_feed_reads_the_span_and_nothing_when_nothing_is_pending() -> No
     assert str(feed) == "0 page(s) of the span"
     assert feed.read(None, None, set(), {}) == {}  # type: ignore[arg-type]
     assert feed.checks == 0 and feed.pages == 0
+
+
+@pytest.mark.parametrize("variant", ["defaults"], indirect=True)
+def test_a_read_that_fails_half_way_leaves_the_watermark_where_it_was(
+    sim: EtelecomSimulator, client: EtelecomClient
+) -> None:
+    """The failed read's first page showed the newest changes; those below it were never read."""
+    consents = campaign(sim, 250)
+    ids = [str(c["id"]) for c in consents]
+    wait = wait_for(consents)
+    check(wait, client)
+    check(wait, client)  # a changed read: the watermark is now
+    sim.reply(ids[0], "P")  # the oldest answer of the next changed read: on its second page
+    sim.advance(30)
+    for consent_id in ids[100:250]:
+        sim.reply(consent_id, "P")
+    sim.advance(30)
+    newest = wait.feed.newest
+    once = EtelecomClient(ClientConfig(base_url=sim.base_url, api_key=KEY, retry=RetryPolicy(max_retries=0)))
+    sim.script_faults(["none", "503"])  # the changed read's first page, then a failure
+    with once, pytest.raises(EtelecomTransientError):
+        check(wait, once)
+    assert wait.feed.newest == newest, "the failed read's first page moved the watermark"
+    decision = check(wait, client)
+    assert wait.feed.changed and decision.consents[ids[0]]["reply_status"] == "P"
+    assert decision.final == 151
+
+
+@pytest.mark.parametrize("variant", ["defaults"], indirect=True)
+def test_a_watch_takes_every_consent_of_the_span_and_a_watermark_before_its_first_span_read(
+    sim: EtelecomSimulator, client: EtelecomClient
+) -> None:
+    """``pending=None``: new consents and answers alike; ``mark`` spares the first changed read a day."""
+    now = sim.now()
+    old = [  # the span's first page: requested 20 hours ago
+        sim.add_consent(oa_id=OA, reply_status="S", status="P", created_at=now - timedelta(hours=20, seconds=-i))
+        for i in range(150)
+    ]
+    recent = [  # one an hour over the last 150 minutes
+        sim.add_consent(oa_id=OA, reply_status="S", status="P", created_at=now - timedelta(minutes=150 - i))
+        for i in range(150)
+    ]
+    query = ConsentQuery.build(oa_id=OA, date_from=now - timedelta(days=1), sort="created_at")
+    feed = ChangeFeed(margin=300.0)
+    feed.mark(client, query)
+    assert feed.newest == datetime.fromisoformat(str(recent[-1]["updated_at"]).replace("Z", "+00:00")).timestamp()
+    found = feed.read(client, query, None, {}, last=True)
+    assert set(found) == {str(c["id"]) for c in old + recent} and not feed.changed
+    sim.reply(str(old[0]["id"]), "P")
+    fresh = sim.add_consent(oa_id=OA, reply_status="S", status="P")
+    sim.advance(60)
+    sim.reset_stats()
+    found = feed.read(client, query, None, found)
+    assert feed.changed and {str(old[0]["id"]), str(fresh["id"])} <= set(found)
+    assert set(found) - {str(old[0]["id"]), str(fresh["id"])} == {str(c["id"]) for c in recent[-6:]}  # the margin
+    assert sim.stats.count(method=LIST) == 1, "one page of changes, not the day back to the oldest page"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -42,3 +43,19 @@ def event_for(
         not_found_expired=not_found_expired,
     )
     return build_event(decision.status, decision=decision)
+
+
+class DictTaskStateStore:
+    """Airflow 3.3's task state store API (``get``/``set``/``delete``), in a dict shared by the checks."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return json.loads(json.dumps(self.values.get(key, default)))
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = json.loads(json.dumps(value))
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)

@@ -1,8 +1,10 @@
 """One policy in every mode: each outcome and fault, waited for by poke, reschedule and deferrable.
 
-Every case runs through the three modes, for one consent (:class:`ConsentReplySensor`) and for
-many (:class:`ConsentRepliesSensor`), and must end with the same result, or the same exception
-type, and the same number of ``ListRequestConsent`` requests in each. Time is driven (the
+Every case runs through the modes, for one consent (:class:`ConsentReplySensor`) and for many
+(:class:`ConsentRepliesSensor`), and must end with the same result, or the same exception type,
+and the same number of ``ListRequestConsent`` requests in each. Reschedule mode runs twice: as on
+Airflow 2.11 and 3.0-3.2 (every check afresh), and with Airflow 3.3's task state store keeping the
+wait between checks (``reschedule_kept``). Time is driven (the
 simulator's clock, ``time_machine``, recorded retry pauses); nothing sleeps for it.
 """
 
@@ -28,6 +30,7 @@ from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.sensors.consent_replies import ConsentRepliesSensor, ConsentReplySensor
 from airflow_provider_etelecom.testing import EtelecomSimulator
 from tests.conftest import SECRET_KEY, cursor_lesson_requests
+from tests.sensors.conftest import DictTaskStateStore
 from tests.triggers.conftest import drive
 
 LIST = "Zalo/ListRequestConsent"
@@ -139,7 +142,7 @@ CASES = [
     Case("rate_limited", answered_after_faults(("429", 2.0))),
     Case("listing_lag", lagging, listed_then_answered),
 ]
-MODES = ["poke", "reschedule", "deferrable"]
+MODES = ["poke", "reschedule", "reschedule_kept", "deferrable"]
 
 
 def ti(started: datetime) -> SimpleNamespace:
@@ -174,7 +177,9 @@ def run(mode: str, build: Callable[..., BaseSensorOperator], after_check: Callab
 
     if mode == "poke":
         return counted(build(mode="poke")).execute(context)
-    if mode == "reschedule":
+    if mode.startswith("reschedule"):
+        if mode == "reschedule_kept":  # Airflow 3.3+: the task instance's store outlives each check's process
+            context["task_state_store"] = DictTaskStateStore()
         while True:  # every reschedule is a new process: a new sensor object
             try:
                 return counted(build(mode="reschedule")).execute(context)
@@ -248,7 +253,7 @@ def test_every_mode_ends_the_same_way(
             pages[mode] = sim.stats.count(method=LIST) - cursor_lesson_requests(sim)
             outcomes[mode] = (result, len(retry_pauses), waited_retry_after)
         sim.listing_lag_s, sim.api_key = 0, SECRET_KEY
-    assert outcomes["poke"] == outcomes["reschedule"] == outcomes["deferrable"], outcomes
+    assert outcomes["poke"] == outcomes["reschedule"] == outcomes["reschedule_kept"] == outcomes["deferrable"], outcomes
     assert outcomes["poke"][0] == case.expected
     # A refused or ignored sort costs the mode that keeps its wait (poke) the changed read it tries
     # before giving it up: the pages are compared on the platform that takes the sort.

@@ -18,7 +18,7 @@ import pytest
 
 from airflow_provider_etelecom.hooks.etelecom import EtelecomHook
 from airflow_provider_etelecom.testing import EtelecomSimulator
-from airflow_provider_etelecom.triggers.consent_reply_event import ConsentReplyEventTrigger
+from airflow_provider_etelecom.triggers.consent_reply_event import ConsentReplyEventTrigger, WatchState
 from tests.conftest import SECRET_KEY
 from tests.triggers.conftest import rebuilt
 
@@ -138,7 +138,9 @@ def test_serialize_is_json_deterministic_and_has_no_key(etelecom_connection: Ete
     assert again.state_key == trigger.state_key != watcher().state_key
 
 
-def test_cost_per_poll_is_the_pending_span_not_the_history(etelecom_connection: EtelecomSimulator) -> None:
+def test_cost_per_poll_is_the_pending_span_once_then_one_page_of_changes(
+    etelecom_connection: EtelecomSimulator,
+) -> None:
     sim = etelecom_connection
     now = datetime.now(timezone.utc)
     for i in range(3_000):  # last month's answered consents: outside the reply window, never listed
@@ -146,12 +148,38 @@ def test_cost_per_poll_is_the_pending_span_not_the_history(etelecom_connection: 
     for i in range(2_000):  # a campaign over the last 20 hours, all still pending
         sim.add_consent(oa_id=OA, reply_status="S", status="P", created_at=now - timedelta(hours=20, seconds=-30 * i))
     sim.reset_stats()
-    assert drain(watcher(), 3) == []
-    # 2,000 consents in the span: 20 full pages and the empty one that ends the listing, per poll; no
-    # tie has shown what the cursor holds, so each page moves on by a date bound that reads its last
-    # consent again (one consent in a hundred: a 21st page), and the last, short page's second is read
-    # again before the empty page.
-    assert 3 * 21 <= sim.stats.requests_by_method[LIST] <= 3 * 23
+    logs: list[list[dict[str, Any]]] = []
+
+    def before_poll(n: int) -> None:
+        logs.append(sim.requests_log)
+        sim.reset_stats()
+
+    assert drain(watcher(), 3, before_poll) == []
+    polls = [*logs[1:], sim.requests_log]
+    sorts = [[(entry["body"].get("paging") or {}).get("sort") for entry in log] for log in polls]
+    # The first poll takes the watermark from one page of changes, then lists the span: 2,000 consents in
+    # it, 20 full pages and the empty one that ends the listing; no tie has shown what the cursor holds,
+    # so each page moves on by a date bound that reads its last consent again (one consent in a hundred:
+    # a 21st page), and the last, short page's second is read again before the empty page.
+    assert sorts[0][0] == "-updated_at" and set(sorts[0][1:]) == {"created_at"} and 21 <= len(sorts[0]) - 1 <= 23
+    # The next polls read what changed since: nothing, so the first page of changes ends the read.
+    assert sorts[1:] == [["-updated_at"], ["-updated_at"]]
+
+
+def test_an_answer_fires_at_the_next_poll_from_a_changed_read(etelecom_connection: EtelecomSimulator) -> None:
+    sim = etelecom_connection
+    c = request(3)
+
+    def before_poll(n: int) -> None:
+        sim.reset_stats()
+        if n == 3:
+            sim.reply(c[1]["id"], "N")
+            sim.advance(60)
+
+    payloads = drain(watcher(), 3, before_poll)
+    assert [p["consent_id"] for p in payloads] == [c[1]["id"]]
+    # Three consents, all within the margin below the watermark: the page of changes, and the empty one.
+    assert [entry["body"]["paging"]["sort"] for entry in sim.requests_log] == ["-updated_at", "-updated_at"]
 
 
 def test_no_repeat_after_a_restart_with_the_asset_state_store(etelecom_connection: EtelecomSimulator) -> None:
@@ -179,3 +207,50 @@ def test_without_a_state_store_a_restart_repeats_same_dedup_key(etelecom_connect
     (before,) = drain(watcher(), 2)
     (after,) = drain(watcher(), 1)  # Airflow 3.0-3.2: the documented repeat
     assert after == before
+
+
+def test_a_restart_mid_wait_loses_no_answer_repeats_no_event_and_reads_changes_again(
+    etelecom_connection: EtelecomSimulator,
+) -> None:
+    sim = etelecom_connection
+    c = request(6)
+    store = DictStateStore()
+
+    def before_first(n: int) -> None:  # answers between the first watcher's polls
+        sim.reply(c[n - 1]["id"], "P")
+        sim.advance(60)
+
+    first = watcher()
+    first.asset_state_store = store
+    assert [p["consent_id"] for p in drain(first, 3, before_first)] == [c[0]["id"], c[1]["id"], c[2]["id"]]
+    (record,) = store.values.values()
+    # Written one poll after each event, at the top of the loop: the stop came after the last write.
+    assert record["version"] == 2 and set(record["fired"]) == {c[0]["id"], c[1]["id"], c[2]["id"]}
+    assert record["newest"] is not None and SECRET_KEY not in json.dumps(record)
+
+    sim.reply(c[3]["id"], "N")  # answered while the triggerer was down
+    sim.advance(60)
+    logs: list[list[dict[str, Any]]] = []
+
+    def before_second(n: int) -> None:
+        logs.append(sim.requests_log)
+        sim.reset_stats()
+        if n == 2:
+            sim.reply(c[4]["id"], "P")
+            sim.advance(60)
+
+    restarted = watcher()
+    restarted.asset_state_store = store
+    payloads = drain(restarted, 3, before_second)
+    assert [p["consent_id"] for p in payloads] == [c[3]["id"], c[4]["id"]]
+    polls = [*logs[1:], sim.requests_log]
+    sorts = [[(entry["body"].get("paging") or {}).get("sort") for entry in log] for log in polls]
+    # The restart lists the span once (no mark: the stored watermark), then reads changes from the record.
+    assert set(sorts[0]) == {"created_at"} and all(set(later) == {"-updated_at"} for later in sorts[1:])
+
+
+def test_a_version_1_record_is_read_without_a_watermark() -> None:
+    old = {"version": 1, "span_from": 1_700_000_000.0, "fired": {"7": 1_700_000_100.0}}
+    assert WatchState.from_json(old) == WatchState(1_700_000_000.0, {"7": 1_700_000_100.0}, None)
+    assert WatchState.from_json({**old, "version": 3}) is None
+    assert WatchState.from_json({**old, "version": 2, "newest": "soon"}) is None
