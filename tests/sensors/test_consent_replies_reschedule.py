@@ -9,6 +9,7 @@ before. Then the record itself, check by check, with Airflow's store API kept in
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import runpy
@@ -81,14 +82,26 @@ def request(phone: str) -> dict[str, Any]:
 
 
 def test_a_real_reschedule_run_reads_changes_after_its_first_check_on_airflow_3_3(
-    airflow_db: str, etelecom_connection: EtelecomSimulator, tmp_path: Path
+    airflow_db: str, etelecom_connection: EtelecomSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow.providers.common.compat.sdk import AIRFLOW_V_3_3_PLUS
 
     sim = etelecom_connection
     # An older answered consent in the span ends every changed read on its first page.
-    sim.add_consent(oa_id=OA, reply_status="P", status="P", created_at=sim.now() - timedelta(minutes=2))
-    sim.auto_reply_after_s = 4  # the customers agree four (real) seconds after the upstream task asked
+    older = sim.add_consent(oa_id=OA, reply_status="P", status="P", created_at=sim.now() - timedelta(minutes=2))
+    # The customers agree just before the third listing request is served: after two checks, on a
+    # machine of any speed (a reply after some real seconds may come before the first check).
+    store, served = sim._store, itertools.count(1)
+    serve = store.list_page
+
+    def list_page(*args: Any) -> Any:
+        if next(served) == 3:
+            for consent in sim.consents():
+                if consent["oa_id"] == OA and consent["reply_status"] == "S" and consent["id"] != older["id"]:
+                    sim.reply(consent["id"], "P")
+        return serve(*args)
+
+    monkeypatch.setattr(store, "list_page", list_page)
     sim.reset_stats()
     out = tmp_path / "result.json"
     folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
@@ -100,7 +113,7 @@ def test_a_real_reschedule_run_reads_changes_after_its_first_check_on_airflow_3_
     result = json.loads(out.read_text())
     assert len(result) == 2 and {c["reply_status"] for c in result.values()} == {"P"}
     sorts = [(entry["body"].get("paging") or {}).get("sort") for entry in sim.requests_log if entry["method"] == LIST]
-    assert len(sorts) >= 3, f"a wait of four seconds, checked every second: {sorts}"
+    assert len(sorts) >= 3, f"answered at the third listing request: {sorts}"
     if AIRFLOW_V_3_3_PLUS:
         # The first check lists the span (oldest first from the consents' created_at); each later one reads
         # what changed since the last: one page, ended by the older consent below the watermark.
