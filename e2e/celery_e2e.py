@@ -26,7 +26,16 @@ Checks, each counted (the last line is ``N passed, M failed``; exit 1 on any fai
    watcher's record is in the asset state store; after a triggerer restart a consent answered while
    it was down fires once and the earlier answers do not fire again; the runs consume each answer
    once, and run ``schedule_calls`` for a ``P``, ``record_opt_outs`` for an ``N``;
-5. once everything is stopped, nothing listens on the ports the run used.
+5. a mapped campaign (``e2e/dags/etelecom_e2e_campaign.py``, on a third Celery worker of its own
+   queue): ``RequestConsentOperator.partial(...).expand(phone=...)`` for CAMPAIGN_CUSTOMERS
+   customers, a deferrable ``ConsentReplySensor`` per consent, a mapped task per customer that
+   branches on its answer. While the
+   sensors wait, the simulator's request log shows about one listing of the campaign's OA per poke
+   interval, not one per wait (their waits share one poll), before and after a triggerer restart
+   in the middle of the wait; then the customers answer (some ``P``, some ``N``), every sensor fires
+   once (one ``Trigger fired event`` each in the triggerer's log) with its own customer's answer,
+   no task fails or runs twice, and each customer's branch acted on that customer's answer;
+6. once everything is stopped, nothing listens on the ports the run used.
 
 Logs of every process: ``.e2e-celery/logs/``.
 """
@@ -107,6 +116,21 @@ BACKFILL_START, BACKFILL_END = "2026-01-01", "2026-01-07"
 SEED_START, SEED_END = "2025-12-31T17:00:00Z", "2026-01-06T17:00:00Z"  # the same days in UTC+7
 CONSENTS = 6000
 SENSOR_RUNS = 3
+CAMPAIGN_DAG = "etelecom_e2e_campaign"
+#: The campaign's OA: neither the watcher's nor the request-and-wait example's.
+CAMPAIGN_OA = "4300132762829599811"
+CAMPAIGN_CUSTOMERS = 50
+CAMPAIGN_POKE_S = 3.0
+#: Poke intervals in each window where the campaign's listings are counted (before and after the restart).
+CAMPAIGN_WINDOW_POLLS = 3
+#: Listings per poll a shared poll may send (a span page, the empty page ending it, a retry); a wait
+#: per poll each would send CAMPAIGN_CUSTOMERS.
+CAMPAIGN_MAX_LISTINGS_PER_POLL = 3
+#: The campaign's tasks run on a worker of their own queue with several slots, so that its 200 task
+#: runs fit in CI's minutes while the two one-slot workers of the other checks keep their meaning.
+CAMPAIGN_QUEUE = "campaign"
+CAMPAIGN_WORKER = "worker-campaign"
+CAMPAIGN_SLOTS = 6
 ADMIN = ("admin", "admin")
 
 
@@ -162,7 +186,8 @@ class Processes:
     def start(
         self, name: str, args: Sequence[str], *, env: Mapping[str, str] | None = None, sig: int = signal.SIGTERM
     ) -> subprocess.Popen[Any]:
-        log = open(LOGS / f"{name}.log", "w")  # noqa: SIM115  # closed when the process stops
+        # Appended: a process started again (the triggerer) keeps its first run's log.
+        log = open(LOGS / f"{name}.log", "a")  # noqa: SIM115  # closed when the process stops
         proc = subprocess.Popen(
             list(args),
             env=dict(env) if env is not None else None,
@@ -340,6 +365,8 @@ def airflow_environment(home: Path, dags: Path, db_url: str, broker: str, moto: 
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "_worker_hostname.worker_hostname",
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(triggerer_logs),
             "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
+            # The executor's slots: the two one-slot workers' and the campaign worker's (the default is 4).
+            "AIRFLOW__CORE__PARALLELISM": str(len(WORKERS) + CAMPAIGN_SLOTS),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(E2E_DIR), os.environ.get("PYTHONPATH")])),
             "AIRFLOW_CONN_" + CONN_ID.upper(): sim.connection_json(),
             "AIRFLOW_CONN_" + AWS_CONN_ID.upper(): json.dumps(
@@ -357,6 +384,10 @@ def airflow_environment(home: Path, dags: Path, db_url: str, broker: str, moto: 
             "ETELECOM_POOL": POOL,
             "ETELECOM_EXAMPLE_POKE_INTERVAL": "2",
             "ETELECOM_EXAMPLE_OA_ID": WATCHED_OA,
+            "ETELECOM_E2E_CAMPAIGN_OA": CAMPAIGN_OA,
+            "ETELECOM_E2E_CAMPAIGN_CUSTOMERS": str(CAMPAIGN_CUSTOMERS),
+            "ETELECOM_E2E_CAMPAIGN_POKE_INTERVAL": f"{CAMPAIGN_POKE_S:g}",
+            "ETELECOM_E2E_CAMPAIGN_QUEUE": CAMPAIGN_QUEUE,
         },
     )
     return env
@@ -368,11 +399,17 @@ def start_airflow(procs: Processes, env: dict[str, str]) -> Api:
         run_airflow(env, "db", "migrate", log=log)
     api_port = int(env["AIRFLOW__API__PORT"])
     procs.ports += [api_port, int(env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"])]
-    say(f"Airflow: api-server (port {api_port}), scheduler, dag-processor, triggerer, {len(WORKERS)} Celery workers")
+    say(
+        f"Airflow: api-server (port {api_port}), scheduler, dag-processor, triggerer, {len(WORKERS)} Celery workers "
+        f"and {CAMPAIGN_WORKER} ({CAMPAIGN_SLOTS} slots, queue {CAMPAIGN_QUEUE})"
+    )
     api_server = procs.start("api-server", ["airflow", "api-server"], env=env)
     for component in ("scheduler", "dag-processor", "triggerer"):
         procs.start(component, ["airflow", component], env=env)
-    for name in WORKERS:
+    for name, queue, slots in [
+        *((name, "default", 1) for name in WORKERS),
+        (CAMPAIGN_WORKER, CAMPAIGN_QUEUE, CAMPAIGN_SLOTS),
+    ]:
         log_port = free_port()
         procs.ports.append(log_port)
         worker_env = {
@@ -382,8 +419,8 @@ def start_airflow(procs: Processes, env: dict[str, str]) -> Api:
         }
         procs.start(
             name,
-            ["airflow", "celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency", "1",
-             "--pid", str(LOGS / f"{name}.pid")],
+            ["airflow", "celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency", str(slots),
+             "--queues", queue, "--pid", str(LOGS / f"{name}.pid")],
             env=worker_env,
         )  # fmt: skip
     wait_http(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", 240, api_server, "airflow api-server")
@@ -730,12 +767,200 @@ def watcher_phase(checks: Checks, api: Api, sim: Simulator, procs: Processes, en
     )
 
 
+def all_task_instances(api: Api, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """Every task instance of a run, page by page (the API answers 100 at most)."""
+    out: list[dict[str, Any]] = []
+    while True:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances?limit=100&offset={len(out)}"
+        page = api.get(path)["task_instances"]
+        out += page
+        if len(page) < 100:
+            return out
+
+
+def xcom(api: Api, dag_id: str, run_id: str, task_id: str, map_index: int) -> Any:
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances/{task_id}/xcomEntries/return_value"
+    return api.get(f"{path}?map_index={map_index}")["value"]
+
+
+def campaign_listings(sim: Simulator, since: float, until: float) -> list[float]:
+    """When the simulator answered a listing of the campaign's OA in ``[since, until)``: its request log."""
+    return [
+        float(entry["time"])
+        for entry in sim.control("requests_log")["requests"]
+        if entry["method"] == "Zalo/ListRequestConsent"
+        and since <= float(entry["time"]) < until
+        and isinstance(entry["body"], dict)
+        and str((entry["body"].get("filter") or {}).get("oa_id")) == CAMPAIGN_OA
+    ]
+
+
+def listings_in_window(sim: Simulator) -> tuple[int, int, float]:
+    """Count the campaign's listings over CAMPAIGN_WINDOW_POLLS poke intervals: (listings, polls due, seconds)."""
+    since = time.time()
+    time.sleep(CAMPAIGN_WINDOW_POLLS * CAMPAIGN_POKE_S)
+    until = time.time()
+    polls = int((until - since) // CAMPAIGN_POKE_S) + 1  # a poll may fall at both edges
+    return len(campaign_listings(sim, since, until)), polls, until - since
+
+
+def trigger_logs(home: Path, run_id: str) -> tuple[dict[int, set[str]], dict[int, list[str]]]:
+    """Which triggerer jobs held each campaign sensor's trigger, and which fired it (once per event).
+
+    The triggerer writes each task's trigger log next to the task's log, one file per triggerer
+    process (``attempt=N.log.trigger.<triggerer job id>.log``); an event is its ``Trigger fired
+    event`` line. Both are keyed by map index.
+    """
+    held: dict[int, set[str]] = {}
+    fired: dict[int, list[str]] = {}
+    folder = home / "logs" / f"dag_id={CAMPAIGN_DAG}" / f"run_id={run_id}" / "task_id=wait_for_reply"
+    for path in sorted(folder.glob("map_index=*/attempt=*.log.trigger.*.log")):
+        index, job = int(path.parent.name.removeprefix("map_index=")), path.name.rsplit(".", 2)[-2]
+        held.setdefault(index, set()).add(job)
+        for line in path.read_text(errors="replace").splitlines():
+            if '"Trigger fired event"' in line:
+                fired.setdefault(index, []).append(job)
+    return held, fired
+
+
+def campaign_phase(checks: Checks, api: Api, sim: Simulator, procs: Processes, env: dict[str, str]) -> dict[str, Any]:
+    started = time.monotonic()
+    phones = [f"84936{index:06d}" for index in range(CAMPAIGN_CUSTOMERS)]  # the DAG's 0936…, as stored
+    run_id = api.post(f"/api/v2/dags/{CAMPAIGN_DAG}/dagRuns", {"logical_date": None})["dag_run_id"]
+    say(f"{CAMPAIGN_DAG} {run_id}: {CAMPAIGN_CUSTOMERS} customers; waiting for their sensors to defer")
+    seen: list[str] = []
+
+    def sensor_states() -> dict[str, int]:
+        tis = [ti for ti in all_task_instances(api, CAMPAIGN_DAG, run_id) if ti["task_id"] == "wait_for_reply"]
+        states: dict[str, int] = {}
+        for ti in tis:
+            if ti["map_index"] >= 0:
+                states[str(ti["state"])] = states.get(str(ti["state"]), 0) + 1
+        return states
+
+    def all_deferred() -> bool:
+        states = sensor_states()
+        line = ", ".join(f"{state} {count}" for state, count in sorted(states.items()))
+        if not seen or seen[-1] != line:
+            seen.append(line)
+            print(f"  sensors: {line or 'not expanded yet'}", flush=True)
+        return states == {"deferred": CAMPAIGN_CUSTOMERS}
+
+    wait_for(f"{CAMPAIGN_CUSTOMERS} sensors deferred", 300, all_deferred, procs, interval=2)
+    deferred_in = time.monotonic() - started
+    checks.check(True, f"{CAMPAIGN_CUSTOMERS} mapped sensors deferred ({deferred_in:.0f} s after the run began)")
+    requested = [c for c in sim.control("consents")["consents"] if c["oa_id"] == CAMPAIGN_OA]
+    by_phone = {c["phone"]: c for c in requested}
+    checks.check(
+        len(requested) == CAMPAIGN_CUSTOMERS and sorted(by_phone) == sorted(phones),
+        f"{len(requested)} consents requested in OA {CAMPAIGN_OA}: one per customer, none twice",
+    )
+
+    time.sleep(CAMPAIGN_POKE_S)  # the last trigger to start has joined the poll
+    before, polls_before, seconds_before = listings_in_window(sim)
+    checks.check(
+        before <= CAMPAIGN_MAX_LISTINGS_PER_POLL * polls_before,
+        f"{CAMPAIGN_CUSTOMERS} waits, {polls_before} polls of {CAMPAIGN_POKE_S:g} s: {before} listings of the OA "
+        f"(at most {CAMPAIGN_MAX_LISTINGS_PER_POLL} per poll; a poll per wait would send about "
+        f"{CAMPAIGN_CUSTOMERS * polls_before})",
+    )
+
+    say("Restarting the triggerer while the sensors are deferred")
+    restart = time.time()
+    restart_triggerer(procs, env)
+    started_again = time.time()  # the old one has exited: a listing from now on is the new one's
+    back = wait_for(
+        "the new triggerer polling the campaign's OA",
+        180,
+        lambda: campaign_listings(sim, started_again, time.time()),
+        procs,
+    )
+    time.sleep(CAMPAIGN_POKE_S)
+    catch_up = len(campaign_listings(sim, started_again, time.time()))
+    print(
+        f"  the triggerer stopped in {started_again - restart:.0f} s; the new one listed the OA "
+        f"{back[0] - started_again:.0f} s after it started, {catch_up} listing(s) until it settled (the first "
+        "checks of the waits on it)",
+        flush=True,
+    )
+    after, polls_after, seconds_after = listings_in_window(sim)
+    states = sensor_states()
+    checks.check(
+        states == {"deferred": CAMPAIGN_CUSTOMERS} and 1 <= after <= CAMPAIGN_MAX_LISTINGS_PER_POLL * polls_after,
+        f"after the restart all {CAMPAIGN_CUSTOMERS} sensors still deferred ({states}); {after} listings in "
+        f"{polls_after} polls",
+    )
+
+    answers = {phone: "N" if index % 3 == 0 else "P" for index, phone in enumerate(phones)}
+    for phone, answer in answers.items():
+        sim.control("reply", {"consent_id": by_phone[phone]["id"], "reply_status": answer})
+    agreed = sum(1 for answer in answers.values() if answer == "P")
+    say(f"{agreed} customers answered P, {CAMPAIGN_CUSTOMERS - agreed} N; waiting for the run to finish")
+    state = wait_for(
+        f"{CAMPAIGN_DAG} finished",
+        300,
+        lambda: (lambda s: s if s in ("success", "failed") else None)(run_state(api, CAMPAIGN_DAG, run_id)),
+        procs,
+        interval=2,
+    )
+    tis = [ti for ti in all_task_instances(api, CAMPAIGN_DAG, run_id) if ti["map_index"] >= 0]
+    tally: dict[str, int] = {}
+    for ti in tis:
+        key = f"{ti['task_id']} {ti['state']}"
+        tally[key] = tally.get(key, 0) + 1
+    checks.check(
+        state == "success"
+        and len(tis) == 3 * CAMPAIGN_CUSTOMERS
+        and all(ti["state"] == "success" and ti["try_number"] == 1 for ti in tis),
+        f"the run succeeded; no task failed or ran twice (every one on try 1): {tally}",
+    )
+    held, fired = trigger_logs(Path(env["AIRFLOW_HOME"]), run_id)
+    jobs = sorted({job for held_by in held.values() for job in held_by}, key=int)
+    checks.check(
+        sorted(fired) == list(range(CAMPAIGN_CUSTOMERS))
+        and all(
+            len(by) == 1 and len(held[index]) == 2 and by[0] == max(held[index], key=int) for index, by in fired.items()
+        ),
+        f"every sensor's trigger was held by both triggerer processes (jobs {jobs}) and fired exactly once, "
+        f"by the one started after the restart: {sum(len(by) for by in fired.values())} events for "
+        f"{len(fired)} of {CAMPAIGN_CUSTOMERS} sensors (their trigger logs)",
+    )
+    wrong = []
+    for index, phone in enumerate(phones):
+        consent_id, answer = by_phone[phone]["id"], answers[phone]
+        action = "schedule_call" if answer == "P" else "record_opt_out"
+        sensed = xcom(api, CAMPAIGN_DAG, run_id, "wait_for_reply", index)
+        acted = xcom(api, CAMPAIGN_DAG, run_id, "act_on_reply", index)
+        if (sensed["id"], sensed["phone"], sensed["reply_status"]) != (consent_id, phone, answer) or acted != {
+            "action": action,
+            "consent_id": consent_id,
+            "phone": phone,
+            "reply_status": answer,
+        }:
+            wrong.append(f"{index}: answered {answer}, sensor saw {sensed.get('reply_status')}, acted {acted}")
+    checks.check(
+        not wrong,
+        f"customer i's sensor returned customer i's consent and answer, and customer i's branch saw them and "
+        f"ran schedule_call for the P ({agreed}), record_opt_out for the N ({CAMPAIGN_CUSTOMERS - agreed})"
+        f"{': ' + '; '.join(wrong[:5]) if wrong else ''}",
+    )
+    seconds = time.monotonic() - started
+    print(f"  campaign phase: {seconds:.0f} s", flush=True)
+    return {
+        "campaign_seconds": seconds,
+        "listings": before + after,
+        "waited": seconds_before + seconds_after,
+        "listings_per_interval": (before + after) / ((seconds_before + seconds_after) / CAMPAIGN_POKE_S),
+    }
+
+
 def make_dags_folder(scratch: Path) -> Path:
     """Only the examples this run uses (the daily export would start a run of its own)."""
     dags = scratch / "dags"
     dags.mkdir()
     for name in (f"{BACKFILL_DAG}.py", f"{WAIT_DAG}.py", f"{REPLY_DAG}.py"):
         (dags / name).symlink_to(ROOT / "example_dags" / name)
+    (dags / f"{CAMPAIGN_DAG}.py").symlink_to(E2E_DIR / "dags" / f"{CAMPAIGN_DAG}.py")
     return dags
 
 
@@ -765,7 +990,7 @@ def main() -> int:
             api = start_airflow(procs, env)
             api.post("/api/v2/pools", {"name": POOL, "slots": POOL_SLOTS, "description": "eTelecom API key of the e2e"})
             say(f"Pool {POOL} with {POOL_SLOTS} slots; waiting for the DAG processor")
-            for dag_id in (BACKFILL_DAG, WAIT_DAG, REPLY_DAG):
+            for dag_id in (BACKFILL_DAG, WAIT_DAG, REPLY_DAG, CAMPAIGN_DAG):
                 wait_for(f"{dag_id} loaded", 240, lambda d=dag_id: _dag_loaded(api, d), procs)  # type: ignore[misc]
                 api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
             checks.phase("The per-key rate limit", lambda: check_rate_limit(checks, sim))
@@ -777,6 +1002,10 @@ def main() -> int:
             checks.phase(
                 "Runs started by answers (AssetWatcher on the triggerer)",
                 lambda: watcher_phase(checks, api, sim, procs, env),
+            )
+            checks.phase(
+                f"A mapped campaign of {CAMPAIGN_CUSTOMERS} customers: deferred waits sharing a poll",
+                lambda: figures.update(campaign_phase(checks, api, sim, procs, env)),
             )
             totals = sim_stats(sim)
             print(f"  simulator, whole run after the burst check: {json.dumps(totals['requests'])}", flush=True)
@@ -794,7 +1023,15 @@ def main() -> int:
     left = procs.still_listening()
     with contextlib.suppress(CheckFailed):
         checks.check(not left, f"nothing listens any more on the {len(procs.ports)} ports the run used {left or ''}")
-    if figures:
+    if "listings_per_interval" in figures:
+        print(
+            f"Campaign: {figures['campaign_seconds']:.0f} s for {CAMPAIGN_CUSTOMERS} customers; while its "
+            f"{CAMPAIGN_CUSTOMERS} sensors waited, {figures['listings']} listings in {figures['waited']:.0f} s: "
+            f"{figures['listings_per_interval']:.2f} per poke interval of {CAMPAIGN_POKE_S:g} s "
+            f"(a poll per wait: {CAMPAIGN_CUSTOMERS})",
+            flush=True,
+        )
+    if "seconds" in figures:
         print(
             f"Backfill: {figures['seconds']:.0f} s; {figures['rate_limited']} of {figures['requests']} requests "
             f"answered 429 ({figures['share']:.1%})",

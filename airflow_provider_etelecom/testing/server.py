@@ -919,6 +919,7 @@ class EtelecomSimulator:
             routes: dict[tuple[str, str], Callable[[], Any]] = {
                 ("GET", "stats"): self.stats.as_dict,
                 ("POST", "reset_stats"): self.reset_stats,
+                ("GET", "requests_log"): lambda: {"requests": self.requests_log},
                 ("GET", "now"): lambda: {"now": _iso(self.now())},
                 ("POST", "advance"): lambda: {"now": _iso(self.advance(float(body["seconds"])))},
                 ("POST", "reply"): lambda: self.reply(str(body["consent_id"]), str(body["reply_status"])),

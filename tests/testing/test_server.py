@@ -175,8 +175,14 @@ def test_control_endpoints(sim: EtelecomSimulator) -> None:
     stats = requests.get(root + "/stats", timeout=5).json()
     assert stats["requests"]["Misc/CurrentAccount 429"] == 1
     assert "_simulator" not in str(stats["requests_by_method"])
+    logged = requests.get(root + "/requests_log", timeout=5).json()["requests"]
+    assert [(e["method"], e["status"]) for e in logged[-2:]] == [
+        ("Misc/CurrentAccount", 429),
+        ("Misc/CurrentAccount", 200),
+    ]
+    assert logged[-1]["headers"]["Authorization"] == "Bearer ***" and sim.api_key not in str(logged)
     requests.post(root + "/reset_stats", json={}, timeout=5)
-    assert sim.stats.count() == 0
+    assert sim.stats.count() == 0 and requests.get(root + "/requests_log", timeout=5).json() == {"requests": []}
 
 
 def test_control_endpoint_errors(sim: EtelecomSimulator) -> None:
