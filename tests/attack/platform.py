@@ -18,6 +18,8 @@ at a finer precision than the times shown, rows dropped in clusters, a RequestCo
 * ``hooks`` lets a test replace any answer (``hook(method, body, n) -> answer or None``);
 * ``cursor_precision`` (``"s"``, ``"ms"``, ``"us"``) is the precision of the time a ``value_lt`` or
   ``keyset`` cursor holds (a handler writing ``UnixMilli()`` or ``time.RFC3339`` into its cursor);
+* ``updated_at`` sorts order by the ``updated_at`` a row shows (``fields["updated_at"]``, else its
+  ``created_at``), as parsed from the answer: a coarser or zoned ``updated_at`` ties or shifts as shown;
 * ``tie_order="shuffle"`` orders rows sharing a stored time anew at every request (``ORDER BY
   created_at`` alone, no tiebreaker: Postgres may return ties in any order, differently per ``LIMIT``/``OFFSET``).
 
@@ -123,6 +125,7 @@ class MiniPlatform:
         self.tie_order = tie_order
         self.rng = random.Random(seed)
         self._limit = 100
+        self._sort_name = "created_at"
         self.hooks: list[Hook] = []
         self.log: list[tuple[str, dict[str, Any]]] = []
         self.sends = 0
@@ -232,10 +235,15 @@ class MiniPlatform:
             str(wire.get(name)) == str(value) for name, value in flt.items() if name not in ("date_from", "date_to")
         )
 
+    def sort_us(self, row: Row, name: str) -> int:
+        """The stored value a sort on ``name`` orders by (``updated_at``: the time the row shows)."""
+        return to_us(self.wire(row)["updated_at"]) if name == "updated_at" else row.us
+
     def encode(self, row: Row, offset: int) -> str:
         unit = {"s": US, "ms": 1000, "us": 1}[self.cursor_precision]
-        value = row.us - row.us % unit
-        keyset = [row.id, row.id] if self.order_by_id else [value, row.id]
+        stored = self.sort_us(row, self._sort_name)
+        value = stored - stored % unit
+        keyset = [row.id, row.id] if self.order_by_id and self._sort_name != "updated_at" else [value, row.id]
         page = offset // max(1, self._limit)  # "page": the page number, read back times the limit asked then
         raw = {"keyset": keyset, "value_lt": [value], "offset": [offset], "page": [page]}[self.cursor]
         return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode()
@@ -247,11 +255,15 @@ class MiniPlatform:
         descending = sort.startswith("-")
         lo = to_us(flt["date_from"]) if flt.get("date_from") else None
         hi = to_us(flt["date_to"]) if flt.get("date_to") else None
-        order = (lambda r: (r.id, r.id)) if self.order_by_id else (lambda r: (r.us, r.id))
+        name = self._sort_name = sort.lstrip("-")
+        if name == "updated_at":
+            order: Callable[[Row], tuple[int, int]] = lambda r: (self.sort_us(r, name), r.id)  # noqa: E731
+        else:
+            order = (lambda r: (r.id, r.id)) if self.order_by_id else (lambda r: (r.us, r.id))
         rows = sorted((r for r in self.rows if self._matches(r, flt, lo, hi)), key=order, reverse=descending)
         if self.tie_order == "shuffle":
             draw = {r.id: self.rng.random() for r in rows}
-            rows = sorted(rows, key=lambda r: (r.us, draw[r.id]), reverse=descending)
+            rows = sorted(rows, key=lambda r: (order(r)[0], draw[r.id]), reverse=descending)
         start = 0
         limit = self.cap if self.ignore_limit else min(int(paging.get("limit") or 100), self.cap)
         if paging.get("after"):
@@ -264,7 +276,7 @@ class MiniPlatform:
                 key = tuple(cursor)
                 rows = [r for r in rows if (order(r) < key if descending else order(r) > key)]
             else:
-                rows = [r for r in rows if (r.us < cursor[0] if descending else r.us > cursor[0])]
+                rows = [r for r in rows if (order(r)[0] < cursor[0] if descending else order(r)[0] > cursor[0])]
         self._limit = limit
         sql = rows[start : start + limit]
         served = [r for r in sql if not r.hidden]
