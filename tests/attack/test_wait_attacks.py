@@ -12,6 +12,7 @@ poll it happened at. A disagreement found is a strict xfail naming what was deci
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -675,3 +676,94 @@ def test_a_consent_created_by_a_slow_node_fires_when_answered(behind_s: int) -> 
     watcher, left = watch(step, polls=40, answers_until=30)
     assert str(slow[0].id) in left
     assert once(watcher, left) | {"left_S": 0} == EXACTLY_ONCE | {"left_S": 0}, (once(watcher, left), watcher.state)
+
+
+# ------------------------------------------------------------------------------------------------
+# Through the triggers, in one event loop as a triggerer runs them (tests/triggers/shared.run_together).
+# ------------------------------------------------------------------------------------------------
+
+
+def trigger_for(row_wire: dict[str, Any], conn_id: str, shared: bool, **overrides: Any) -> Any:
+    """The trigger ConsentRepliesSensor defers with, given the consent dict, after its check listed it."""
+    from airflow_provider_etelecom.triggers.consent_replies import ConsentRepliesTrigger
+
+    created = datetime.fromisoformat(row_wire["created_at"].replace("Z", "+00:00"))
+    wait = ReplyWait(consent_ids=[row_wire["id"]], oa_id=OA, created_from=created - timedelta(seconds=60))
+    wait.settled = {row_wire["id"]: row_wire}  # type: ignore[dict-item]
+    now = datetime.now(UTC)
+    kwargs: dict[str, Any] = {
+        **wait.settings(),
+        "etelecom_conn_id": conn_id,
+        "poke_interval": 0.05,
+        "deadline": now + timedelta(seconds=60),
+        "not_found_deadline": now + timedelta(seconds=60),
+        "listed_from": wait.span_from(),
+        "shared_poll": shared,
+        **overrides,
+    }
+    return ConsentRepliesTrigger(**kwargs)
+
+
+def verdict(event: dict[str, Any]) -> str:
+    decision = event.get("decision") or {}
+    replies = ",".join(str(c.get("reply_status")) for c in (decision.get("consents") or {}).values())
+    return f"{event['status']}:{event.get('error_class')}:{replies}"
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_OK_two_connections_to_one_oa_one_with_a_wrong_key_never_share(
+    shared: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.triggers.shared import run_together
+
+    rows, clock = campaign(8)
+    with MiniPlatform(rows) as mini:
+        good = json.loads(mini.connection_json())
+        monkeypatch.setenv("AIRFLOW_CONN_ETELECOM_GOOD", json.dumps(good))
+        monkeypatch.setenv("AIRFLOW_CONN_ETELECOM_STALE", json.dumps({**good, "password": "attack-OLD-key-000000"}))
+        conns = ["etelecom_good", "etelecom_stale"] * 4
+        triggers = [trigger_for(mini.wire(r), c, shared) for r, c in zip(rows, conns, strict=True)]
+
+        def answer_all() -> None:
+            for row in rows:
+                reply(row, "P", clock)
+
+        events = run_together(triggers, answer_all, timeout=60)
+    got = [verdict(e) for e in events]
+    assert got[0::2] == ["done:None:P"] * 4, got
+    assert got[1::2] == ["error:EtelecomAuthError:"] * 4, got
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_OK_waits_with_very_different_intervals_and_deadlines_in_one_poll_end_as_alone(
+    shared: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Half the waits time out in 1.5 s unanswered, half are answered; intervals 0.05 s to 1 s."""
+    from tests.triggers.shared import run_together
+
+    rows, clock = campaign(12)
+    with MiniPlatform(rows) as mini:
+        monkeypatch.setenv("AIRFLOW_CONN_ETELECOM_DEFAULT", mini.connection_json())
+        now = datetime.now(UTC)
+        triggers = [
+            trigger_for(
+                mini.wire(r),
+                "etelecom_default",
+                shared,
+                poke_interval=(0.05, 0.3, 1.0)[i % 3],
+                **({"deadline": now + timedelta(seconds=1.5)} if i % 2 else {}),
+            )
+            for i, r in enumerate(rows)
+        ]
+
+        def answer_half() -> None:
+            for row in rows[0::2]:
+                reply(row, "P", clock)
+
+        started = time.monotonic()
+        events = run_together(triggers, answer_half, timeout=60)
+        took = time.monotonic() - started
+    got = [verdict(e) for e in events]
+    assert got[0::2] == ["done:None:P"] * 6, got
+    assert len(set(got[1::2])) == 1 and got[1] != got[0], got
+    assert took < 5, took
