@@ -89,6 +89,10 @@ def test_airflow_shows_the_documentation_project_url() -> None:
         # drops leading spaces, so the page still links the right address.
         assert provider.data["documentation-url"].strip() == declared
     else:  # Airflow 2: the web server's providers view reads it
+        from airflow.providers.common.compat.sdk import AIRFLOW_V_3_0_PLUS
+
+        if AIRFLOW_V_3_0_PLUS:  # 3.0: neither its providers manager nor its UI reads a documentation URL
+            pytest.skip("Airflow 3.0 shows no provider documentation URL (3.1+ and 2.x do)")
         from airflow.utils.docs import get_doc_url_for_provider
 
         assert get_doc_url_for_provider("airflow-provider-etelecom", provider.version) == declared

@@ -84,8 +84,13 @@ def request(phone: str) -> dict[str, Any]:
 def test_a_real_reschedule_run_reads_changes_after_its_first_check_on_airflow_3_3(
     airflow_db: str, etelecom_connection: EtelecomSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow.providers.common.compat.sdk import AIRFLOW_V_3_3_PLUS
+    from airflow.providers.common.compat.sdk import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 
+    if AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS:
+        # Airflow 3.0's in-process dag.test() hands BaseSensorOperator the first reschedule date as a
+        # string, and its own execute() fails on the second check (datetime - str), for any sensor.
+        pytest.skip("Airflow 3.0's dag.test() cannot run a reschedule-mode sensor past its first check")
     sim = etelecom_connection
     # An older answered consent in the span ends every changed read on its first page.
     older = sim.add_consent(oa_id=OA, reply_status="P", status="P", created_at=sim.now() - timedelta(minutes=2))
