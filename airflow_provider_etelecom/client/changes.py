@@ -138,11 +138,8 @@ class ChangeFeed:
         """
         try:
             page = next(iter(client.listing(dataclasses.replace(query, sort=CHANGED_SORT, max_pages=1))), None)
-        except EtelecomBadRequestError as error:
-            self._give_up(f"the platform refused sort={CHANGED_SORT!r} ({error.message})")
-            return
-        except EtelecomContractError as error:
-            self._give_up(f"the changed read broke the paging contract ({error.message})")
+        except (EtelecomBadRequestError, EtelecomContractError) as error:
+            self._give_up_after(error)
             return
         self._seen = self.newest
         if page is not None:
@@ -237,11 +234,8 @@ class ChangeFeed:
                         if pending is not None and len(found) == len(pending):  # nothing else matters
                             self.changed = True
                             return found
-        except EtelecomBadRequestError as error:
-            self._give_up(f"the platform refused sort={CHANGED_SORT!r} ({error.message})")
-            return None
-        except EtelecomContractError as error:
-            self._give_up(f"the changed read broke the paging contract ({error.message})")
+        except (EtelecomBadRequestError, EtelecomContractError) as error:
+            self._give_up_after(error)
             return None
         if not listing.ended:
             return None  # cut by max_pages before the watermark: the changes below the cut are unknown
@@ -298,6 +292,13 @@ class ChangeFeed:
                 f"with updated_at={found[missed[0]].get('updated_at')!r}: the platform seems to ignore "
                 f"sort={CHANGED_SORT!r}"
             )
+
+    def _give_up_after(self, error: EtelecomBadRequestError | EtelecomContractError) -> None:
+        """Give changed reads up after a changed read's refused sort (400) or broken paging contract."""
+        if isinstance(error, EtelecomBadRequestError):
+            self._give_up(f"the platform refused sort={CHANGED_SORT!r} ({error.message})")
+        else:
+            self._give_up(f"the changed read broke the paging contract ({error.message})")
 
     def _give_up(self, why: str) -> None:
         self.given_up = why
